@@ -1,0 +1,1 @@
+"""Process wiring: settings, logging, the Temporal client and data converter, the worker."""
