@@ -1,0 +1,30 @@
+"""Errors of the event store and its database, under the one `CarePathError` root.
+
+The store raises these at its boundary instead of asyncpg's own exceptions, so callers
+(activities, the API, the CLI) can tell a retryable outage from a refusal that no retry fixes.
+"""
+
+from __future__ import annotations
+
+from carepath.domain.errors import CarePathError
+
+
+class StoreError(CarePathError):
+    """Root of every error the store raises on purpose."""
+
+
+class DatabaseUnavailable(StoreError):
+    """Raised when PostgreSQL cannot be reached or refuses the connection; retrying may help."""
+
+
+class AppendConflict(StoreError):
+    """Raised when an append puts different content at a taken seq, or would leave a gap.
+
+    Not retryable: the stream already holds other events at those positions, so the
+    caller must re-read the stream and decide again.
+    """
+
+
+class MigrationFailed(StoreError):
+    """Raised when a schema migration fails (its transaction is rolled back) or was edited
+    after it was applied (its checksum no longer matches the one recorded)."""
