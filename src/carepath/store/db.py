@@ -8,6 +8,7 @@ message names the server (never the password) and the setting that points at it.
 from __future__ import annotations
 
 import json
+from typing import TypeAlias
 from urllib.parse import urlsplit
 
 import asyncpg
@@ -15,9 +16,10 @@ from asyncpg.pool import PoolConnectionProxy
 
 from carepath.store.errors import DatabaseUnavailable
 
-Pool = asyncpg.Pool[asyncpg.Record]
+# asyncpg's classes are generic only in its stubs, so these aliases are strings at run time.
+Pool: TypeAlias = "asyncpg.Pool[asyncpg.Record]"
 # What the store's helpers accept: a plain connection or one borrowed from a pool.
-Connection = asyncpg.Connection[asyncpg.Record] | PoolConnectionProxy[asyncpg.Record]
+Connection: TypeAlias = "asyncpg.Connection[asyncpg.Record] | PoolConnectionProxy[asyncpg.Record]"
 
 CONNECT_TIMEOUT_S = 10.0
 
