@@ -3,15 +3,27 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import sys
 from collections.abc import Sequence
+
+from pydantic import ValidationError
+
+from carepath.cli import episodes
+from carepath.cli.episodes import CliError
+from carepath.domain.errors import CarePathError
+from carepath.workers.errors import StartupError
+from carepath.workers.logging import configure_logging
+from carepath.workers.settings import Settings
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="carepath", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    up = sub.add_parser("up", help="start Temporal, PostgreSQL, the worker and the API; Ctrl-C stops")
+    up = sub.add_parser(
+        "up", help="start Temporal, PostgreSQL, the worker and the API; Ctrl-C stops"
+    )
     up.add_argument("--data-dir", help="where embedded servers keep data (CAREPATH_DATA_DIR)")
     sub.add_parser("worker", help="run the Temporal worker against configured servers")
     sub.add_parser("api", help="run the HTTP API against configured servers")
@@ -21,7 +33,9 @@ def build_parser() -> argparse.ArgumentParser:
     db_sub.add_parser("migrate", help="apply pending schema migrations")
 
     episode = sub.add_parser("episode", help="refer clients and look at episodes (via the API)")
-    ep_sub = episode.add_subparsers(dest="episode_command", required=True, metavar="EPISODE_COMMAND")
+    ep_sub = episode.add_subparsers(
+        dest="episode_command", required=True, metavar="EPISODE_COMMAND"
+    )
     refer = ep_sub.add_parser("refer", help="refer a client to a program, opening an episode")
     refer.add_argument("--client-ref", required=True)
     refer.add_argument("--program", required=True)
@@ -38,7 +52,63 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    raise SystemExit(f"carepath {args.command}: not wired yet")
+    try:
+        return _dispatch(args)
+    except (StartupError, CarePathError, CliError) as err:
+        print(f"carepath: error: {err}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+def _dispatch(args: argparse.Namespace) -> int:
+    overrides = {}
+    if getattr(args, "data_dir", None):
+        overrides["data_dir"] = args.data_dir
+    if getattr(args, "api_url", None):
+        overrides["api_url"] = args.api_url
+    try:
+        settings = Settings(**overrides)
+    except ValidationError as err:
+        first = err.errors()[0]
+        name = "CAREPATH_" + "_".join(str(p) for p in first["loc"]).upper()
+        raise StartupError(f"setting {name} is invalid: {first['msg']}") from None
+
+    if args.command == "episode":
+        handler = {"refer": _refer, "show": _show, "events": _events}[args.episode_command]
+        handler(settings, args)
+        return 0
+
+    configure_logging(settings.log_format, settings.log_level)
+    if args.command == "up":
+        from carepath.cli.up import run_up
+
+        return asyncio.run(run_up(settings))
+    if args.command == "worker":
+        from carepath.cli.serve import run_worker
+
+        return asyncio.run(run_worker(settings))
+    if args.command == "api":
+        from carepath.cli.serve import run_api
+
+        return asyncio.run(run_api(settings))
+    if args.command == "db":
+        from carepath.cli.serve import run_migrate
+
+        return asyncio.run(run_migrate(settings))
+    raise AssertionError(args.command)  # pragma: no cover - argparse rejects others
+
+
+def _refer(settings: Settings, args: argparse.Namespace) -> None:
+    episodes.refer(settings.api_url, args.client_ref, args.program, args.source, args.json)
+
+
+def _show(settings: Settings, args: argparse.Namespace) -> None:
+    episodes.show(settings.api_url, args.episode_id, args.json)
+
+
+def _events(settings: Settings, args: argparse.Namespace) -> None:
+    episodes.events(settings.api_url, args.episode_id, args.json)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,239 @@
+"""The HTTP API: staff refer clients and read episodes; operators check health.
+
+The app is built around already-connected resources (`ApiResources`), so the same code
+serves `carepath up`, `carepath api` and the tests.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from dataclasses import dataclass
+from typing import Annotated
+
+import structlog
+from fastapi import FastAPI, Header, Request
+from fastapi.responses import JSONResponse
+from temporalio.client import (
+    Client,
+    WithStartWorkflowOperation,
+    WorkflowUpdateFailedError,
+)
+from temporalio.common import WorkflowIDConflictPolicy
+from temporalio.exceptions import ApplicationError
+from temporalio.service import RPCError, RPCStatusCode
+
+from carepath import __version__
+from carepath.api.problems import ProblemError, install_problem_handlers
+from carepath.api.schemas import (
+    ComponentHealth,
+    EpisodeResponse,
+    EventsResponse,
+    HealthResponse,
+    ReferralRequest,
+    StoredEventResponse,
+)
+from carepath.domain.actors import Actor, Role
+from carepath.domain.commands import ReferClient
+from carepath.domain.errors import CarePathError
+from carepath.domain.programs import ProgramCatalog
+from carepath.store.event_store import EventStore
+from carepath.workflows.care_pathway import CarePathwayWorkflow
+from carepath.workflows.messages import (
+    CarePathwayInput,
+    CommandRequest,
+    CommandResult,
+    workflow_id_for,
+)
+
+log = structlog.get_logger("carepath.api")
+
+PROBLEM_RESPONSES: dict[int | str, dict[str, object]] = {
+    status: {"description": text, "content": {"application/problem+json": {}}}
+    for status, text in {
+        400: "Malformed JSON",
+        404: "Unknown episode",
+        409: "The command conflicts with the episode's state",
+        422: "Invalid request or unknown program",
+        503: "Temporal or PostgreSQL unavailable",
+    }.items()
+}
+
+
+@dataclass(frozen=True)
+class ApiResources:
+    temporal: Client
+    store: EventStore
+    programs: ProgramCatalog
+    task_queue: str
+
+
+def _actor(user: str | None, role: str | None, default_role: Role) -> Actor:
+    # Bearer-token authentication replaces these headers; until then the caller names itself.
+    try:
+        parsed_role = Role(role) if role else default_role
+    except ValueError:
+        raise ProblemError(
+            "ValidationFailed",
+            f"unknown role {role!r} in X-CarePath-Role: use one of {', '.join(r.value for r in Role)}",
+        ) from None
+    return Actor(user_id=user or "api-user", role=parsed_role)
+
+
+def create_app(resources: ApiResources) -> FastAPI:
+    app = FastAPI(
+        title="CarePath",
+        version=__version__,
+        description="Care-pathway engine for Intensive Outpatient Programs.",
+    )
+    install_problem_handlers(app)
+
+    @app.post(
+        "/episodes",
+        status_code=201,
+        response_model=EpisodeResponse,
+        responses=PROBLEM_RESPONSES,
+        summary="Refer a client to a program, opening an episode of care",
+    )
+    async def refer_client(
+        body: ReferralRequest,
+        x_carepath_user: Annotated[str | None, Header()] = None,
+        x_carepath_role: Annotated[str | None, Header()] = None,
+    ) -> EpisodeResponse:
+        # Checked here as well as in the workflow so that nothing is started for a bad program.
+        try:
+            program = resources.programs.get(body.program_id)
+        except CarePathError as err:
+            raise ProblemError(err.code, err.message) from None
+        episode_id = str(uuid.uuid4())
+        command = ReferClient(
+            command_id=f"refer-{episode_id}",
+            actor=_actor(x_carepath_user, x_carepath_role, Role.INTAKE_COORDINATOR),
+            reason=body.reason,
+            client_ref=body.client_ref,
+            program_id=body.program_id,
+            referral_source=body.referral_source,
+        )
+        start = WithStartWorkflowOperation(
+            CarePathwayWorkflow.run,
+            CarePathwayInput(episode_id=episode_id, program=program),
+            id=workflow_id_for(episode_id),
+            task_queue=resources.task_queue,
+            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+        )
+        result: CommandResult = await _send_command(
+            resources.temporal.execute_update_with_start_workflow(
+                CarePathwayWorkflow.command,
+                CommandRequest(command=command),
+                start_workflow_operation=start,
+                id=command.command_id,
+            )
+        )
+        log.info("episode_referred", episode_id=episode_id, program_id=body.program_id)
+        return EpisodeResponse(
+            episode_id=episode_id, workflow_id=workflow_id_for(episode_id), state=result.state
+        )
+
+    @app.get(
+        "/episodes/{episode_id}",
+        response_model=EpisodeResponse,
+        responses=PROBLEM_RESPONSES,
+        summary="The episode's current state, as the running workflow holds it",
+    )
+    async def get_episode(episode_id: str) -> EpisodeResponse:
+        handle = resources.temporal.get_workflow_handle(workflow_id_for(episode_id))
+        try:
+            view = await handle.query(CarePathwayWorkflow.state)
+        except RPCError as err:
+            if err.status == RPCStatusCode.NOT_FOUND:
+                raise _unknown_episode(episode_id) from None
+            raise ProblemError("ServiceUnavailable", f"Temporal: {err.message}") from None
+        return EpisodeResponse(
+            episode_id=view.episode_id, workflow_id=view.workflow_id, state=view.state
+        )
+
+    @app.get(
+        "/episodes/{episode_id}/events",
+        response_model=EventsResponse,
+        responses=PROBLEM_RESPONSES,
+        summary="The episode's events as stored in the audit record, in order",
+    )
+    async def get_events(episode_id: str) -> EventsResponse:
+        stored = await resources.store.read_stream(episode_id)
+        if not stored:
+            raise _unknown_episode(episode_id)
+        return EventsResponse(
+            episode_id=episode_id,
+            events=[
+                StoredEventResponse(
+                    seq=e.seq,
+                    type=e.event_type,
+                    schema_version=e.schema_version,
+                    occurred_at=e.occurred_at,
+                    recorded_at=e.recorded_at,
+                    actor_id=e.actor_id,
+                    actor_role=e.actor_role,
+                    command_id=e.command_id,
+                    hash=e.hash,
+                    payload=e.payload,
+                )
+                for e in stored
+            ],
+        )
+
+    @app.get(
+        "/healthz",
+        response_model=HealthResponse,
+        responses={503: {"model": HealthResponse, "description": "A dependency is down"}},
+        summary="Health of Temporal and PostgreSQL",
+    )
+    async def healthz() -> JSONResponse:
+        temporal, postgres = await asyncio.gather(
+            _check(resources.temporal.service_client.check_health()),
+            _check(resources.store.ping()),
+        )
+        body = HealthResponse(
+            status="ok" if temporal.ok and postgres.ok else "unavailable",
+            temporal=temporal,
+            postgres=postgres,
+        )
+        return JSONResponse(body.model_dump(), status_code=200 if body.status == "ok" else 503)
+
+    @app.exception_handler(CarePathError)
+    async def _domain_error(request: Request, exc: CarePathError) -> JSONResponse:
+        from carepath.api.problems import STATUS_BY_ERROR, problem_response
+
+        return problem_response(request, exc.code, exc.message, STATUS_BY_ERROR.get(exc.code, 409))
+
+    return app
+
+
+async def _check(awaitable: object) -> ComponentHealth:
+    try:
+        await asyncio.wait_for(awaitable, timeout=3)  # type: ignore[arg-type]
+    except Exception as exc:
+        return ComponentHealth(
+            ok=False, detail=str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        )
+    return ComponentHealth(ok=True, detail="reachable")
+
+
+def _unknown_episode(episode_id: str) -> ProblemError:
+    return ProblemError(
+        "EpisodeNotFound", f"no episode {episode_id!r}: check the id (it is returned on referral)"
+    )
+
+
+async def _send_command(call: object) -> CommandResult:
+    """Await a command update, turning a domain refusal into the matching problem document."""
+    try:
+        result = await call  # type: ignore[misc]
+    except WorkflowUpdateFailedError as err:
+        cause = err.cause
+        if isinstance(cause, ApplicationError) and cause.type:
+            raise ProblemError(cause.type, cause.message) from None
+        raise ProblemError("CommandFailed", str(cause or err), 500) from None
+    except RPCError as err:
+        raise ProblemError("ServiceUnavailable", f"Temporal: {err.message}") from None
+    assert isinstance(result, CommandResult)
+    return result
