@@ -1,0 +1,96 @@
+"""Shared fixtures: one real PostgreSQL for the whole test session, a fresh database per test.
+
+The server is the embedded one `carepath up` runs, started in a temporary directory on a
+free port. Each test gets its own database cloned from a migrated template, which takes a
+few milliseconds and keeps tests independent of each other's rows.
+"""
+
+from __future__ import annotations
+
+import socket
+import uuid
+from collections.abc import AsyncIterator
+
+import asyncpg
+import pytest
+
+from carepath.store.db import Pool, create_pool
+from carepath.store.migrations import migrate
+from carepath.workers.embedded_postgres import EmbeddedPostgres
+
+TEMPLATE_DB = "carepath_template"
+# Tests need no durability; skipping fsync keeps database clones fast on slow CI disks.
+TEST_SERVER_SETTINGS = {"fsync": "off", "synchronous_commit": "off", "full_page_writes": "off"}
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+async def embedded_postgres(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> AsyncIterator[EmbeddedPostgres]:
+    """The session's PostgreSQL server; stopped when the session ends."""
+    data_dir = tmp_path_factory.mktemp("embedded-postgres")
+    server = EmbeddedPostgres(data_dir, free_port(), server_settings=TEST_SERVER_SETTINGS)
+    await server.start()
+    try:
+        yield server
+    finally:
+        await server.stop()
+
+
+@pytest.fixture(scope="session")
+def postgres_url(embedded_postgres: EmbeddedPostgres) -> str:
+    """URL of the session server's `carepath` database (superuser, trust auth)."""
+    return embedded_postgres.url
+
+
+@pytest.fixture(scope="session")
+async def migrated_template(embedded_postgres: EmbeddedPostgres) -> str:
+    """Name of a database with every migration applied, cloned by `db_pool`."""
+    admin = await asyncpg.connect(embedded_postgres.url_for("postgres"))
+    try:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{TEMPLATE_DB}"')
+        await admin.execute(f'CREATE DATABASE "{TEMPLATE_DB}"')
+    finally:
+        await admin.close()
+    pool = await create_pool(embedded_postgres.url_for(TEMPLATE_DB), max_size=1)
+    try:
+        await migrate(pool)
+    finally:
+        await pool.close()
+    return TEMPLATE_DB
+
+
+@pytest.fixture
+async def fresh_database_url(
+    embedded_postgres: EmbeddedPostgres, migrated_template: str
+) -> AsyncIterator[str]:
+    """URL of a new, migrated database that only this test uses; dropped afterwards."""
+    name = f"test_{uuid.uuid4().hex[:16]}"
+    admin = await asyncpg.connect(embedded_postgres.url_for("postgres"))
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}" TEMPLATE "{migrated_template}"')
+    finally:
+        await admin.close()
+    yield embedded_postgres.url_for(name)
+    admin = await asyncpg.connect(embedded_postgres.url_for("postgres"))
+    try:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await admin.close()
+
+
+@pytest.fixture
+async def db_pool(fresh_database_url: str) -> AsyncIterator[Pool]:
+    """A pool (superuser) on this test's own migrated database."""
+    pool = await create_pool(fresh_database_url, min_size=1, max_size=10)
+    try:
+        yield pool
+    finally:
+        await pool.close()

@@ -1,0 +1,328 @@
+"""Contract of the PostgreSQL event store, on a real server (one fresh database per test)."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime, timedelta
+
+import asyncpg
+import pytest
+
+from carepath.domain.actors import Actor, Role
+from carepath.domain.commands import ReferralSource
+from carepath.domain.events import ClientReferred
+from carepath.store import (
+    GENESIS_HASH,
+    AppendConflict,
+    DatabaseUnavailable,
+    EventStore,
+    create_pool,
+    verify_chain,
+)
+from carepath.store.chain import chain_hash
+from carepath.store.db import Pool
+
+pytestmark = pytest.mark.integration
+
+EPISODE = "ep-0001"
+T0 = datetime(2026, 3, 2, 9, 30, tzinfo=UTC)
+INTAKE = Actor(user_id="u-intake-7", role=Role.INTAKE_COORDINATOR)
+
+
+def event(seq: int, episode_id: str = EPISODE, client_ref: str = "client-42") -> ClientReferred:
+    """An event at `seq`; the store does not interpret events, so one type serves every seq."""
+    return ClientReferred(
+        episode_id=episode_id,
+        seq=seq,
+        occurred_at=T0 + timedelta(minutes=seq),
+        actor=INTAKE,
+        command_id=f"cmd-{episode_id}-{seq}",
+        client_ref=client_ref,
+        program_id="adult-iop",
+        referral_source=ReferralSource.PRIMARY_CARE,
+    )
+
+
+@pytest.fixture
+def store(db_pool: Pool) -> EventStore:
+    return EventStore(db_pool)
+
+
+async def tamper(pool: Pool, *statements: str) -> None:
+    """Change stored events as a superuser would, with the append-only triggers disabled."""
+    async with pool.acquire() as conn, conn.transaction():
+        await conn.execute("ALTER TABLE events DISABLE TRIGGER USER")
+        for statement in statements:
+            await conn.execute(statement)
+        await conn.execute("ALTER TABLE events ENABLE TRIGGER USER")
+
+
+class TestAppendAndRead:
+    async def test_appended_events_read_back_in_order_as_domain_events(
+        self, store: EventStore
+    ) -> None:
+        events = [event(1), event(2), event(3)]
+        result = await store.append(EPISODE, events)
+
+        stored = await store.read_stream(EPISODE)
+
+        assert (result.written, result.already_present, result.head_seq) == (3, 0, 3)
+        assert [s.seq for s in stored] == [1, 2, 3]
+        assert [s.event for s in stored] == events
+        first = stored[0]
+        assert first.event_type == "client_referred"
+        assert first.schema_version == 1
+        assert first.occurred_at == T0 + timedelta(minutes=1)
+        assert (first.actor_id, first.actor_role) == ("u-intake-7", "intake_coordinator")
+        assert first.command_id == f"cmd-{EPISODE}-1"
+        assert first.recorded_at.tzinfo is not None
+
+    async def test_each_event_hash_chains_to_the_previous_from_genesis(
+        self, store: EventStore
+    ) -> None:
+        result = await store.append(EPISODE, [event(1), event(2)])
+
+        first, second = await store.read_stream(EPISODE)
+
+        assert first.prev_hash == GENESIS_HASH
+        assert first.hash == chain_hash(GENESIS_HASH, first.payload)
+        assert second.prev_hash == first.hash
+        assert await store.head(EPISODE) == (2, second.hash) == (2, result.head_hash)
+
+    async def test_reading_after_a_seq_returns_only_later_events(self, store: EventStore) -> None:
+        await store.append(EPISODE, [event(1), event(2), event(3)])
+
+        assert [s.seq for s in await store.read_stream(EPISODE, after_seq=1)] == [2, 3]
+        assert await store.read_stream(EPISODE, after_seq=3) == []
+
+    async def test_an_unknown_stream_is_empty_and_has_no_head(self, store: EventStore) -> None:
+        assert await store.read_stream("ep-none") == []
+        assert await store.head("ep-none") is None
+
+    async def test_streams_of_different_episodes_are_independent(self, store: EventStore) -> None:
+        await store.append("ep-a", [event(1, "ep-a")])
+        await store.append("ep-b", [event(1, "ep-b"), event(2, "ep-b")])
+
+        assert [s.seq for s in await store.read_stream("ep-a")] == [1]
+        assert [s.seq for s in await store.read_stream("ep-b")] == [1, 2]
+
+    async def test_a_later_append_continues_the_chain(self, store: EventStore) -> None:
+        await store.append(EPISODE, [event(1)])
+        await store.append(EPISODE, [event(2), event(3)])
+
+        assert verify_chain(await store.read_stream(EPISODE)).ok
+
+    async def test_an_empty_append_writes_nothing_and_reports_the_head(
+        self, store: EventStore
+    ) -> None:
+        await store.append(EPISODE, [event(1)])
+
+        result = await store.append(EPISODE, [])
+
+        assert (result.written, result.head_seq) == (0, 1)
+
+    async def test_ping_succeeds_on_a_live_database(self, store: EventStore) -> None:
+        await store.ping()
+
+
+class TestIdempotentAppend:
+    async def test_reappending_the_same_events_succeeds_without_writing(
+        self, store: EventStore
+    ) -> None:
+        first = await store.append(EPISODE, [event(1), event(2)])
+        before = await store.read_stream(EPISODE)
+
+        again = await store.append(EPISODE, [event(1), event(2)])
+
+        assert (again.written, again.already_present) == (0, 2)
+        assert again.head_hash == first.head_hash
+        assert await store.read_stream(EPISODE) == before
+
+    async def test_a_retried_batch_that_was_partly_stored_writes_only_the_rest(
+        self, store: EventStore
+    ) -> None:
+        await store.append(EPISODE, [event(1), event(2)])
+
+        result = await store.append(EPISODE, [event(2), event(3), event(4)])
+
+        assert (result.written, result.already_present, result.head_seq) == (2, 1, 4)
+        stored = await store.read_stream(EPISODE)
+        assert [s.seq for s in stored] == [1, 2, 3, 4]
+        assert verify_chain(stored).ok
+
+
+class TestConflictingAppend:
+    async def test_different_content_at_a_taken_seq_is_a_conflict_and_writes_nothing(
+        self, store: EventStore
+    ) -> None:
+        await store.append(EPISODE, [event(1)])
+        before = await store.read_stream(EPISODE)
+
+        with pytest.raises(AppendConflict, match="seq 1 already holds a different event"):
+            await store.append(EPISODE, [event(1, client_ref="someone-else"), event(2)])
+
+        assert await store.read_stream(EPISODE) == before
+
+    async def test_a_seq_that_would_leave_a_gap_is_a_conflict(self, store: EventStore) -> None:
+        await store.append(EPISODE, [event(1)])
+
+        with pytest.raises(AppendConflict, match="would leave a gap after seq 1"):
+            await store.append(EPISODE, [event(3)])
+
+        assert await store.head(EPISODE) == (1, (await store.read_stream(EPISODE))[0].hash)
+
+    async def test_a_new_stream_must_start_at_seq_one(self, store: EventStore) -> None:
+        with pytest.raises(AppendConflict, match="gap after seq 0"):
+            await store.append(EPISODE, [event(2)])
+
+    async def test_a_batch_with_non_contiguous_seqs_is_refused(self, store: EventStore) -> None:
+        with pytest.raises(AppendConflict, match="contiguous seqs, got 1 then 3"):
+            await store.append(EPISODE, [event(1), event(3)])
+
+        assert await store.head(EPISODE) is None
+
+    async def test_an_event_of_another_episode_is_refused(self, store: EventStore) -> None:
+        with pytest.raises(AppendConflict, match="belongs to episode ep-other"):
+            await store.append(EPISODE, [event(1, episode_id="ep-other")])
+
+    async def test_of_concurrent_different_appends_to_one_stream_exactly_one_wins(
+        self, store: EventStore
+    ) -> None:
+        await store.append(EPISODE, [event(1)])
+        contenders = [[event(2, client_ref=f"writer-{n}")] for n in range(8)]
+
+        outcomes = await asyncio.gather(
+            *(store.append(EPISODE, batch) for batch in contenders), return_exceptions=True
+        )
+
+        winners = [o for o in outcomes if not isinstance(o, BaseException)]
+        losers = [o for o in outcomes if isinstance(o, BaseException)]
+        assert len(winners) == 1
+        assert winners[0].written == 1
+        assert all(isinstance(loser, AppendConflict) for loser in losers)
+        stored = await store.read_stream(EPISODE)
+        assert [s.seq for s in stored] == [1, 2]
+        assert verify_chain(stored).ok
+
+    async def test_concurrent_identical_appends_store_the_event_once(
+        self, store: EventStore
+    ) -> None:
+        outcomes = await asyncio.gather(*(store.append(EPISODE, [event(1)]) for _ in range(8)))
+
+        assert sorted(o.written for o in outcomes) == [0] * 7 + [1]
+        assert len(await store.read_stream(EPISODE)) == 1
+
+
+class TestDatabaseRefusesChanges:
+    async def test_update_of_an_event_is_refused(self, db_pool: Pool, store: EventStore) -> None:
+        await store.append(EPISODE, [event(1)])
+
+        with pytest.raises(asyncpg.InsufficientPrivilegeError, match="append-only: UPDATE"):
+            await db_pool.execute("UPDATE events SET actor_id = 'mallory'")
+
+    async def test_delete_of_an_event_is_refused(self, db_pool: Pool, store: EventStore) -> None:
+        await store.append(EPISODE, [event(1)])
+
+        with pytest.raises(asyncpg.InsufficientPrivilegeError, match="append-only: DELETE"):
+            await db_pool.execute("DELETE FROM events WHERE seq = 1")
+
+    async def test_truncate_of_events_is_refused(self, db_pool: Pool, store: EventStore) -> None:
+        await store.append(EPISODE, [event(1)])
+
+        with pytest.raises(asyncpg.InsufficientPrivilegeError, match="append-only: TRUNCATE"):
+            await db_pool.execute("TRUNCATE events")
+
+        assert len(await store.read_stream(EPISODE)) == 1
+
+
+class TestVerifyChain:
+    @pytest.fixture
+    async def five_events(self, store: EventStore) -> None:
+        await store.append(EPISODE, [event(seq) for seq in range(1, 6)])
+
+    @pytest.mark.usefixtures("five_events")
+    async def test_an_untouched_stream_verifies(self, store: EventStore) -> None:
+        result = verify_chain(await store.read_stream(EPISODE))
+
+        assert result.ok
+        assert (result.first_bad_seq, result.reason, result.events_checked) == (None, None, 5)
+        assert result.head_hash == (await store.head(EPISODE) or (0, ""))[1]
+
+    @pytest.mark.usefixtures("five_events")
+    async def test_a_changed_payload_is_named_by_its_seq(
+        self, db_pool: Pool, store: EventStore
+    ) -> None:
+        await tamper(
+            db_pool,
+            "UPDATE events SET payload = jsonb_set(payload, '{client_ref}', '\"client-99\"') "
+            "WHERE seq = 3",
+        )
+
+        result = verify_chain(await store.read_stream(EPISODE))
+
+        assert not result.ok
+        assert result.first_bad_seq == 3
+        assert result.reason is not None
+        assert result.reason.startswith("hash mismatch")
+
+    @pytest.mark.usefixtures("five_events")
+    async def test_a_removed_event_is_named_by_its_seq(
+        self, db_pool: Pool, store: EventStore
+    ) -> None:
+        await tamper(db_pool, "DELETE FROM events WHERE seq = 2")
+
+        result = verify_chain(await store.read_stream(EPISODE))
+
+        assert (result.ok, result.first_bad_seq) == (False, 2)
+        assert result.reason == "seq gap: expected seq 2, found seq 3"
+
+    @pytest.mark.usefixtures("five_events")
+    async def test_two_swapped_events_are_named_by_the_first_seq(
+        self, db_pool: Pool, store: EventStore
+    ) -> None:
+        await tamper(
+            db_pool,
+            "UPDATE events SET seq = 1000 WHERE seq = 2",
+            "UPDATE events SET seq = 2 WHERE seq = 4",
+            "UPDATE events SET seq = 4 WHERE seq = 1000",
+        )
+
+        result = verify_chain(await store.read_stream(EPISODE))
+
+        assert (result.ok, result.first_bad_seq) == (False, 2)
+        assert result.reason is not None
+        assert result.reason.startswith("prev-hash mismatch")
+
+    @pytest.mark.usefixtures("five_events")
+    async def test_a_column_that_disagrees_with_the_payload_is_named(
+        self, db_pool: Pool, store: EventStore
+    ) -> None:
+        await tamper(db_pool, "UPDATE events SET actor_id = 'mallory' WHERE seq = 4")
+
+        result = verify_chain(await store.read_stream(EPISODE))
+
+        assert (result.ok, result.first_bad_seq) == (False, 4)
+        assert result.reason == "column mismatch: actor_id differs from the payload"
+
+    async def test_an_empty_stream_verifies(self) -> None:
+        assert verify_chain([]).ok
+
+
+class TestCreatePool:
+    async def test_an_unreachable_server_names_the_setting_but_not_the_password(self) -> None:
+        from tests.conftest import free_port
+
+        url = f"postgresql://carepath:s3cret@127.0.0.1:{free_port()}/carepath"
+
+        with pytest.raises(DatabaseUnavailable, match="CAREPATH_DATABASE_URL") as caught:
+            await create_pool(url)
+
+        message = str(caught.value)
+        assert "s3cret" not in message
+        assert "127.0.0.1" in message
+        assert "\n" not in message
+
+    async def test_payloads_come_back_as_dicts(self, db_pool: Pool) -> None:
+        value = await db_pool.fetchval("SELECT '{\"a\": [1, 2]}'::jsonb")
+
+        assert value == {"a": [1, 2]}
