@@ -1,0 +1,113 @@
+"""Schema migrations on a real PostgreSQL: applied in order, once, and all-or-nothing."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+
+import asyncpg
+import pytest
+
+from carepath.store import MigrationFailed, create_pool, migrate
+from carepath.store.db import Pool
+from carepath.store.migrations import Migration, load_migrations
+from carepath.workers.embedded_postgres import EmbeddedPostgres
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+async def empty_pool(embedded_postgres: EmbeddedPostgres) -> AsyncIterator[Pool]:
+    """A pool on a brand-new database that no migration has touched."""
+    name = f"empty_{uuid.uuid4().hex[:16]}"
+    admin = await asyncpg.connect(embedded_postgres.url_for("postgres"))
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await admin.close()
+    pool = await create_pool(embedded_postgres.url_for(name), max_size=4)
+    yield pool
+    await pool.close()
+    admin = await asyncpg.connect(embedded_postgres.url_for("postgres"))
+    try:
+        await admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+    finally:
+        await admin.close()
+
+
+async def tables(pool: Pool) -> set[str]:
+    rows = await pool.fetch("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")
+    return {row["tablename"] for row in rows}
+
+
+def test_shipped_migrations_are_found_in_the_package_in_version_order() -> None:
+    migrations = load_migrations()
+
+    assert migrations[0].version == "0001"
+    assert migrations[0].name == "event_store"
+    assert "CREATE TABLE events" in migrations[0].sql
+    assert [m.version for m in migrations] == sorted(m.version for m in migrations)
+
+
+async def test_a_new_database_gets_every_migration_recorded_once(empty_pool: Pool) -> None:
+    applied = await migrate(empty_pool)
+
+    assert applied == [m.version for m in load_migrations()]
+    assert {"events", "schema_migrations"} <= await tables(empty_pool)
+    rows = await empty_pool.fetch(
+        "SELECT version, name, checksum, applied_at FROM schema_migrations ORDER BY version"
+    )
+    assert [(r["version"], r["name"], r["checksum"]) for r in rows] == [
+        (m.version, m.name, m.checksum) for m in load_migrations()
+    ]
+    assert all(r["applied_at"] is not None for r in rows)
+
+
+async def test_migrating_again_applies_nothing(empty_pool: Pool) -> None:
+    await migrate(empty_pool)
+
+    assert await migrate(empty_pool) == []
+    assert await empty_pool.fetchval("SELECT count(*) FROM schema_migrations") == len(
+        load_migrations()
+    )
+
+
+async def test_concurrent_migrators_apply_each_migration_once(empty_pool: Pool) -> None:
+    results = await asyncio.gather(*(migrate(empty_pool) for _ in range(4)))
+
+    assert sorted(results, key=len) == [[], [], [], [m.version for m in load_migrations()]]
+
+
+async def test_a_failing_migration_leaves_the_schema_as_it_was(empty_pool: Pool) -> None:
+    await migrate(empty_pool)
+    before = await tables(empty_pool)
+    broken = Migration("0999", "half_done", "CREATE TABLE half_done (id int); SELECT 1 / 0;")
+
+    with pytest.raises(MigrationFailed, match="0999_half_done failed and was rolled back"):
+        await migrate(empty_pool, [*load_migrations(), broken])
+
+    assert await tables(empty_pool) == before
+    assert not await empty_pool.fetchval(
+        "SELECT count(*) FROM schema_migrations WHERE version = '0999'"
+    )
+
+
+async def test_migrations_before_a_failing_one_stay_applied(empty_pool: Pool) -> None:
+    good = Migration("0998", "good", "CREATE TABLE good_one (id int);")
+    broken = Migration("0999", "broken", "SELECT 1 / 0;")
+
+    with pytest.raises(MigrationFailed, match="0999_broken"):
+        await migrate(empty_pool, [*load_migrations(), good, broken])
+
+    assert "good_one" in await tables(empty_pool)
+    assert await migrate(empty_pool, [*load_migrations(), good]) == []
+
+
+async def test_a_migration_edited_after_it_was_applied_is_refused(empty_pool: Pool) -> None:
+    await migrate(empty_pool)
+    original = load_migrations()[0]
+    edited = Migration(original.version, original.name, original.sql + "\n-- edited\n")
+
+    with pytest.raises(MigrationFailed, match="changed after it was applied"):
+        await migrate(empty_pool, [edited])
