@@ -12,16 +12,11 @@ from dataclasses import dataclass
 from typing import Annotated
 
 import structlog
-from fastapi import FastAPI, Header, Request
+from fastapi import FastAPI, Header
 from fastapi.responses import JSONResponse
 from temporalio.client import (
     Client,
-    WithStartWorkflowOperation,
-    WorkflowUpdateFailedError,
 )
-from temporalio.common import WorkflowIDConflictPolicy
-from temporalio.exceptions import ApplicationError
-from temporalio.service import RPCError, RPCStatusCode
 
 from carepath import __version__
 from carepath.api.problems import ProblemError, install_problem_handlers
@@ -35,14 +30,10 @@ from carepath.api.schemas import (
 )
 from carepath.domain.actors import Actor, Role
 from carepath.domain.commands import ReferClient
-from carepath.domain.errors import CarePathError
 from carepath.domain.programs import ProgramCatalog
 from carepath.store.event_store import EventStore
-from carepath.workflows.care_pathway import CarePathwayWorkflow
+from carepath.workers.episodes import EpisodeClient, EpisodeNotFound
 from carepath.workflows.messages import (
-    CarePathwayInput,
-    CommandRequest,
-    CommandResult,
     workflow_id_for,
 )
 
@@ -87,6 +78,7 @@ def create_app(resources: ApiResources) -> FastAPI:
         description="Care-pathway engine for Intensive Outpatient Programs.",
     )
     install_problem_handlers(app)
+    episodes = EpisodeClient(resources.temporal, resources.task_queue)
 
     @app.post(
         "/episodes",
@@ -101,10 +93,7 @@ def create_app(resources: ApiResources) -> FastAPI:
         x_carepath_role: Annotated[str | None, Header()] = None,
     ) -> EpisodeResponse:
         # Checked here as well as in the workflow so that nothing is started for a bad program.
-        try:
-            program = resources.programs.get(body.program_id)
-        except CarePathError as err:
-            raise ProblemError(err.code, err.message) from None
+        program = resources.programs.get(body.program_id)
         episode_id = str(uuid.uuid4())
         command = ReferClient(
             command_id=f"refer-{episode_id}",
@@ -114,21 +103,7 @@ def create_app(resources: ApiResources) -> FastAPI:
             program_id=body.program_id,
             referral_source=body.referral_source,
         )
-        start = WithStartWorkflowOperation(
-            CarePathwayWorkflow.run,
-            CarePathwayInput(episode_id=episode_id, program=program),
-            id=workflow_id_for(episode_id),
-            task_queue=resources.task_queue,
-            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
-        )
-        result: CommandResult = await _send_command(
-            resources.temporal.execute_update_with_start_workflow(
-                CarePathwayWorkflow.command,
-                CommandRequest(command=command),
-                start_workflow_operation=start,
-                id=command.command_id,
-            )
-        )
+        result = await episodes.refer(episode_id, command, program)
         log.info("episode_referred", episode_id=episode_id, program_id=body.program_id)
         return EpisodeResponse(
             episode_id=episode_id, workflow_id=workflow_id_for(episode_id), state=result.state
@@ -141,13 +116,7 @@ def create_app(resources: ApiResources) -> FastAPI:
         summary="The episode's current state, as the running workflow holds it",
     )
     async def get_episode(episode_id: str) -> EpisodeResponse:
-        handle = resources.temporal.get_workflow_handle(workflow_id_for(episode_id))
-        try:
-            view = await handle.query(CarePathwayWorkflow.state)
-        except RPCError as err:
-            if err.status == RPCStatusCode.NOT_FOUND:
-                raise _unknown_episode(episode_id) from None
-            raise ProblemError("ServiceUnavailable", f"Temporal: {err.message}") from None
+        view = await episodes.view(episode_id)
         return EpisodeResponse(
             episode_id=view.episode_id, workflow_id=view.workflow_id, state=view.state
         )
@@ -161,7 +130,9 @@ def create_app(resources: ApiResources) -> FastAPI:
     async def get_events(episode_id: str) -> EventsResponse:
         stored = await resources.store.read_stream(episode_id)
         if not stored:
-            raise _unknown_episode(episode_id)
+            raise EpisodeNotFound(
+                f"no episode {episode_id!r}: check the id (it is returned on referral)"
+            )
         return EventsResponse(
             episode_id=episode_id,
             events=[
@@ -199,12 +170,6 @@ def create_app(resources: ApiResources) -> FastAPI:
         )
         return JSONResponse(body.model_dump(), status_code=200 if body.status == "ok" else 503)
 
-    @app.exception_handler(CarePathError)
-    async def _domain_error(request: Request, exc: CarePathError) -> JSONResponse:
-        from carepath.api.problems import STATUS_BY_ERROR, problem_response
-
-        return problem_response(request, exc.code, exc.message, STATUS_BY_ERROR.get(exc.code, 409))
-
     return app
 
 
@@ -216,24 +181,3 @@ async def _check(awaitable: object) -> ComponentHealth:
             ok=False, detail=str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         )
     return ComponentHealth(ok=True, detail="reachable")
-
-
-def _unknown_episode(episode_id: str) -> ProblemError:
-    return ProblemError(
-        "EpisodeNotFound", f"no episode {episode_id!r}: check the id (it is returned on referral)"
-    )
-
-
-async def _send_command(call: object) -> CommandResult:
-    """Await a command update, turning a domain refusal into the matching problem document."""
-    try:
-        result = await call  # type: ignore[misc]
-    except WorkflowUpdateFailedError as err:
-        cause = err.cause
-        if isinstance(cause, ApplicationError) and cause.type:
-            raise ProblemError(cause.type, cause.message) from None
-        raise ProblemError("CommandFailed", str(cause or err), 500) from None
-    except RPCError as err:
-        raise ProblemError("ServiceUnavailable", f"Temporal: {err.message}") from None
-    assert isinstance(result, CommandResult)
-    return result

@@ -14,6 +14,8 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from carepath.domain.errors import CarePathError
+
 PROBLEM_BASE = "https://carepath.dev/problems/"
 PROBLEM_MEDIA_TYPE = "application/problem+json"
 
@@ -29,6 +31,9 @@ STATUS_BY_ERROR: dict[str, int] = {
     "MalformedJson": 400,
     "ValidationFailed": 422,
     "ServiceUnavailable": 503,
+    "TemporalUnavailable": 503,
+    "DatabaseUnavailable": 503,
+    "CommandFailed": 500,
 }
 
 
@@ -102,7 +107,13 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     return problem_response(request, code, str(exc.detail), exc.status_code)
 
 
+async def _domain_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, CarePathError)
+    return problem_response(request, exc.code, exc.message, STATUS_BY_ERROR.get(exc.code, 409))
+
+
 def install_problem_handlers(app: Any) -> None:
+    app.add_exception_handler(CarePathError, _domain_error)
     app.add_exception_handler(ProblemError, _problem_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
