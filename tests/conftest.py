@@ -30,6 +30,12 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
+@pytest.fixture
+def free_tcp_port() -> int:
+    """A port on 127.0.0.1 that nothing listens on when the test starts."""
+    return free_port()
+
+
 @pytest.fixture(scope="session")
 async def embedded_postgres(
     tmp_path_factory: pytest.TempPathFactory,

@@ -309,10 +309,10 @@ class TestVerifyChain:
 
 
 class TestCreatePool:
-    async def test_an_unreachable_server_names_the_setting_but_not_the_password(self) -> None:
-        from tests.conftest import free_port
-
-        url = f"postgresql://carepath:s3cret@127.0.0.1:{free_port()}/carepath"
+    async def test_an_unreachable_server_names_the_setting_but_not_the_password(
+        self, free_tcp_port: int
+    ) -> None:
+        url = f"postgresql://carepath:s3cret@127.0.0.1:{free_tcp_port}/carepath"
 
         with pytest.raises(DatabaseUnavailable, match="CAREPATH_DATABASE_URL") as caught:
             await create_pool(url)

@@ -96,8 +96,8 @@ class EmbeddedPostgres:
             return
         user = _server_user()
         self._prepare_data_dir(user)
-        self._check_port_free()
         self._clear_stale_pid_file()
+        self._check_port_free()
         if not (self.pgdata / "PG_VERSION").exists():
             await asyncio.to_thread(self._initdb, user)
         self._spawn(user)
