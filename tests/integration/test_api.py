@@ -128,7 +128,8 @@ class TestHealth:
         assert response.status_code == 200
         body = response.json()
         assert body["status"] == "ok"
-        assert body["temporal"]["ok"] and body["postgres"]["ok"]
+        assert body["temporal"]["ok"]
+        assert body["postgres"]["ok"]
 
     async def test_healthz_is_503_when_postgres_is_gone(
         self, api: httpx.AsyncClient, db_pool: Pool

@@ -66,7 +66,12 @@ def _print_episode(episode: dict[str, Any], as_json: bool) -> None:
         return
     state = episode.get("state") or {}
     rows = [("episode", episode["episode_id"]), ("workflow", episode["workflow_id"])]
-    rows += [(key.replace("_", " "), _text(value)) for key, value in state.items()]
+    # Empty fields (not yet recorded at this stage) would only bury the ones that are set.
+    rows += [
+        (key.replace("_", " "), _text(value))
+        for key, value in state.items()
+        if value not in (None, [], {}, False)
+    ]
     _print_table(("FIELD", "VALUE"), rows)
 
 

