@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import structlog
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
@@ -12,6 +13,8 @@ from carepath.workflows.messages import (
     AppendEventsInput,
     AppendEventsResult,
 )
+
+log = structlog.get_logger("carepath.activities")
 
 
 class EventStoreActivities:
@@ -29,6 +32,13 @@ class EventStoreActivities:
             # Different content at a taken position: retrying cannot help, and the
             # workflow must not believe the events were recorded.
             raise ApplicationError(str(err), type=err.code, non_retryable=True) from err
+        log.info(
+            "events_appended",
+            episode_id=inp.episode_id,
+            written=result.written,
+            already_present=result.already_present,
+            head_seq=result.head_seq,
+        )
         return AppendEventsResult(
             episode_id=inp.episode_id, head_seq=result.head_seq, written=result.written
         )
