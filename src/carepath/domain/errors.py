@@ -53,3 +53,86 @@ class EpisodeAlreadyStarted(CarePathError):
 
 class EpisodeClosed(CarePathError):
     """Raised when any command arrives after the episode reached a terminal stage."""
+
+
+class WrongStage(CarePathError):
+    """Raised when a command does not fit the episode's current stage (e.g. attendance
+    before admission); the message names the stage the command needs."""
+
+
+class DuplicateId(InvalidCommand):
+    """Raised when a command reuses the id of a session, consent or authorization that
+    already exists in the episode."""
+
+
+class UnknownReference(InvalidCommand):
+    """Raised when a command names a session, task, check-in or consent that the episode
+    does not have."""
+
+
+class ReasonRequired(InvalidCommand):
+    """Raised when a command that changes the record (a correction, an override) carries
+    no reason."""
+
+
+class AssessmentRequired(CarePathError):
+    """Raised when admission is attempted before an assessment has been recorded."""
+
+
+class LevelOfCareOverrideRequired(CarePathError):
+    """Raised when admission is attempted while the assessment recommends a level of care
+    other than the program's, and no supervisor override has been recorded."""
+
+
+class ScheduleOutsideIntensityBounds(CarePathError):
+    """Raised when a treatment plan's weekly schedule breaks the program's intensity bounds
+    (weekly hours, sessions per week or hours per session)."""
+
+
+class AttendanceAlreadyRecorded(CarePathError):
+    """Raised when attendance is recorded twice for one session; corrections fix records."""
+
+
+class AttendanceNotRecorded(CarePathError):
+    """Raised when a correction names a session whose attendance was never recorded."""
+
+
+class SessionNotStarted(CarePathError):
+    """Raised when attendance is recorded for a session that has not started yet."""
+
+
+class SessionClosed(CarePathError):
+    """Raised when a cancelled session, or one with attendance, is rescheduled or cancelled."""
+
+
+class NoFurtherPhase(CarePathError):
+    """Raised when phase advancement is asked for in the program's last phase."""
+
+
+class StepDownRequiresRelapsePreventionPlan(CarePathError):
+    """Raised when step-down is attempted without a relapse-prevention plan on record."""
+
+
+class StepDownRequiresAftercarePlan(CarePathError):
+    """Raised when step-down is attempted without an aftercare plan on record."""
+
+
+class RelapseNotReported(CarePathError):
+    """Raised when readmission is asked for while no relapse has been reported."""
+
+
+class CheckInAlreadyCompleted(CarePathError):
+    """Raised when an aftercare check-in that is already completed is recorded again."""
+
+
+class TaskAlreadyResolved(CarePathError):
+    """Raised when an escalation task that is already resolved is resolved again."""
+
+
+class ConsentRequired(CarePathError):
+    """Raised when a notification to family or an external party has no active consent
+    (42 CFR Part 2) covering that recipient and scope."""
+
+
+class ConsentAlreadyRevoked(CarePathError):
+    """Raised when a consent that is already revoked is revoked again."""

@@ -8,36 +8,153 @@ renamed; a field is added with a default, or an upcaster lifts old payloads.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+from pydantic import Field, TypeAdapter
 
-from carepath.domain.actors import Actor
-from carepath.domain.commands import ReferralSource
+from carepath.domain.event_types import (
+    AftercarePlanRecorded,
+    AssessmentRecorded,
+    AttendanceCorrected,
+    AttendanceRecorded,
+    AuthorizationExpiring,
+    AuthorizationRecorded,
+    CheckInCompleted,
+    CheckInMissed,
+    ClientAdmitted,
+    ClientReadmitted,
+    ClientReferred,
+    ClientReferredOut,
+    ClientSteppedDown,
+    ClientSteppedUp,
+    ConsentRecorded,
+    ConsentRevoked,
+    EpisodeDischarged,
+    EpisodePutOnHold,
+    EpisodeResumed,
+    EscalationRaised,
+    EscalationTaskOverdue,
+    EventBase,
+    HoldReviewOverdue,
+    InitialPlanOverdue,
+    LevelOfCareOverridden,
+    PartyNotified,
+    PhaseAdvanced,
+    PlanReviewCompleted,
+    PlanReviewDueSoon,
+    PlanReviewOverdue,
+    RelapsePreventionPlanRecorded,
+    RelapseReported,
+    ScreeningRecorded,
+    ScreeningStarted,
+    SessionBeyondAuthorization,
+    SessionCancelled,
+    SessionRescheduled,
+    SessionScheduled,
+    TaskResolved,
+    TreatmentPlanRecorded,
+    WeeklyAttendanceChecked,
+)
 
+__all__ = [
+    "EVENT_ADAPTER",
+    "EVENT_TYPES",
+    "UPCASTERS",
+    "AftercarePlanRecorded",
+    "AssessmentRecorded",
+    "AttendanceCorrected",
+    "AttendanceRecorded",
+    "AuthorizationExpiring",
+    "AuthorizationRecorded",
+    "CheckInCompleted",
+    "CheckInMissed",
+    "ClientAdmitted",
+    "ClientReadmitted",
+    "ClientReferred",
+    "ClientReferredOut",
+    "ClientSteppedDown",
+    "ClientSteppedUp",
+    "ConsentRecorded",
+    "ConsentRevoked",
+    "EpisodeDischarged",
+    "EpisodePutOnHold",
+    "EpisodeResumed",
+    "EscalationRaised",
+    "EscalationTaskOverdue",
+    "Event",
+    "EventBase",
+    "HoldReviewOverdue",
+    "InitialPlanOverdue",
+    "LevelOfCareOverridden",
+    "PartyNotified",
+    "PhaseAdvanced",
+    "PlanReviewCompleted",
+    "PlanReviewDueSoon",
+    "PlanReviewOverdue",
+    "RelapsePreventionPlanRecorded",
+    "RelapseReported",
+    "ScreeningRecorded",
+    "ScreeningStarted",
+    "SessionBeyondAuthorization",
+    "SessionCancelled",
+    "SessionRescheduled",
+    "SessionScheduled",
+    "TaskResolved",
+    "TreatmentPlanRecorded",
+    "Upcaster",
+    "WeeklyAttendanceChecked",
+    "current_schema_version",
+    "dump_event",
+    "load_event",
+]
 
-class EventBase(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    episode_id: str
-    seq: int = Field(ge=1, description="Position in the episode's stream, contiguous from 1.")
-    occurred_at: datetime
-    actor: Actor
-    command_id: str
-    schema_version: int = 1
-
-
-class ClientReferred(EventBase):
-    type: Literal["client_referred"] = "client_referred"
-    client_ref: str
-    program_id: str
-    referral_source: ReferralSource
-
-
-Event = Annotated[ClientReferred, Field(discriminator="type")]
+Event = Annotated[
+    ClientReferred
+    | ScreeningStarted
+    | ScreeningRecorded
+    | ClientReferredOut
+    | AssessmentRecorded
+    | LevelOfCareOverridden
+    | ClientAdmitted
+    | TreatmentPlanRecorded
+    | PhaseAdvanced
+    | PlanReviewCompleted
+    | EpisodePutOnHold
+    | EpisodeResumed
+    | ClientSteppedUp
+    | RelapsePreventionPlanRecorded
+    | AftercarePlanRecorded
+    | ClientSteppedDown
+    | EpisodeDischarged
+    | SessionScheduled
+    | SessionRescheduled
+    | SessionCancelled
+    | AttendanceRecorded
+    | AttendanceCorrected
+    | SessionBeyondAuthorization
+    | WeeklyAttendanceChecked
+    | EscalationRaised
+    | EscalationTaskOverdue
+    | TaskResolved
+    | InitialPlanOverdue
+    | PlanReviewDueSoon
+    | PlanReviewOverdue
+    | HoldReviewOverdue
+    | CheckInCompleted
+    | CheckInMissed
+    | RelapseReported
+    | ClientReadmitted
+    | ConsentRecorded
+    | ConsentRevoked
+    | PartyNotified
+    | AuthorizationRecorded
+    | AuthorizationExpiring,
+    Field(discriminator="type"),
+]
 
 EVENT_ADAPTER: TypeAdapter[Event] = TypeAdapter(Event)
+
+EVENT_TYPES: tuple[type[EventBase], ...] = tuple(cls for cls in EventBase.__subclasses__())
 
 # Upcasters lift a stored payload of an older schema version to the current one.
 # Keyed by (type, from_version); each returns the payload at from_version + 1.
@@ -67,4 +184,5 @@ def load_event(payload: Mapping[str, Any]) -> Event:
 
 def dump_event(event: Event) -> dict[str, Any]:
     """The JSON-compatible form of an event, as stored and sent over the wire."""
-    return EVENT_ADAPTER.dump_python(event, mode="json")
+    payload: dict[str, Any] = EVENT_ADAPTER.dump_python(event, mode="json")
+    return payload

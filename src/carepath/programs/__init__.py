@@ -15,7 +15,11 @@ BUILTIN_DIR = Path(__file__).parent
 def load_program_file(path: Path) -> ProgramDefinition:
     """Read and validate one YAML (or JSON) program definition."""
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ProgramDefinitionInvalid(f"{path}: cannot read the file: {exc.strerror}") from exc
+    try:
+        data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         raise ProgramDefinitionInvalid(f"{path}: not valid YAML: {exc}") from exc
     if not isinstance(data, dict):
@@ -26,6 +30,8 @@ def load_program_file(path: Path) -> ProgramDefinition:
 def load_catalog(directory: Path | None = None) -> ProgramCatalog:
     """Load every `*.yaml`/`*.yml`/`*.json` definition in a directory (the built-in ones by default)."""
     directory = directory or BUILTIN_DIR
+    if not directory.is_dir():
+        raise ProgramDefinitionInvalid(f"{directory}: not a directory of program definitions")
     files = sorted(
         p for p in directory.iterdir() if p.suffix in {".yaml", ".yml", ".json"} and p.is_file()
     )

@@ -1,0 +1,307 @@
+"""The clinical vocabulary shared by commands, events, state and program definitions.
+
+Enumerations and small value objects only: levels of care, ASAM ratings, ICD-10 codes,
+plan content, session kinds, consent scopes. Kept apart so every other module can import
+them without cycles.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Annotated
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+
+
+class LevelOfCare(StrEnum):
+    """ASAM levels of care (and the IOP itself, ASAM 2.1)."""
+
+    EARLY_INTERVENTION = "early_intervention"  # ASAM 0.5
+    OUTPATIENT = "outpatient"  # ASAM 1
+    IOP = "iop"  # ASAM 2.1
+    PHP = "php"  # ASAM 2.5, partial hospitalization
+    RESIDENTIAL = "residential"  # ASAM 3.x
+    WITHDRAWAL_MANAGEMENT = "withdrawal_management"  # ASAM WM levels
+    INPATIENT = "inpatient"  # ASAM 4, medically managed intensive inpatient
+
+
+HIGHER_LEVELS_OF_CARE = frozenset(
+    {
+        LevelOfCare.PHP,
+        LevelOfCare.RESIDENTIAL,
+        LevelOfCare.WITHDRAWAL_MANAGEMENT,
+        LevelOfCare.INPATIENT,
+    }
+)
+
+
+class AsamEdition(StrEnum):
+    THIRD = "asam-criteria-3"
+    FOURTH = "asam-criteria-4"
+
+
+class AsamRatings(BaseModel):
+    """Risk ratings (0 none .. 4 severe) on the six ASAM dimensions."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    acute_intoxication_withdrawal: int = Field(ge=0, le=4)
+    biomedical: int = Field(ge=0, le=4)
+    emotional_behavioral_cognitive: int = Field(ge=0, le=4)
+    readiness_to_change: int = Field(ge=0, le=4)
+    relapse_continued_use: int = Field(ge=0, le=4)
+    recovery_environment: int = Field(ge=0, le=4)
+
+
+def _upper(code: str) -> str:
+    return code.upper()
+
+
+# ICD-10-CM: a letter, two characters, then optionally a dot and up to four more.
+Icd10Code = Annotated[
+    str,
+    AfterValidator(_upper),
+    Field(pattern=r"^[A-Za-z][0-9][0-9A-Za-z](\.[0-9A-Za-z]{1,4})?$", max_length=8),
+]
+
+
+class ScreeningFindings(BaseModel):
+    """The seed's eligibility criteria (all must hold) and exclusions (none may hold)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    moderate_symptoms: bool
+    stable_supportive_living_environment: bool
+    reliable_transportation: bool
+    motivated_for_treatment: bool
+    able_to_participate_in_groups: bool
+    severe_crisis: bool
+    active_intoxication_needing_withdrawal_management: bool
+    imminent_danger_to_self_or_others: bool
+
+    def unmet_criteria(self) -> tuple[str, ...]:
+        criteria = (
+            "moderate_symptoms",
+            "stable_supportive_living_environment",
+            "reliable_transportation",
+            "motivated_for_treatment",
+            "able_to_participate_in_groups",
+        )
+        return tuple(name for name in criteria if not getattr(self, name))
+
+    def exclusions_present(self) -> tuple[str, ...]:
+        exclusions = (
+            "severe_crisis",
+            "active_intoxication_needing_withdrawal_management",
+            "imminent_danger_to_self_or_others",
+        )
+        return tuple(name for name in exclusions if getattr(self, name))
+
+    @property
+    def eligible(self) -> bool:
+        return not self.unmet_criteria() and not self.exclusions_present()
+
+
+class GoalArea(StrEnum):
+    COPING_STRATEGIES = "coping_strategies"
+    EMOTIONAL_REGULATION = "emotional_regulation"
+    RELATIONSHIPS = "relationships"
+    DAILY_RESPONSIBILITIES = "daily_responsibilities"
+    AFTERCARE_READINESS = "aftercare_readiness"
+
+
+class Modality(StrEnum):
+    CBT = "cbt"
+    DBT = "dbt"
+    MOTIVATIONAL_INTERVIEWING = "motivational_interviewing"
+    TWELVE_STEP_FACILITATION = "twelve_step_facilitation"
+    FAMILY_THERAPY = "family_therapy"
+    PSYCHOEDUCATION = "psychoeducation"
+    MEDICATION_MANAGEMENT = "medication_management"
+    MINDFULNESS = "mindfulness"
+    ART_THERAPY = "art_therapy"
+    YOGA = "yoga"
+    TRAUMA_INFORMED = "trauma_informed"
+
+
+class Discipline(StrEnum):
+    PSYCHIATRIST = "psychiatrist"
+    PSYCHOLOGIST = "psychologist"
+    THERAPIST = "therapist"
+    SOCIAL_WORKER = "social_worker"
+    NURSE = "nurse"
+    CASE_MANAGER = "case_manager"
+
+
+class SessionKind(StrEnum):
+    INDIVIDUAL = "individual"
+    GROUP_PROCESS = "group_process"
+    GROUP_SKILLS = "group_skills"
+    GROUP_RELAPSE_PREVENTION = "group_relapse_prevention"
+    FAMILY = "family"
+    PSYCHOEDUCATION = "psychoeducation"
+    MEDICATION_MANAGEMENT = "medication_management"
+
+
+class AttendanceStatus(StrEnum):
+    ATTENDED = "attended"
+    PARTIAL = "partial"
+    EXCUSED = "excused"
+    NO_SHOW = "no_show"
+
+
+BILLABLE_ATTENDANCE = frozenset({AttendanceStatus.ATTENDED, AttendanceStatus.PARTIAL})
+
+ShortText = Annotated[str, Field(min_length=1, max_length=2000)]
+Ref = Annotated[str, Field(min_length=1, max_length=200)]
+
+
+class Problem(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    problem_id: Ref
+    description: ShortText
+
+
+class Goal(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    area: GoalArea
+    description: ShortText
+    problem_ids: tuple[Ref, ...] = ()
+
+
+class ScheduleBlock(BaseModel):
+    """One program day in the weekly schedule: weekday 0 (Monday) .. 6, hours of treatment."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    weekday: int = Field(ge=0, le=6)
+    hours: float = Field(gt=0, le=12)
+    kinds: tuple[SessionKind, ...] = Field(default=(SessionKind.GROUP_PROCESS,), min_length=1)
+
+
+class CareTeamMember(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    user_id: Ref
+    discipline: Discipline
+
+
+class TreatmentPlan(BaseModel):
+    """Problems, goals, modalities, weekly schedule and the care team with its primary clinician."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    problems: tuple[Problem, ...] = Field(min_length=1)
+    goals: tuple[Goal, ...] = Field(min_length=1)
+    modalities: tuple[Modality, ...] = Field(min_length=1)
+    weekly_schedule: tuple[ScheduleBlock, ...] = Field(min_length=1)
+    care_team: tuple[CareTeamMember, ...] = Field(min_length=1)
+    primary_clinician: Ref
+
+    @property
+    def weekly_hours(self) -> float:
+        return sum(block.hours for block in self.weekly_schedule)
+
+
+class RelapsePreventionPlan(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    triggers: tuple[ShortText, ...] = Field(min_length=1)
+    coping_strategies: tuple[ShortText, ...] = Field(min_length=1)
+    support_contacts: tuple[ShortText, ...] = ()
+
+
+class AftercarePlan(BaseModel):
+    """Continued therapy, peer support (e.g. AA/NA, SMART Recovery) and community resources."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    continued_therapy: ShortText
+    peer_support: tuple[ShortText, ...] = ()
+    community_resources: tuple[ShortText, ...] = ()
+
+
+class DischargeReason(StrEnum):
+    COMPLETED = "completed"
+    TRANSFERRED = "transferred"  # transferred or stepped up to another level of care
+    AGAINST_ADVICE = "against_advice"
+    ADMINISTRATIVE = "administrative"  # e.g. non-attendance
+    OTHER = "other"
+
+
+class HoldKind(StrEnum):
+    HOSPITALIZATION = "hospitalization"
+    STEP_UP_WITH_RETURN = "step_up_with_return"
+    OTHER = "other"
+
+
+class ReviewOutcome(StrEnum):
+    CONTINUE = "continue"
+    REVISE_PLAN = "revise_plan"
+    ADVANCE_PHASE = "advance_phase"
+    STEP_DOWN = "step_down"
+    STEP_UP = "step_up"
+    DISCHARGE = "discharge"
+
+
+class RecipientKind(StrEnum):
+    FAMILY = "family"
+    EXTERNAL_PROVIDER = "external_provider"
+    PAYER = "payer"
+    LEGAL = "legal"
+    OTHER = "other"
+
+
+class ConsentScope(StrEnum):
+    """What may be disclosed under a 42 CFR Part 2 consent."""
+
+    ATTENDANCE = "attendance"
+    TREATMENT_PROGRESS = "treatment_progress"
+    DIAGNOSIS = "diagnosis"
+    DISCHARGE_SUMMARY = "discharge_summary"
+    APPOINTMENTS = "appointments"
+
+
+class StaffRecipient(StrEnum):
+    """Internal recipients of escalation notices (no consent needed within the care team)."""
+
+    PRIMARY_CLINICIAN = "primary_clinician"
+    CARE_COORDINATOR = "care_coordinator"
+    SUPERVISOR = "supervisor"
+    CLINICAL_DIRECTOR = "clinical_director"
+
+
+class TaskKind(StrEnum):
+    OUTREACH = "outreach"
+    CASE_REVIEW = "case_review"
+    DIRECTOR_REVIEW = "director_review"
+    ADMINISTRATIVE_DISCHARGE_REVIEW = "administrative_discharge_review"
+    AFTERCARE_OUTREACH = "aftercare_outreach"
+    REASSESSMENT = "reassessment"
+
+
+class EscalationTrigger(StrEnum):
+    CONSECUTIVE_NO_SHOWS = "consecutive_no_shows"
+    NO_SHOWS_IN_WINDOW = "no_shows_in_window"
+    TASK_OVERDUE = "task_overdue"
+    NO_CONTACT = "no_contact"
+    CHECK_IN_MISSED = "check_in_missed"
+    RELAPSE_REPORTED = "relapse_reported"
+
+
+class AuthorizationFlag(StrEnum):
+    NO_AUTHORIZATION_COVERS_DATE = "no_authorization_covers_date"
+    UNITS_EXHAUSTED = "units_exhausted"
+
+
+def aware(moment: datetime) -> datetime:
+    """Reject naive datetimes: every moment in CarePath carries its UTC offset."""
+    if moment.tzinfo is None or moment.utcoffset() is None:
+        raise ValueError("datetime must include a timezone (e.g. 2026-01-05T15:00:00Z)")
+    return moment
+
+
+Moment = Annotated[datetime, AfterValidator(aware)]
