@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.carepath-installed
 
-.PHONY: install up test lint typecheck clean
+.PHONY: install up test lint typecheck record-histories clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -26,6 +26,11 @@ test: $(STAMP)
 	$(BIN)/ruff check src tests
 	$(BIN)/mypy src
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+## Record the histories of the workflow test scenarios into tests/replay/histories
+## (existing files are kept; FORCE=1 overwrites them). Commit the new files.
+record-histories: $(STAMP)
+	CAREPATH_RECORD_HISTORIES=$(CURDIR)/tests/replay/histories $(BIN)/python -m pytest tests/workflows --no-cov -q -p no:cacheprovider
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests

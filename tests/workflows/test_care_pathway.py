@@ -6,7 +6,6 @@ import uuid
 
 import pytest
 from temporalio.client import Client, WorkflowExecutionStatus
-from temporalio.worker import Worker
 
 from carepath.domain.actors import Actor, Role
 from carepath.domain.commands import ReferClient, ReferralSource
@@ -29,11 +28,6 @@ def referral(program_id: str = "adult-iop", command_id: str | None = None) -> Re
         program_id=program_id,
         referral_source=ReferralSource.PRIMARY_CARE,
     )
-
-
-@pytest.fixture
-def episodes(client: Client, task_queue: str, worker: Worker) -> EpisodeClient:
-    return EpisodeClient(client, task_queue)
 
 
 class TestReferral:

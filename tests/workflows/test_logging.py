@@ -12,15 +12,13 @@ from typing import Any
 import pytest
 import structlog
 from temporalio.client import Client
-from temporalio.worker import Replayer, Worker
 
 from carepath.domain.actors import Actor, Role
 from carepath.domain.commands import ReferClient, ReferralSource
 from carepath.programs import load_catalog
 from carepath.workers.episodes import EpisodeClient
 from carepath.workers.logging import add_temporal_context, redact_phi
-from carepath.workers.temporal import DATA_CONVERTER
-from carepath.workers.worker import SANDBOX_RUNNER, WORKFLOWS
+from carepath.workers.replay import build_replayer
 from carepath.workflows.messages import workflow_id_for
 
 
@@ -45,7 +43,7 @@ def captured() -> Iterator[list[MutableMapping[str, Any]]]:
 
 
 async def test_workflow_and_activity_lines_carry_temporal_context_once(
-    client: Client, task_queue: str, worker: Worker, captured: list[MutableMapping[str, Any]]
+    client: Client, episodes: EpisodeClient, captured: list[MutableMapping[str, Any]]
 ) -> None:
     episode_id = str(uuid.uuid4())
     command = ReferClient(
@@ -55,9 +53,7 @@ async def test_workflow_and_activity_lines_carry_temporal_context_once(
         program_id="adult-iop",
         referral_source=ReferralSource.SELF,
     )
-    await EpisodeClient(client, task_queue).refer(
-        episode_id, command, load_catalog().get("adult-iop")
-    )
+    await episodes.refer(episode_id, command, load_catalog().get("adult-iop"))
 
     applied = [line for line in captured if line["event"] == "command_applied"]
     appended = [line for line in captured if line["event"] == "events_appended"]
@@ -70,10 +66,7 @@ async def test_workflow_and_activity_lines_carry_temporal_context_once(
 
     history = await client.get_workflow_handle(workflow_id_for(episode_id)).fetch_history()
     captured.clear()
-    replayer = Replayer(
-        workflows=WORKFLOWS, data_converter=DATA_CONVERTER, workflow_runner=SANDBOX_RUNNER
-    )
-    await replayer.replay_workflow(history)
+    await build_replayer().replay_workflow(history)
 
     assert [line for line in captured if line["event"] == "command_applied"] == []
 
