@@ -7,6 +7,7 @@ from temporalio.worker import Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 from carepath.activities.event_store import EventStoreActivities
+from carepath.activities.notifications import NotificationActivities
 from carepath.store.event_store import EventStore
 from carepath.workflows.care_pathway import CarePathwayWorkflow
 
@@ -21,12 +22,18 @@ SANDBOX_RUNNER = SandboxedWorkflowRunner(
 )
 
 
-def build_worker(client: Client, store: EventStore, task_queue: str) -> Worker:
-    activities = EventStoreActivities(store)
+def build_worker(
+    client: Client,
+    store: EventStore,
+    task_queue: str,
+    notifications: NotificationActivities | None = None,
+) -> Worker:
+    events = EventStoreActivities(store)
+    notifications = notifications or NotificationActivities()
     return Worker(
         client,
         task_queue=task_queue,
         workflows=WORKFLOWS,
-        activities=[activities.append_events],
+        activities=[events.append_events, notifications.send_notifications],
         workflow_runner=SANDBOX_RUNNER,
     )

@@ -1,51 +1,78 @@
 """The CarePathway workflow: one long-running execution per episode of care.
 
 Thin on purpose: every clinical judgement is made by the pure decider. The workflow
-receives commands as Updates, persists the decider's events through an activity before
-answering (read-your-writes for the caller), and exposes the state as a query.
+- receives staff commands as Updates; the validator runs `decide` so a refused command
+  never enters history, and the handler persists the events before answering;
+- sleeps until `next_deadline(state)` (one timer at a time) and then feeds
+  `Tick(workflow.now())` to the decider, persisting whatever the passage of time meant;
+- sends notifications for persisted events from its main loop, after the caller has
+  been answered;
+- continues as new with a state snapshot before its history grows large;
+- starts the new, linked episode when a client is readmitted.
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections import deque
 from datetime import timedelta
+from typing import Any
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy, SearchAttributeKey
+from temporalio.common import RetryPolicy, SearchAttributeKey, SearchAttributeUpdate
 from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     import structlog
 
-    from carepath.domain.commands import Command
+    from carepath.domain.commands import Command, ReferClient, ReferralSource, Tick
+    from carepath.domain.deadlines import next_deadline, visibility
     from carepath.domain.decider import DecisionContext, decide, fold
     from carepath.domain.errors import CarePathError
-    from carepath.domain.events import Event
+    from carepath.domain.events import ClientReadmitted, Event
+    from carepath.domain.pending import pending_deadlines
     from carepath.domain.programs import ProgramCatalog
     from carepath.domain.state import EpisodeState
     from carepath.workflows.messages import (
         APPEND_EVENTS_ACTIVITY,
         COMMAND_UPDATE,
+        DEADLINES_QUERY,
+        SEND_NOTIFICATIONS_ACTIVITY,
         STATE_QUERY,
+        TIMELINE_QUERY,
         WORKFLOW_NAME,
         AppendEventsInput,
         AppendEventsResult,
         CarePathwayInput,
         CommandRequest,
         CommandResult,
+        DeadlinesView,
         EpisodeView,
+        NotifyInput,
+        PendingDeadline,
+        TimelineEntry,
+        TimelineView,
+        workflow_id_for,
     )
 
-STAGE_ATTRIBUTE = SearchAttributeKey.for_keyword("CarePathwayStage")
-PROGRAM_ATTRIBUTE = SearchAttributeKey.for_keyword("ProgramId")
+STAGE = SearchAttributeKey.for_keyword("CarePathwayStage")
+PROGRAM = SearchAttributeKey.for_keyword("ProgramId")
+CLINICIAN = SearchAttributeKey.for_keyword("PrimaryClinician")
+ESCALATION = SearchAttributeKey.for_int("EscalationLevel")
+NEXT_DEADLINE = SearchAttributeKey.for_datetime("NextDeadline")
 
-# The append is a local activity: it runs in the worker that holds the workflow task, which
-# measured 10 ms p50 per command against 50 ms for a regular activity (DESIGN.md §6). A
-# worker crash re-runs it on the next attempt; the store's idempotent append makes that safe.
+# The append is a local activity: it runs in the worker that holds the workflow task, so a
+# command's round trip avoids a second trip through the server's task queues. A worker
+# crash re-runs it on the next attempt; the store's idempotent append makes that safe.
 APPEND_TIMEOUT = timedelta(seconds=15)
 APPEND_RETRY = RetryPolicy(
     initial_interval=timedelta(milliseconds=200), maximum_interval=timedelta(seconds=10)
 )
+# Notifications go to external channels that may be slow or down for a while: a regular
+# activity, retried by the server with backoff, never holding up a command's answer.
+NOTIFY_TIMEOUT = timedelta(seconds=30)
+NOTIFY_RETRY = RetryPolicy(maximum_interval=timedelta(minutes=5))
+TIMELINE_LENGTH = 50
 
 log = structlog.get_logger("carepath.workflow")
 
@@ -57,23 +84,101 @@ class CarePathwayWorkflow:
         self._episode_id = inp.episode_id
         self._programs = ProgramCatalog({inp.program.id: inp.program})
         self._state: EpisodeState | None = inp.snapshot
-        # Commands are applied one at a time, in the order their handlers acquire the lock,
-        # so two accepted commands can never both decide against the same old state.
+        self._history_event_limit = inp.history_event_limit
+        # Commands and ticks are applied one at a time, in the order they take the lock,
+        # so two accepted commands never both decide against the same old state.
         self._lock = asyncio.Lock()
+        self._outbox: list[Event] = []
+        self._timeline: deque[TimelineEntry] = deque(maxlen=TIMELINE_LENGTH)
+        self._published: dict[str, object] = {}
 
     @workflow.run
     async def run(self, inp: CarePathwayInput) -> EpisodeView:
-        await workflow.wait_condition(lambda: self._state is not None and self._state.is_closed)
-        # Never finish with an update mid-flight: its caller would get an error.
+        if inp.initial_command is not None and self._state is None:
+            await self._apply(inp.initial_command)
+        while True:
+            await workflow.wait_condition(lambda: self._state is not None)
+            state = self._current()
+            if state.is_closed:
+                break
+            await self._wait_for_change_or_deadline(state)
+            await self._drain_outbox()
+            if self._should_continue_as_new():
+                await workflow.wait_condition(workflow.all_handlers_finished)
+                await self._drain_outbox()
+                workflow.continue_as_new(
+                    inp.model_copy(update={"snapshot": self._state, "initial_command": None})
+                )
+        # Never finish with an update mid-flight (its caller would get an error) or with
+        # notifications still unsent.
         await workflow.wait_condition(workflow.all_handlers_finished)
+        await self._drain_outbox()
         return self._view()
+
+    async def _wait_for_change_or_deadline(self, state: EpisodeState) -> None:
+        seen = state.version
+        deadline = next_deadline(state)
+
+        def changed() -> bool:
+            return self._current().version != seen or bool(self._outbox)
+
+        if deadline is None:
+            await workflow.wait_condition(changed)
+            return
+        delay = max(deadline - workflow.now(), timedelta(0))
+        try:
+            # One timer at a time: a command that moves the deadline ends this wait, and
+            # the loop starts a new timer for the new deadline.
+            await workflow.wait_condition(changed, timeout=delay)
+        except TimeoutError:
+            now = workflow.now()
+            produced = await self._apply(Tick(command_id=f"tick:{now.isoformat()}", now=now))
+            if not produced and next_deadline(self._current()) == deadline:
+                # The decider saw nothing due: wait for a command rather than spin.
+                log.warning("deadline_without_effect", deadline=deadline.isoformat())
+                await workflow.wait_condition(changed)
 
     @workflow.update(name=COMMAND_UPDATE)
     async def command(self, request: CommandRequest) -> CommandResult:
+        events = await self._apply(request.command)
+        return CommandResult(episode_id=self._episode_id, events=events, state=self._current())
+
+    @command.validator
+    def _validate_command(self, request: CommandRequest) -> None:
+        # Runs before anything is written: a refused command leaves no trace in history.
+        if isinstance(request.command, Tick):
+            raise ApplicationError(
+                "time passes by itself: ticks come from the episode's own timers",
+                type="CommandNotAllowed",
+                non_retryable=True,
+            )
+        self._decide(request.command)
+
+    @workflow.query(name=STATE_QUERY)
+    def state(self) -> EpisodeView:
+        return self._view()
+
+    @workflow.query(name=DEADLINES_QUERY)
+    def pending_deadlines(self) -> DeadlinesView:
+        pending = pending_deadlines(self._state) if self._state is not None else ()
+        return DeadlinesView(
+            episode_id=self._episode_id,
+            next_deadline=next_deadline(self._state),
+            pending=tuple(PendingDeadline(kind=k, due_at=at, ref=ref) for k, at, ref in pending),
+        )
+
+    @workflow.query(name=TIMELINE_QUERY)
+    def timeline(self) -> TimelineView:
+        return TimelineView(episode_id=self._episode_id, entries=tuple(self._timeline))
+
+    async def _apply(self, command: Command) -> tuple[Event, ...]:
+        """Decide, persist, then adopt the new state; the caller sees it only once stored."""
         async with self._lock:
             # Decide again under the lock: another command may have been applied between
             # this one's validation and now.
-            events = self._decide(request.command)
+            events = self._decide(command)
+            if not events:
+                return events
             result = await workflow.execute_local_activity(
                 APPEND_EVENTS_ACTIVITY,
                 AppendEventsInput(episode_id=self._episode_id, events=events),
@@ -81,28 +186,31 @@ class CarePathwayWorkflow:
                 retry_policy=APPEND_RETRY,
                 result_type=AppendEventsResult,
             )
-            state = fold(events, self._state)
-            assert state is not None
-            self._state = state
-            self._publish_visibility(state)
+            self._state = fold(events, self._state)
+            self._outbox.extend(events)
+            self._timeline.extend(
+                TimelineEntry(
+                    seq=e.seq,
+                    type=e.type,
+                    occurred_at=e.occurred_at,
+                    actor_id=e.actor.user_id,
+                    actor_role=e.actor.role.value,
+                )
+                for e in events
+            )
+            self._publish_visibility()
             log.info(
                 "command_applied",
-                command=request.command.type,
-                command_id=request.command.command_id,
+                command=command.type,
+                command_id=command.command_id,
                 events=[e.type for e in events],
                 head_seq=result.head_seq,
-                stage=state.stage.value,
+                stage=self._current().stage.value,
             )
-            return CommandResult(episode_id=self._episode_id, events=events, state=state)
-
-    @command.validator
-    def _validate_command(self, request: CommandRequest) -> None:
-        # Runs before anything is written: a rejected command leaves no trace in history.
-        self._decide(request.command)
-
-    @workflow.query(name=STATE_QUERY)
-    def state(self) -> EpisodeView:
-        return self._view()
+        for event in events:
+            if isinstance(event, ClientReadmitted):
+                await self._open_readmission(event, command)
+        return events
 
     def _decide(self, command: Command) -> tuple[Event, ...]:
         ctx = DecisionContext(
@@ -113,13 +221,72 @@ class CarePathwayWorkflow:
         except CarePathError as err:
             raise ApplicationError(err.message, type=err.code, non_retryable=True) from None
 
-    def _publish_visibility(self, state: EpisodeState) -> None:
-        workflow.upsert_search_attributes(
-            [
-                STAGE_ATTRIBUTE.value_set(state.stage.value),
-                PROGRAM_ATTRIBUTE.value_set(state.program_id),
-            ]
+    async def _drain_outbox(self) -> None:
+        while self._outbox:
+            batch, self._outbox = tuple(self._outbox), []
+            await workflow.execute_activity(
+                SEND_NOTIFICATIONS_ACTIVITY,
+                NotifyInput(
+                    episode_id=self._episode_id,
+                    primary_clinician=self._current().primary_clinician,
+                    events=batch,
+                ),
+                start_to_close_timeout=NOTIFY_TIMEOUT,
+                retry_policy=NOTIFY_RETRY,
+            )
+
+    async def _open_readmission(self, event: ClientReadmitted, command: Command) -> None:
+        """Start the new episode, linked both ways: its referral names this episode."""
+        state = self._current()
+        referral = ReferClient(
+            command_id=f"readmit-{event.new_episode_id}",
+            actor=command.actor,
+            client_ref=state.client_ref,
+            program_id=state.program_id,
+            referral_source=ReferralSource.OTHER,
+            readmission_of=self._episode_id,
+            reason=f"readmission from episode {self._episode_id}",
         )
+        await workflow.start_child_workflow(
+            CarePathwayWorkflow.run,
+            CarePathwayInput(
+                episode_id=event.new_episode_id,
+                program=self._programs.get(state.program_id),
+                initial_command=referral,
+            ),
+            id=workflow_id_for(event.new_episode_id),
+            # The new episode outlives this one: it must not be closed with its parent.
+            parent_close_policy=workflow.ParentClosePolicy.ABANDON,
+        )
+
+    def _should_continue_as_new(self) -> bool:
+        info = workflow.info()
+        return (
+            info.is_continue_as_new_suggested()
+            or info.get_current_history_length() >= self._history_event_limit
+        )
+
+    def _publish_visibility(self) -> None:
+        values = visibility(self._current())
+        updates: list[SearchAttributeUpdate[Any]] = []
+        for key, value in (
+            (STAGE, values["stage"]),
+            (PROGRAM, values["program_id"]),
+            (CLINICIAN, values["primary_clinician"]),
+            (ESCALATION, values["escalation_level"]),
+            (NEXT_DEADLINE, values["next_deadline"]),
+        ):
+            # A new run starts with none set, so an absent value needs no unset.
+            if self._published.get(key.name) == value:
+                continue
+            self._published[key.name] = value
+            updates.append(key.value_unset() if value is None else key.value_set(value))
+        if updates:
+            workflow.upsert_search_attributes(updates)
+
+    def _current(self) -> EpisodeState:
+        assert self._state is not None, "the episode has not been referred yet"
+        return self._state
 
     def _view(self) -> EpisodeView:
         return EpisodeView(

@@ -6,9 +6,11 @@ breaking running episodes or callers (add it with a default).
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from pydantic import BaseModel, ConfigDict
 
-from carepath.domain.commands import Command
+from carepath.domain.commands import Command, ReferClient
 from carepath.domain.events import Event
 from carepath.domain.programs import ProgramDefinition
 from carepath.domain.state import EpisodeState
@@ -16,7 +18,10 @@ from carepath.domain.state import EpisodeState
 WORKFLOW_NAME = "CarePathway"
 COMMAND_UPDATE = "command"
 STATE_QUERY = "state"
+DEADLINES_QUERY = "pending_deadlines"
+TIMELINE_QUERY = "timeline"
 APPEND_EVENTS_ACTIVITY = "append_events"
+SEND_NOTIFICATIONS_ACTIVITY = "send_notifications"
 
 
 def workflow_id_for(episode_id: str) -> str:
@@ -33,7 +38,14 @@ class CarePathwayInput(_Message):
     # The program is copied into the episode when it starts: an episode keeps the rules it
     # was admitted under even if the program file changes later, and replay stays exact.
     program: ProgramDefinition
+    # Carried across continue-as-new: the state so far (its version is the last seq).
     snapshot: EpisodeState | None = None
+    # A referral applied when the run starts: used to open a readmission episode, whose
+    # referral comes from the episode it readmits from rather than from an API call.
+    initial_command: ReferClient | None = None
+    # Continue-as-new once the run's history reaches this many events, even if the server
+    # has not suggested it yet (it suggests at 4,096 by default).
+    history_event_limit: int = 4_000
 
 
 class CommandRequest(_Message):
@@ -61,3 +73,38 @@ class AppendEventsResult(_Message):
     episode_id: str
     head_seq: int
     written: int
+
+
+class NotifyInput(_Message):
+    episode_id: str
+    primary_clinician: str | None
+    events: tuple[Event, ...]
+
+
+class NotifyResult(_Message):
+    sent: int
+
+
+class PendingDeadline(_Message):
+    kind: str
+    due_at: datetime
+    ref: str | None = None
+
+
+class DeadlinesView(_Message):
+    episode_id: str
+    next_deadline: datetime | None
+    pending: tuple[PendingDeadline, ...]
+
+
+class TimelineEntry(_Message):
+    seq: int
+    type: str
+    occurred_at: datetime
+    actor_id: str
+    actor_role: str
+
+
+class TimelineView(_Message):
+    episode_id: str
+    entries: tuple[TimelineEntry, ...]
