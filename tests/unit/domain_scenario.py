@@ -57,6 +57,7 @@ def catalog_with(**sections: dict[str, Any]) -> ProgramCatalog:
         data[name] = {**data[name], **changes}
     return ProgramCatalog({"adult-iop": parse_program(data)})
 
+
 ELIGIBLE = ScreeningFindings(
     moderate_symptoms=True,
     stable_supportive_living_environment=True,
@@ -81,7 +82,9 @@ def plan(hours: float = 3, days: int = 3, primary: str = "cal-clinician") -> Tre
     return TreatmentPlan(
         problems=(Problem(problem_id="p1", description="alcohol use disorder, moderate"),),
         goals=(
-            Goal(area=GoalArea.COPING_STRATEGIES, description="use urge surfing", problem_ids=("p1",)),
+            Goal(
+                area=GoalArea.COPING_STRATEGIES, description="use urge surfing", problem_ids=("p1",)
+            ),
             Goal(area=GoalArea.AFTERCARE_READINESS, description="join a peer group"),
         ),
         modalities=(Modality.CBT, Modality.TWELVE_STEP_FACILITATION),
@@ -187,15 +190,29 @@ class Episode:
         return self
 
     def session(
-        self, session_id: str, starts_at: datetime, hours: float = 3, kind: SessionKind = SessionKind.GROUP_SKILLS
+        self,
+        session_id: str,
+        starts_at: datetime,
+        hours: float = 3,
+        kind: SessionKind = SessionKind.GROUP_SKILLS,
     ) -> Episode:
         self.run(
-            self.make(c.ScheduleSession, session_id=session_id, kind=kind, starts_at=starts_at, hours=hours)
+            self.make(
+                c.ScheduleSession,
+                session_id=session_id,
+                kind=kind,
+                starts_at=starts_at,
+                hours=hours,
+            )
         )
         return self
 
-    def attendance(self, session_id: str, status: str, hours: float | None = None) -> tuple[Event, ...]:
-        return self.run(self.make(c.RecordAttendance, session_id=session_id, status=status, hours=hours))
+    def attendance(
+        self, session_id: str, status: str, hours: float | None = None
+    ) -> tuple[Event, ...]:
+        return self.run(
+            self.make(c.RecordAttendance, session_id=session_id, status=status, hours=hours)
+        )
 
     def tick(self, at: datetime) -> tuple[Event, ...]:
         self.now = at

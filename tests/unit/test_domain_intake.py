@@ -90,7 +90,7 @@ class TestScreening:
     def test_unmet_criterion_without_destination_asks_for_one(self) -> None:
         ep = Episode().referred()
         findings = ELIGIBLE.model_copy(update={"reliable_transportation": False})
-        with pytest.raises(InvalidCommand, match="reliable_transportation.*referred_out_to"):
+        with pytest.raises(InvalidCommand, match=r"reliable_transportation.*referred_out_to"):
             ep.decide(ep.make(c.RecordScreening, actor=INTAKE, findings=findings))
 
     def test_eligible_screening_with_destination_is_inconsistent(self) -> None:
@@ -112,7 +112,9 @@ class TestScreening:
 
     def test_nothing_is_accepted_after_referral_out(self) -> None:
         ep = Episode().referred()
-        ep.run(ep.make(c.ReferOut, actor=INTAKE, level_of_care=LevelOfCare.PHP, summary="needs PHP"))
+        ep.run(
+            ep.make(c.ReferOut, actor=INTAKE, level_of_care=LevelOfCare.PHP, summary="needs PHP")
+        )
         with pytest.raises(EpisodeClosed, match="referred_out"):
             ep.decide(ep.make(c.StartScreening, actor=INTAKE))
 

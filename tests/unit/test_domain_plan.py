@@ -34,7 +34,7 @@ class TestTreatmentPlan:
 
     def test_adult_schedule_under_nine_hours_is_refused(self) -> None:
         ep = Episode().admitted()
-        with pytest.raises(ScheduleOutsideIntensityBounds, match="totals 8 h.*9-19 h a week"):
+        with pytest.raises(ScheduleOutsideIntensityBounds, match=r"totals 8 h.*9-19 h a week"):
             ep.decide(ep.make(c.RecordTreatmentPlan, plan=plan(hours=2, days=4)))
 
     def test_adolescent_schedule_of_six_hours_is_accepted(self) -> None:
@@ -44,12 +44,12 @@ class TestTreatmentPlan:
 
     def test_too_few_program_days_are_refused(self) -> None:
         ep = Episode().admitted()
-        with pytest.raises(ScheduleOutsideIntensityBounds, match="2 program days.*3-5"):
+        with pytest.raises(ScheduleOutsideIntensityBounds, match=r"2 program days.*3-5"):
             ep.decide(ep.make(c.RecordTreatmentPlan, plan=plan(hours=4, days=2)))
 
     def test_program_day_over_four_hours_is_refused(self) -> None:
         ep = Episode().admitted()
-        with pytest.raises(ScheduleOutsideIntensityBounds, match="lasts 5.0 h"):
+        with pytest.raises(ScheduleOutsideIntensityBounds, match=r"lasts 5\.0 h"):
             ep.decide(ep.make(c.RecordTreatmentPlan, plan=plan(hours=5, days=3)))
 
     def test_primary_clinician_must_be_on_the_care_team(self) -> None:
@@ -69,9 +69,7 @@ class TestTreatmentPlan:
         ep = Episode().admitted()
         stray = plan().model_copy(
             update={
-                "goals": (
-                    Goal(area=GoalArea.RELATIONSHIPS, description="x", problem_ids=("p9",)),
-                )
+                "goals": (Goal(area=GoalArea.RELATIONSHIPS, description="x", problem_ids=("p9",)),)
             }
         )
         with pytest.raises(InvalidCommand, match=r"unknown problems \['p9'\]"):

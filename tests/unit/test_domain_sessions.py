@@ -160,14 +160,19 @@ class TestCorrections:
         ep = with_session()
         ep.attendance("s1", "attended")
         with pytest.raises(ReasonRequired, match="say why"):
-            ep.decide(ep.make(c.CorrectAttendance, session_id="s1", status=AttendanceStatus.EXCUSED))
+            ep.decide(
+                ep.make(c.CorrectAttendance, session_id="s1", status=AttendanceStatus.EXCUSED)
+            )
 
     def test_correction_of_an_unrecorded_session_asks_to_record_it(self) -> None:
         ep = with_session()
         with pytest.raises(AttendanceNotRecorded, match="record it instead"):
             ep.decide(
                 ep.make(
-                    c.CorrectAttendance, session_id="s1", status=AttendanceStatus.EXCUSED, reason="x"
+                    c.CorrectAttendance,
+                    session_id="s1",
+                    status=AttendanceStatus.EXCUSED,
+                    reason="x",
                 )
             )
 
@@ -177,7 +182,10 @@ class TestCorrections:
         with pytest.raises(InvalidCommand, match="nothing to correct"):
             ep.decide(
                 ep.make(
-                    c.CorrectAttendance, session_id="s1", status=AttendanceStatus.ATTENDED, reason="x"
+                    c.CorrectAttendance,
+                    session_id="s1",
+                    status=AttendanceStatus.ATTENDED,
+                    reason="x",
                 )
             )
 

@@ -1,0 +1,105 @@
+"""Events and commands on the wire: JSON round trips, schema versions and upcasting."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from domain_scenario import SUPERVISOR, T0, Episode
+
+from carepath.domain import commands as c
+from carepath.domain import events as e
+from carepath.domain.errors import CarePathError, InvalidCommand, StepDownRequiresAftercarePlan
+
+
+def full_history() -> list[e.Event]:
+    ep = Episode().in_aftercare()
+    ep.run(ep.make(c.ReportRelapse))
+    ep.run(ep.make(c.ReadmitClient, new_episode_id="ep-2", summary="readmitted"))
+    return ep.history
+
+
+def test_every_event_round_trips_through_json() -> None:
+    for event in full_history():
+        assert e.load_event(e.dump_event(event)) == event
+
+
+def test_every_event_type_is_in_the_union() -> None:
+    tags = {cls.model_fields["type"].default for cls in e.EVENT_TYPES}
+    union_tags = set(e.EVENT_ADAPTER.core_schema["schema"]["choices"])  # type: ignore[index]
+    assert tags == union_tags
+
+
+def test_commands_round_trip_through_the_adapter() -> None:
+    ep = Episode()
+    command = ep.make(
+        c.ReferClient,
+        client_ref="x",
+        program_id="adult-iop",
+        referral_source="court",
+        actor=SUPERVISOR,
+    )
+    payload = c.COMMAND_ADAPTER.dump_python(command, mode="json")
+    assert c.COMMAND_ADAPTER.validate_python(payload) == command
+    tick = c.COMMAND_ADAPTER.validate_python({"type": "tick", "now": "2026-01-05T09:00:00Z"})
+    assert isinstance(tick, c.Tick)
+    assert tick.now == T0
+
+
+def test_unknown_fields_are_rejected() -> None:
+    with pytest.raises(ValueError, match="Extra inputs are not permitted"):
+        c.COMMAND_ADAPTER.validate_python(
+            {"type": "start_screening", "command_id": "x", "actor": SUPERVISOR, "x": 1}
+        )
+
+
+def test_events_are_frozen() -> None:
+    event = full_history()[0]
+    with pytest.raises(ValueError, match="frozen"):
+        event.seq = 5  # type: ignore[misc]
+
+
+def test_an_old_payload_is_upcast_before_it_loads(monkeypatch: pytest.MonkeyPatch) -> None:
+    referred = e.dump_event(full_history()[0])
+    old = {k: v for k, v in referred.items() if k != "readmission_of"}
+    old["referrer"] = "dr-who"  # a field version 1 had and version 2 dropped
+
+    def v1_to_v2(data: dict[str, Any]) -> dict[str, Any]:
+        data = dict(data)
+        data.pop("referrer")
+        return data
+
+    monkeypatch.setitem(e.UPCASTERS, ("client_referred", 1), v1_to_v2)
+    assert e.current_schema_version("client_referred") == 2
+    loaded = e.load_event(old)
+    assert loaded.schema_version == 2
+    assert loaded.readmission_of is None
+
+
+def test_new_events_carry_the_current_schema_version(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(e.UPCASTERS, ("client_referred", 1), lambda data: data)
+    assert Episode().referred().history[0].schema_version == 2
+
+
+def test_errors_carry_their_class_name_as_code() -> None:
+    error = StepDownRequiresAftercarePlan("record an aftercare plan before stepping down")
+    assert error.code == "StepDownRequiresAftercarePlan"
+    assert error.message == "record an aftercare plan before stepping down"
+    assert isinstance(InvalidCommand("x"), CarePathError)
+
+
+def test_every_error_class_says_when_it_is_raised() -> None:
+    from carepath.domain import errors
+
+    classes = [
+        obj
+        for obj in vars(errors).values()
+        if isinstance(obj, type) and issubclass(obj, CarePathError)
+    ]
+    assert len(classes) > 20
+    undocumented = [
+        cls
+        for cls in classes
+        if cls is not CarePathError and "raise" not in (cls.__doc__ or "").lower()
+    ]
+    assert undocumented == []

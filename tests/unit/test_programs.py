@@ -1,0 +1,147 @@
+"""Programs are data: the shipped definitions load, and a bad file is rejected at load
+with the field and the reason."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from carepath.domain.errors import ProgramDefinitionInvalid, UnknownProgram
+from carepath.domain.programs import ProgramCatalog, parse_program
+from carepath.programs import BUILTIN_DIR, load_catalog, load_program_file
+
+MINIMAL: dict[str, Any] = {
+    "id": "tiny-iop",
+    "name": "Tiny",
+    "population": "adult",
+    "phases": [{"id": "only", "name": "Only phase", "weeks": 6}],
+}
+
+
+def write(tmp_path: Path, name: str, data: Any) -> Path:
+    path = tmp_path / name
+    path.write_text(yaml.safe_dump(data), encoding="utf-8")
+    return path
+
+
+class TestShippedPrograms:
+    def test_adult_and_adolescent_programs_ship(self) -> None:
+        assert load_catalog().ids() == ("adolescent-iop", "adult-iop")
+
+    def test_adult_program_matches_the_design_defaults(self) -> None:
+        adult = load_catalog().get("adult-iop")
+        assert [p.weeks for p in adult.phases] == [4, 4, 4]
+        assert (adult.intensity.min_weekly_hours, adult.intensity.max_weekly_hours) == (9, 19)
+        assert adult.aftercare.check_in_offsets_days == (7, 30, 90, 180, 365)
+        assert adult.escalation.consecutive_no_shows == (1, 2, 3)
+
+    def test_adolescent_program_needs_at_least_six_hours(self) -> None:
+        assert load_catalog().get("adolescent-iop").intensity.min_weekly_hours == 6
+
+    def test_shipped_files_spell_out_every_section(self) -> None:
+        for path in BUILTIN_DIR.glob("*.yaml"):
+            data = yaml.safe_load(path.read_text(encoding="utf-8"))
+            assert set(data) >= {"intensity", "planning", "escalation", "aftercare", "hold"}
+
+    def test_minimal_definition_gets_the_design_defaults(self) -> None:
+        program = parse_program(MINIMAL)
+        assert program.planning.review_every_days == 14
+        assert program.escalation.no_contact_days == 14
+
+
+class TestInvalidDefinitions:
+    @pytest.mark.parametrize(
+        ("change", "field", "reason"),
+        [
+            ({"population": "elderly"}, "population", "pattern"),
+            ({"intensity": {"min_weekly_hours": 20}}, "intensity", "must not exceed"),
+            ({"phases": []}, "phases", "at least 1"),
+            ({"planning": {"review_every_days": 0}}, "planning.review_every_days", "greater"),
+            ({"aftercare": {"check_in_offsets_days": [30, 7]}}, "aftercare", "increasing"),
+            ({"escalation": {"consecutive_no_shows": [2, 1]}}, "escalation", "increasing"),
+            ({"escalation": {"window_level": 9}}, "escalation", "window_level"),
+            ({"unknown_section": 1}, "unknown_section", "Extra inputs"),
+        ],
+    )
+    def test_invalid_field_is_named_with_its_reason(
+        self, change: dict[str, Any], field: str, reason: str
+    ) -> None:
+        with pytest.raises(ProgramDefinitionInvalid, match=rf"field '{field}.*{reason}"):
+            parse_program({**MINIMAL, **change}, source="x.yaml")
+
+    def test_duplicate_phase_ids_are_rejected(self) -> None:
+        phases = [{"id": "a", "name": "A", "weeks": 3}] * 2
+        with pytest.raises(ProgramDefinitionInvalid, match="phase ids must be unique"):
+            parse_program({**MINIMAL, "phases": phases})
+
+    def test_phases_longer_than_the_program_allows_are_rejected(self) -> None:
+        phases = [{"id": "a", "name": "A", "weeks": 20}]
+        with pytest.raises(ProgramDefinitionInvalid, match="phases last 20 weeks"):
+            parse_program({**MINIMAL, "phases": phases})
+
+    def test_ladder_levels_must_be_numbered_in_order(self) -> None:
+        levels = [
+            {"level": 2, "task": "outreach", "due_hours": 24, "notify": ["supervisor"]},
+        ]
+        escalation = {"levels": levels, "consecutive_no_shows": [1], "window_level": 1}
+        escalation |= {"no_contact_level": 1}
+        with pytest.raises(ProgramDefinitionInvalid, match=r"numbered 1..n"):
+            parse_program({**MINIMAL, "escalation": escalation})
+
+    def test_ladder_thresholds_cannot_name_undefined_levels(self) -> None:
+        escalation = {"consecutive_no_shows": [1, 2, 3, 4, 5]}
+        with pytest.raises(ProgramDefinitionInvalid, match="more levels than are defined"):
+            parse_program({**MINIMAL, "escalation": escalation})
+
+    def test_aftercare_levels_must_exist_on_the_ladder(self) -> None:
+        with pytest.raises(ProgramDefinitionInvalid, match="aftercare escalation levels"):
+            parse_program({**MINIMAL, "aftercare": {"reassessment_level": 7}})
+
+
+class TestLoader:
+    def test_loads_yaml_and_json_from_a_directory(self, tmp_path: Path) -> None:
+        write(tmp_path, "a.yaml", MINIMAL)
+        (tmp_path / "b.json").write_text(
+            '{"id": "json-iop", "name": "J", "population": "adolescent",'
+            ' "phases": [{"id": "p", "name": "P", "weeks": 4}]}',
+            encoding="utf-8",
+        )
+        (tmp_path / "notes.txt").write_text("ignored", encoding="utf-8")
+        assert load_catalog(tmp_path).ids() == ("json-iop", "tiny-iop")
+
+    def test_invalid_yaml_is_rejected_with_the_path(self, tmp_path: Path) -> None:
+        path = tmp_path / "bad.yaml"
+        path.write_text("id: [unclosed", encoding="utf-8")
+        with pytest.raises(ProgramDefinitionInvalid, match=r"bad\.yaml: not valid YAML"):
+            load_program_file(path)
+
+    def test_non_mapping_file_is_rejected(self, tmp_path: Path) -> None:
+        with pytest.raises(ProgramDefinitionInvalid, match="expected a mapping"):
+            load_program_file(write(tmp_path, "list.yaml", [1, 2]))
+
+    def test_unreadable_file_is_rejected(self, tmp_path: Path) -> None:
+        with pytest.raises(ProgramDefinitionInvalid, match="cannot read the file"):
+            load_program_file(tmp_path / "missing.yaml")
+
+    def test_the_same_program_id_twice_is_rejected(self, tmp_path: Path) -> None:
+        write(tmp_path, "a.yaml", MINIMAL)
+        write(tmp_path, "b.yaml", MINIMAL)
+        with pytest.raises(ProgramDefinitionInvalid, match="defined twice"):
+            load_catalog(tmp_path)
+
+    def test_empty_directory_is_rejected(self, tmp_path: Path) -> None:
+        with pytest.raises(ProgramDefinitionInvalid, match="no program definitions"):
+            load_catalog(tmp_path)
+
+    def test_missing_directory_is_rejected(self, tmp_path: Path) -> None:
+        with pytest.raises(ProgramDefinitionInvalid, match="not a directory"):
+            load_catalog(tmp_path / "nope")
+
+    def test_unknown_program_lists_the_known_ones(self) -> None:
+        catalog = ProgramCatalog({})
+        with pytest.raises(UnknownProgram, match="none loaded"):
+            catalog.get("x")
+        assert "adult-iop" in load_catalog()
