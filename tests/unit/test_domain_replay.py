@@ -1,0 +1,67 @@
+"""Folding histories, the itemised deadline view, and program thresholds at the edges."""
+
+from __future__ import annotations
+
+import pytest
+from domain_scenario import DAY, HOUR, SUPERVISOR, T0, Episode, catalog_with, types
+
+from carepath.domain import commands as c
+from carepath.domain.deadlines import pending_reminders
+from carepath.domain.decider import evolve, fold
+from carepath.domain.pending import pending_deadlines
+
+
+class TestFold:
+    def test_event_before_the_referral_means_a_corrupt_stream(self) -> None:
+        history = Episode().admitted().history
+        with pytest.raises(ValueError, match="before the referral"):
+            evolve(None, history[1])
+
+    def test_second_referral_event_means_a_corrupt_stream(self) -> None:
+        ep = Episode().referred()
+        with pytest.raises(ValueError, match="already started"):
+            evolve(ep.state, ep.history[0])
+
+    def test_fold_from_a_snapshot_continues_where_it_stopped(self) -> None:
+        ep = Episode().in_program()
+        snapshot = fold(ep.history[:3])
+        assert fold(ep.history[3:], snapshot) == ep.state
+
+    def test_late_record_of_an_earlier_session_keeps_the_latest_contact(self) -> None:
+        ep = Episode().in_program().session("s1", T0 + DAY).session("s2", T0 + 2 * DAY)
+        ep.now = T0 + 3 * DAY
+        ep.attendance("s2", "attended")
+        ep.attendance("s1", "attended")
+        assert ep.s.last_contact_at == T0 + 2 * DAY
+
+
+class TestPendingDeadlines:
+    def test_items_are_listed_earliest_first_with_their_references(self) -> None:
+        ep = Episode().in_program().session("s1", T0 + DAY)
+        items = pending_deadlines(ep.state)
+        assert items[0] == ("session_no_show", T0 + DAY + 4 * HOUR, "s1")
+        assert [kind for kind, _at, _ref in items] == [
+            "session_no_show",
+            "weekly_hours_check",
+            "plan_review_reminder",
+            "no_contact_review",
+            "plan_review_overdue",
+        ]
+
+    def test_nothing_is_pending_for_a_closed_or_missing_episode(self) -> None:
+        ep = Episode().in_program()
+        ep.run(ep.make(c.Discharge, actor=SUPERVISOR, discharge_reason="other", summary="x"))
+        assert pending_deadlines(ep.state) == ()
+        assert pending_deadlines(None) == ()
+        assert pending_reminders(ep.s) == ()
+
+
+class TestThresholdsFromTheProgram:
+    def test_ladder_that_starts_at_two_no_shows_ignores_the_first(self) -> None:
+        catalog = catalog_with(escalation={"consecutive_no_shows": (2, 3, 4)})
+        ep = Episode(catalog=catalog).in_program().session("s1", T0 + DAY)
+        ep.now = T0 + 2 * DAY
+        assert types(ep.attendance("s1", "no_show")) == ["attendance_recorded"]
+
+    def test_explicit_tick_command_id_is_kept(self) -> None:
+        assert c.Tick(command_id="timer-7", now=T0).command_id == "timer-7"
