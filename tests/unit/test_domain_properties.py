@@ -263,6 +263,8 @@ def test_sequence_numbers_stay_contiguous_and_fold_reproduces_the_state(
     assert fold(ep.history) == ep.state
     assert ep.s.version == len(ep.history)
     assert visibility(ep.s)["stage"] == ep.s.stage.value
+    # The state is the workflow's continue-as-new snapshot: it must survive JSON.
+    assert type(ep.s).model_validate_json(ep.s.model_dump_json()) == ep.s
 
 
 @FAST

@@ -211,6 +211,12 @@ class EpisodeState(_Frozen):
             return 0
         return max((task.level for task in self.tasks if not task.resolved), default=0)
 
+    def fhir_status(self, aftercare_status: str = "active") -> str:
+        """FHIR EpisodeOfCare.status; the program says whether aftercare is active or finished."""
+        if self.stage is Stage.AFTERCARE:
+            return aftercare_status
+        return FHIR_STATUS[self.stage]
+
     def session(self, session_id: str) -> Session | None:
         return next((s for s in self.sessions if s.session_id == session_id), None)
 
