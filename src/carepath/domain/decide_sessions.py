@@ -7,7 +7,7 @@ escalation ladder and authorization check see the corrected record.
 from __future__ import annotations
 
 from carepath.domain import commands as c
-from carepath.domain import event_types as ev
+from carepath.domain import events as ev
 from carepath.domain.emitter import Emitter
 from carepath.domain.errors import (
     AttendanceAlreadyRecorded,

@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from carepath.domain import commands as c
-from carepath.domain import event_types as ev
+from carepath.domain import events as ev
 from carepath.domain.emitter import Emitter
 from carepath.domain.errors import TaskAlreadyResolved, UnknownReference
 from carepath.domain.roles import check_may_resolve

@@ -10,7 +10,7 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
-from carepath.domain import event_types as ev
+from carepath.domain import events as ev
 from carepath.domain.state import (
     Assessment,
     Authorization,

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from carepath.domain import event_types as ev
+from carepath.domain import events as ev
 from carepath.domain.deadlines import (
     hold_review_at,
     initial_plan_at,
