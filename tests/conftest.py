@@ -7,9 +7,13 @@ few milliseconds and keeps tests independent of each other's rows.
 
 from __future__ import annotations
 
+import contextlib
+import shutil
 import socket
+import tempfile
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 
 import asyncpg
 import pytest
@@ -36,18 +40,37 @@ def free_tcp_port() -> int:
     return free_port()
 
 
-@pytest.fixture(scope="session")
-async def embedded_postgres(
-    tmp_path_factory: pytest.TempPathFactory,
-) -> AsyncIterator[EmbeddedPostgres]:
-    """The session's PostgreSQL server; stopped when the session ends."""
-    data_dir = tmp_path_factory.mktemp("embedded-postgres")
-    server = EmbeddedPostgres(data_dir, free_port(), server_settings=TEST_SERVER_SETTINGS)
-    await server.start()
+@contextlib.contextmanager
+def server_directory(prefix: str) -> Iterator[Path]:
+    """A fresh directory under /tmp, removed afterwards.
+
+    Not pytest's tmp_path: as root the server runs as another user, which must traverse
+    every parent directory, and any other pytest run resets `/tmp/pytest-of-root` to 0700.
+    """
+    path = Path(tempfile.mkdtemp(prefix=prefix))
     try:
-        yield server
+        yield path
     finally:
-        await server.stop()
+        shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.fixture
+def server_data_dir() -> Iterator[Path]:
+    """A directory for a server that this one test starts."""
+    with server_directory("carepath-test-") as path:
+        yield path
+
+
+@pytest.fixture(scope="session")
+async def embedded_postgres() -> AsyncIterator[EmbeddedPostgres]:
+    """The session's PostgreSQL server; stopped when the session ends."""
+    with server_directory("carepath-session-pg-") as data_dir:
+        server = EmbeddedPostgres(data_dir, free_port(), server_settings=TEST_SERVER_SETTINGS)
+        await server.start()
+        try:
+            yield server
+        finally:
+            await server.stop()
 
 
 @pytest.fixture(scope="session")

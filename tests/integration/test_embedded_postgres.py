@@ -1,6 +1,7 @@
 """The embedded PostgreSQL that `carepath up` supervises: starts, resumes, stops cleanly.
 
 Each test runs its own server in its own directory; first starts take about half a second.
+The directories are made outside pytest's tmp_path (see `server_directory` in conftest).
 """
 
 from __future__ import annotations
@@ -59,9 +60,9 @@ async def wait_gone(pids: list[int], within_s: float = 10.0) -> list[int]:
 
 
 @pytest.fixture
-async def server(tmp_path: Path, free_tcp_port: int) -> AsyncIterator[EmbeddedPostgres]:
+async def server(server_data_dir: Path, free_tcp_port: int) -> AsyncIterator[EmbeddedPostgres]:
     """A server object for this test's directory; stopped afterwards whatever happened."""
-    pg = EmbeddedPostgres(tmp_path / "data", free_tcp_port)
+    pg = EmbeddedPostgres(server_data_dir / "data", free_tcp_port)
     yield pg
     await pg.stop()
 
@@ -199,7 +200,7 @@ async def test_second_instance_on_the_same_data_dir_is_refused(
 
 
 async def test_killed_supervisor_leaves_no_orphan_postgres(
-    tmp_path: Path, free_tcp_port: int
+    server_data_dir: Path, free_tcp_port: int
 ) -> None:
     script = textwrap.dedent(
         """
@@ -220,7 +221,7 @@ async def test_killed_supervisor_leaves_no_orphan_postgres(
         sys.executable,
         "-c",
         script,
-        str(tmp_path / "data"),
+        str(server_data_dir / "data"),
         str(free_tcp_port),
         stdout=asyncio.subprocess.PIPE,
     )
