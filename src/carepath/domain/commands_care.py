@@ -23,6 +23,8 @@ from carepath.domain.vocabulary import (
 
 
 class ScheduleSession(CommandBase):
+    """Schedule a session; the caller chooses the session id."""
+
     type: Literal["schedule_session"] = "schedule_session"
     session_id: Ref
     kind: SessionKind
@@ -31,6 +33,8 @@ class ScheduleSession(CommandBase):
 
 
 class RescheduleSession(CommandBase):
+    """Move a session that has no attendance yet; hours stay unless given."""
+
     type: Literal["reschedule_session"] = "reschedule_session"
     session_id: Ref
     starts_at: Moment
@@ -38,6 +42,8 @@ class RescheduleSession(CommandBase):
 
 
 class CancelSession(CommandBase):
+    """Cancel a session that has no attendance yet."""
+
     type: Literal["cancel_session"] = "cancel_session"
     session_id: Ref
 
@@ -64,6 +70,8 @@ class CorrectAttendance(CommandBase):
 
 
 class ResolveTask(CommandBase):
+    """Close an escalation task; case reviews and above need a supervisor or director."""
+
     type: Literal["resolve_task"] = "resolve_task"
     task_id: Ref
     outcome: ShortText
@@ -77,6 +85,8 @@ class RecordCheckIn(CommandBase):
 
 
 class ReportRelapse(CommandBase):
+    """Report a relapse in aftercare; opens a reassessment task."""
+
     type: Literal["report_relapse"] = "report_relapse"
 
 
@@ -92,6 +102,8 @@ class ReadmitClient(CommandBase):
 
 
 class RecordConsent(CommandBase):
+    """Record a client's consent to disclose (42 CFR Part 2): recipient, scopes, expiry."""
+
     type: Literal["record_consent"] = "record_consent"
     consent_id: Ref
     recipient_ref: Ref
@@ -101,6 +113,8 @@ class RecordConsent(CommandBase):
 
 
 class RevokeConsent(CommandBase):
+    """Revoke a consent; notifications under it stop at once."""
+
     type: Literal["revoke_consent"] = "revoke_consent"
     consent_id: Ref
 
@@ -115,6 +129,8 @@ class NotifyParty(CommandBase):
 
 
 class RecordAuthorization(CommandBase):
+    """Record a payer authorization: level of care, units (sessions) and dates."""
+
     type: Literal["record_authorization"] = "record_authorization"
     authorization_id: Ref
     payer_ref: Ref

@@ -100,10 +100,19 @@ class RecordTreatmentPlan(CommandBase):
 
 
 class AdvancePhase(CommandBase):
+    """Move to the program's next phase (e.g. stabilization -> skills)."""
+
     type: Literal["advance_phase"] = "advance_phase"
 
 
 class CompletePlanReview(CommandBase):
+    """Record a periodic plan review and restart the review clock.
+
+    An advance-phase outcome advances the phase; step-down, step-up and discharge
+    outcomes are carried out by their own commands, which need plans, a summary or a
+    supervisor.
+    """
+
     type: Literal["complete_plan_review"] = "complete_plan_review"
     outcome: ReviewOutcome
     notes: ShortText | None = None
@@ -118,6 +127,8 @@ class PlaceOnHold(CommandBase):
 
 
 class ResumeFromHold(CommandBase):
+    """End the hold; paused clocks (tasks, plan and review due dates) restart."""
+
     type: Literal["resume_from_hold"] = "resume_from_hold"
 
 
@@ -133,11 +144,15 @@ class StepUp(CommandBase):
 
 
 class RecordRelapsePreventionPlan(CommandBase):
+    """Record the relapse-prevention plan that step-down requires."""
+
     type: Literal["record_relapse_prevention_plan"] = "record_relapse_prevention_plan"
     plan: RelapsePreventionPlan
 
 
 class RecordAftercarePlan(CommandBase):
+    """Record the aftercare plan (therapy, peer support, resources) step-down requires."""
+
     type: Literal["record_aftercare_plan"] = "record_aftercare_plan"
     plan: AftercarePlan
 
