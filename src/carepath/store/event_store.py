@@ -9,7 +9,8 @@ the same seq exactly one wins and the other sees its events and gets `AppendConf
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import contextlib
+from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -43,7 +44,12 @@ class EventStore:
         _check_batch(episode_id, events)
         payloads = [dump_event(event) for event in events]
         try:
-            async with self._pool.acquire() as conn, conn.transaction():
+            async with (
+                _unavailable_on_lost_connection(),
+                self._pool.acquire() as conn,
+                conn.transaction(),
+            ):
+                # Serialises appenders to this stream (other streams are not blocked).
                 await conn.execute(
                     "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", episode_id
                 )
@@ -54,12 +60,10 @@ class EventStore:
                 f"episode {episode_id}: another writer took one of these seqs concurrently; "
                 "re-read the stream and decide again"
             ) from exc
-        except (OSError, asyncpg.InterfaceError) as exc:
-            raise DatabaseUnavailable(f"lost the connection to PostgreSQL: {exc}") from exc
 
     async def read_stream(self, episode_id: str, after_seq: int = 0) -> list[StoredEvent]:
         """The stream's events with seq > after_seq, in seq order."""
-        async with self._pool.acquire() as conn:
+        async with _unavailable_on_lost_connection(), self._pool.acquire() as conn:
             rows = await conn.fetch(
                 f"SELECT {_COLUMNS} FROM events WHERE episode_id = $1 AND seq > $2 ORDER BY seq",
                 episode_id,
@@ -69,16 +73,25 @@ class EventStore:
 
     async def head(self, episode_id: str) -> tuple[int, str] | None:
         """(seq, hash) of the stream's last event, or None for an empty stream."""
-        async with self._pool.acquire() as conn:
+        async with _unavailable_on_lost_connection(), self._pool.acquire() as conn:
             return await _head(conn, episode_id)
 
     async def ping(self) -> None:
         """Raise DatabaseUnavailable unless PostgreSQL answers a query."""
         try:
-            async with self._pool.acquire() as conn:
+            async with self._pool.acquire(timeout=5.0) as conn:
                 await conn.fetchval("SELECT 1")
         except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
             raise DatabaseUnavailable(f"PostgreSQL does not answer: {exc}") from exc
+
+
+@contextlib.asynccontextmanager
+async def _unavailable_on_lost_connection() -> AsyncIterator[None]:
+    """Turn a dropped or refused connection into DatabaseUnavailable (retryable)."""
+    try:
+        yield
+    except (OSError, TimeoutError, asyncpg.InterfaceError, asyncpg.PostgresConnectionError) as exc:
+        raise DatabaseUnavailable(f"lost the connection to PostgreSQL: {exc}") from exc
 
 
 def _check_batch(episode_id: str, events: Sequence[Event]) -> None:
