@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Annotated
 
 import structlog
-from fastapi import FastAPI, Header
+from fastapi import FastAPI, Header, Query
 from fastapi.responses import JSONResponse
 from temporalio.client import (
     Client,
@@ -22,6 +22,7 @@ from carepath import __version__
 from carepath.api.problems import ProblemError, install_problem_handlers
 from carepath.api.schemas import (
     ComponentHealth,
+    EpisodeListResponse,
     EpisodeResponse,
     EventsResponse,
     HealthResponse,
@@ -31,11 +32,15 @@ from carepath.api.schemas import (
 from carepath.domain.actors import Actor, Role
 from carepath.domain.commands import ReferClient
 from carepath.domain.programs import ProgramCatalog
+from carepath.domain.state import Stage
 from carepath.store.event_store import EventStore
-from carepath.workers.episodes import EpisodeClient, EpisodeNotFound
-from carepath.workflows.messages import (
-    workflow_id_for,
+from carepath.workers.episodes import (
+    SAFE_VALUE,
+    EpisodeClient,
+    EpisodeFilter,
+    EpisodeNotFound,
 )
+from carepath.workflows.messages import DeadlinesView, TimelineView, workflow_id_for
 
 log = structlog.get_logger("carepath.api")
 
@@ -108,6 +113,47 @@ def create_app(resources: ApiResources) -> FastAPI:
         return EpisodeResponse(
             episode_id=episode_id, workflow_id=workflow_id_for(episode_id), state=result.state
         )
+
+    @app.get(
+        "/episodes",
+        response_model=EpisodeListResponse,
+        responses=PROBLEM_RESPONSES,
+        summary="Episodes filtered by stage, program, primary clinician and escalation level",
+    )
+    async def list_episodes(
+        stage: Stage | None = None,
+        program_id: Annotated[str | None, Query(pattern=SAFE_VALUE)] = None,
+        primary_clinician: Annotated[str | None, Query(pattern=SAFE_VALUE)] = None,
+        min_escalation_level: Annotated[int | None, Query(ge=0, le=10)] = None,
+        include_closed: bool = False,
+        limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    ) -> EpisodeListResponse:
+        filters = EpisodeFilter(
+            stage=stage,
+            program_id=program_id,
+            primary_clinician=primary_clinician,
+            min_escalation_level=min_escalation_level,
+            include_closed=include_closed,
+        )
+        return EpisodeListResponse(episodes=await episodes.list(filters, limit=limit))
+
+    @app.get(
+        "/episodes/{episode_id}/deadlines",
+        response_model=DeadlinesView,
+        responses=PROBLEM_RESPONSES,
+        summary="Everything pending for the episode and when it falls due",
+    )
+    async def get_deadlines(episode_id: str) -> DeadlinesView:
+        return await episodes.deadlines(episode_id)
+
+    @app.get(
+        "/episodes/{episode_id}/timeline",
+        response_model=TimelineView,
+        responses=PROBLEM_RESPONSES,
+        summary="The episode's most recent events, as the workflow holds them",
+    )
+    async def get_timeline(episode_id: str) -> TimelineView:
+        return await episodes.timeline(episode_id)
 
     @app.get(
         "/episodes/{episode_id}",

@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from carepath.domain.commands import ReferralSource
 from carepath.domain.state import EpisodeState
+from carepath.workers.episodes import EpisodeSummary
 
 
 class ReferralRequest(BaseModel):
@@ -39,6 +40,10 @@ class EpisodeResponse(BaseModel):
     episode_id: str
     workflow_id: str
     state: EpisodeState | None
+
+
+class EpisodeListResponse(BaseModel):
+    episodes: list[EpisodeSummary]
 
 
 class StoredEventResponse(BaseModel):

@@ -14,9 +14,17 @@ class CliError(Exception):
     """Raised to print one line to stderr and exit non-zero."""
 
 
-def _request(api_url: str, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
+def _request(
+    api_url: str,
+    method: str,
+    path: str,
+    body: dict[str, Any] | None = None,
+    params: dict[str, Any] | None = None,
+) -> Any:
     try:
-        response = httpx.request(method, api_url.rstrip("/") + path, json=body, timeout=30)
+        response = httpx.request(
+            method, api_url.rstrip("/") + path, json=body, params=params, timeout=30
+        )
     except httpx.HTTPError as exc:
         raise CliError(
             f"cannot reach the CarePath API at {api_url} ({exc}); "
@@ -58,6 +66,26 @@ def events(api_url: str, episode_id: str, as_json: bool) -> None:
         for e in result["events"]
     ]
     _print_table(("SEQ", "EVENT", "OCCURRED AT", "ACTOR", "HASH"), rows)
+
+
+def list_episodes(api_url: str, filters: dict[str, Any], as_json: bool) -> None:
+    params = {key: value for key, value in filters.items() if value is not None}
+    result = _request(api_url, "GET", "/episodes", params=params)
+    if as_json:
+        print(json.dumps(result, indent=2))
+        return
+    rows = [
+        (
+            e["episode_id"],
+            e["stage"] or "",
+            e["program_id"] or "",
+            e["primary_clinician"] or "",
+            str(e["escalation_level"]),
+            e["next_deadline"] or "",
+        )
+        for e in result["episodes"]
+    ]
+    _print_table(("EPISODE", "STAGE", "PROGRAM", "CLINICIAN", "ESCALATION", "NEXT DEADLINE"), rows)
 
 
 def _print_episode(episode: dict[str, Any], as_json: bool) -> None:

@@ -44,7 +44,13 @@ def build_parser() -> argparse.ArgumentParser:
     show.add_argument("episode_id")
     events = ep_sub.add_parser("events", help="list an episode's stored events")
     events.add_argument("episode_id")
-    for p in (refer, show, events):
+    listing = ep_sub.add_parser("list", help="list episodes, filtered by search attributes")
+    listing.add_argument("--stage")
+    listing.add_argument("--program")
+    listing.add_argument("--clinician")
+    listing.add_argument("--min-escalation", type=int)
+    listing.add_argument("--all", action="store_true", help="include closed episodes")
+    for p in (refer, show, events, listing):
         p.add_argument("--json", action="store_true", help="print JSON for scripts")
         p.add_argument("--api-url", help="API base URL (CAREPATH_API_URL)")
     return parser
@@ -79,7 +85,9 @@ def _dispatch(args: argparse.Namespace) -> int:
         raise StartupError(f"setting {name} is invalid: {first['msg']}") from None
 
     if args.command == "episode":
-        handler = {"refer": _refer, "show": _show, "events": _events}[args.episode_command]
+        handler = {"refer": _refer, "show": _show, "events": _events, "list": _list}[
+            args.episode_command
+        ]
         handler(settings, args)
         return 0
 
@@ -109,6 +117,17 @@ def _refer(settings: Settings, args: argparse.Namespace) -> None:
 
 def _show(settings: Settings, args: argparse.Namespace) -> None:
     episodes.show(settings.api_url, args.episode_id, args.json)
+
+
+def _list(settings: Settings, args: argparse.Namespace) -> None:
+    filters = {
+        "stage": args.stage,
+        "program_id": args.program,
+        "primary_clinician": args.clinician,
+        "min_escalation_level": args.min_escalation,
+        "include_closed": args.all or None,
+    }
+    episodes.list_episodes(settings.api_url, filters, args.json)
 
 
 def _events(settings: Settings, args: argparse.Namespace) -> None:

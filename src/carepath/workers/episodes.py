@@ -6,6 +6,9 @@ becomes `CommandRejected` carrying the domain error's type and message.
 
 from __future__ import annotations
 
+from datetime import datetime
+
+from pydantic import BaseModel, ConfigDict, Field
 from temporalio.client import Client, WithStartWorkflowOperation, WorkflowUpdateFailedError
 from temporalio.common import WorkflowIDConflictPolicy
 from temporalio.exceptions import ApplicationError
@@ -14,16 +17,25 @@ from temporalio.service import RPCError, RPCStatusCode
 from carepath.domain.commands import Command, ReferClient
 from carepath.domain.errors import CarePathError
 from carepath.domain.programs import ProgramDefinition
+from carepath.domain.state import Stage
 from carepath.workflows.care_pathway import CarePathwayWorkflow
 from carepath.workflows.messages import (
     COMMAND_UPDATE,
+    DEADLINES_QUERY,
     STATE_QUERY,
+    TIMELINE_QUERY,
+    WORKFLOW_NAME,
     CarePathwayInput,
     CommandRequest,
     CommandResult,
+    DeadlinesView,
     EpisodeView,
+    TimelineView,
     workflow_id_for,
 )
+
+# Values that go into a visibility query: ids and user ids, never quotes or spaces.
+SAFE_VALUE = r"^[A-Za-z0-9._@:-]{1,100}$"
 
 
 class EpisodeNotFound(CarePathError):
@@ -44,6 +56,45 @@ class CommandRejected(CarePathError):
 
 class TemporalUnavailable(CarePathError):
     """Raised when Temporal could not be asked (down, timed out, overloaded)."""
+
+
+class EpisodeFilter(BaseModel):
+    """Filters of the episode list; each maps to one search attribute."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    stage: Stage | None = None
+    program_id: str | None = Field(default=None, pattern=SAFE_VALUE)
+    primary_clinician: str | None = Field(default=None, pattern=SAFE_VALUE)
+    min_escalation_level: int | None = Field(default=None, ge=0, le=10)
+    include_closed: bool = False
+
+    def to_query(self) -> str:
+        """The visibility query; values are pattern-checked, so quoting cannot be escaped."""
+        clauses = [f"WorkflowType = '{WORKFLOW_NAME}'"]
+        if not self.include_closed:
+            clauses.append("ExecutionStatus = 'Running'")
+        if self.stage is not None:
+            clauses.append(f"CarePathwayStage = '{self.stage.value}'")
+        if self.program_id is not None:
+            clauses.append(f"ProgramId = '{self.program_id}'")
+        if self.primary_clinician is not None:
+            clauses.append(f"PrimaryClinician = '{self.primary_clinician}'")
+        if self.min_escalation_level is not None:
+            clauses.append(f"EscalationLevel >= {self.min_escalation_level}")
+        return " AND ".join(clauses)
+
+
+class EpisodeSummary(BaseModel):
+    episode_id: str
+    workflow_id: str
+    status: str
+    stage: str | None
+    program_id: str | None
+    primary_clinician: str | None
+    escalation_level: int
+    next_deadline: datetime | None
+    started_at: datetime | None
 
 
 class EpisodeClient:
@@ -91,6 +142,45 @@ class EpisodeClient:
             return result
         except WorkflowUpdateFailedError as err:
             raise _rejection(err) from None
+        except RPCError as err:
+            raise _rpc_error(err, episode_id) from None
+
+    async def list(self, filters: EpisodeFilter, limit: int = 100) -> list[EpisodeSummary]:
+        """Episodes matching the filters, newest first, from Temporal's visibility store."""
+        out: list[EpisodeSummary] = []
+        try:
+            async for execution in self._client.list_workflows(filters.to_query(), limit=limit):
+                attrs = {key.name: value for key, value in execution.typed_search_attributes}
+                out.append(
+                    EpisodeSummary(
+                        episode_id=execution.id.removeprefix("episode-"),
+                        workflow_id=execution.id,
+                        status=execution.status.name.lower() if execution.status else "unknown",
+                        stage=attrs.get("CarePathwayStage"),
+                        program_id=attrs.get("ProgramId"),
+                        primary_clinician=attrs.get("PrimaryClinician"),
+                        escalation_level=int(attrs.get("EscalationLevel") or 0),
+                        next_deadline=attrs.get("NextDeadline"),
+                        started_at=execution.start_time,
+                    )
+                )
+        except RPCError as err:
+            raise TemporalUnavailable(f"Temporal: {err.message}") from None
+        return out
+
+    async def deadlines(self, episode_id: str) -> DeadlinesView:
+        handle = self._client.get_workflow_handle(workflow_id_for(episode_id))
+        try:
+            view: DeadlinesView = await handle.query(DEADLINES_QUERY, result_type=DeadlinesView)
+            return view
+        except RPCError as err:
+            raise _rpc_error(err, episode_id) from None
+
+    async def timeline(self, episode_id: str) -> TimelineView:
+        handle = self._client.get_workflow_handle(workflow_id_for(episode_id))
+        try:
+            view: TimelineView = await handle.query(TIMELINE_QUERY, result_type=TimelineView)
+            return view
         except RPCError as err:
             raise _rpc_error(err, episode_id) from None
 
