@@ -90,7 +90,14 @@ async def _unavailable_on_lost_connection() -> AsyncIterator[None]:
     """Turn a dropped or refused connection into DatabaseUnavailable (retryable)."""
     try:
         yield
-    except (OSError, TimeoutError, asyncpg.InterfaceError, asyncpg.PostgresConnectionError) as exc:
+    except (
+        OSError,
+        TimeoutError,
+        asyncpg.InterfaceError,
+        asyncpg.PostgresConnectionError,
+        # 57xxx: the server shut down or terminated our session, or cancelled the statement.
+        asyncpg.OperatorInterventionError,
+    ) as exc:
         raise DatabaseUnavailable(f"lost the connection to PostgreSQL: {exc}") from exc
 
 
