@@ -153,6 +153,10 @@ class TestAuthorizations:
         assert events[0].ends_at == T0 + 30 * DAY
         assert next_deadline(ep.s) is None
 
+    def test_no_reminder_before_its_time(self) -> None:
+        ep = with_authorization(Episode().referred(), days=30)
+        assert ep.tick(T0 + 22 * DAY) == ()
+
     def test_authorization_that_ends_before_it_starts_is_refused(self) -> None:
         ep = Episode().referred()
         with pytest.raises(InvalidCommand, match="ends before it starts"):

@@ -51,6 +51,12 @@ class TestTick:
         assert events[0].status is AttendanceStatus.NO_SHOW
         assert events[0].actor.role.value == "system"
 
+    def test_tick_marks_only_the_sessions_whose_grace_has_ended(self) -> None:
+        ep = Episode().in_program().session("s1", S1).session("s2", S1 + DAY)
+        events = ep.tick(S1 + 4 * HOUR)
+        assert [e.session_id for e in events if e.type == "attendance_recorded"] == ["s1"]
+        assert ep.s.session("s2").status is None  # type: ignore[union-attr]
+
     def test_tick_before_grace_ends_changes_nothing(self) -> None:
         ep = Episode().in_program().session("s1", S1)
         assert ep.tick(S1 + 3 * HOUR + timedelta(minutes=59)) == ()
@@ -159,6 +165,15 @@ class TestVisibility:
             "escalation_level": 1,
             "next_deadline": next_deadline(ep.s),
         }
+
+    def test_discharge_clears_the_escalation_level(self) -> None:
+        from domain_scenario import SUPERVISOR
+
+        ep = Episode().in_program().session("s1", S1)
+        ep.tick(S1 + 4 * HOUR)
+        ep.run(ep.make(c.Discharge, actor=SUPERVISOR, discharge_reason="other", summary="x"))
+        assert visibility(ep.s)["escalation_level"] == 0
+        assert visibility(ep.s)["stage"] == "discharged"
 
     def test_search_attributes_before_a_plan_have_no_clinician(self) -> None:
         attributes = visibility(Episode().referred().s)
