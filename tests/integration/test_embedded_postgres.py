@@ -156,6 +156,18 @@ async def test_unwritable_data_dir_is_an_error_naming_the_setting(
     assert "\n" not in str(caught.value)
 
 
+async def test_a_foreign_non_empty_postgres_dir_is_refused_not_overwritten(
+    server: EmbeddedPostgres,
+) -> None:
+    (server.data_dir / "postgres").mkdir(parents=True)
+    (server.data_dir / "postgres" / "notes.txt").write_text("not a database")
+
+    with pytest.raises(StartupError, match="holds no PostgreSQL data"):
+        await server.start()
+
+    assert (server.data_dir / "postgres" / "notes.txt").read_text() == "not a database"
+
+
 async def test_stale_pid_file_of_a_dead_postmaster_is_cleared(server: EmbeddedPostgres) -> None:
     await server.start()
     await server.stop()

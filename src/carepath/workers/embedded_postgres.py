@@ -126,16 +126,18 @@ class EmbeddedPostgres:
 
     def _prepare_data_dir(self, user: pwd.struct_passwd | None) -> None:
         try:
-            self.pgdata.mkdir(parents=True, exist_ok=True)
+            self.data_dir.mkdir(parents=True, exist_ok=True)
             probe = self.data_dir / ".write-probe"
             probe.write_bytes(b"")
             probe.unlink()
             with self.log_path.open("ab"):
                 pass
             if user is not None:
-                _hand_over(self.pgdata, user)
+                if self.pgdata.exists():
+                    _hand_over(self.pgdata, user)
                 _make_traversable(self.data_dir)
-            self.pgdata.chmod(0o700)
+                # The server user must also reach the binaries, e.g. in a venv under /root.
+                _make_traversable(postgres_bin_dir().parent)
         except OSError as exc:
             raise StartupError(
                 f"cannot write the data directory {self.data_dir} ({exc.strerror or exc}): "
@@ -173,10 +175,24 @@ class EmbeddedPostgres:
         pid_file.unlink(missing_ok=True)
 
     def _initdb(self, user: pwd.struct_passwd | None) -> None:
+        """Create the cluster beside its final place, then rename it: an interrupted initdb
+        leaves no half-made data directory behind."""
+        if self.pgdata.exists():
+            if any(self.pgdata.iterdir()):
+                raise StartupError(
+                    f"{self.pgdata} is not empty but holds no PostgreSQL data (no PG_VERSION): "
+                    "move it away or set CAREPATH_DATA_DIR to another directory"
+                )
+            self.pgdata.rmdir()
+        staging = self.data_dir / "postgres.initdb"
+        shutil.rmtree(staging, ignore_errors=True)
+        staging.mkdir(mode=0o700)
+        if user is not None:
+            os.chown(staging, user.pw_uid, user.pw_gid)
         command = [
             str(postgres_bin_dir() / "initdb"),
             "-D",
-            str(self.pgdata),
+            str(staging),
             "--username",
             SUPERUSER,
             "--auth-local=trust",
@@ -191,9 +207,10 @@ class EmbeddedPostgres:
             )
         if result.returncode != 0:
             raise StartupError(
-                f"initdb failed in {self.pgdata} (exit {result.returncode}): "
+                f"initdb failed in {staging} (exit {result.returncode}): "
                 f"{_log_tail(self.log_path)}; see {self.log_path}"
             )
+        staging.rename(self.pgdata)
 
     # -- running -------------------------------------------------------------------------
 
