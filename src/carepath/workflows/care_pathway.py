@@ -104,16 +104,25 @@ class CarePathwayWorkflow:
             await self._wait_for_change_or_deadline(state)
             await self._drain_outbox()
             if self._should_continue_as_new():
-                await workflow.wait_condition(workflow.all_handlers_finished)
-                await self._drain_outbox()
+                await self._settle()
                 workflow.continue_as_new(
                     inp.model_copy(update={"snapshot": self._state, "initial_command": None})
                 )
-        # Never finish with an update mid-flight (its caller would get an error) or with
-        # notifications still unsent.
-        await workflow.wait_condition(workflow.all_handlers_finished)
-        await self._drain_outbox()
+        await self._settle()
         return self._view()
+
+    async def _settle(self) -> None:
+        """Wait until no update is in flight and every notification is sent.
+
+        Only then may the run end or continue as new: an update still running would fail
+        for its caller. Sending notifications awaits an activity, during which new updates
+        can be accepted, so the two waits repeat until both hold at the same moment.
+        """
+        while True:
+            await workflow.wait_condition(workflow.all_handlers_finished)
+            if not self._outbox:
+                return
+            await self._drain_outbox()
 
     async def _wait_for_change_or_deadline(self, state: EpisodeState) -> None:
         seen = state.version
@@ -187,7 +196,8 @@ class CarePathwayWorkflow:
                 result_type=AppendEventsResult,
             )
             self._state = fold(events, self._state)
-            self._outbox.extend(events)
+            # Only events that name staff to notify go to the notification activity.
+            self._outbox.extend(e for e in events if getattr(e, "notify", ()))
             self._timeline.extend(
                 TimelineEntry(
                     seq=e.seq,
