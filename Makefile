@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.carepath-installed
 
-.PHONY: install up test lint typecheck record-histories clean
+.PHONY: install up test lint typecheck bench record-histories clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -23,7 +23,7 @@ up: $(STAMP)
 
 ## Run the whole suite: unit, workflow (time-skipping), integration (real servers).
 test: $(STAMP)
-	$(BIN)/ruff check src tests
+	$(BIN)/ruff check src tests bench
 	$(BIN)/mypy src
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
@@ -32,9 +32,13 @@ test: $(STAMP)
 record-histories: $(STAMP)
 	CAREPATH_RECORD_HISTORIES=$(CURDIR)/tests/replay/histories $(BIN)/python -m pytest tests/workflows --no-cov -q -p no:cacheprovider
 
+## Benchmarks: each prints CarePath's figures next to a baseline run in the same process.
+bench: $(STAMP)
+	$(BIN)/python -m bench
+
 lint: $(STAMP)
-	$(BIN)/ruff check src tests
-	$(BIN)/ruff format --check src tests
+	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench
 
 typecheck: $(STAMP)
 	$(BIN)/mypy src
