@@ -7,13 +7,16 @@ queue and database per test.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 from temporalio.client import Client
+from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
@@ -69,8 +72,8 @@ async def worker(client: Client, store: EventStore, task_queue: str) -> AsyncIte
 class RecordingEpisodeClient(EpisodeClient):
     """An EpisodeClient that remembers which episodes a test opened."""
 
-    def __init__(self, client: Client, task_queue: str) -> None:
-        super().__init__(client, task_queue)
+    def __init__(self, client: Client, task_queue: str, **options: Any) -> None:
+        super().__init__(client, task_queue, **options)
         self.episode_ids: list[str] = []
 
     async def refer(
@@ -81,20 +84,36 @@ class RecordingEpisodeClient(EpisodeClient):
         return await super().refer(episode_id, command, program)
 
 
+EpisodeClientFactory = Callable[..., RecordingEpisodeClient]
+
+
 @pytest.fixture
-async def episodes(
+async def make_episodes(
     client: Client, task_queue: str, worker: Worker, request: pytest.FixtureRequest
-) -> AsyncIterator[EpisodeClient]:
-    """Episode access for a test; `make record-histories` saves the histories it produced."""
-    recording = RecordingEpisodeClient(client, task_queue)
-    yield recording
+) -> AsyncIterator[EpisodeClientFactory]:
+    """Episode clients for a test. Afterwards the episodes it opened are saved (under
+    `make record-histories`) and terminated, so their timers do not hold up the shared
+    time-skipping server in later tests."""
+    made: list[RecordingEpisodeClient] = []
+
+    def factory(**options: Any) -> RecordingEpisodeClient:
+        made.append(RecordingEpisodeClient(client, task_queue, **options))
+        return made[-1]
+
+    yield factory
+    opened = [episode_id for episodes in made for episode_id in episodes.episode_ids]
     target = os.environ.get(RECORD_ENV)
-    if not target:
-        return
-    for index, episode_id in enumerate(recording.episode_ids):
-        name = request.node.name if index == 0 else f"{request.node.name}-{index}"
-        path = Path(target) / f"{name}.json"
-        if path.exists() and not os.environ.get("FORCE"):
-            continue
-        history = await client.get_workflow_handle(workflow_id_for(episode_id)).fetch_history()
-        save_history(history, path)
+    for index, episode_id in enumerate(opened):
+        handle = client.get_workflow_handle(workflow_id_for(episode_id))
+        if target:
+            name = request.node.name if index == 0 else f"{request.node.name}-{index}"
+            path = Path(target) / f"{name}.json"
+            if not path.exists() or os.environ.get("FORCE"):
+                save_history(await handle.fetch_history(), path)
+        with contextlib.suppress(RPCError):  # already closed: nothing to stop
+            await handle.terminate(reason="end of test")
+
+
+@pytest.fixture
+def episodes(make_episodes: EpisodeClientFactory) -> EpisodeClient:
+    return make_episodes()

@@ -98,9 +98,12 @@ class EpisodeSummary(BaseModel):
 
 
 class EpisodeClient:
-    def __init__(self, client: Client, task_queue: str) -> None:
+    def __init__(
+        self, client: Client, task_queue: str, history_event_limit: int | None = None
+    ) -> None:
         self._client = client
         self._task_queue = task_queue
+        self._history_event_limit = history_event_limit
 
     async def refer(
         self, episode_id: str, command: ReferClient, program: ProgramDefinition
@@ -108,7 +111,7 @@ class EpisodeClient:
         """Start the episode's workflow and apply the referral in one round trip."""
         start = WithStartWorkflowOperation(
             CarePathwayWorkflow.run,
-            CarePathwayInput(episode_id=episode_id, program=program),
+            CarePathwayInput(episode_id=episode_id, program=program, **self._input_options()),
             id=workflow_id_for(episode_id),
             task_queue=self._task_queue,
             # A retried referral (same command id) reaches the same workflow, where the
@@ -128,6 +131,11 @@ class EpisodeClient:
             raise _rejection(err) from None
         except RPCError as err:
             raise TemporalUnavailable(f"Temporal: {err.message}") from None
+
+    def _input_options(self) -> dict[str, int]:
+        if self._history_event_limit is None:
+            return {}
+        return {"history_event_limit": self._history_event_limit}
 
     async def send(self, episode_id: str, command: Command) -> CommandResult:
         """Apply a command to a running episode; the command id is the update id."""

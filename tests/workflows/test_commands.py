@@ -1,0 +1,169 @@
+"""Commands on a running episode: validation, conflicts, duplicates, continue-as-new."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Callable
+from datetime import timedelta
+
+import pytest
+from temporalio.client import Client, WorkflowHistory
+
+from carepath import samples
+from carepath.domain import commands as c
+from carepath.domain.vocabulary import LevelOfCare
+from carepath.programs import load_catalog
+from carepath.store.event_store import EventStore
+from carepath.workers.episodes import CommandRejected, EpisodeClient
+from carepath.workflows.messages import workflow_id_for
+
+ADULT = load_catalog().get("adult-iop")
+
+
+async def _episode_in_program(episodes: EpisodeClient, ids: samples.CommandIds) -> str:
+    episode_id = str(uuid.uuid4())
+    await episodes.refer(episode_id, samples.referral(ids), ADULT)
+    for command in samples.admission(ids):
+        await episodes.send(episode_id, command)
+    return episode_id
+
+
+async def _ready_to_step_down(episodes: EpisodeClient, ids: samples.CommandIds) -> str:
+    episode_id = await _episode_in_program(episodes, ids)
+    await episodes.send(
+        episode_id,
+        c.RecordRelapsePreventionPlan(
+            command_id=ids(), actor=samples.CLINICIAN, plan=samples.RELAPSE_PREVENTION
+        ),
+    )
+    await episodes.send(
+        episode_id,
+        c.RecordAftercarePlan(command_id=ids(), actor=samples.CLINICIAN, plan=samples.AFTERCARE),
+    )
+    return episode_id
+
+
+async def test_concurrent_step_down_and_step_up_apply_exactly_one(
+    episodes: EpisodeClient, store: EventStore
+) -> None:
+    ids = samples.CommandIds("conflict")
+    episode_id = await _ready_to_step_down(episodes, ids)
+    before = len(await store.read_stream(episode_id))
+    step_down = c.StepDown(command_id=ids(), actor=samples.CLINICIAN)
+    step_up = c.StepUp(
+        command_id=ids(),
+        actor=samples.CLINICIAN,
+        to_level=LevelOfCare.PHP,
+        intent_to_return=False,
+        summary="needs partial hospitalization",
+    )
+
+    outcomes = await asyncio.gather(
+        episodes.send(episode_id, step_down),
+        episodes.send(episode_id, step_up),
+        return_exceptions=True,
+    )
+
+    applied = [o for o in outcomes if not isinstance(o, BaseException)]
+    rejected = [o for o in outcomes if isinstance(o, CommandRejected)]
+    assert len(applied) == 1
+    assert len(rejected) == 1, outcomes
+    # Whichever came second finds the episode moved on: aftercare, or closed by the step-up.
+    assert rejected[0].code in {"WrongStage", "EpisodeClosed"}
+    stored = await store.read_stream(episode_id)
+    winner_types = {e.type for e in applied[0].events}
+    assert {e.event_type for e in stored[before:]} == winner_types
+
+
+async def test_duplicated_command_id_is_applied_once_and_answers_the_same(
+    episodes: EpisodeClient, store: EventStore
+) -> None:
+    ids = samples.CommandIds("dup")
+    episode_id = await _episode_in_program(episodes, ids)
+    now = (await episodes.view(episode_id)).state.referred_at  # type: ignore[union-attr]
+    command = samples.session(ids, "s1", now + timedelta(days=2))
+
+    first, second = await asyncio.gather(
+        episodes.send(episode_id, command), episodes.send(episode_id, command)
+    )
+    third = await episodes.send(episode_id, command)
+
+    assert first == second == third
+    scheduled = [
+        e for e in await store.read_stream(episode_id) if e.event_type == "session_scheduled"
+    ]
+    assert len(scheduled) == 1
+
+
+async def test_refused_command_reports_the_domain_error_and_writes_nothing(
+    episodes: EpisodeClient, store: EventStore, client: Client
+) -> None:
+    ids = samples.CommandIds("refused")
+    episode_id = await _episode_in_program(episodes, ids)
+    await episodes.send(
+        episode_id,
+        c.RecordRelapsePreventionPlan(
+            command_id=ids(), actor=samples.CLINICIAN, plan=samples.RELAPSE_PREVENTION
+        ),
+    )
+    handle = client.get_workflow_handle(workflow_id_for(episode_id))
+    stored_before = len(await store.read_stream(episode_id))
+    accepted_before = _accepted_updates(await handle.fetch_history())
+
+    with pytest.raises(CommandRejected, match="record an aftercare plan") as caught:
+        await episodes.send(episode_id, c.StepDown(command_id=ids(), actor=samples.CLINICIAN))
+
+    assert caught.value.code == "StepDownRequiresAftercarePlan"
+    assert len(await store.read_stream(episode_id)) == stored_before
+    assert _accepted_updates(await handle.fetch_history()) == accepted_before
+
+
+def _accepted_updates(history: WorkflowHistory) -> int:
+    return sum(
+        1
+        for e in history.events
+        if e.HasField("workflow_execution_update_accepted_event_attributes")
+    )
+
+
+async def test_a_tick_cannot_be_sent_by_a_caller(episodes: EpisodeClient) -> None:
+    ids = samples.CommandIds("tick")
+    episode_id = await _episode_in_program(episodes, ids)
+    state = (await episodes.view(episode_id)).state
+    assert state is not None
+
+    with pytest.raises(CommandRejected, match="timers") as caught:
+        await episodes.send(episode_id, c.Tick(now=state.referred_at + timedelta(days=1)))
+
+    assert caught.value.code == "CommandNotAllowed"
+
+
+async def test_long_episode_continues_as_new_keeping_state_and_sequence(
+    client: Client, make_episodes: Callable[..., EpisodeClient], store: EventStore
+) -> None:
+    episodes = make_episodes(history_event_limit=60)
+    ids = samples.CommandIds("long")
+    episode_id = await _episode_in_program(episodes, ids)
+    start = (await episodes.view(episode_id)).state.referred_at  # type: ignore[union-attr]
+    handle = client.get_workflow_handle(workflow_id_for(episode_id))
+    first_run = (await handle.describe()).run_id
+
+    for n in range(20):
+        await episodes.send(
+            episode_id, samples.session(ids, f"s{n}", start + timedelta(days=30, hours=n * 6))
+        )
+
+    latest = await handle.describe()
+    stored = await store.read_stream(episode_id)
+    view = await episodes.view(episode_id)
+    assert latest.run_id != first_run, "the episode continued as new"
+    assert view.state is not None
+    assert view.state.version == len(stored) == 5 + 20
+    assert [e.seq for e in stored] == list(range(1, len(stored) + 1))
+    assert len(view.state.sessions) == 20
+    # The next command after the boundary continues the sequence without a gap.
+    result = await episodes.send(
+        episode_id, samples.session(ids, "after", start + timedelta(days=40))
+    )
+    assert [e.seq for e in result.events] == [len(stored) + 1]
