@@ -121,7 +121,7 @@ class EpisodeClient:
         try:
             result: CommandResult = await self._client.execute_update_with_start_workflow(
                 COMMAND_UPDATE,
-                CommandRequest(command=command),
+                CommandRequest(command=command, include_state=True),
                 start_workflow_operation=start,
                 id=command.command_id,
                 result_type=CommandResult,
@@ -137,13 +137,19 @@ class EpisodeClient:
             return {}
         return {"history_event_limit": self._history_event_limit}
 
-    async def send(self, episode_id: str, command: Command) -> CommandResult:
-        """Apply a command to a running episode; the command id is the update id."""
+    async def send(
+        self, episode_id: str, command: Command, *, include_state: bool = False
+    ) -> CommandResult:
+        """Apply a command to a running episode; the command id is the update id.
+
+        The result carries the new events, version and stage; pass `include_state` for the
+        whole state as well (it costs history space: see CommandRequest).
+        """
         handle = self._client.get_workflow_handle(workflow_id_for(episode_id))
         try:
             result: CommandResult = await handle.execute_update(
                 COMMAND_UPDATE,
-                CommandRequest(command=command),
+                CommandRequest(command=command, include_state=include_state),
                 id=command.command_id,
                 result_type=CommandResult,
             )

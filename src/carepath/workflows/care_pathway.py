@@ -150,7 +150,14 @@ class CarePathwayWorkflow:
     @workflow.update(name=COMMAND_UPDATE)
     async def command(self, request: CommandRequest) -> CommandResult:
         events = await self._apply(request.command)
-        return CommandResult(episode_id=self._episode_id, events=events, state=self._current())
+        state = self._current()
+        return CommandResult(
+            episode_id=self._episode_id,
+            events=events,
+            version=state.version,
+            stage=state.stage.value,
+            state=state if request.include_state else None,
+        )
 
     @command.validator
     def _validate_command(self, request: CommandRequest) -> None:

@@ -50,12 +50,17 @@ class CarePathwayInput(_Message):
 
 class CommandRequest(_Message):
     command: Command
+    # The whole state is sent back only on request: every update result is stored in the
+    # workflow's history, and a state with months of sessions is tens of kilobytes.
+    include_state: bool = False
 
 
 class CommandResult(_Message):
     episode_id: str
     events: tuple[Event, ...]
-    state: EpisodeState
+    version: int
+    stage: str
+    state: EpisodeState | None = None
 
 
 class EpisodeView(_Message):
