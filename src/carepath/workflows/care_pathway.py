@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from temporalio import workflow
@@ -91,6 +91,8 @@ class CarePathwayWorkflow:
         self._outbox: list[Event] = []
         self._timeline: deque[TimelineEntry] = deque(maxlen=TIMELINE_LENGTH)
         self._published: dict[str, object] = {}
+        self._timer: asyncio.Future[None] | None = None
+        self._timer_deadline: datetime | None = None
 
     @workflow.run
     async def run(self, inp: CarePathwayInput) -> EpisodeView:
@@ -125,27 +127,35 @@ class CarePathwayWorkflow:
             await self._drain_outbox()
 
     async def _wait_for_change_or_deadline(self, state: EpisodeState) -> None:
+        """Sleep until a command changes the state or the next deadline arrives.
+
+        One timer at a time, kept across commands that leave the deadline where it was
+        (most of them): only a moved deadline cancels the timer and starts a new one.
+        """
         seen = state.version
         deadline = next_deadline(state)
-
-        def changed() -> bool:
-            return self._current().version != seen or bool(self._outbox)
-
-        if deadline is None:
-            await workflow.wait_condition(changed)
+        if deadline != self._timer_deadline:
+            if self._timer is not None:
+                self._timer.cancel()
+            self._timer, self._timer_deadline = None, deadline
+            if deadline is not None:
+                delay = max(deadline - workflow.now(), timedelta(0))
+                self._timer = asyncio.ensure_future(workflow.sleep(delay))
+        timer = self._timer
+        await workflow.wait_condition(
+            lambda: self._current().version != seen
+            or bool(self._outbox)
+            or (timer is not None and timer.done())
+        )
+        if timer is None or not timer.done() or self._current().version != seen:
             return
-        delay = max(deadline - workflow.now(), timedelta(0))
-        try:
-            # One timer at a time: a command that moves the deadline ends this wait, and
-            # the loop starts a new timer for the new deadline.
-            await workflow.wait_condition(changed, timeout=delay)
-        except TimeoutError:
-            now = workflow.now()
-            produced = await self._apply(Tick(command_id=f"tick:{now.isoformat()}", now=now))
-            if not produced and next_deadline(self._current()) == deadline:
-                # The decider saw nothing due: wait for a command rather than spin.
-                log.warning("deadline_without_effect", deadline=deadline.isoformat())
-                await workflow.wait_condition(changed)
+        self._timer, self._timer_deadline = None, None
+        now = workflow.now()
+        produced = await self._apply(Tick(command_id=f"tick:{now.isoformat()}", now=now))
+        if not produced and next_deadline(self._current()) == deadline:
+            # The decider saw nothing due: wait for a command rather than spin.
+            log.warning("deadline_without_effect", deadline=str(deadline))
+            await workflow.wait_condition(lambda: self._current().version != seen)
 
     @workflow.update(name=COMMAND_UPDATE)
     async def command(self, request: CommandRequest) -> CommandResult:
