@@ -16,7 +16,7 @@ from carepath.domain.vocabulary import LevelOfCare
 from carepath.programs import load_catalog
 from carepath.store.event_store import EventStore
 from carepath.workers.episodes import CommandRejected, EpisodeClient
-from carepath.workflows.messages import workflow_id_for
+from carepath.workflows.messages import EpisodeView, workflow_id_for
 
 ADULT = load_catalog().get("adult-iop")
 
@@ -167,3 +167,44 @@ async def test_long_episode_continues_as_new_keeping_state_and_sequence(
         episode_id, samples.session(ids, "after", start + timedelta(days=40))
     )
     assert [e.seq for e in result.events] == [len(stored) + 1]
+
+
+async def test_readmission_opens_a_new_linked_episode(
+    episodes: EpisodeClient, store: EventStore, client: Client
+) -> None:
+    ids = samples.CommandIds("readmit")
+    old_id = await _ready_to_step_down(episodes, ids)
+    await episodes.send(old_id, c.StepDown(command_id=ids(), actor=samples.CLINICIAN))
+    await episodes.send(old_id, c.ReportRelapse(command_id=ids(), actor=samples.CLINICIAN))
+    new_id = str(uuid.uuid4())
+
+    result = await episodes.send(
+        old_id,
+        c.ReadmitClient(
+            command_id=ids(),
+            actor=samples.CLINICIAN,
+            new_episode_id=new_id,
+            summary="relapse after 3 months; reassessed for IOP",
+        ),
+    )
+
+    assert result.stage == "discharged"
+    readmitted = [e for e in await store.read_stream(old_id) if e.event_type == "client_readmitted"]
+    assert readmitted[0].payload["new_episode_id"] == new_id
+    new_view = await _eventually_started(episodes, new_id)
+    assert new_view.state is not None
+    assert new_view.state.readmission_of == old_id
+    assert new_view.state.client_ref == "MRN-000001"
+    referral = (await store.read_stream(new_id))[0]
+    assert referral.event_type == "client_referred"
+    assert referral.payload["readmission_of"] == old_id
+    await client.get_workflow_handle(workflow_id_for(new_id)).terminate(reason="end of test")
+
+
+async def _eventually_started(episodes: EpisodeClient, episode_id: str) -> EpisodeView:
+    for _ in range(100):
+        view = await episodes.view(episode_id)
+        if view.state is not None:
+            return view
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"episode {episode_id} was not opened")
