@@ -13,6 +13,7 @@ from pathlib import Path
 import httpx
 import psutil
 import pytest
+from temporalio.testing import WorkflowEnvironment
 
 from carepath.workers.processes import free_port
 
@@ -201,3 +202,31 @@ def test_unreachable_external_database_names_the_setting(data_dir: Path) -> None
     assert code == 1
     assert "CAREPATH_DATABASE_URL" in stderr
     assert stderr.strip().count("\n") == 0, stderr
+
+
+def test_with_external_servers_up_starts_no_server_of_its_own(
+    data_dir: Path, fresh_database_url: str, dev_server: WorkflowEnvironment
+) -> None:
+    address = dev_server.client.service_client.config.target_host
+    instance = Up(
+        data_dir,
+        {"CAREPATH_TEMPORAL_ADDRESS": address, "CAREPATH_DATABASE_URL": fresh_database_url},
+    )
+    instance.start()
+    try:
+        health = instance.wait_healthy()
+        children = instance.descendants()
+        referral = httpx.post(
+            instance.url + "/episodes",
+            json={"client_ref": "MRN-8", "program_id": "adult-iop", "referral_source": "self"},
+            timeout=30,
+        )
+    finally:
+        code, out, _err = instance.stop(signal.SIGINT)
+
+    assert health.json()["status"] == "ok"
+    assert children == [], "no embedded server was started"
+    assert referral.status_code == 201
+    assert address in out
+    assert "Temporal UI" not in out
+    assert code == 0
