@@ -19,7 +19,6 @@ from carepath.domain.state import EpisodeState
 from carepath.domain.vocabulary import (
     AftercarePlan,
     AsamEdition,
-    AsamRatings,
     CareTeamMember,
     Discipline,
     Goal,
@@ -29,11 +28,11 @@ from carepath.domain.vocabulary import (
     Problem,
     RelapsePreventionPlan,
     ScheduleBlock,
-    ScreeningFindings,
     SessionKind,
     TreatmentPlan,
 )
 from carepath.programs import load_catalog
+from carepath.samples import ELIGIBLE, RATINGS
 
 T0 = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)  # a Monday
 HOUR = timedelta(hours=1)
@@ -56,26 +55,6 @@ def catalog_with(**sections: dict[str, Any]) -> ProgramCatalog:
     for name, changes in sections.items():
         data[name] = {**data[name], **changes}
     return ProgramCatalog({"adult-iop": parse_program(data)})
-
-
-ELIGIBLE = ScreeningFindings(
-    moderate_symptoms=True,
-    stable_supportive_living_environment=True,
-    reliable_transportation=True,
-    motivated_for_treatment=True,
-    able_to_participate_in_groups=True,
-    severe_crisis=False,
-    active_intoxication_needing_withdrawal_management=False,
-    imminent_danger_to_self_or_others=False,
-)
-RATINGS = AsamRatings(
-    acute_intoxication_withdrawal=1,
-    biomedical=0,
-    emotional_behavioral_cognitive=2,
-    readiness_to_change=2,
-    relapse_continued_use=2,
-    recovery_environment=1,
-)
 
 
 def plan(hours: float = 3, days: int = 3, primary: str = "cal-clinician") -> TreatmentPlan:

@@ -7,6 +7,7 @@ becomes `CommandRejected` carrying the domain error's type and message.
 from __future__ import annotations
 
 from datetime import datetime
+from typing import TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 from temporalio.client import Client, WithStartWorkflowOperation, WorkflowUpdateFailedError
@@ -33,6 +34,8 @@ from carepath.workflows.messages import (
     TimelineView,
     workflow_id_for,
 )
+
+_View = TypeVar("_View", EpisodeView, DeadlinesView, TimelineView)
 
 # Values that go into a visibility query: ids and user ids, never quotes or spaces.
 SAFE_VALUE = r"^[A-Za-z0-9._@:-]{1,100}$"
@@ -183,28 +186,21 @@ class EpisodeClient:
         return out
 
     async def deadlines(self, episode_id: str) -> DeadlinesView:
-        handle = self._client.get_workflow_handle(workflow_id_for(episode_id))
-        try:
-            view: DeadlinesView = await handle.query(DEADLINES_QUERY, result_type=DeadlinesView)
-            return view
-        except RPCError as err:
-            raise _rpc_error(err, episode_id) from None
+        return await self._query(episode_id, DEADLINES_QUERY, DeadlinesView)
 
     async def timeline(self, episode_id: str) -> TimelineView:
-        handle = self._client.get_workflow_handle(workflow_id_for(episode_id))
-        try:
-            view: TimelineView = await handle.query(TIMELINE_QUERY, result_type=TimelineView)
-            return view
-        except RPCError as err:
-            raise _rpc_error(err, episode_id) from None
+        return await self._query(episode_id, TIMELINE_QUERY, TimelineView)
 
     async def view(self, episode_id: str) -> EpisodeView:
+        return await self._query(episode_id, STATE_QUERY, EpisodeView)
+
+    async def _query(self, episode_id: str, query: str, result_type: type[_View]) -> _View:
         handle = self._client.get_workflow_handle(workflow_id_for(episode_id))
         try:
-            view: EpisodeView = await handle.query(STATE_QUERY, result_type=EpisodeView)
-            return view
+            result: _View = await handle.query(query, result_type=result_type)
         except RPCError as err:
             raise _rpc_error(err, episode_id) from None
+        return result
 
 
 def _rejection(err: WorkflowUpdateFailedError) -> CarePathError:
