@@ -6,7 +6,14 @@ re-imports a workflow's module (and everything that module imports) for every ru
 
 from __future__ import annotations
 
-from temporalio import workflow
+from datetime import timedelta
+
+from temporalio import activity, workflow
+
+
+@activity.defn(name="bench_noop")
+async def noop(value: int) -> int:
+    return value
 
 
 @workflow.defn(name="BareUpdate")
@@ -24,6 +31,20 @@ class BareUpdateWorkflow:
     async def touch(self, value: int) -> int:
         self._count += 1
         return value
+
+    @workflow.update
+    async def touch_local(self, value: int) -> int:
+        """The update waits for one local activity, as CarePath's append does."""
+        return await workflow.execute_local_activity(
+            noop, value, start_to_close_timeout=timedelta(seconds=10)
+        )
+
+    @workflow.update
+    async def touch_activity(self, value: int) -> int:
+        """The update waits for one regular activity: the alternative for the append."""
+        return await workflow.execute_activity(
+            noop, value, start_to_close_timeout=timedelta(seconds=10)
+        )
 
     @workflow.signal
     def finish(self) -> None:
