@@ -8,7 +8,7 @@ both go through here.
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Iterable, Sequence
 from pathlib import Path
 
 from temporalio.client import WorkflowHistory
@@ -18,9 +18,12 @@ from carepath.workers.temporal import DATA_CONVERTER
 from carepath.workers.worker import SANDBOX_RUNNER, WORKFLOWS
 
 
-def build_replayer() -> Replayer:
+def build_replayer(workflows: Sequence[type] | None = None) -> Replayer:
+    """A replayer of CarePath's workflows (or of `workflows`, to test the check itself)."""
     return Replayer(
-        workflows=WORKFLOWS, data_converter=DATA_CONVERTER, workflow_runner=SANDBOX_RUNNER
+        workflows=list(workflows or WORKFLOWS),
+        data_converter=DATA_CONVERTER,
+        workflow_runner=SANDBOX_RUNNER,
     )
 
 
@@ -35,7 +38,9 @@ def load_history(path: Path) -> WorkflowHistory:
     return WorkflowHistory.from_json(document["workflow_id"], document["history"])
 
 
-async def replay(histories: Iterable[WorkflowHistory]) -> dict[str, Exception | None]:
+async def replay(
+    histories: Iterable[WorkflowHistory], workflows: Sequence[type] | None = None
+) -> dict[str, Exception | None]:
     """Replay each history; map its run id to the failure, or None if it replayed cleanly."""
     items = list(histories)
 
@@ -44,7 +49,7 @@ async def replay(histories: Iterable[WorkflowHistory]) -> dict[str, Exception | 
             yield history
 
     results: dict[str, Exception | None] = {}
-    async with build_replayer().workflow_replay_iterator(feed()) as stream:
+    async with build_replayer(workflows).workflow_replay_iterator(feed()) as stream:
         async for result in stream:
             results[result.history.run_id] = result.replay_failure
     return results
