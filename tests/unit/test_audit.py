@@ -1,0 +1,254 @@
+"""The pure side of the audit commands: as-of selection, state diffs, exports, the FHIR bundle.
+
+Histories are produced by the real decider (tests/unit/domain_scenario.py) and hash-chained
+exactly as the event store does it, so no server is needed.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import io
+import json
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from fhir.resources.R4B.bundle import Bundle
+from tests.unit.domain_scenario import AUDITOR, DAY, HOUR, SUPERVISOR, T0, Episode
+
+from carepath.audit import fhir
+from carepath.audit.asof import diff_states, fold_stored, select_as_of
+from carepath.audit.errors import InvalidAsOf, UnknownExportFormat
+from carepath.audit.export import ExportFormat, parse_format, render
+from carepath.audit.fhir_valuesets import (
+    APPOINTMENT_STATUS,
+    EPISODE_OF_CARE_STATUS,
+    TASK_STATUS,
+    code_problems,
+)
+from carepath.audit.verify import check_stream
+from carepath.domain import commands as c
+from carepath.domain.events import Event, dump_event
+from carepath.domain.state import Stage
+from carepath.domain.vocabulary import DischargeReason
+from carepath.store.chain import GENESIS_HASH, chain_hash
+from carepath.store.records import StoredEvent
+
+EXPORTED_AT = T0 + 60 * DAY
+
+
+def chained(history: list[Event]) -> list[StoredEvent]:
+    """The events as the store would hold them: hash-chained, recorded a second later."""
+    out: list[StoredEvent] = []
+    prev = GENESIS_HASH
+    for event in history:
+        payload = json.loads(json.dumps(dump_event(event)))
+        digest = chain_hash(prev, payload)
+        out.append(
+            StoredEvent(
+                episode_id=event.episode_id,
+                seq=event.seq,
+                event_type=event.type,
+                schema_version=event.schema_version,
+                payload=payload,
+                occurred_at=event.occurred_at,
+                recorded_at=event.occurred_at + timedelta(seconds=1),
+                actor_id=event.actor.user_id,
+                actor_role=event.actor.role.value,
+                command_id=event.command_id,
+                prev_hash=prev,
+                hash=digest,
+            )
+        )
+        prev = digest
+    return out
+
+
+def busy_episode() -> Episode:
+    """Admitted, four sessions (attended, excused, no-show, cancelled), an escalation, discharged."""
+    ep = Episode().in_program()
+    ep.advance(HOUR)
+    for index in range(5):
+        ep.session(f"s{index}", T0 + (index + 1) * DAY)
+    ep.advance(2 * DAY)
+    ep.attendance("s0", "attended")
+    ep.advance(DAY)
+    ep.attendance("s1", "excused")
+    ep.advance(DAY)
+    ep.attendance("s2", "no_show")
+    ep.run(ep.make(c.CancelSession, session_id="s3", reason="holiday"))
+    ep.advance(DAY)
+    ep.run(
+        ep.make(
+            c.Discharge,
+            actor=SUPERVISOR,
+            discharge_reason=DischargeReason.AGAINST_ADVICE,
+            summary="left the program",
+        )
+    )
+    return ep
+
+
+def fhir_bundle(ep: Episode) -> dict[str, Any]:
+    text = render(chained(ep.history), ExportFormat.FHIR, exporter=AUDITOR, exported_at=EXPORTED_AT)
+    document: dict[str, Any] = json.loads(text)
+    return document
+
+
+def resources(document: dict[str, Any], kind: str) -> list[dict[str, Any]]:
+    return [e["resource"] for e in document["entry"] if e["resource"]["resourceType"] == kind]
+
+
+class TestAsOf:
+    def test_selects_the_events_that_occurred_at_or_before_the_moment(self) -> None:
+        stored = chained(busy_episode().history)
+        moment = stored[5].occurred_at
+
+        selected = select_as_of(stored, moment)
+
+        assert selected[-1].occurred_at == moment
+        assert all(e.occurred_at <= moment for e in selected)
+        assert stored[len(selected)].occurred_at > moment
+
+    def test_a_moment_before_the_referral_selects_nothing(self) -> None:
+        stored = chained(busy_episode().history)
+
+        assert select_as_of(stored, T0 - DAY) == []
+        assert fold_stored([]) is None
+
+    def test_a_time_without_offset_is_refused(self) -> None:
+        with pytest.raises(InvalidAsOf, match="add one"):
+            select_as_of([], T0.replace(tzinfo=None))
+
+
+class TestDiffStates:
+    def test_equal_states_have_no_difference(self) -> None:
+        ep = busy_episode()
+
+        assert diff_states(ep.state, fold_stored(chained(ep.history))) == []
+
+    def test_names_each_differing_field_by_path(self) -> None:
+        ep = busy_episode()
+        state = ep.s
+        sessions = (state.sessions[0].model_copy(update={"hours": 9.0}), *state.sessions[1:])
+        changed = state.model_copy(update={"stage": Stage.IN_PROGRAM, "sessions": sessions})
+
+        differences = diff_states(state, changed)
+
+        assert [(d.path, d.stored, d.live) for d in differences] == [
+            ("stage", "discharged", "in_program"),
+            ("sessions[0].hours", 3.0, 9.0),
+        ]
+
+    def test_a_missing_state_differs_as_a_whole(self) -> None:
+        assert [d.path for d in diff_states(None, busy_episode().s)] == ["(state)"]
+
+
+class TestVerify:
+    def test_a_changed_payload_is_named_by_its_seq(self) -> None:
+        stored = chained(busy_episode().history)
+        bad = dataclasses.replace(stored[3], payload={**stored[3].payload, "command_id": "x"})
+
+        report = check_stream("ep-1", [*stored[:3], bad, *stored[4:]])
+
+        assert (report.ok, report.first_bad_seq) == (False, 4)
+        assert report.reason is not None
+        assert "hash mismatch" in report.reason
+        assert "seq 4" in report.describe()
+
+
+class TestFlatExports:
+    def test_jsonl_has_one_record_per_event_with_its_hash(self) -> None:
+        stored = chained(busy_episode().history)
+
+        lines = render(stored, ExportFormat.JSONL, exporter=AUDITOR, exported_at=EXPORTED_AT)
+
+        records = [json.loads(line) for line in lines.splitlines()]
+        assert [r["seq"] for r in records] == [e.seq for e in stored]
+        assert [r["hash"] for r in records] == [e.hash for e in stored]
+
+    def test_csv_payload_rehashes_to_the_stored_chain(self) -> None:
+        stored = chained(busy_episode().history)
+
+        text = render(stored, ExportFormat.CSV, exporter=AUDITOR, exported_at=EXPORTED_AT)
+
+        prev = GENESIS_HASH
+        rows = list(csv.DictReader(io.StringIO(text)))
+        for row in rows:
+            assert row["prev_hash"] == prev
+            assert chain_hash(prev, json.loads(row["payload"])) == row["hash"]
+            prev = row["hash"]
+        assert len(rows) == len(stored)
+
+    def test_an_unknown_format_names_the_known_ones(self) -> None:
+        with pytest.raises(UnknownExportFormat, match="jsonl, csv, fhir"):
+            parse_format("xml")
+
+
+class TestFhirBundle:
+    def test_validates_against_the_r4b_models_and_value_sets(self) -> None:
+        document = fhir_bundle(busy_episode())
+
+        Bundle.model_validate(document)
+        assert code_problems(document) == []
+
+    def test_appointments_show_each_attendance_outcome(self) -> None:
+        document = fhir_bundle(busy_episode())
+
+        statuses = {
+            a["identifier"][0]["value"].split("/")[1]: a["status"]
+            for a in resources(document, "Appointment")
+        }
+        assert statuses == {
+            "s0": "fulfilled",
+            "s1": "cancelled",
+            "s2": "noshow",
+            "s3": "cancelled",
+            "s4": "booked",
+        }
+        assert set(statuses.values()) <= APPOINTMENT_STATUS
+
+    def test_episode_status_history_follows_the_stages(self) -> None:
+        document = fhir_bundle(busy_episode())
+
+        (episode,) = resources(document, "EpisodeOfCare")
+        history = [h["status"] for h in episode["statusHistory"]]
+        assert history == ["planned", "active", "finished"]
+        assert episode["status"] == "finished"
+        assert "end" not in episode["statusHistory"][-1]["period"]
+        assert set(history) <= EPISODE_OF_CARE_STATUS
+
+    def test_escalations_become_tasks_and_provenance_carries_the_chain(self) -> None:
+        ep = busy_episode()
+        document = fhir_bundle(ep)
+
+        tasks = resources(document, "Task")
+        assert tasks, "the no-show opens an outreach task"
+        # The episode closed with the task open: it can no longer be done.
+        assert {t["status"] for t in tasks} == {"cancelled"}
+        assert {t["status"] for t in tasks} <= TASK_STATUS
+        (provenance,) = resources(document, "Provenance")
+        head = chained(ep.history)[-1]
+        assert head.hash in provenance["entity"][-1]["what"]["display"]
+        assert len(provenance["target"]) == len(document["entry"]) - 2
+        (audit,) = resources(document, "AuditEvent")
+        assert audit["agent"][0]["who"]["identifier"]["value"] == AUDITOR.user_id
+
+    def test_a_status_outside_its_value_set_is_reported(self) -> None:
+        document = fhir_bundle(busy_episode())
+        resources(document, "Appointment")[0]["status"] = "attended"
+
+        assert code_problems(document) == [
+            f"Appointment/{resources(document, 'Appointment')[0]['id']}: status 'attended' "
+            "not allowed"
+        ]
+
+    def test_care_plan_follows_the_episode(self) -> None:
+        ep = Episode().referred()
+        assert fhir.care_plan_status(ep.s) == "draft"
+        ep = Episode().in_program()
+        assert fhir.care_plan_status(ep.s) == "active"
+        ep = Episode().in_aftercare()
+        assert fhir.care_plan_status(ep.s) == "completed"
+        assert fhir_bundle(ep)["entry"][0]["resource"]["status"] == "active"
