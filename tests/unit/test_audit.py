@@ -14,8 +14,8 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
+from domain_scenario import AUDITOR, DAY, HOUR, SUPERVISOR, T0, Episode
 from fhir.resources.R4B.bundle import Bundle
-from tests.unit.domain_scenario import AUDITOR, DAY, HOUR, SUPERVISOR, T0, Episode
 
 from carepath.audit import fhir
 from carepath.audit.asof import diff_states, fold_stored, select_as_of
