@@ -28,3 +28,12 @@ class AppendConflict(StoreError):
 class MigrationFailed(StoreError):
     """Raised when a schema migration fails (its transaction is rolled back) or was edited
     after it was applied (its checksum no longer matches the one recorded)."""
+
+
+class CheckpointInvalid(StoreError):
+    """Raised when a checkpoint's signature does not verify under the checkpoint key, or a
+    checkpoint file is not one CarePath wrote: it was altered, or signed with another key."""
+
+
+class SchemaNotCurrent(StoreError):
+    """Raised when a table the command needs does not exist yet: run `carepath db migrate`."""

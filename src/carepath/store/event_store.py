@@ -5,6 +5,9 @@ an event already stored with the same content is a success and is not written tw
 different content at a taken seq is a conflict no retry can fix. Appenders to one stream are
 serialised by a transaction-scoped advisory lock, so of two concurrent different appends at
 the same seq exactly one wins and the other sees its events and gets `AppendConflict`.
+
+The read models (`carepath.store.projections`) are updated in the append's transaction:
+they never show an event the store does not hold, nor miss one it does.
 """
 
 from __future__ import annotations
@@ -20,9 +23,10 @@ from carepath.domain.events import Event, dump_event
 from carepath.store.chain import GENESIS_HASH, canonical_json, chain_hash
 from carepath.store.db import Connection, Pool
 from carepath.store.errors import AppendConflict, DatabaseUnavailable
+from carepath.store.projections import project_append
 from carepath.store.records import AppendResult, StoredEvent
 
-_COLUMNS = (
+COLUMNS = (
     "episode_id, seq, event_type, schema_version, payload, occurred_at, recorded_at, "
     "actor_id, actor_role, command_id, prev_hash, hash"
 )
@@ -34,10 +38,20 @@ _INSERT = (
 
 
 class EventStore:
-    """Appends to and reads episode streams through an asyncpg pool."""
+    """Appends to and reads episode streams through an asyncpg pool.
 
-    def __init__(self, pool: Pool) -> None:
+    `projections=False` appends without updating the read models (benchmarks, bulk
+    imports followed by `rebuild_projections`).
+    """
+
+    def __init__(self, pool: Pool, *, projections: bool = True) -> None:
         self._pool = pool
+        self._projections = projections
+
+    @property
+    def pool(self) -> Pool:
+        """The pool this store uses (shared with the notification ledger and checkpoints)."""
+        return self._pool
 
     async def append(self, episode_id: str, events: Sequence[Event]) -> AppendResult:
         """Append `events` (contiguous seqs) to the stream, in one transaction."""
@@ -53,7 +67,9 @@ class EventStore:
                 await conn.execute(
                     "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", episode_id
                 )
-                return await _append_locked(conn, episode_id, events, payloads)
+                return await _append_locked(
+                    conn, episode_id, events, payloads, project=self._projections
+                )
         except asyncpg.UniqueViolationError as exc:
             # Only reachable if a writer bypasses the advisory lock.
             raise AppendConflict(
@@ -65,11 +81,11 @@ class EventStore:
         """The stream's events with seq > after_seq, in seq order."""
         async with _unavailable_on_lost_connection(), self._pool.acquire() as conn:
             rows = await conn.fetch(
-                f"SELECT {_COLUMNS} FROM events WHERE episode_id = $1 AND seq > $2 ORDER BY seq",
+                f"SELECT {COLUMNS} FROM events WHERE episode_id = $1 AND seq > $2 ORDER BY seq",
                 episode_id,
                 after_seq,
             )
-        return [_stored(row) for row in rows]
+        return [stored_event(row) for row in rows]
 
     async def episode_ids(self) -> list[str]:
         """The id of every stream in the store, sorted (auditors walk them all)."""
@@ -121,7 +137,12 @@ def _check_batch(episode_id: str, events: Sequence[Event]) -> None:
 
 
 async def _append_locked(
-    conn: Connection, episode_id: str, events: Sequence[Event], payloads: list[dict[str, Any]]
+    conn: Connection,
+    episode_id: str,
+    events: Sequence[Event],
+    payloads: list[dict[str, Any]],
+    *,
+    project: bool,
 ) -> AppendResult:
     head = await _head(conn, episode_id)
     head_seq, head_hash = head if head is not None else (0, GENESIS_HASH)
@@ -136,6 +157,7 @@ async def _append_locked(
     )
     existing = {row["seq"]: row["payload"] for row in stored}
     rows: list[tuple[Any, ...]] = []
+    written: list[Event] = []
     prev_hash = head_hash
     for event, payload in zip(events, payloads, strict=True):
         if event.seq <= head_seq:
@@ -152,10 +174,13 @@ async def _append_locked(
             )
         event_hash = chain_hash(prev_hash, payload)
         rows.append(_row(episode_id, event, payload, prev_hash, event_hash))
+        written.append(event)
         prev_hash = event_hash
 
     if rows:
         await conn.executemany(_INSERT, rows)
+        if project:
+            await project_append(conn, episode_id, head_seq, written)
     return AppendResult(
         episode_id,
         written=len(rows),
@@ -195,7 +220,8 @@ async def _head(conn: Connection, episode_id: str) -> tuple[int, str] | None:
     return None if row is None else (int(row["seq"]), str(row["hash"]))
 
 
-def _stored(row: asyncpg.Record) -> StoredEvent:
+def stored_event(row: asyncpg.Record) -> StoredEvent:
+    """A `StoredEvent` from a row selected with `COLUMNS`."""
     recorded_at: datetime = row["recorded_at"]
     return StoredEvent(
         episode_id=row["episode_id"],
