@@ -19,6 +19,7 @@ from carepath.audit import fhir
 from carepath.audit.asof import fold_stored
 from carepath.audit.errors import EpisodeNotInStore, UnknownExportFormat
 from carepath.domain.actors import Actor
+from carepath.domain.programs import ProgramCatalog
 from carepath.store.chain import canonical_json
 from carepath.store.event_store import EventStore
 from carepath.store.records import StoredEvent
@@ -130,6 +131,14 @@ def render(
     )
 
 
+def aftercare_status(stored: Sequence[StoredEvent], programs: ProgramCatalog | None) -> str:
+    """Whether the episode's program counts aftercare as an active or finished FHIR episode."""
+    program_id = stored[0].payload.get("program_id") if stored else None
+    if programs is None or not isinstance(program_id, str) or program_id not in programs:
+        return "active"
+    return programs.get(program_id).aftercare.fhir_status
+
+
 async def export_episode(
     store: EventStore,
     episode_id: str,
@@ -137,7 +146,7 @@ async def export_episode(
     *,
     exporter: Actor,
     exported_at: datetime,
-    aftercare_status: str = "active",
+    programs: ProgramCatalog | None = None,
 ) -> str:
     """Read the episode's stream and render it; raise EpisodeNotInStore if it has none."""
     stored = await store.read_stream(episode_id)
@@ -148,5 +157,5 @@ async def export_episode(
         fmt,
         exporter=exporter,
         exported_at=exported_at,
-        aftercare_status=aftercare_status,
+        aftercare_status=aftercare_status(stored, programs),
     )

@@ -9,6 +9,7 @@ from collections.abc import Sequence
 
 from pydantic import ValidationError
 
+from carepath.cli import audit as audit_cli
 from carepath.cli import episodes
 from carepath.cli.episodes import CliError
 from carepath.domain.errors import CarePathError
@@ -50,6 +51,7 @@ def build_parser() -> argparse.ArgumentParser:
     listing.add_argument("--clinician")
     listing.add_argument("--min-escalation", type=int)
     listing.add_argument("--all", action="store_true", help="include closed episodes")
+    audit_cli.add_parser(sub)
     for p in (refer, show, events, listing):
         p.add_argument("--json", action="store_true", help="print JSON for scripts")
         p.add_argument("--api-url", help="API base URL (CAREPATH_API_URL)")
@@ -90,6 +92,9 @@ def _dispatch(args: argparse.Namespace) -> int:
         ]
         handler(settings, args)
         return 0
+
+    if args.command == "audit":
+        return audit_cli.run(settings, args)
 
     configure_logging(settings.log_format, settings.log_level)
     if args.command == "up":
