@@ -4,8 +4,9 @@ Without a moment, the folded state is also compared with the state the live work
 holds, field by field: the event store and the workflow are written by the same
 decision, so any difference means one of them is wrong.
 
-If the chain is broken, only the events before the first bad seq are folded: what
-follows it can no longer be trusted. The report says so (`verification.ok` is false).
+If the chain (or its match with the checkpoint) is broken, only the events before the
+first bad seq are folded: what follows can no longer be trusted. The report says so
+(`verification.ok` is false).
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from carepath.audit.asof import (
     timeline,
 )
 from carepath.audit.errors import EpisodeNotInStore
-from carepath.audit.verify import StreamReport, check_stream
+from carepath.audit.verify import StreamReport, check_stream, trusted_checkpoint
 from carepath.domain.errors import CarePathError
 from carepath.domain.state import EpisodeState
 from carepath.store.event_store import EventStore
@@ -69,17 +70,21 @@ async def replay_episode(
     episode_id: str,
     as_of: datetime | None = None,
     episodes: EpisodeClient | None = None,
+    *,
+    key: bytes | None = None,
 ) -> AuditReplay:
     """Verify, select the events as of `as_of` (all if None), fold them.
 
-    With no `as_of` and an `episodes` client, the state is compared with the live workflow's.
+    The whole stream is verified, against the latest checkpoint when `key` is given (a
+    change after the moment is still a change to the record). With no `as_of` and an
+    `episodes` client, the state is compared with the live workflow's.
     """
     if as_of is not None:
         require_offset(as_of)
     stored = await store.read_stream(episode_id)
     if not stored:
         raise EpisodeNotInStore(episode_id)
-    verification = check_stream(episode_id, stored)
+    verification = check_stream(episode_id, stored, await trusted_checkpoint(store, key))
     trusted = (
         stored
         if verification.first_bad_seq is None

@@ -40,8 +40,15 @@ def add_parser(sub: Any) -> None:
         "occurred at or before it; without it, the state is compared with the live workflow",
     )
 
-    verify = commands.add_parser("verify", help="recompute hash chains; exit 1 on any anomaly")
+    verify = commands.add_parser(
+        "verify", help="recompute hash chains, compare with a checkpoint; exit 1 on any anomaly"
+    )
     _one_or_all(verify)
+    verify.add_argument(
+        "--checkpoint",
+        help="an exported checkpoint file to compare with (default: the latest stored one); "
+        "its signature is checked under CAREPATH_CHECKPOINT_KEY",
+    )
 
     determinism = commands.add_parser(
         "determinism", help="replay live workflow histories with this code; exit 1 if any breaks"

@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
 
+from pydantic import SecretStr
 from temporalio.client import Client
 
 from carepath.audit.asof import require_offset
@@ -26,6 +27,7 @@ from carepath.audit.replay import AuditReplay, replay_episode
 from carepath.audit.verify import StreamReport, VerifyReport, verify_all, verify_episode
 from carepath.domain.actors import Actor, Role
 from carepath.programs import load_catalog
+from carepath.store.checkpoints import load_checkpoint
 from carepath.store.db import Pool, create_pool
 from carepath.store.event_store import EventStore
 from carepath.workers.embedded_postgres import EmbeddedPostgres
@@ -85,7 +87,9 @@ async def _replay(settings: Settings, args: argparse.Namespace) -> int:
     if as_of is None:
         episodes = EpisodeClient(await _temporal(settings), settings.temporal_task_queue)
     async with _store(settings) as store:
-        report = await replay_episode(store, args.episode_id, as_of, episodes)
+        report = await replay_episode(
+            store, args.episode_id, as_of, episodes, key=checkpoint_key(settings)
+        )
     if args.json:
         print(report.model_dump_json(indent=2))
     else:
@@ -131,18 +135,45 @@ def _print_replay(report: AuditReplay) -> None:
 
 
 async def _verify(settings: Settings, args: argparse.Namespace) -> int:
+    key = checkpoint_key(settings)
+    checkpoint = None
+    if args.checkpoint:
+        if key is None:
+            raise AuditError(
+                "a checkpoint file is trusted only once its signature is checked: "
+                "set CAREPATH_CHECKPOINT_KEY to the key it was signed with"
+            )
+        checkpoint = await asyncio.to_thread(load_checkpoint, Path(args.checkpoint))
     async with _store(settings) as store:
         if args.all:
-            report = await verify_all(store, progress=ProgressBar(sys.stderr, "streams"))
+            report = await verify_all(
+                store, key=key, checkpoint=checkpoint, progress=ProgressBar(sys.stderr, "streams")
+            )
         else:
-            one = await verify_episode(store, args.episode_id)
+            one = await verify_episode(store, args.episode_id, key=key, checkpoint=checkpoint)
             report = VerifyReport(ok=one.ok, streams=(one,))
     if args.json:
         print(report.model_dump_json(indent=2))
     else:
         for stream in report.streams:
             print(stream.describe())
+        if key is None:
+            print(
+                "note: no CAREPATH_CHECKPOINT_KEY: chains checked, not compared with a checkpoint",
+                file=sys.stderr,
+            )
     return _anomalies("stream(s) failed verification", report.streams)
+
+
+def checkpoint_key(settings: Settings) -> bytes | None:
+    """The checkpoint signing key (CAREPATH_CHECKPOINT_KEY), if this installation has one."""
+    # Read by name: the setting belongs to the store's checkpoints, which may be configured
+    # without it (then only the chains are checked).
+    value = getattr(settings, "checkpoint_key", None)
+    if value is None:
+        return None
+    text = value.get_secret_value() if isinstance(value, SecretStr) else str(value)
+    return text.encode("utf-8") if text else None
 
 
 def _anomalies(what: str, items: Sequence[StreamReport] | Sequence[Any]) -> int:

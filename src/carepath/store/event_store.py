@@ -87,12 +87,6 @@ class EventStore:
             )
         return [stored_event(row) for row in rows]
 
-    async def episode_ids(self) -> list[str]:
-        """The id of every stream in the store, sorted (auditors walk them all)."""
-        async with _unavailable_on_lost_connection(), self._pool.acquire() as conn:
-            rows = await conn.fetch("SELECT DISTINCT episode_id FROM events ORDER BY episode_id")
-        return [str(row["episode_id"]) for row in rows]
-
     async def head(self, episode_id: str) -> tuple[int, str] | None:
         """(seq, hash) of the stream's last event, or None for an empty stream."""
         async with _unavailable_on_lost_connection(), self._pool.acquire() as conn:
