@@ -19,6 +19,7 @@ from temporalio.client import (
 )
 
 from carepath import __version__
+from carepath.api.audit_routes import audit_router
 from carepath.api.problems import ProblemError, install_problem_handlers
 from carepath.api.schemas import (
     ComponentHealth,
@@ -84,6 +85,7 @@ def create_app(resources: ApiResources) -> FastAPI:
     )
     install_problem_handlers(app)
     episodes = EpisodeClient(resources.temporal, resources.task_queue)
+    app.include_router(audit_router(resources.store, episodes, resources.programs))
 
     @app.post(
         "/episodes",
