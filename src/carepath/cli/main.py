@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from pydantic import ValidationError
 
 from carepath.cli import audit as audit_cli
+from carepath.cli import db as db_commands
 from carepath.cli import episodes
 from carepath.cli.episodes import CliError
 from carepath.domain.errors import CarePathError
@@ -32,6 +33,7 @@ def build_parser() -> argparse.ArgumentParser:
     db = sub.add_parser("db", help="database administration")
     db_sub = db.add_subparsers(dest="db_command", required=True, metavar="DB_COMMAND")
     db_sub.add_parser("migrate", help="apply pending schema migrations")
+    db_commands.add_db_commands(db_sub)
 
     episode = sub.add_parser("episode", help="refer clients and look at episodes (via the API)")
     ep_sub = episode.add_subparsers(
@@ -109,6 +111,8 @@ def _dispatch(args: argparse.Namespace) -> int:
         from carepath.cli.serve import run_api
 
         return asyncio.run(run_api(settings))
+    if args.command == "db" and args.db_command in db_commands.COMMANDS:
+        return asyncio.run(db_commands.run_db(settings, args))
     if args.command == "db":
         from carepath.cli.serve import run_migrate
 

@@ -12,6 +12,7 @@ import structlog
 
 from carepath.store.db import create_pool
 from carepath.store.migrations import migrate
+from carepath.workers.checkpoints import checkpoint_schedule
 from carepath.workers.errors import StartupError
 from carepath.workers.runtime import api_server, open_runtime
 from carepath.workers.settings import Settings
@@ -44,7 +45,7 @@ async def run_worker(settings: Settings) -> int:
     try:
         worker = build_worker(runtime.temporal, runtime.store, runtime.task_queue)
         stop = _stop_on_signals()
-        async with worker:
+        async with worker, checkpoint_schedule(settings, runtime.pool):
             log.info("worker_started", task_queue=runtime.task_queue)
             await stop.wait()
     finally:

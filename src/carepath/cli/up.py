@@ -16,6 +16,7 @@ from pathlib import Path
 
 import structlog
 
+from carepath.workers.checkpoints import checkpoint_schedule
 from carepath.workers.embedded_postgres import EmbeddedPostgres
 from carepath.workers.embedded_temporal import EmbeddedTemporal
 from carepath.workers.errors import StartupError
@@ -79,6 +80,7 @@ async def run_up(settings: Settings) -> int:
             await register_search_attributes(runtime.temporal, settings.temporal_namespace)
 
         worker = build_worker(runtime.temporal, runtime.store, runtime.task_queue)
+        await stack.enter_async_context(checkpoint_schedule(settings, runtime.pool))
         server = api_server(runtime, settings.api_host, settings.api_port)
         tasks = {
             asyncio.create_task(worker.run(), name="worker"),

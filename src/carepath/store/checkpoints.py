@@ -23,6 +23,8 @@ from carepath.store.db import Connection, Pool
 from carepath.store.errors import CheckpointInvalid
 
 FORMAT = "carepath-checkpoint/1"
+# Held while a scheduled checkpoint is taken, so several workers do not take one each.
+SCHEDULE_LOCK_KEY = 0x63686B70_6F696E74  # "chkpoint"
 _HEADS = (
     "SELECT DISTINCT ON (episode_id) episode_id, seq, hash FROM events "
     "ORDER BY episode_id, seq DESC"
@@ -131,6 +133,10 @@ async def take_checkpoint(
     since the latest checkpoint: the scheduled checkpoint adds no rows on a quiet system.
     """
     async with pool.acquire() as conn, conn.transaction():
+        if skip_if_unchanged and not await conn.fetchval(
+            "SELECT pg_try_advisory_xact_lock($1)", SCHEDULE_LOCK_KEY
+        ):
+            return None  # another worker is taking it right now
         taken_at: datetime = await conn.fetchval("SELECT now()")
         heads = await current_heads(conn)
         if skip_if_unchanged:

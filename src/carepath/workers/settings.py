@@ -60,6 +60,47 @@ class Settings(BaseSettings):
         description="Where the `carepath episode ...` commands reach the API.",
     )
 
+    # Checkpoints (docs/event-store.md)
+    checkpoint_key: SecretStr | None = Field(
+        default=None,
+        description="HMAC-SHA256 key that signs checkpoints; unset with the embedded PostgreSQL "
+        "means a key generated once into <data dir>/checkpoint.key (mode 0600).",
+    )
+    checkpoint_interval_minutes: float = Field(
+        default=60.0,
+        ge=0,
+        description="How often the worker takes a checkpoint when streams moved (0: never).",
+    )
+
+    # Notifications (docs/event-store.md)
+    notify_channel: Literal["log", "webhook", "smtp"] = Field(
+        default="log", description="Where staff notifications go: log lines, a webhook, e-mail."
+    )
+    notify_link_base_url: str | None = Field(
+        default=None,
+        description="Base of the episode link in notifications; unset uses CAREPATH_API_URL.",
+    )
+    notify_webhook_url: str | None = None
+    notify_webhook_secret: SecretStr | None = Field(
+        default=None, description="HMAC-SHA256 key for the webhook's X-CarePath-Signature."
+    )
+    notify_webhook_timeout: float = Field(default=10.0, gt=0)
+    smtp_host: str | None = None
+    smtp_port: int = Field(default=25, ge=1, le=65535)
+    smtp_username: str | None = None
+    smtp_password: SecretStr | None = None
+    smtp_starttls: bool = False
+    smtp_timeout: float = Field(default=10.0, gt=0)
+    smtp_from: str = "carepath@localhost"
+    smtp_recipients: dict[str, str] = Field(
+        default_factory=dict,
+        description='Recipient -> e-mail address, JSON, e.g. {"supervisor": "sup@example.org", '
+        '"primary_clinician:cal.clinician": "cal@example.org"}.',
+    )
+    smtp_default_recipient: str | None = Field(
+        default=None, description="Address for recipients missing from CAREPATH_SMTP_RECIPIENTS."
+    )
+
     # Programs and logging
     programs_dir: Path | None = Field(
         default=None, description="A directory of program definitions; unset uses the built-ins."

@@ -1,0 +1,184 @@
+"""`carepath db rebuild-projections | checkpoint | verify` on a real database."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from carepath.cli.db import run_db
+from carepath.cli.main import build_parser
+from carepath.sample_streams import episode_events
+from carepath.store import EventStore
+from carepath.store.db import Pool
+from carepath.workers.checkpoints import KEY_FILE, checkpoint_key, checkpoint_schedule
+from carepath.workers.errors import StartupError
+from carepath.workers.settings import Settings
+
+pytestmark = pytest.mark.integration
+
+KEY = "cli-test-checkpoint-key"
+
+
+@pytest.fixture
+def settings(fresh_database_url: str, tmp_path: Path) -> Settings:
+    return Settings(database_url=fresh_database_url, checkpoint_key=KEY, data_dir=tmp_path)
+
+
+async def db(settings: Settings, *argv: str) -> int:
+    return await run_db(settings, build_parser().parse_args(["db", *argv]))
+
+
+async def tamper(pool: Pool, statement: str) -> None:
+    async with pool.acquire() as conn, conn.transaction():
+        await conn.execute("ALTER TABLE events DISABLE TRIGGER USER")
+        await conn.execute(statement)
+        await conn.execute("ALTER TABLE events ENABLE TRIGGER USER")
+
+
+class TestDbCommands:
+    async def test_checkpoint_export_then_verify_all_reports_intact(
+        self,
+        settings: Settings,
+        db_pool: Pool,
+        tmp_path: Path,
+        capsys: pytest.CaptureFixture[str],
+    ) -> None:
+        await EventStore(db_pool).append("ep-1", episode_events("ep-1", sessions=3))
+        export = tmp_path / "cp.json"
+
+        assert await db(settings, "checkpoint", "--export", str(export)) == 0
+        assert await db(settings, "verify", "--all") == 0
+
+        out = capsys.readouterr()
+        assert "checkpoint #1 taken" in out.out
+        assert json.loads(export.read_text())["heads"]["ep-1"]["seq"] > 0
+        assert "verified 1 stream(s)" in out.out
+        assert "against checkpoint #1: all intact" in out.out
+        assert "verifying: 1/1 streams (100%)" in out.err
+
+    async def test_verify_against_an_export_names_the_truncated_episode_and_exits_1(
+        self,
+        settings: Settings,
+        db_pool: Pool,
+        tmp_path: Path,
+        capsys: pytest.CaptureFixture[str],
+    ) -> None:
+        events = episode_events("ep-1", sessions=3)
+        await EventStore(db_pool).append("ep-1", events)
+        export = tmp_path / "cp.json"
+        await db(settings, "checkpoint", "--export", str(export))
+        await tamper(db_pool, f"DELETE FROM events WHERE seq = {len(events)}")
+        await db(settings, "checkpoint")  # the database's latest now hides the truncation
+        capsys.readouterr()
+
+        code = await db(settings, "verify", "--all", "--checkpoint", str(export), "--json")
+
+        assert code == 1
+        report = json.loads(capsys.readouterr().out)
+        assert report["anomalies"] == [
+            {
+                "episode_id": "ep-1",
+                "first_bad_seq": len(events),
+                "reason": f"truncated: checkpoint #1 recorded seq {len(events)}, "
+                f"but the stream ends at seq {len(events) - 1}",
+            }
+        ]
+
+    async def test_verify_one_episode_names_the_first_bad_seq(
+        self, settings: Settings, db_pool: Pool, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        await EventStore(db_pool).append("ep-1", episode_events("ep-1", sessions=3))
+        await tamper(db_pool, "DELETE FROM events WHERE seq = 4")
+
+        assert await db(settings, "verify", "ep-1") == 1
+
+        assert "episode ep-1: first bad seq 4: seq gap" in capsys.readouterr().out
+
+    async def test_rebuild_projections_reports_what_it_folded(
+        self, settings: Settings, db_pool: Pool, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        events = episode_events("ep-1", sessions=3)
+        await EventStore(db_pool).append("ep-1", events)
+
+        assert await db(settings, "rebuild-projections") == 0
+
+        assert f"of 1 episode(s) from {len(events)} event(s)" in capsys.readouterr().out
+
+
+class TestCheckpointKey:
+    def test_embedded_mode_generates_a_private_key_once(self, tmp_path: Path) -> None:
+        settings = Settings(data_dir=tmp_path)
+
+        first = checkpoint_key(settings)
+        again = checkpoint_key(settings)
+
+        assert first == again
+        assert first is not None
+        assert len(first) == 64
+        assert (tmp_path / KEY_FILE).stat().st_mode & 0o777 == 0o600
+
+    def test_an_external_database_without_a_key_says_which_setting_to_set(self) -> None:
+        settings = Settings(database_url="postgresql://db.example/carepath")
+
+        with pytest.raises(StartupError, match="CAREPATH_CHECKPOINT_KEY"):
+            checkpoint_key(settings)
+        assert checkpoint_key(settings, required=False) is None
+
+
+def test_the_command_exits_1_with_a_one_line_error_for_a_tampered_checkpoint_file(
+    fresh_database_url: str, tmp_path: Path
+) -> None:
+    path = tmp_path / "cp.json"
+    path.write_text('{"format": "something else"}')
+    env = {
+        **os.environ,
+        "CAREPATH_DATABASE_URL": fresh_database_url,
+        "CAREPATH_CHECKPOINT_KEY": KEY,
+    }
+
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "carepath.cli.main",
+            "db",
+            "verify",
+            "--all",
+            "--checkpoint",
+            str(path),
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+    assert done.returncode == 1
+    assert done.stderr.startswith("carepath: error: ")
+    assert "db checkpoint --export" in done.stderr
+
+
+class TestSchedule:
+    async def test_the_worker_schedule_checkpoints_only_when_streams_moved(
+        self, fresh_database_url: str, db_pool: Pool, tmp_path: Path
+    ) -> None:
+        fast = Settings(
+            database_url=fresh_database_url,
+            checkpoint_key=KEY,
+            checkpoint_interval_minutes=0.0005,  # 30 ms
+            data_dir=tmp_path,
+        )
+        await EventStore(db_pool).append("ep-1", episode_events("ep-1", sessions=1))
+
+        async with checkpoint_schedule(fast, db_pool):
+            await asyncio.sleep(0.4)
+
+        async with db_pool.acquire() as conn:
+            assert await conn.fetchval("SELECT count(*) FROM checkpoints") == 1
