@@ -6,7 +6,8 @@ the `X-CarePath-Role` header, checked by `header_auditor`; `audit_router` takes 
 dependency that identifies the caller, so authentication replaces it in one place.
 """
 
-from __future__ import annotations
+# No `from __future__ import annotations`: FastAPI reads the route signatures at run time,
+# and they name a dependency that is local to `audit_router`.
 
 import contextlib
 import re

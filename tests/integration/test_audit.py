@@ -1,0 +1,371 @@
+"""Audit replay, verify, determinism and export on a real Temporal dev server and PostgreSQL.
+
+One episode is driven through the workflow; the state the workflow reported after a
+command in the middle, and the moment it did, are kept. Replaying the stored record as
+of that moment must give exactly that state. The CLI runs in a thread (it starts its own
+event loop) against the same servers, configured through the environment.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import io
+import json
+import re
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import httpx
+import pytest
+from divergent_workflow import DivergentCarePathway
+from fhir.resources.R4B.bundle import Bundle
+from temporalio.client import Client
+from temporalio.testing import WorkflowEnvironment
+
+from carepath import samples
+from carepath.api.app import ApiResources, create_app
+from carepath.audit.determinism import check_determinism
+from carepath.audit.fhir_valuesets import code_problems
+from carepath.audit.replay import replay_episode
+from carepath.cli.main import main
+from carepath.domain import commands as c
+from carepath.domain.state import EpisodeState
+from carepath.domain.vocabulary import AttendanceStatus
+from carepath.programs import load_catalog
+from carepath.store.db import Pool
+from carepath.store.event_store import EventStore
+from carepath.workers.episodes import EpisodeClient
+from carepath.workers.worker import build_worker
+
+pytestmark = pytest.mark.integration
+
+AUDITOR = {"X-CarePath-User": "ada.auditor", "X-CarePath-Role": "auditor"}
+
+
+@dataclass
+class DrivenEpisode:
+    episode_id: str
+    middle_state: EpisodeState
+    middle_at: datetime
+    final_state: EpisodeState
+
+
+@dataclass
+class Stack:
+    store: EventStore
+    episodes: EpisodeClient
+    http: httpx.AsyncClient
+    temporal: Client
+
+
+@pytest.fixture
+async def stack(temporal_client: Client, db_pool: Pool) -> AsyncIterator[Stack]:
+    """A worker on a fresh task queue and database, an episode client and the API over ASGI."""
+    task_queue = f"tq-{uuid.uuid4().hex[:12]}"
+    store = EventStore(db_pool)
+    app = create_app(
+        ApiResources(
+            temporal=temporal_client, store=store, programs=load_catalog(), task_queue=task_queue
+        )
+    )
+    async with build_worker(temporal_client, store, task_queue):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://carepath.test") as http:
+            yield Stack(store, EpisodeClient(temporal_client, task_queue), http, temporal_client)
+
+
+async def drive_episode(episodes: EpisodeClient) -> DrivenEpisode:
+    """Refer, admit, plan, hold sessions (attended, no-show); keep the state after admission."""
+    episode_id = f"audit-{uuid.uuid4().hex[:10]}"
+    ids = samples.CommandIds(episode_id)
+    await episodes.refer(episode_id, samples.referral(ids), load_catalog().get("adult-iop"))
+    screening, assessment, admit, plan = samples.admission(ids)
+    for command in (screening, assessment):
+        await episodes.send(episode_id, command)
+    result = await episodes.send(episode_id, admit, include_state=True)
+    middle_at = datetime.now(UTC)
+    assert result.state is not None
+    # The next command's events must occur strictly after the recorded moment.
+    await asyncio.sleep(0.05)
+    await episodes.send(episode_id, plan)
+    # Sessions that began ten minutes ago: attendance can be recorded, no timer is due yet.
+    started = datetime.now(UTC) - timedelta(minutes=10)
+    for session_id in ("s1", "s2", "s3"):
+        await episodes.send(episode_id, samples.session(ids, session_id, started))
+    for session_id, status in (("s1", AttendanceStatus.ATTENDED), ("s2", AttendanceStatus.NO_SHOW)):
+        await episodes.send(
+            episode_id,
+            c.RecordAttendance(
+                command_id=ids(), actor=samples.CLINICIAN, session_id=session_id, status=status
+            ),
+        )
+    final = await episodes.view(episode_id)
+    assert final.state is not None
+    return DrivenEpisode(episode_id, result.state, middle_at, final.state)
+
+
+async def run_cli(
+    monkeypatch: pytest.MonkeyPatch, database_url: str, dev_server: WorkflowEnvironment, *argv: str
+) -> int:
+    monkeypatch.setenv("CAREPATH_DATABASE_URL", database_url)
+    monkeypatch.setenv(
+        "CAREPATH_TEMPORAL_ADDRESS", dev_server.client.service_client.config.target_host
+    )
+    monkeypatch.delenv("CAREPATH_CHECKPOINT_KEY", raising=False)
+    return await asyncio.to_thread(main, list(argv))
+
+
+def cli_json(out: str) -> str:
+    """The first JSON document the CLI printed, without the worker's log lines around it."""
+    lines = [line for line in out.splitlines() if not re.match(r"\d{4}-\d\d-\d\d ", line)]
+    return "\n".join(lines[: lines.index("}") + 1])
+
+
+async def tamper(pool: Pool, episode_id: str, seq: int) -> None:
+    """Change one stored payload as a superuser who switched the append-only triggers off."""
+    async with pool.acquire() as conn, conn.transaction():
+        await conn.execute("ALTER TABLE events DISABLE TRIGGER USER")
+        await conn.execute(
+            "UPDATE events SET payload = jsonb_set(payload, '{command_id}', '\"forged\"') "
+            "WHERE episode_id = $1 AND seq = $2",
+            episode_id,
+            seq,
+        )
+        await conn.execute("ALTER TABLE events ENABLE TRIGGER USER")
+
+
+class TestReplayAsOf:
+    async def test_as_of_a_moment_mid_episode_returns_the_state_the_workflow_reported_then(
+        self, stack: Stack
+    ) -> None:
+        driven = await drive_episode(stack.episodes)
+
+        report = await replay_episode(stack.store, driven.episode_id, driven.middle_at)
+
+        assert report.verification.ok
+        assert report.state == driven.middle_state
+        assert report.state != driven.final_state
+        assert report.events_included == driven.middle_state.version < report.events_total
+
+    async def test_without_as_of_the_record_matches_the_live_workflow(self, stack: Stack) -> None:
+        driven = await drive_episode(stack.episodes)
+
+        report = await replay_episode(stack.store, driven.episode_id, None, stack.episodes)
+
+        assert report.state == driven.final_state
+        assert report.live is not None
+        assert (report.live.compared, report.live.matches) == (True, True)
+        assert report.ok
+
+    async def test_api_replay_as_of_returns_the_middle_state_to_an_auditor_only(
+        self, stack: Stack
+    ) -> None:
+        driven = await drive_episode(stack.episodes)
+        url = f"/audit/episodes/{driven.episode_id}/replay"
+
+        response = await stack.http.get(
+            url, params={"as_of": driven.middle_at.isoformat()}, headers=AUDITOR
+        )
+        refused = await stack.http.get(url, headers={"X-CarePath-Role": "clinician"})
+        naive = await stack.http.get(url, params={"as_of": "2026-01-01T10:00:00"}, headers=AUDITOR)
+
+        assert response.status_code == 200, response.text
+        assert EpisodeState.model_validate(response.json()["state"]) == driven.middle_state
+        assert refused.status_code == 403
+        assert naive.status_code == 422
+        assert "offset" in naive.json()["detail"]
+
+    async def test_cli_replay_as_of_prints_the_middle_state(
+        self,
+        stack: Stack,
+        monkeypatch: pytest.MonkeyPatch,
+        fresh_database_url: str,
+        dev_server: WorkflowEnvironment,
+        capsys: pytest.CaptureFixture[str],
+    ) -> None:
+        driven = await drive_episode(stack.episodes)
+        capsys.readouterr()
+
+        status = await run_cli(
+            monkeypatch,
+            fresh_database_url,
+            dev_server,
+            "audit",
+            "replay",
+            driven.episode_id,
+            "--as-of",
+            driven.middle_at.isoformat(),
+            "--json",
+        )
+        live_status = await run_cli(
+            monkeypatch, fresh_database_url, dev_server, "audit", "replay", driven.episode_id
+        )
+
+        out = capsys.readouterr().out
+        first = json.loads(cli_json(out))
+        assert status == 0
+        assert EpisodeState.model_validate(first["state"]) == driven.middle_state
+        assert live_status == 0
+        assert "matches the workflow's state" in out
+
+
+class TestVerify:
+    async def test_a_tampered_event_is_named_by_episode_seq_and_reason(
+        self,
+        stack: Stack,
+        db_pool: Pool,
+        monkeypatch: pytest.MonkeyPatch,
+        fresh_database_url: str,
+        dev_server: WorkflowEnvironment,
+        capsys: pytest.CaptureFixture[str],
+    ) -> None:
+        intact = await drive_episode(stack.episodes)
+        driven = await drive_episode(stack.episodes)
+        await tamper(db_pool, driven.episode_id, 3)
+
+        one = await stack.http.get(f"/audit/episodes/{driven.episode_id}/verify", headers=AUDITOR)
+        every = await stack.http.get("/audit/verify", headers=AUDITOR)
+        replay = await replay_episode(stack.store, driven.episode_id)
+        status = await run_cli(
+            monkeypatch, fresh_database_url, dev_server, "audit", "verify", "--all"
+        )
+
+        assert (one.json()["ok"], one.json()["first_bad_seq"]) == (False, 3)
+        assert "hash mismatch" in one.json()["reason"]
+        assert {s["episode_id"]: s["ok"] for s in every.json()["streams"]} == {
+            intact.episode_id: True,
+            driven.episode_id: False,
+        }
+        # Nothing from the tampered event on is trusted.
+        assert (replay.verification.ok, replay.events_included) == (False, 2)
+        captured = capsys.readouterr()
+        assert status == 1
+        assert f"episode {driven.episode_id}: TAMPERED, first bad seq 3: hash mismatch" in (
+            captured.err
+        )
+        assert "verified 2/2 streams" in captured.err
+
+    async def test_cli_verify_of_an_intact_episode_exits_zero(
+        self,
+        stack: Stack,
+        monkeypatch: pytest.MonkeyPatch,
+        fresh_database_url: str,
+        dev_server: WorkflowEnvironment,
+        capsys: pytest.CaptureFixture[str],
+    ) -> None:
+        driven = await drive_episode(stack.episodes)
+
+        status = await run_cli(
+            monkeypatch, fresh_database_url, dev_server, "audit", "verify", driven.episode_id
+        )
+        missing = await run_cli(
+            monkeypatch, fresh_database_url, dev_server, "audit", "verify", "no-such-episode"
+        )
+
+        captured = capsys.readouterr()
+        assert status == 0
+        assert f"episode {driven.episode_id}: intact" in captured.out
+        assert missing == 1
+        assert "holds no events for episode 'no-such-episode'" in captured.err
+
+
+class TestDeterminism:
+    async def test_live_histories_replay_cleanly_with_the_current_code(
+        self,
+        stack: Stack,
+        monkeypatch: pytest.MonkeyPatch,
+        fresh_database_url: str,
+        dev_server: WorkflowEnvironment,
+        capsys: pytest.CaptureFixture[str],
+    ) -> None:
+        driven = await drive_episode(stack.episodes)
+
+        report = await check_determinism(stack.temporal, driven.episode_id)
+        status = await run_cli(
+            monkeypatch, fresh_database_url, dev_server, "audit", "determinism", driven.episode_id
+        )
+
+        assert report.ok, report.runs
+        assert [r.episode_id for r in report.runs] == [driven.episode_id]
+        assert status == 0
+        assert "replays cleanly" in capsys.readouterr().out
+
+    async def test_a_workflow_that_issues_different_commands_is_reported_as_breaking(
+        self, stack: Stack
+    ) -> None:
+        driven = await drive_episode(stack.episodes)
+
+        report = await check_determinism(
+            stack.temporal, driven.episode_id, workflows=[DivergentCarePathway]
+        )
+
+        assert not report.ok
+        (broken,) = report.broken
+        assert broken.episode_id == driven.episode_id
+        assert broken.error
+        assert "WOULD BREAK" in broken.describe()
+
+
+class TestExport:
+    async def test_every_format_carries_the_stored_chain(self, stack: Stack) -> None:
+        driven = await drive_episode(stack.episodes)
+        url = f"/audit/episodes/{driven.episode_id}/export"
+        stored = await stack.store.read_stream(driven.episode_id)
+
+        jsonl = await stack.http.get(url, params={"format": "jsonl"}, headers=AUDITOR)
+        as_csv = await stack.http.get(url, params={"format": "csv"}, headers=AUDITOR)
+
+        lines = [json.loads(line) for line in jsonl.text.splitlines()]
+        rows = list(csv.DictReader(io.StringIO(as_csv.text)))
+        assert jsonl.headers["content-type"].startswith("application/x-ndjson")
+        assert [(r["seq"], r["hash"]) for r in lines] == [(e.seq, e.hash) for e in stored]
+        assert [(int(r["seq"]), r["hash"]) for r in rows] == [(e.seq, e.hash) for e in stored]
+        assert lines[0]["payload"] == stored[0].payload
+
+    async def test_fhir_bundle_validates_and_uses_legal_codes(
+        self,
+        stack: Stack,
+        tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch,
+        fresh_database_url: str,
+        dev_server: WorkflowEnvironment,
+    ) -> None:
+        driven = await drive_episode(stack.episodes)
+        output = tmp_path / "bundle.json"
+
+        response = await stack.http.get(
+            f"/audit/episodes/{driven.episode_id}/export",
+            params={"format": "fhir"},
+            headers=AUDITOR,
+        )
+        status = await run_cli(
+            monkeypatch,
+            fresh_database_url,
+            dev_server,
+            "audit",
+            "export",
+            driven.episode_id,
+            "--format",
+            "fhir",
+            "--output",
+            str(output),
+        )
+
+        for document in (response.json(), json.loads(output.read_text())):
+            Bundle.model_validate(document)
+            assert code_problems(document) == []
+            kinds = [e["resource"]["resourceType"] for e in document["entry"]]
+            assert kinds.count("Appointment") == 3
+            assert {"EpisodeOfCare", "CarePlan", "Task", "Provenance", "AuditEvent"} <= set(kinds)
+            statuses = sorted(
+                e["resource"]["status"]
+                for e in document["entry"]
+                if e["resource"]["resourceType"] == "Appointment"
+            )
+            assert statuses == ["booked", "fulfilled", "noshow"]
+        assert status == 0
+        assert response.headers["content-type"].startswith("application/fhir+json")
