@@ -36,6 +36,7 @@ from carepath.domain import commands as c
 from carepath.domain.state import EpisodeState
 from carepath.domain.vocabulary import AttendanceStatus
 from carepath.programs import load_catalog
+from carepath.store.checkpoints import take_checkpoint
 from carepath.store.db import Pool
 from carepath.store.event_store import EventStore
 from carepath.workers.episodes import EpisodeClient
@@ -109,13 +110,20 @@ async def drive_episode(episodes: EpisodeClient) -> DrivenEpisode:
 
 
 async def run_cli(
-    monkeypatch: pytest.MonkeyPatch, database_url: str, dev_server: WorkflowEnvironment, *argv: str
+    monkeypatch: pytest.MonkeyPatch,
+    database_url: str,
+    dev_server: WorkflowEnvironment,
+    *argv: str,
+    key: str | None = None,
 ) -> int:
     monkeypatch.setenv("CAREPATH_DATABASE_URL", database_url)
     monkeypatch.setenv(
         "CAREPATH_TEMPORAL_ADDRESS", dev_server.client.service_client.config.target_host
     )
-    monkeypatch.delenv("CAREPATH_CHECKPOINT_KEY", raising=False)
+    if key is None:
+        monkeypatch.delenv("CAREPATH_CHECKPOINT_KEY", raising=False)
+    else:
+        monkeypatch.setenv("CAREPATH_CHECKPOINT_KEY", key)
     return await asyncio.to_thread(main, list(argv))
 
 
@@ -271,6 +279,44 @@ class TestVerify:
         assert f"episode {driven.episode_id}: intact" in captured.out
         assert missing == 1
         assert "holds no events for episode 'no-such-episode'" in captured.err
+
+    async def test_cli_verify_compares_with_the_latest_signed_checkpoint(
+        self,
+        stack: Stack,
+        db_pool: Pool,
+        monkeypatch: pytest.MonkeyPatch,
+        fresh_database_url: str,
+        dev_server: WorkflowEnvironment,
+        capsys: pytest.CaptureFixture[str],
+    ) -> None:
+        driven = await drive_episode(stack.episodes)
+        checkpoint = await take_checkpoint(db_pool, b"audit-test-key")
+        assert checkpoint is not None
+
+        status = await run_cli(
+            monkeypatch,
+            fresh_database_url,
+            dev_server,
+            "audit",
+            "verify",
+            driven.episode_id,
+            key="audit-test-key",
+        )
+        wrong_key = await run_cli(
+            monkeypatch,
+            fresh_database_url,
+            dev_server,
+            "audit",
+            "verify",
+            driven.episode_id,
+            key="another-key",
+        )
+
+        captured = capsys.readouterr()
+        assert status == 0
+        assert f"(chain and checkpoint #{checkpoint.checkpoint_id})" in captured.out
+        assert wrong_key == 1
+        assert "signed with another key" in captured.err
 
 
 class TestDeterminism:

@@ -16,7 +16,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
 
-from pydantic import SecretStr
 from temporalio.client import Client
 
 from carepath.audit.asof import require_offset
@@ -30,6 +29,8 @@ from carepath.programs import load_catalog
 from carepath.store.checkpoints import load_checkpoint
 from carepath.store.db import Pool, create_pool
 from carepath.store.event_store import EventStore
+from carepath.workers.checkpoints import KEY_FILE
+from carepath.workers.checkpoints import checkpoint_key as stored_checkpoint_key
 from carepath.workers.embedded_postgres import EmbeddedPostgres
 from carepath.workers.episodes import EpisodeClient
 from carepath.workers.settings import Settings
@@ -166,14 +167,17 @@ async def _verify(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def checkpoint_key(settings: Settings) -> bytes | None:
-    """The checkpoint signing key (CAREPATH_CHECKPOINT_KEY), if this installation has one."""
-    # Read by name: the setting belongs to the store's checkpoints, which may be configured
-    # without it (then only the chains are checked).
-    value = getattr(settings, "checkpoint_key", None)
-    if value is None:
+    """The checkpoint key (CAREPATH_CHECKPOINT_KEY, or the embedded one in the data dir).
+
+    An audit only reads: it never generates the embedded key file, so without one the
+    chains are checked but not compared with a checkpoint.
+    """
+    embedded_file = settings.data_dir / KEY_FILE
+    if settings.checkpoint_key is None and not (
+        settings.embedded_postgres and embedded_file.exists()
+    ):
         return None
-    text = value.get_secret_value() if isinstance(value, SecretStr) else str(value)
-    return text.encode("utf-8") if text else None
+    return stored_checkpoint_key(settings, required=False)
 
 
 def _anomalies(what: str, items: Sequence[StreamReport] | Sequence[Any]) -> int:
