@@ -16,7 +16,7 @@ from carepath.workers.checkpoints import checkpoint_schedule
 from carepath.workers.errors import StartupError
 from carepath.workers.runtime import api_server, open_runtime
 from carepath.workers.settings import Settings
-from carepath.workers.worker import build_worker
+from carepath.workers.worker import build_notifications, build_worker
 
 log = structlog.get_logger("carepath.serve")
 
@@ -43,7 +43,12 @@ async def run_worker(settings: Settings) -> int:
         settings, settings.effective_temporal_address, _database_url(settings)
     )
     try:
-        worker = build_worker(runtime.temporal, runtime.store, runtime.task_queue)
+        worker = build_worker(
+            runtime.temporal,
+            runtime.store,
+            runtime.task_queue,
+            build_notifications(settings, runtime.store),
+        )
         stop = _stop_on_signals()
         async with worker, checkpoint_schedule(settings, runtime.pool):
             log.info("worker_started", task_queue=runtime.task_queue)

@@ -24,7 +24,7 @@ from carepath.workers.processes import require_free_port
 from carepath.workers.runtime import api_server, open_runtime
 from carepath.workers.settings import Settings
 from carepath.workers.temporal import register_search_attributes
-from carepath.workers.worker import build_worker
+from carepath.workers.worker import build_notifications, build_worker
 
 log = structlog.get_logger("carepath.up")
 
@@ -79,7 +79,12 @@ async def run_up(settings: Settings) -> int:
         if temporal_server is None:
             await register_search_attributes(runtime.temporal, settings.temporal_namespace)
 
-        worker = build_worker(runtime.temporal, runtime.store, runtime.task_queue)
+        worker = build_worker(
+            runtime.temporal,
+            runtime.store,
+            runtime.task_queue,
+            build_notifications(settings, runtime.store),
+        )
         await stack.enter_async_context(checkpoint_schedule(settings, runtime.pool))
         server = api_server(runtime, settings.api_host, settings.api_port)
         tasks = {

@@ -88,6 +88,10 @@ class NotifyInput(_Message):
 
 class NotifyResult(_Message):
     sent: int
+    # Skipped because an earlier attempt delivered them (the notifications_sent ledger).
+    already_sent: int = 0
+    # Family or external recipients whose consent was no longer active at sending time.
+    withheld: int = 0
 
 
 class PendingDeadline(_Message):
