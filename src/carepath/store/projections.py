@@ -32,10 +32,11 @@ from carepath.store.db import Connection, Pool
 
 log = structlog.get_logger("carepath.projections")
 
-# Every table `rebuild_projections` empties and refills, bookkeeping included.
+# Every table `rebuild_projections` empties and refills, bookkeeping included, in the order
+# an append touches them: TRUNCATE locks them in this order, so it cannot deadlock with one.
 PROJECTION_TABLES = (
-    "projection_snapshots",
     "projection_failures",
+    "projection_snapshots",
     "episode_summary",
     "caseload",
     "open_tasks",
