@@ -157,6 +157,27 @@ class TestRebuild:
 
         assert await read_models(db_pool) == live
 
+    async def test_appends_during_a_rebuild_are_neither_lost_nor_double_counted(
+        self, db_pool: Pool
+    ) -> None:
+        store = EventStore(db_pool)
+        streams = {f"ep-{i}": episode_events(f"ep-{i}", sessions=6) for i in range(4)}
+        for episode_id, events in streams.items():
+            await store.append(episode_id, events[:15])
+
+        await asyncio.gather(
+            rebuild_projections(db_pool),
+            *(append_one_by_one(store, ep, events[15:]) for ep, events in streams.items()),
+            rebuild_projections(db_pool),
+        )
+        live = await read_models(db_pool)
+        await rebuild_projections(db_pool)
+
+        assert await read_models(db_pool) == live
+        assert [r["last_seq"] for r in live["episode_summary"]] == [
+            len(e) for e in streams.values()
+        ]
+
     async def test_events_stored_without_projections_are_folded_by_the_next_append(
         self, db_pool: Pool
     ) -> None:
