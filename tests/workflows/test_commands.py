@@ -8,11 +8,12 @@ from collections.abc import Callable
 from datetime import timedelta
 
 import pytest
+from asyncpg import Record
 from temporalio.client import Client, WorkflowHistory
 
 from carepath import samples
 from carepath.domain import commands as c
-from carepath.domain.vocabulary import LevelOfCare
+from carepath.domain.vocabulary import ConsentScope, LevelOfCare, RecipientKind
 from carepath.programs import load_catalog
 from carepath.store.event_store import EventStore
 from carepath.workers.episodes import CommandRejected, EpisodeClient
@@ -208,3 +209,48 @@ async def _eventually_started(episodes: EpisodeClient, episode_id: str) -> Episo
             return view
         await asyncio.sleep(0.05)
     raise AssertionError(f"episode {episode_id} was not opened")
+
+
+async def test_family_notice_under_active_consent_is_sent_once(
+    episodes: EpisodeClient, store: EventStore
+) -> None:
+    ids = samples.CommandIds("family")
+    episode_id = await _episode_in_program(episodes, ids)
+    state = (await episodes.view(episode_id)).state
+    assert state is not None
+    await episodes.send(
+        episode_id,
+        c.RecordConsent(
+            command_id=ids(),
+            actor=samples.CLINICIAN,
+            consent_id="consent-1",
+            recipient_ref="spouse-1",
+            recipient_kind=RecipientKind.FAMILY,
+            scopes=(ConsentScope.ATTENDANCE,),
+            expires_at=state.referred_at + timedelta(days=180),
+        ),
+    )
+
+    result = await episodes.send(
+        episode_id,
+        c.NotifyParty(
+            command_id=ids(),
+            actor=samples.CLINICIAN,
+            recipient_ref="spouse-1",
+            recipient_kind=RecipientKind.FAMILY,
+            scope=ConsentScope.ATTENDANCE,
+        ),
+    )
+
+    seq = result.events[0].seq
+    rows: list[Record] = []
+    for _ in range(100):  # notifications go out after the command has been answered
+        rows = await store.pool.fetch(
+            "SELECT recipient FROM notifications_sent WHERE episode_id = $1 AND seq = $2",
+            episode_id,
+            seq,
+        )
+        if rows:
+            break
+        await asyncio.sleep(0.05)
+    assert [r["recipient"] for r in rows] == ["family:spouse-1"]

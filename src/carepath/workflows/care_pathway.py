@@ -29,7 +29,7 @@ with workflow.unsafe.imports_passed_through():
     from carepath.domain.deadlines import next_deadline, visibility
     from carepath.domain.decider import DecisionContext, decide, fold
     from carepath.domain.errors import CarePathError
-    from carepath.domain.events import ClientReadmitted, Event
+    from carepath.domain.events import ClientReadmitted, Event, PartyNotified
     from carepath.domain.pending import pending_deadlines
     from carepath.domain.programs import ProgramCatalog
     from carepath.domain.state import EpisodeState
@@ -143,9 +143,11 @@ class CarePathwayWorkflow:
                 self._timer = asyncio.ensure_future(workflow.sleep(delay))
         timer = self._timer
         await workflow.wait_condition(
-            lambda: self._current().version != seen
-            or bool(self._outbox)
-            or (timer is not None and timer.done())
+            lambda: (
+                self._current().version != seen
+                or bool(self._outbox)
+                or (timer is not None and timer.done())
+            )
         )
         if timer is None or not timer.done() or self._current().version != seen:
             return
@@ -213,8 +215,11 @@ class CarePathwayWorkflow:
                 result_type=AppendEventsResult,
             )
             self._state = fold(events, self._state)
-            # Only events that name staff to notify go to the notification activity.
-            self._outbox.extend(e for e in events if getattr(e, "notify", ()))
+            # Only events that call for a message go to the notification activity: those
+            # that name staff to notify, and notices to a consenting family or party.
+            self._outbox.extend(
+                e for e in events if getattr(e, "notify", ()) or isinstance(e, PartyNotified)
+            )
             self._timeline.extend(
                 TimelineEntry(
                     seq=e.seq,
