@@ -211,7 +211,7 @@ async def _eventually_started(episodes: EpisodeClient, episode_id: str) -> Episo
     raise AssertionError(f"episode {episode_id} was not opened")
 
 
-async def test_family_notice_under_active_consent_is_sent_once(
+async def test_family_notice_under_active_consent_is_sent(
     episodes: EpisodeClient, store: EventStore
 ) -> None:
     ids = samples.CommandIds("family")
