@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator
 
 import httpx
 import pytest
+from api_users import bearer, users_authenticator
 from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 
@@ -48,15 +49,25 @@ def temporal_client(dev_server: WorkflowEnvironment) -> Client:
 
 @pytest.fixture
 async def api(temporal_client: Client, db_pool: Pool) -> AsyncIterator[httpx.AsyncClient]:
-    """The HTTP API over ASGI with a live worker on a fresh task queue and database."""
+    """The HTTP API over ASGI with a live worker on a fresh task queue and database.
+
+    The client sends the clinical director's token (every program, every command but the
+    auditor's) unless a request names another user's (`api_users.bearer`).
+    """
     task_queue = f"tq-{uuid.uuid4().hex[:12]}"
     store = EventStore(db_pool)
     app = create_app(
         ApiResources(
-            temporal=temporal_client, store=store, programs=load_catalog(), task_queue=task_queue
+            temporal=temporal_client,
+            store=store,
+            programs=load_catalog(),
+            task_queue=task_queue,
+            authenticator=users_authenticator(),
         )
     )
     async with build_worker(temporal_client, store, task_queue):
         transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://carepath.test") as http:
+        async with httpx.AsyncClient(
+            transport=transport, base_url="http://carepath.test", headers=bearer("director")
+        ) as http:
             yield http

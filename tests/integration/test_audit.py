@@ -21,6 +21,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from api_users import bearer, users_authenticator
 from divergent_workflow import DivergentCarePathway
 from fhir.resources.R4B.bundle import Bundle
 from temporalio.client import Client
@@ -44,7 +45,7 @@ from carepath.workers.worker import build_worker
 
 pytestmark = pytest.mark.integration
 
-AUDITOR = {"X-CarePath-User": "ada.auditor", "X-CarePath-Role": "auditor"}
+AUDITOR = bearer("auditor")
 
 
 @dataclass
@@ -70,7 +71,11 @@ async def stack(temporal_client: Client, db_pool: Pool) -> AsyncIterator[Stack]:
     store = EventStore(db_pool)
     app = create_app(
         ApiResources(
-            temporal=temporal_client, store=store, programs=load_catalog(), task_queue=task_queue
+            temporal=temporal_client,
+            store=store,
+            programs=load_catalog(),
+            task_queue=task_queue,
+            authenticator=users_authenticator(),
         )
     )
     async with build_worker(temporal_client, store, task_queue):
@@ -178,7 +183,7 @@ class TestReplayAsOf:
         response = await stack.http.get(
             url, params={"as_of": driven.middle_at.isoformat()}, headers=AUDITOR
         )
-        refused = await stack.http.get(url, headers={"X-CarePath-Role": "clinician"})
+        refused = await stack.http.get(url, headers=bearer("clinician"))
         naive = await stack.http.get(url, params={"as_of": "2026-01-01T10:00:00"}, headers=AUDITOR)
 
         assert response.status_code == 200, response.text

@@ -14,6 +14,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from carepath.domain import errors as domain_errors
 from carepath.domain.errors import CarePathError
 
 PROBLEM_BASE = "https://carepath.dev/problems/"
@@ -34,7 +35,21 @@ STATUS_BY_ERROR: dict[str, int] = {
     "TemporalUnavailable": 503,
     "DatabaseUnavailable": 503,
     "CommandFailed": 500,
+    "AuthenticationRequired": 401,
+    "InvalidToken": 401,
+    "AccessDenied": 403,
 }
+
+
+def status_for(code: str) -> int:
+    """The HTTP status of an error type: listed above, 422 for every kind of invalid
+    command (they are subclasses of `InvalidCommand`), else 409 (a state conflict)."""
+    if code in STATUS_BY_ERROR:
+        return STATUS_BY_ERROR[code]
+    cls = getattr(domain_errors, code, None)
+    if isinstance(cls, type) and issubclass(cls, domain_errors.InvalidCommand):
+        return 422
+    return 409
 
 
 class Problem(BaseModel):
@@ -49,11 +64,18 @@ class Problem(BaseModel):
 class ProblemError(Exception):
     """Raised by a route to answer with a problem document."""
 
-    def __init__(self, code: str, detail: str, status: int | None = None) -> None:
+    def __init__(
+        self,
+        code: str,
+        detail: str,
+        status: int | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
         super().__init__(detail)
         self.code = code
         self.detail = detail
-        self.status = status or STATUS_BY_ERROR.get(code, 409)
+        self.status = status or status_for(code)
+        self.headers = headers
 
 
 def problem_response(
@@ -62,6 +84,7 @@ def problem_response(
     detail: str,
     status: int,
     errors: list[dict[str, Any]] | None = None,
+    headers: dict[str, str] | None = None,
 ) -> JSONResponse:
     body = Problem(
         type=PROBLEM_BASE + code,
@@ -72,13 +95,16 @@ def problem_response(
         errors=errors,
     )
     return JSONResponse(
-        body.model_dump(exclude_none=True), status_code=status, media_type=PROBLEM_MEDIA_TYPE
+        body.model_dump(exclude_none=True),
+        status_code=status,
+        media_type=PROBLEM_MEDIA_TYPE,
+        headers=headers,
     )
 
 
 async def _problem_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, ProblemError)
-    return problem_response(request, exc.code, exc.detail, exc.status)
+    return problem_response(request, exc.code, exc.detail, exc.status, headers=exc.headers)
 
 
 async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
@@ -104,12 +130,14 @@ async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
 async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
     code = {404: "NotFound", 405: "MethodNotAllowed"}.get(exc.status_code, "HttpError")
-    return problem_response(request, code, str(exc.detail), exc.status_code)
+    return problem_response(
+        request, code, str(exc.detail), exc.status_code, headers=getattr(exc, "headers", None)
+    )
 
 
 async def _domain_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, CarePathError)
-    return problem_response(request, exc.code, exc.message, STATUS_BY_ERROR.get(exc.code, 409))
+    return problem_response(request, exc.code, exc.message, status_for(exc.code))
 
 
 def install_problem_handlers(app: Any) -> None:

@@ -10,6 +10,7 @@ import signal
 
 import structlog
 
+from carepath.api.auth import build_authenticator
 from carepath.store.db import create_pool
 from carepath.store.migrations import migrate
 from carepath.workers.checkpoints import checkpoint_schedule
@@ -59,11 +60,12 @@ async def run_worker(settings: Settings) -> int:
 
 
 async def run_api(settings: Settings) -> int:
+    authenticator = build_authenticator(settings)
     runtime = await open_runtime(
         settings, settings.effective_temporal_address, _database_url(settings)
     )
     try:
-        server = api_server(runtime, settings.api_host, settings.api_port)
+        server = api_server(runtime, settings.api_host, settings.api_port, authenticator)
         stop = _stop_on_signals()
         serve = asyncio.create_task(server.serve())
         await asyncio.wait(

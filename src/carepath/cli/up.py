@@ -16,6 +16,8 @@ from pathlib import Path
 
 import structlog
 
+from carepath.api.auth import build_authenticator, ensure_users_file
+from carepath.domain.actors import Role
 from carepath.workers.checkpoints import checkpoint_schedule
 from carepath.workers.embedded_postgres import EmbeddedPostgres
 from carepath.workers.embedded_temporal import EmbeddedTemporal
@@ -47,6 +49,10 @@ def prepare_data_dir(path: Path) -> Path:
 async def run_up(settings: Settings) -> int:
     data_dir = prepare_data_dir(settings.data_dir)
     require_free_port(settings.api_host, settings.api_port, "the HTTP API", "CAREPATH_API_PORT")
+    tokens: dict[Role, str] = {}
+    if not settings.jwks_url:
+        _, tokens = ensure_users_file(settings.effective_users_file)
+    authenticator = build_authenticator(settings)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -86,7 +92,7 @@ async def run_up(settings: Settings) -> int:
             build_notifications(settings, runtime.store),
         )
         await stack.enter_async_context(checkpoint_schedule(settings, runtime.pool))
-        server = api_server(runtime, settings.api_host, settings.api_port)
+        server = api_server(runtime, settings.api_host, settings.api_port, authenticator)
         tasks = {
             asyncio.create_task(worker.run(), name="worker"),
             asyncio.create_task(server.serve(), name="api"),
@@ -95,7 +101,7 @@ async def run_up(settings: Settings) -> int:
         while not server.started and not any(t.done() for t in tasks):  # noqa: ASYNC110
             await asyncio.sleep(0.05)
         if server.started:
-            _print_banner(settings, temporal_server, data_dir)
+            _print_banner(settings, temporal_server, data_dir, tokens)
         done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
         failed = [t for t in done if t.get_name() != "signal" and t.exception() is not None]
         print("carepath: stopping ...", file=sys.stderr, flush=True)
@@ -113,7 +119,12 @@ async def run_up(settings: Settings) -> int:
     return 0
 
 
-def _print_banner(settings: Settings, temporal: EmbeddedTemporal | None, data_dir: Path) -> None:
+def _print_banner(
+    settings: Settings,
+    temporal: EmbeddedTemporal | None,
+    data_dir: Path,
+    tokens: dict[Role, str],
+) -> None:
     api = f"http://{settings.api_host}:{settings.api_port}"
     lines = [
         "",
@@ -126,5 +137,12 @@ def _print_banner(settings: Settings, temporal: EmbeddedTemporal | None, data_di
         lines.append(f"  Temporal UI    {temporal.ui_url}")
     lines.append(f"  Temporal       {settings.effective_temporal_address}")
     lines.append(f"  Data dir       {data_dir}")
+    if tokens:
+        lines.append(
+            f"Demo tokens (from {settings.effective_users_file}; export CAREPATH_TOKEN=...):"
+        )
+        lines += [f"  {role.value:<19}{token}" for role, token in tokens.items()]
+    elif settings.jwks_url:
+        lines.append(f"  Auth           JWTs verified against {settings.jwks_url}")
     lines.append(f"Press Ctrl-C to stop (or kill -TERM {os.getpid()}).")
     print("\n".join(lines), flush=True)

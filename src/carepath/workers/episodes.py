@@ -7,7 +7,7 @@ becomes `CommandRejected` carrying the domain error's type and message.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import TypeVar
+from typing import Annotated, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 from temporalio.client import Client, WithStartWorkflowOperation, WorkflowUpdateFailedError
@@ -71,6 +71,8 @@ class EpisodeFilter(BaseModel):
     primary_clinician: str | None = Field(default=None, pattern=SAFE_VALUE)
     min_escalation_level: int | None = Field(default=None, ge=0, le=10)
     include_closed: bool = False
+    # The programs the caller may see (None: all); an empty tuple matches nothing.
+    program_ids: tuple[Annotated[str, Field(pattern=SAFE_VALUE)], ...] | None = None
 
     def to_query(self) -> str:
         """The visibility query; values are pattern-checked, so quoting cannot be escaped."""
@@ -81,6 +83,9 @@ class EpisodeFilter(BaseModel):
             clauses.append(f"CarePathwayStage = '{self.stage.value}'")
         if self.program_id is not None:
             clauses.append(f"ProgramId = '{self.program_id}'")
+        if self.program_ids is not None:
+            listed = ", ".join(f"'{program}'" for program in self.program_ids)
+            clauses.append(f"ProgramId IN ({listed})" if listed else "ProgramId = ''")
         if self.primary_clinician is not None:
             clauses.append(f"PrimaryClinician = '{self.primary_clinician}'")
         if self.min_escalation_level is not None:

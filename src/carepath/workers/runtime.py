@@ -14,6 +14,7 @@ import uvicorn
 from temporalio.client import Client
 
 from carepath.api.app import ApiResources, create_app
+from carepath.api.auth import Authenticator
 from carepath.domain.programs import ProgramCatalog
 from carepath.programs import load_catalog
 from carepath.store.db import Pool, create_pool
@@ -31,12 +32,13 @@ class Runtime:
     programs: ProgramCatalog
     task_queue: str
 
-    def api_resources(self) -> ApiResources:
+    def api_resources(self, authenticator: Authenticator) -> ApiResources:
         return ApiResources(
             temporal=self.temporal,
             store=self.store,
             programs=self.programs,
             task_queue=self.task_queue,
+            authenticator=authenticator,
         )
 
 
@@ -69,7 +71,9 @@ class _ApiServer(uvicorn.Server):
         yield
 
 
-def api_server(runtime: Runtime, host: str, port: int) -> uvicorn.Server:
-    app = create_app(runtime.api_resources())
+def api_server(
+    runtime: Runtime, host: str, port: int, authenticator: Authenticator
+) -> uvicorn.Server:
+    app = create_app(runtime.api_resources(authenticator))
     config = uvicorn.Config(app, host=host, port=port, log_config=None, lifespan="off")
     return _ApiServer(config)

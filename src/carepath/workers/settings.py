@@ -60,6 +60,28 @@ class Settings(BaseSettings):
         description="Where the `carepath episode ...` commands reach the API.",
     )
 
+    # Authentication of API callers (README "Authentication")
+    users_file: Path | None = Field(
+        default=None,
+        description="YAML users file (token -> user id, role, programs); unset uses "
+        "<data dir>/users.yaml, which `carepath up` creates with a demo user per role.",
+    )
+    jwks_url: str | None = Field(
+        default=None,
+        description="JWKS URL of the identity provider; set, bearer tokens are RS256 JWTs "
+        "verified against it (and the users file is not used).",
+    )
+    jwt_issuer: str | None = Field(default=None, description="Required `iss` of JWTs.")
+    jwt_audience: str | None = Field(default=None, description="Required `aud` of JWTs.")
+    jwt_role_claim: str = Field(default="carepath_role", description="Claim naming the role.")
+    jwt_programs_claim: str = Field(
+        default="carepath_programs", description='Claim listing program ids ("*" for all).'
+    )
+    jwks_cache_seconds: int = Field(default=300, ge=0, description="How long JWKS keys are kept.")
+    token: SecretStr | None = Field(
+        default=None, description="Bearer token the `carepath episode ...` commands send."
+    )
+
     # Checkpoints (docs/event-store.md)
     checkpoint_key: SecretStr | None = Field(
         default=None,
@@ -107,6 +129,10 @@ class Settings(BaseSettings):
     )
     log_format: Literal["auto", "json", "console"] = "auto"
     log_level: Literal["debug", "info", "warning", "error"] = "info"
+
+    @property
+    def effective_users_file(self) -> Path:
+        return self.users_file or self.data_dir / "users.yaml"
 
     @property
     def embedded_temporal(self) -> bool:
