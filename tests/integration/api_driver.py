@@ -1,0 +1,145 @@
+"""Drive episodes through the HTTP API alone, as staff would: bodies are the OpenAPI examples.
+
+`Driver.at(stage)` refers a new adult-program episode and applies the commands that bring
+it to a named point of the pathway, each as the role that would issue it.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+from api_users import bearer
+
+from carepath.api.command_examples import EXAMPLES
+from carepath.api.command_specs import spec_for
+
+REFERRAL = {"client_ref": "MRN-7001", "program_id": "adult-iop", "referral_source": "self"}
+
+
+def now_iso(minutes: float = 0) -> str:
+    return (datetime.now(UTC) + timedelta(minutes=minutes)).isoformat()
+
+
+def command_url(episode_id: str, command: str, **path: str) -> str:
+    spec = spec_for(command)
+    return f"/episodes/{episode_id}" + spec.path.format(**path)
+
+
+@dataclass
+class Driver:
+    http: httpx.AsyncClient
+
+    async def send(
+        self,
+        user: str,
+        episode_id: str,
+        command: str,
+        body: dict[str, Any] | None = None,
+        **path: str,
+    ) -> httpx.Response:
+        """POST one command as `user`; the body defaults to the command's example."""
+        spec = spec_for(command)
+        if body is None:
+            example = EXAMPLES[spec.kind]
+            body = {k: v for k, v in example.items() if k not in spec.path_params}
+            path = {**{k: example[k] for k in spec.path_params}, **path}
+        return await self.http.post(
+            command_url(episode_id, command, **path), json=body, headers=bearer(user)
+        )
+
+    async def ok(
+        self,
+        user: str,
+        episode_id: str,
+        command: str,
+        body: dict[str, Any] | None = None,
+        **path: str,
+    ) -> dict[str, Any]:
+        response = await self.send(user, episode_id, command, body, **path)
+        assert response.status_code == 200, f"{command} as {user}: {response.text}"
+        result: dict[str, Any] = response.json()
+        return result
+
+    async def refer(self, user: str = "intake", **changes: str) -> str:
+        response = await self.http.post(
+            "/episodes", json={**REFERRAL, **changes}, headers=bearer(user)
+        )
+        assert response.status_code == 201, response.text
+        episode_id: str = response.json()["episode_id"]
+        return episode_id
+
+    async def past_session(self, episode_id: str, session_id: str) -> None:
+        """A session that started ten minutes ago and has not ended (attendance is due)."""
+        body = {
+            "session_id": session_id,
+            "kind": "group_process",
+            "starts_at": now_iso(-10),
+            "hours": 3,
+        }
+        await self.ok("intake", episode_id, "schedule_session", body)
+
+    async def at(self, stage: str) -> str:
+        """A new episode at `stage`: referred, assessment, assessed, assessed_php,
+        in_program, on_hold, attended, with_task, plans_ready, aftercare, relapsed,
+        with_consent."""
+        episode_id = await self.refer()
+        if stage == "referred":
+            return episode_id
+        await self.ok("intake", episode_id, "record_screening")
+        if stage == "assessment":
+            return episode_id
+        assessment = dict(EXAMPLES["record_assessment"])
+        if stage == "assessed_php":
+            await self.ok(
+                "clinician",
+                episode_id,
+                "record_assessment",
+                {**assessment, "recommended_level": "php"},
+            )
+            return episode_id
+        await self.ok("clinician", episode_id, "record_assessment")
+        if stage == "assessed":
+            return episode_id
+        await self.ok("clinician", episode_id, "admit_client")
+        await self.ok("clinician", episode_id, "record_treatment_plan")
+        if stage == "in_program":
+            return episode_id
+        if stage == "on_hold":
+            await self.ok("clinician", episode_id, "place_on_hold")
+            return episode_id
+        if stage in {"attended", "with_task"}:
+            await self.past_session(episode_id, "s-past")
+            status = "attended" if stage == "attended" else "no_show"
+            await self.ok(
+                "clinician",
+                episode_id,
+                "record_attendance",
+                {"status": status},
+                session_id="s-past",
+            )
+            return episode_id
+        if stage == "with_consent":
+            await self.ok("intake", episode_id, "record_consent")
+            return episode_id
+        await self.ok("clinician", episode_id, "record_relapse_prevention_plan")
+        await self.ok("clinician", episode_id, "record_aftercare_plan")
+        if stage == "plans_ready":
+            return episode_id
+        await self.ok("clinician", episode_id, "step_down")
+        if stage == "aftercare":
+            return episode_id
+        await self.ok("intake", episode_id, "report_relapse")
+        assert stage == "relapsed", stage
+        return episode_id
+
+    async def open_task_ids(self, episode_id: str) -> list[str]:
+        state = (await self.http.get(f"/episodes/{episode_id}", headers=bearer("director"))).json()
+        return [t["task_id"] for t in state["state"]["tasks"] if not t["resolved"]]
+
+
+def new_id(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:8]}"
