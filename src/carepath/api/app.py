@@ -324,7 +324,7 @@ def _document_security(app: FastAPI) -> None:
         schemes = components.setdefault("securitySchemes", {})
         schemes.setdefault("HTTPBearer", {"type": "http", "scheme": "bearer"})
         problem_schema = Problem.model_json_schema(ref_template="#/components/schemas/{model}")
-        components.setdefault("schemas", {})["Problem"] = problem_schema
+        components.setdefault("schemas", {})["ProblemDocument"] = problem_schema
         for path, operations in schema.get("paths", {}).items():
             for operation in operations.values():
                 responses = operation.setdefault("responses", {})
@@ -340,13 +340,13 @@ def _document_security(app: FastAPI) -> None:
                     content = response.get("content", {})
                     if "application/problem+json" in content:
                         content["application/problem+json"] = {
-                            "schema": {"$ref": "#/components/schemas/Problem"}
+                            "schema": {"$ref": "#/components/schemas/ProblemDocument"}
                         }
                     if status == "422" and "application/json" in content:
                         # FastAPI's own validation answer is replaced by a problem document.
                         response["content"] = {
                             "application/problem+json": {
-                                "schema": {"$ref": "#/components/schemas/Problem"}
+                                "schema": {"$ref": "#/components/schemas/ProblemDocument"}
                             }
                         }
         app.openapi_schema = schema
