@@ -15,6 +15,8 @@ import psutil
 import pytest
 from temporalio.testing import WorkflowEnvironment
 
+from carepath.api.auth import demo_tokens
+from carepath.domain.actors import Role
 from carepath.workers.processes import free_port
 
 pytestmark = pytest.mark.integration
@@ -27,6 +29,7 @@ class Up:
     """One `carepath up` process with its own ports and data dir."""
 
     def __init__(self, data_dir: Path, extra_env: dict[str, str] | None = None) -> None:
+        self.data_dir = data_dir
         self.api_port = free_port()
         self.env = {
             **os.environ,
@@ -108,6 +111,11 @@ def _servers_using(data_dir: Path) -> list[psutil.Process]:
     return found
 
 
+def _auth(data_dir: Path, role: Role = Role.INTAKE_COORDINATOR) -> dict[str, str]:
+    """The demo token `carepath up` wrote for `role` into the data dir's users file."""
+    return {"Authorization": f"Bearer {demo_tokens(data_dir / 'users.yaml')[role]}"}
+
+
 def _gone(processes: list[psutil.Process]) -> list[psutil.Process]:
     _, alive = psutil.wait_procs(processes, timeout=15)
     return alive
@@ -124,6 +132,7 @@ def test_up_serves_refers_stops_cleanly_and_resumes(up: Up) -> None:
     referral = httpx.post(
         up.url + "/episodes",
         json={"client_ref": "MRN-7", "program_id": "adult-iop", "referral_source": "court"},
+        headers=_auth(up.data_dir),
         timeout=30,
     )
     assert referral.status_code == 201, referral.text
@@ -134,12 +143,16 @@ def test_up_serves_refers_stops_cleanly_and_resumes(up: Up) -> None:
     assert "API" in out
     assert "/docs" in out
     assert "Ctrl-C" in out
+    assert demo_tokens(up.data_dir / "users.yaml")[Role.AUDITOR] in out
+    assert (up.data_dir / "users.yaml").stat().st_mode & 0o777 == 0o600
     assert _gone(children) == [], "a child process outlived carepath up"
 
     up.start()
     up.wait_healthy()
-    again = httpx.get(f"{up.url}/episodes/{episode_id}", timeout=30)
-    events = httpx.get(f"{up.url}/episodes/{episode_id}/events", timeout=30)
+    again = httpx.get(f"{up.url}/episodes/{episode_id}", headers=_auth(up.data_dir), timeout=30)
+    events = httpx.get(
+        f"{up.url}/episodes/{episode_id}/events", headers=_auth(up.data_dir), timeout=30
+    )
     children = up.descendants()
     code, _out, _err = up.stop(signal.SIGTERM)
 
@@ -219,6 +232,7 @@ def test_with_external_servers_up_starts_no_server_of_its_own(
         referral = httpx.post(
             instance.url + "/episodes",
             json={"client_ref": "MRN-8", "program_id": "adult-iop", "referral_source": "self"},
+            headers=_auth(data_dir),
             timeout=30,
         )
     finally:

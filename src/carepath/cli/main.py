@@ -9,9 +9,9 @@ from collections.abc import Sequence
 
 from pydantic import ValidationError
 
+from carepath.cli import access, episodes
 from carepath.cli import audit as audit_cli
 from carepath.cli import db as db_commands
-from carepath.cli import episodes
 from carepath.cli.episodes import CliError
 from carepath.domain.errors import CarePathError
 from carepath.workers.errors import StartupError
@@ -35,28 +35,10 @@ def build_parser() -> argparse.ArgumentParser:
     db_sub.add_parser("migrate", help="apply pending schema migrations")
     db_commands.add_db_commands(db_sub)
 
-    episode = sub.add_parser("episode", help="refer clients and look at episodes (via the API)")
-    ep_sub = episode.add_subparsers(
-        dest="episode_command", required=True, metavar="EPISODE_COMMAND"
-    )
-    refer = ep_sub.add_parser("refer", help="refer a client to a program, opening an episode")
-    refer.add_argument("--client-ref", required=True)
-    refer.add_argument("--program", required=True)
-    refer.add_argument("--source", required=True, help="referral source, e.g. self, primary_care")
-    show = ep_sub.add_parser("show", help="show an episode's current state")
-    show.add_argument("episode_id")
-    events = ep_sub.add_parser("events", help="list an episode's stored events")
-    events.add_argument("episode_id")
-    listing = ep_sub.add_parser("list", help="list episodes, filtered by search attributes")
-    listing.add_argument("--stage")
-    listing.add_argument("--program")
-    listing.add_argument("--clinician")
-    listing.add_argument("--min-escalation", type=int)
-    listing.add_argument("--all", action="store_true", help="include closed episodes")
+    episodes.add_parser(sub)
     audit_cli.add_parser(sub)
-    for p in (refer, show, events, listing):
-        p.add_argument("--json", action="store_true", help="print JSON for scripts")
-        p.add_argument("--api-url", help="API base URL (CAREPATH_API_URL)")
+    access.add_parser(sub)
+    access.attach_to_audit(sub.choices["audit"])
     return parser
 
 
@@ -81,6 +63,8 @@ def _dispatch(args: argparse.Namespace) -> int:
         overrides["data_dir"] = args.data_dir
     if getattr(args, "api_url", None):
         overrides["api_url"] = args.api_url
+    if getattr(args, "token", None):
+        overrides["token"] = args.token
     try:
         settings = Settings(**overrides)
     except ValidationError as err:
@@ -88,12 +72,13 @@ def _dispatch(args: argparse.Namespace) -> int:
         name = "CAREPATH_" + "_".join(str(p) for p in first["loc"]).upper()
         raise StartupError(f"setting {name} is invalid: {first['msg']}") from None
 
-    if args.command == "episode":
-        handler = {"refer": _refer, "show": _show, "events": _events, "list": _list}[
-            args.episode_command
-        ]
-        handler(settings, args)
-        return 0
+    if args.command == "episode" or getattr(args, "access_log", False):
+        token = settings.token.get_secret_value() if settings.token else None
+        api = episodes.ApiClient(settings.api_url, token)
+        if args.command == "episode":
+            episodes.run(api, args)
+            return 0
+        return access.run(api, args)
 
     if args.command == "audit":
         return audit_cli.run(settings, args)
@@ -118,29 +103,6 @@ def _dispatch(args: argparse.Namespace) -> int:
 
         return asyncio.run(run_migrate(settings))
     raise AssertionError(args.command)  # pragma: no cover - argparse rejects others
-
-
-def _refer(settings: Settings, args: argparse.Namespace) -> None:
-    episodes.refer(settings.api_url, args.client_ref, args.program, args.source, args.json)
-
-
-def _show(settings: Settings, args: argparse.Namespace) -> None:
-    episodes.show(settings.api_url, args.episode_id, args.json)
-
-
-def _list(settings: Settings, args: argparse.Namespace) -> None:
-    filters = {
-        "stage": args.stage,
-        "program_id": args.program,
-        "primary_clinician": args.clinician,
-        "min_escalation_level": args.min_escalation,
-        "include_closed": args.all or None,
-    }
-    episodes.list_episodes(settings.api_url, filters, args.json)
-
-
-def _events(settings: Settings, args: argparse.Namespace) -> None:
-    episodes.events(settings.api_url, args.episode_id, args.json)
 
 
 if __name__ == "__main__":
