@@ -1,0 +1,141 @@
+"""`carepath episode ...` and `carepath access-log` against the API served over real HTTP.
+
+The API runs in uvicorn on the test's event loop; the CLI runs in a thread (it is a
+blocking program) and talks to it on 127.0.0.1, with tokens from the test users file.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from collections.abc import AsyncIterator
+
+import pytest
+import uvicorn
+from structlog.testing import capture_logs
+from api_users import token, users_authenticator
+from fhir.resources.R4B.bundle import Bundle
+from temporalio.client import Client
+
+from carepath import samples
+from carepath.api.app import ApiResources, create_app
+from carepath.cli.main import main
+from carepath.programs import load_catalog
+from carepath.store.db import Pool
+from carepath.store.event_store import EventStore
+from carepath.workers.processes import free_port
+from carepath.workers.worker import build_worker
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+async def api_url(temporal_client: Client, db_pool: Pool) -> AsyncIterator[str]:
+    task_queue = f"tq-{uuid.uuid4().hex[:12]}"
+    store = EventStore(db_pool)
+    app = create_app(
+        ApiResources(
+            temporal=temporal_client,
+            store=store,
+            programs=load_catalog(),
+            task_queue=task_queue,
+            authenticator=users_authenticator(),
+        )
+    )
+    port = free_port()
+    server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, lifespan="off")
+    )
+    # The server's log lines would mix with the CLI's output on stdout: keep them aside.
+    with capture_logs():
+        async with build_worker(temporal_client, store, task_queue):
+            serving = asyncio.create_task(server.serve())
+            while not server.started:
+                await asyncio.sleep(0.02)
+            yield f"http://127.0.0.1:{port}"
+            server.should_exit = True
+            await serving
+
+
+async def cli(
+    capsys: pytest.CaptureFixture[str], api_url: str, user: str | None, *argv: str
+) -> tuple[int, str, str]:
+    options = ["--api-url", api_url] + (["--token", token(user)] if user else [])
+    # Connection options go before positionals: `do` passes what follows COMMAND as fields.
+    args = [*argv[:2], *options, *argv[2:]] if argv[0] == "episode" else [*argv, *options]
+    code = await asyncio.to_thread(main, args)
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+async def test_staff_drive_an_episode_from_the_cli(
+    api_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, _ = await cli(
+        capsys, api_url, "intake", "episode", "refer", "--client-ref", "MRN-31",
+        "--program", "adult-iop", "--source", "self", "--json",
+    )  # fmt: skip
+    assert code == 0
+    episode_id = json.loads(out)["episode_id"]
+    findings = json.dumps({"findings": samples.ELIGIBLE.model_dump(mode="json")})
+
+    screened = await cli(
+        capsys,
+        api_url,
+        "intake",
+        "episode",
+        "do",
+        episode_id,
+        "record-screening",
+        "--body",
+        findings,
+    )
+    assessed = await cli(
+        capsys, api_url, "clinician", "episode", "do", episode_id, "record-assessment",
+        "--asam-edition", "asam-criteria-3", "--recommended-level", "iop",
+        "--diagnoses", '["F10.20"]', "--asam-ratings",
+        json.dumps({"acute_intoxication_withdrawal": 1, "biomedical": 0,
+                    "emotional_behavioral_cognitive": 2, "readiness_to_change": 2,
+                    "relapse_continued_use": 2, "recovery_environment": 1}),
+    )  # fmt: skip
+    denied = await cli(capsys, api_url, "intake", "episode", "admit", episode_id)
+    admitted = await cli(capsys, api_url, "clinician", "episode", "admit", episode_id, "--json")
+    shown = await cli(capsys, api_url, "clinician", "episode", "show", episode_id)
+    events = await cli(capsys, api_url, "auditor", "episode", "events", episode_id)
+    no_token = await cli(capsys, api_url, None, "episode", "show", episode_id)
+    hidden = await cli(capsys, api_url, "teen_clinician", "episode", "show", episode_id)
+    log = await cli(capsys, api_url, "auditor", "audit", "access-log", "--format", "fhir")
+
+    assert screened[0] == 0, screened
+    assert "screening_recorded" in screened[1]
+    assert assessed[0] == 0, assessed
+    assert "assessment_recorded" in assessed[1]
+    assert denied[0] == 1
+    assert denied[2].startswith("carepath: error: CommandNotAllowed:")
+    assert denied[2].count("\n") == 1
+    assert admitted[0] == 0
+    assert json.loads(admitted[1])["stage"] == "treatment_planning"
+    assert "MRN-31" in shown[1]
+    assert "FIELD" in shown[1]
+    assert events[1].splitlines()[0].split() == ["SEQ", "EVENT", "OCCURRED", "AT", "ACTOR", "HASH"]
+    assert no_token[0] == 1
+    assert "CAREPATH_TOKEN" in no_token[2]
+    assert hidden[0] == 1
+    assert "EpisodeNotFound" in hidden[2]
+    assert log[0] == 0
+    bundle = Bundle.model_validate(json.loads(log[1]))
+    assert any(e.resource.outcome == "4" for e in bundle.entry or []), (
+        "the refused admission is in the export"
+    )
+
+
+async def test_commands_lists_every_staff_command(
+    api_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, _ = await cli(capsys, api_url, None, "episode", "commands", "--json")
+
+    commands = {c["command"] for c in json.loads(out)}
+    assert code == 0
+    assert {"record-attendance", "discharge", "record-authorization"} <= commands
+    assert "tick" not in commands
