@@ -13,9 +13,9 @@ from collections.abc import AsyncIterator
 
 import pytest
 import uvicorn
-from structlog.testing import capture_logs
 from api_users import token, users_authenticator
 from fhir.resources.R4B.bundle import Bundle
+from structlog.testing import capture_logs
 from temporalio.client import Client
 
 from carepath import samples
@@ -51,7 +51,7 @@ async def api_url(temporal_client: Client, db_pool: Pool) -> AsyncIterator[str]:
     with capture_logs():
         async with build_worker(temporal_client, store, task_queue):
             serving = asyncio.create_task(server.serve())
-            while not server.started:
+            while not server.started:  # noqa: ASYNC110 - uvicorn offers no started event
                 await asyncio.sleep(0.02)
             yield f"http://127.0.0.1:{port}"
             server.should_exit = True
