@@ -1,0 +1,84 @@
+"""The users file: created once with a demo user per role, validated, re-read on change."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import pytest
+
+from carepath.api.auth import UsersFileAuthenticator, ensure_users_file, parse_users
+from carepath.api.command_examples import EXAMPLES
+from carepath.api.command_specs import command_specs
+from carepath.api.problems import ProblemError
+from carepath.domain.actors import Actor, Role
+from carepath.workers.errors import StartupError
+
+
+class TestUsersFile:
+    def test_first_run_creates_a_private_file_with_one_token_per_role(self, tmp_path: Path) -> None:
+        path = tmp_path / "data" / "users.yaml"
+
+        created, tokens = ensure_users_file(path)
+        again, same = ensure_users_file(path)
+
+        assert created
+        assert not again
+        assert tokens == same
+        assert set(tokens) == {r for r in Role if r is not Role.SYSTEM}
+        assert path.stat().st_mode & 0o777 == 0o600
+        assert len(set(tokens.values())) == 5
+
+    async def test_demo_tokens_authenticate_as_their_role(self, tmp_path: Path) -> None:
+        _, tokens = ensure_users_file(tmp_path / "users.yaml")
+        auth = UsersFileAuthenticator(tmp_path / "users.yaml")
+
+        clinician = await auth.authenticate(tokens[Role.CLINICIAN])
+
+        assert clinician.role is Role.CLINICIAN
+        assert clinician.programs == ("adult-iop",)
+        with pytest.raises(ProblemError, match="not known") as refused:
+            await auth.authenticate("guess")
+        assert refused.value.status == 401
+
+    async def test_a_hashed_token_and_an_edit_are_picked_up(self, tmp_path: Path) -> None:
+        path = tmp_path / "users.yaml"
+        path.write_text("tokens: {}\n")
+        auth = UsersFileAuthenticator(path)
+        digest = hashlib.sha256(b"s3cret-token").hexdigest()
+
+        path.write_text(f"tokens:\n  sha256:{digest}: {{user_id: ada, role: auditor}}\n")
+
+        assert (await auth.authenticate("s3cret-token")).user_id == "ada"
+
+    @pytest.mark.parametrize(
+        ("text", "match"),
+        [
+            ("tokens: {t1: {user_id: x, role: wizard}}", "role"),
+            ("tokens: {t1: {user_id: x, role: system}}", "only the timers use"),
+            ("tokens: [", "invalid"),
+            ("users: {}", "tokens"),
+        ],
+    )
+    def test_an_invalid_file_is_a_one_line_startup_error(self, text: str, match: str) -> None:
+        with pytest.raises(StartupError, match=match) as refused:
+            parse_users(text, "users.yaml")
+
+        assert "t1" not in str(refused.value), "a token is never printed"
+
+
+class TestCommandEndpoints:
+    def test_every_example_builds_its_domain_command(self) -> None:
+        actor = Actor(user_id="dan.director", role=Role.CLINICAL_DIRECTOR)
+        for spec in command_specs():
+            example = EXAMPLES[spec.kind]
+            body = spec.request_model.model_validate(
+                {k: v for k, v in example.items() if k not in spec.path_params}
+            )
+            command = spec.build("cmd-1", actor, body, {k: example[k] for k in spec.path_params})
+            assert command.type == spec.kind
+
+    def test_request_bodies_leave_out_what_the_server_supplies(self) -> None:
+        for spec in command_specs():
+            fields = set(spec.request_model.model_fields)
+            assert not fields & {"command_id", "actor", "type", *spec.path_params}, spec.kind
