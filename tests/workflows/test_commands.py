@@ -13,6 +13,7 @@ from temporalio.client import Client, WorkflowHistory
 
 from carepath import samples
 from carepath.domain import commands as c
+from carepath.domain.decider import DecisionContext, decide
 from carepath.domain.vocabulary import ConsentScope, LevelOfCare, RecipientKind
 from carepath.programs import load_catalog
 from carepath.store.event_store import EventStore
@@ -254,3 +255,40 @@ async def test_family_notice_under_active_consent_is_sent(
             break
         await asyncio.sleep(0.05)
     assert [r["recipient"] for r in rows] == ["family:spouse-1"]
+
+
+async def test_events_stored_by_a_lost_workflow_task_are_adopted_not_contradicted(
+    episodes: EpisodeClient, store: EventStore
+) -> None:
+    """A local activity's append outlives a workflow task whose completion is lost.
+
+    Simulated here by storing the events of command X as that lost task would have. The
+    next command finds them, the workflow adopts them, and X's own retry is answered with
+    them: the store and the workflow agree, and nothing is stored twice.
+    """
+    ids = samples.CommandIds("lost")
+    episode_id = await _episode_in_program(episodes, ids)
+    state = (await episodes.view(episode_id)).state
+    assert state is not None
+    lost = c.RecordRelapsePreventionPlan(
+        command_id=ids(), actor=samples.CLINICIAN, plan=samples.RELAPSE_PREVENTION
+    )
+    ctx = DecisionContext(
+        episode_id=episode_id, now=state.referred_at + timedelta(hours=1), programs=load_catalog()
+    )
+    orphans = decide(state, lost, ctx)
+    await store.append(episode_id, orphans)
+
+    result = await episodes.send(
+        episode_id, samples.session(ids, "s1", state.referred_at + timedelta(days=3))
+    )
+    retried = await episodes.send(episode_id, lost)
+
+    stored = await store.read_stream(episode_id)
+    assert [e.seq for e in stored] == list(range(1, len(stored) + 1))
+    assert [e.seq for e in result.events] == [state.version + 2]
+    assert retried.events == orphans
+    view = (await episodes.view(episode_id)).state
+    assert view is not None
+    assert view.relapse_prevention_plan == samples.RELAPSE_PREVENTION
+    assert view.version == len(stored) == state.version + 2

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import structlog
 from temporalio import activity
-from temporalio.exceptions import ApplicationError
 
 from carepath.store.errors import AppendConflict
 from carepath.store.event_store import EventStore
@@ -28,10 +27,27 @@ class EventStoreActivities:
         """Append an episode's new events; a retry after a lost acknowledgement is a no-op."""
         try:
             result = await self._store.append(inp.episode_id, inp.events)
-        except AppendConflict as err:
-            # Different content at a taken position: retrying cannot help, and the
-            # workflow must not believe the events were recorded.
-            raise ApplicationError(str(err), type=err.code, non_retryable=True) from err
+        except AppendConflict:
+            # The stream already holds other events at these positions. They were decided
+            # by this episode's workflow in a task whose completion was lost (a local
+            # activity's effect outlives a failed workflow task). Hand them back: the
+            # workflow adopts them, so the store and the workflow never disagree.
+            first = inp.events[0].seq if inp.events else 1
+            stored = await self._store.read_stream(inp.episode_id, after_seq=first - 1)
+            if not stored:
+                raise
+            log.warning(
+                "append_found_stored_events",
+                episode_id=inp.episode_id,
+                from_seq=first,
+                stored=len(stored),
+            )
+            return AppendEventsResult(
+                episode_id=inp.episode_id,
+                head_seq=stored[-1].seq,
+                written=0,
+                stored_instead=tuple(e.event for e in stored),
+            )
         log.info(
             "events_appended",
             episode_id=inp.episode_id,

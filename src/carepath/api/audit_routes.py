@@ -1,9 +1,8 @@
 """Read-only audit endpoints for the auditor role: replay as of a moment, verify, export.
 
 The same implementation as `carepath audit ...` (carepath.audit); nothing here writes.
-Callers must act as an auditor: until bearer tokens arrive the caller's role comes from
-the `X-CarePath-Role` header, checked by `header_auditor`; `audit_router` takes the
-dependency that identifies the caller, so authentication replaces it in one place.
+Callers must act as an auditor: `audit_router` takes the dependency that authenticates
+the caller and refuses any other role (the app passes `require_actor(Role.AUDITOR)`).
 """
 
 # No `from __future__ import annotations`: FastAPI reads the route signatures at run time,
@@ -15,7 +14,7 @@ from collections.abc import Awaitable, Callable, Iterator
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Header, Query
+from fastapi import APIRouter, Depends, Query
 from fastapi.responses import Response
 
 from carepath.api.problems import ProblemError
@@ -23,7 +22,7 @@ from carepath.audit.errors import EpisodeNotInStore, InvalidAsOf
 from carepath.audit.export import MEDIA_TYPES, ExportFormat, export_episode
 from carepath.audit.replay import AuditReplay, replay_episode
 from carepath.audit.verify import StreamReport, VerifyReport, verify_all, verify_episode
-from carepath.domain.actors import Actor, Role
+from carepath.domain.actors import Actor
 from carepath.domain.programs import ProgramCatalog
 from carepath.store.event_store import EventStore
 from carepath.workers.episodes import EpisodeClient
@@ -42,27 +41,12 @@ AUDIT_RESPONSES: dict[int | str, dict[str, Any]] = {
 }
 
 
-def header_auditor(
-    x_carepath_user: Annotated[str | None, Header()] = None,
-    x_carepath_role: Annotated[str | None, Header()] = None,
-) -> Actor:
-    """The caller named by the X-CarePath-User / X-CarePath-Role headers, if an auditor."""
-    if x_carepath_role != Role.AUDITOR.value:
-        raise ProblemError(
-            "CommandNotAllowed",
-            "the audit endpoints are read-only and for the auditor role: "
-            "ask a user with role auditor",
-            403,
-        )
-    return Actor(user_id=x_carepath_user or "api-auditor", role=Role.AUDITOR)
-
-
 def audit_router(
     store: EventStore,
     episodes: EpisodeClient,
     programs: ProgramCatalog,
     *,
-    require_auditor: AuditorDependency = header_auditor,
+    require_auditor: AuditorDependency,
     checkpoint_key: bytes | None = None,
 ) -> APIRouter:
     """The /audit endpoints over these resources; every route requires `require_auditor`."""

@@ -20,6 +20,7 @@ from carepath.programs import load_catalog
 from carepath.store.db import Pool, create_pool
 from carepath.store.event_store import EventStore
 from carepath.store.migrations import migrate
+from carepath.workers.checkpoints import checkpoint_key
 from carepath.workers.settings import Settings
 from carepath.workers.temporal import connect
 
@@ -31,6 +32,8 @@ class Runtime:
     store: EventStore
     programs: ProgramCatalog
     task_queue: str
+    # Signs and checks checkpoints; None means the audit endpoints check hash chains only.
+    checkpoint_key: bytes | None = None
 
     def api_resources(self, authenticator: Authenticator) -> ApiResources:
         return ApiResources(
@@ -39,6 +42,7 @@ class Runtime:
             programs=self.programs,
             task_queue=self.task_queue,
             authenticator=authenticator,
+            checkpoint_key=self.checkpoint_key,
         )
 
 
@@ -51,6 +55,8 @@ async def open_runtime(
     pool = await create_pool(database_url, settings.db_pool_min, settings.db_pool_max)
     try:
         await migrate(pool)
+        # After both servers answered, so a failed start reports only its one-line cause.
+        key = checkpoint_key(settings, required=False)
     except BaseException:
         await pool.close()
         raise
@@ -60,6 +66,7 @@ async def open_runtime(
         store=EventStore(pool),
         programs=programs,
         task_queue=settings.temporal_task_queue,
+        checkpoint_key=key,
     )
 
 

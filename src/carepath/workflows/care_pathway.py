@@ -92,6 +92,9 @@ class CarePathwayWorkflow:
         self._timeline: deque[TimelineEntry] = deque(maxlen=TIMELINE_LENGTH)
         self._published: dict[str, object] = {}
         self._timer: asyncio.Future[None] | None = None
+        # Commands whose events were found already stored (see `_apply`), by command id,
+        # so that their re-delivered update answers with those events instead of failing.
+        self._adopted: dict[str, tuple[Event, ...]] = {}
         self._timer_deadline: datetime | None = None
 
     @workflow.run
@@ -180,7 +183,8 @@ class CarePathwayWorkflow:
                 type="CommandNotAllowed",
                 non_retryable=True,
             )
-        self._decide(request.command)
+        if request.command.command_id not in self._adopted:
+            self._decide(request.command)
 
     @workflow.query(name=STATE_QUERY)
     def state(self) -> EpisodeView:
@@ -202,47 +206,64 @@ class CarePathwayWorkflow:
     async def _apply(self, command: Command) -> tuple[Event, ...]:
         """Decide, persist, then adopt the new state; the caller sees it only once stored."""
         async with self._lock:
-            # Decide again under the lock: another command may have been applied between
-            # this one's validation and now.
-            events = self._decide(command)
-            if not events:
-                return events
-            result = await workflow.execute_local_activity(
-                APPEND_EVENTS_ACTIVITY,
-                AppendEventsInput(episode_id=self._episode_id, events=events),
-                start_to_close_timeout=APPEND_TIMEOUT,
-                retry_policy=APPEND_RETRY,
-                result_type=AppendEventsResult,
-            )
-            self._state = fold(events, self._state)
-            # Only events that call for a message go to the notification activity: those
-            # that name staff to notify, and notices to a consenting family or party.
-            self._outbox.extend(
-                e for e in events if getattr(e, "notify", ()) or isinstance(e, PartyNotified)
-            )
-            self._timeline.extend(
-                TimelineEntry(
-                    seq=e.seq,
-                    type=e.type,
-                    occurred_at=e.occurred_at,
-                    actor_id=e.actor.user_id,
-                    actor_role=e.actor.role.value,
+            events = self._adopted.get(command.command_id)
+            while events is None:
+                # Decide again under the lock: another command may have been applied
+                # between this one's validation and now.
+                decided = self._decide(command)
+                if not decided:
+                    return decided
+                result = await workflow.execute_local_activity(
+                    APPEND_EVENTS_ACTIVITY,
+                    AppendEventsInput(episode_id=self._episode_id, events=decided),
+                    start_to_close_timeout=APPEND_TIMEOUT,
+                    retry_policy=APPEND_RETRY,
+                    result_type=AppendEventsResult,
                 )
-                for e in events
-            )
-            self._publish_visibility()
+                if not result.stored_instead:
+                    self._adopt(decided)
+                    events = decided
+                    continue
+                # The store is ahead of this run: a workflow task whose completion was
+                # lost had already appended events. They were decided by this workflow
+                # for accepted commands, so take them as they are stored, then decide
+                # this command again unless it was one of them.
+                self._adopt(result.stored_instead)
+                for command_id, stored in _by_command(result.stored_instead).items():
+                    self._adopted[command_id] = stored
+                events = self._adopted.get(command.command_id)
             log.info(
                 "command_applied",
                 command=command.type,
                 command_id=command.command_id,
                 events=[e.type for e in events],
-                head_seq=result.head_seq,
+                head_seq=self._current().version,
                 stage=self._current().stage.value,
             )
         for event in events:
             if isinstance(event, ClientReadmitted):
                 await self._open_readmission(event, command)
         return events
+
+    def _adopt(self, events: tuple[Event, ...]) -> None:
+        """Make stored events part of the state, the timeline and the notifications."""
+        self._state = fold(events, self._state)
+        # Only events that call for a message go to the notification activity: those
+        # that name staff to notify, and notices to a consenting family or party.
+        self._outbox.extend(
+            e for e in events if getattr(e, "notify", ()) or isinstance(e, PartyNotified)
+        )
+        self._timeline.extend(
+            TimelineEntry(
+                seq=e.seq,
+                type=e.type,
+                occurred_at=e.occurred_at,
+                actor_id=e.actor.user_id,
+                actor_role=e.actor.role.value,
+            )
+            for e in events
+        )
+        self._publish_visibility()
 
     def _decide(self, command: Command) -> tuple[Event, ...]:
         ctx = DecisionContext(
@@ -326,3 +347,10 @@ class CarePathwayWorkflow:
             workflow_id=workflow.info().workflow_id,
             state=self._state,
         )
+
+
+def _by_command(events: tuple[Event, ...]) -> dict[str, tuple[Event, ...]]:
+    grouped: dict[str, list[Event]] = {}
+    for event in events:
+        grouped.setdefault(event.command_id, []).append(event)
+    return {command_id: tuple(group) for command_id, group in grouped.items()}

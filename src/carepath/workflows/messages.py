@@ -78,6 +78,9 @@ class AppendEventsResult(_Message):
     episode_id: str
     head_seq: int
     written: int
+    # Set instead of writing when the stream already held events at those positions:
+    # everything stored from the first requested seq on, for the workflow to adopt.
+    stored_instead: tuple[Event, ...] = ()
 
 
 class NotifyInput(_Message):
