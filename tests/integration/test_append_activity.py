@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
 from carepath.activities.event_store import EventStoreActivities
@@ -60,21 +59,22 @@ class TestAppendActivityRetries:
 
         assert (result.head_seq, result.written) == (5, 2)
 
-    async def test_different_content_at_a_taken_seq_fails_without_retry(
+    async def test_different_content_at_a_taken_seq_returns_what_is_stored(
         self, db_pool: Pool
     ) -> None:
-        acts = EventStoreActivities(EventStore(db_pool))
+        store = EventStore(db_pool)
+        acts = EventStoreActivities(store)
         events = episode_events(EP, sessions=1)
         await ActivityEnvironment().run(
             acts.append_events, AppendEventsInput(episode_id=EP, events=tuple(events[:2]))
         )
         other = events[1].model_copy(update={"command_id": "another-command"})
 
-        with pytest.raises(ApplicationError, match="already holds a different event") as caught:
-            await ActivityEnvironment().run(
-                acts.append_events,
-                AppendEventsInput(episode_id=EP, events=(events[0], other)),
-            )
+        result = await ActivityEnvironment().run(
+            acts.append_events, AppendEventsInput(episode_id=EP, events=(other,))
+        )
 
-        assert caught.value.non_retryable
-        assert caught.value.type == "AppendConflict"
+        # Nothing written; the events already at those positions come back for adoption.
+        assert result.written == 0
+        assert result.stored_instead == (events[1],)
+        assert len(await store.read_stream(EP)) == 2
