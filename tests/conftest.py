@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import shutil
-import socket
 import tempfile
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -21,17 +20,11 @@ import pytest
 from carepath.store.db import Pool, create_pool
 from carepath.store.migrations import migrate
 from carepath.workers.embedded_postgres import EmbeddedPostgres
+from carepath.workers.processes import free_port
 
 TEMPLATE_DB = "carepath_template"
 # Tests need no durability; skipping fsync keeps database clones fast on slow CI disks.
 TEST_SERVER_SETTINGS = {"fsync": "off", "synchronous_commit": "off", "full_page_writes": "off"}
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 @pytest.fixture

@@ -22,6 +22,7 @@ import pytest
 
 from carepath.workers.embedded_postgres import EmbeddedPostgres
 from carepath.workers.errors import StartupError
+from carepath.workers.processes import free_port
 
 pytestmark = pytest.mark.integration
 
@@ -202,7 +203,7 @@ async def test_second_instance_on_the_same_data_dir_is_refused(
     server: EmbeddedPostgres,
 ) -> None:
     await server.start()
-    intruder = EmbeddedPostgres(server.data_dir, _another_free_port())
+    intruder = EmbeddedPostgres(server.data_dir, free_port())
 
     with pytest.raises(StartupError, match="already running") as caught:
         await intruder.start()
@@ -257,9 +258,3 @@ def _a_dead_pid() -> int:
     child = subprocess.Popen(["true"])
     child.wait()
     return child.pid
-
-
-def _another_free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])

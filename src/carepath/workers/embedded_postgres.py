@@ -12,14 +12,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ctypes
 import errno
 import importlib.util
 import os
 import pwd
 import shutil
 import signal
-import socket
 import stat
 import subprocess
 import tempfile
@@ -31,13 +29,13 @@ from typing import Any
 import asyncpg
 
 from carepath.workers.errors import StartupError
+from carepath.workers.processes import die_with_parent, port_is_free
 
 DATABASE = "carepath"
 SUPERUSER = "postgres"
 SYSTEM_USER = "carepath-pg"
 READY_TIMEOUT_S = 30.0
 STOP_TIMEOUT_S = 15.0
-_PR_SET_PDEATHSIG = 1
 # A Unix socket path must fit in sockaddr_un.sun_path (108 bytes on Linux, NUL included).
 _MAX_SOCKET_PATH = 100
 
@@ -145,13 +143,8 @@ class EmbeddedPostgres:
             ) from exc
 
     def _check_port_free(self) -> None:
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-            # PostgreSQL sets SO_REUSEADDR too, so a port in TIME_WAIT does not count as taken.
-            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            try:
-                probe.bind((self.host, self.port))
-            except OSError as exc:
-                raise self._port_error(exc.strerror or str(exc)) from exc
+        if not port_is_free(self.host, self.port):
+            raise self._port_error("address already in use")
 
     def _port_error(self, detail: str) -> StartupError:
         return StartupError(
@@ -237,7 +230,7 @@ class EmbeddedPostgres:
                 stderr=subprocess.STDOUT,
                 # Our Ctrl-C must reach us, not the server: the supervisor stops it in order.
                 start_new_session=True,
-                preexec_fn=_die_with_parent,
+                preexec_fn=die_with_parent,
                 **_as_user(user),
             )
 
@@ -325,18 +318,6 @@ def _as_user(user: pwd.struct_passwd | None) -> dict[str, Any]:
     if user is None:
         return {}
     return {"user": user.pw_uid, "group": user.pw_gid, "extra_groups": []}
-
-
-def _die_with_parent() -> None:
-    """Runs in the child after the uid change: SIGTERM it if its parent dies.
-
-    Changing credentials clears PR_SET_PDEATHSIG, so this must come after subprocess
-    switched user, which it does before calling preexec_fn. The signal follows the
-    thread that forked, so the server is started from the event loop thread.
-    """
-    libc = ctypes.CDLL(None, use_errno=True)
-    if libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0) != 0:
-        raise OSError(ctypes.get_errno(), "prctl(PR_SET_PDEATHSIG) failed")
 
 
 def _hand_over(pgdata: Path, user: pwd.struct_passwd) -> None:

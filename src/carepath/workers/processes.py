@@ -51,11 +51,18 @@ def free_port(host: str = "127.0.0.1") -> int:
         return int(sock.getsockname()[1])
 
 
-def _die_with_parent() -> None:
+def die_with_parent() -> None:
+    """In a child before exec: have the kernel SIGTERM it if the parent dies (Linux only).
+
+    Changing credentials clears PR_SET_PDEATHSIG, so a child that switches user must call
+    this after the switch (subprocess runs preexec_fn after it). The signal follows the
+    thread that forked, so children are started from the event loop thread.
+    """
     if not sys.platform.startswith("linux"):
         return
     libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
-    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+    if libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0) != 0:
+        raise OSError(ctypes.get_errno(), "prctl(PR_SET_PDEATHSIG) failed")
 
 
 def spawn(
@@ -70,7 +77,7 @@ def spawn(
 
     def preexec() -> None:
         os.setpgrp()
-        _die_with_parent()
+        die_with_parent()
         if extra_preexec is not None:
             extra_preexec()
 
