@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -158,6 +158,69 @@ def add_connection_options(parser: argparse.ArgumentParser) -> None:
 # --- running -----------------------------------------------------------------------------
 
 
+Params = Callable[[argparse.Namespace], dict[str, Any]] | None
+
+# Read-only listings: the API path, the list in its answer, the table's columns, the query.
+_LISTINGS: dict[str, tuple[str, str, tuple[str, ...], Params]] = {
+    "timeline": (
+        "/episodes/{episode_id}/timeline",
+        "entries",
+        ("seq", "type", "occurred_at", "actor_id", "actor_role"),
+        None,
+    ),
+    "deadlines": ("/episodes/{episode_id}/deadlines", "pending", ("kind", "due_at", "ref"), None),
+    "list": (
+        "/episodes",
+        "episodes",
+        (
+            "episode_id",
+            "stage",
+            "program_id",
+            "primary_clinician",
+            "escalation_level",
+            "next_deadline",
+        ),
+        lambda a: {
+            "stage": a.stage,
+            "program_id": a.program,
+            "primary_clinician": a.clinician,
+            "min_escalation_level": a.min_escalation,
+            "include_closed": a.all or None,
+        },
+    ),
+    "caseload": (
+        "/caseload",
+        "entries",
+        (
+            "clinician_id",
+            "episode_id",
+            "program_id",
+            "discipline",
+            "is_primary",
+            "stage",
+            "escalation_level",
+        ),
+        lambda a: {"clinician_id": a.clinician, "program_id": a.program},
+    ),
+    "tasks": (
+        "/tasks",
+        "tasks",
+        ("episode_id", "task_id", "kind", "level", "due_at", "overdue", "primary_clinician"),
+        lambda a: {
+            "program_id": a.program,
+            "min_level": a.min_level,
+            "overdue_only": a.overdue or None,
+        },
+    ),
+    "due": (
+        "/deadlines",
+        "deadlines",
+        ("due_at", "episode_id", "kind", "ref", "primary_clinician"),
+        lambda a: {"program_id": a.program, "due_before": a.before},
+    ),
+}
+
+
 def run(api: ApiClient, args: argparse.Namespace) -> None:
     name = args.episode_command
     as_json: bool = args.json
@@ -172,69 +235,13 @@ def run(api: ApiClient, args: argparse.Namespace) -> None:
         _print_episode(api.request("GET", f"/episodes/{args.episode_id}"), as_json)
     elif name == "events":
         _events(api.request("GET", f"/episodes/{args.episode_id}/events"), as_json)
-    elif name == "timeline":
-        result = api.request("GET", f"/episodes/{args.episode_id}/timeline")
-        _rows(result, as_json, "entries", ("seq", "type", "occurred_at", "actor_id", "actor_role"))
-    elif name == "deadlines":
-        result = api.request("GET", f"/episodes/{args.episode_id}/deadlines")
-        _rows(result, as_json, "pending", ("kind", "due_at", "ref"))
-    elif name == "list":
-        params = {
-            "stage": args.stage,
-            "program_id": args.program,
-            "primary_clinician": args.clinician,
-            "min_escalation_level": args.min_escalation,
-            "include_closed": args.all or None,
-        }
-        result = api.request("GET", "/episodes", params=_present(params))
-        columns = (
-            "episode_id",
-            "stage",
-            "program_id",
-            "primary_clinician",
-            "escalation_level",
-            "next_deadline",
+    elif name in _LISTINGS:
+        path, key, columns, params = _LISTINGS[name]
+        query = _present(params(args)) if params else None
+        result = api.request(
+            "GET", path.format(episode_id=getattr(args, "episode_id", "")), params=query
         )
-        _rows(result, as_json, "episodes", columns)
-    elif name == "caseload":
-        params = {"clinician_id": args.clinician, "program_id": args.program}
-        result = api.request("GET", "/caseload", params=_present(params))
-        caseload_columns = (
-            "clinician_id",
-            "episode_id",
-            "program_id",
-            "discipline",
-            "is_primary",
-            "stage",
-            "escalation_level",
-        )
-        _rows(result, as_json, "entries", caseload_columns)
-    elif name == "tasks":
-        params = {
-            "program_id": args.program,
-            "min_level": args.min_level,
-            "overdue_only": args.overdue or None,
-        }
-        result = api.request("GET", "/tasks", params=_present(params))
-        task_columns = (
-            "episode_id",
-            "task_id",
-            "kind",
-            "level",
-            "due_at",
-            "overdue",
-            "primary_clinician",
-        )
-        _rows(result, as_json, "tasks", task_columns)
-    elif name == "due":
-        params = {"program_id": args.program, "due_before": args.before}
-        result = api.request("GET", "/deadlines", params=_present(params))
-        _rows(
-            result,
-            as_json,
-            "deadlines",
-            ("due_at", "episode_id", "kind", "ref", "primary_clinician"),
-        )
+        _rows(result, as_json, key, columns)
     elif name == "commands":
         _commands(as_json)
     else:
