@@ -16,7 +16,17 @@ ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
 WORKDIR /src
 # README.md is the package's long description (pyproject `readme`); the build needs it.
 COPY pyproject.toml README.md ./
-COPY src ./src
+# The product's top-level packages (pyproject lists the same for the wheel).
+COPY domain ./domain
+COPY workflows ./workflows
+COPY activities ./activities
+COPY store ./store
+COPY audit ./audit
+COPY workers ./workers
+COPY api ./api
+COPY cli ./cli
+COPY devstack ./devstack
+COPY programs ./programs
 RUN python -m pip wheel --no-deps --wheel-dir /wheels . \
  && python -m venv /opt/venv \
  && /opt/venv/bin/pip install /wheels/carepath-*.whl

@@ -5,7 +5,11 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.carepath-installed
 
-.PHONY: install up test lint typecheck bench record-histories clean
+# The product's top-level packages, and every tree that is linted.
+PACKAGES := domain workflows activities workers store audit api cli devstack programs
+LINTED := $(PACKAGES) testing tests bench
+
+.PHONY: install up test test-fast lint typecheck bench record-histories clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -21,27 +25,33 @@ install: $(STAMP)
 up: $(STAMP)
 	$(BIN)/carepath up $(ARGS)
 
-## Run the whole suite: unit, workflow (time-skipping), integration (real servers).
+## Run the whole suite: lint, types, then unit, workflow (time-skipping), replay and
+## integration (real servers), with the domain's coverage gate.
 test: $(STAMP)
-	$(BIN)/ruff check src tests bench
-	$(BIN)/mypy src
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/ruff check $(LINTED)
+	$(BIN)/mypy $(PACKAGES)
+	$(BIN)/python -m pytest --cov=domain --cov-branch --cov-report=term --cov-fail-under=95 $(PYTEST_ARGS)
+
+## The quick tiers: the pure domain, the workflow on the time-skipping server, and the
+## committed histories. No PostgreSQL, no dev server; well under a minute.
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest tests/unit tests/workflows tests/replay -q $(PYTEST_ARGS)
 
 ## Record the histories of the workflow test scenarios into tests/replay/histories
 ## (existing files are kept; FORCE=1 overwrites them). Commit the new files.
 record-histories: $(STAMP)
-	CAREPATH_RECORD_HISTORIES=$(CURDIR)/tests/replay/histories $(BIN)/python -m pytest tests/workflows --no-cov -q -p no:cacheprovider
+	CAREPATH_RECORD_HISTORIES=$(CURDIR)/tests/replay/histories $(BIN)/python -m pytest tests/workflows -q -p no:cacheprovider
 
 ## Benchmarks: each prints CarePath's figures next to a baseline run in the same process.
 bench: $(STAMP)
 	$(BIN)/python -m bench
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests bench
-	$(BIN)/ruff format --check src tests bench
+	$(BIN)/ruff check $(LINTED)
+	$(BIN)/ruff format --check $(LINTED)
 
 typecheck: $(STAMP)
-	$(BIN)/mypy src
+	$(BIN)/mypy $(PACKAGES)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache htmlcov .coverage

@@ -10,13 +10,13 @@ from pathlib import Path
 
 from temporalio.testing import WorkflowEnvironment
 
-from carepath.store.db import Pool, create_pool
-from carepath.store.migrations import migrate
-from carepath.workers.embedded_postgres import EmbeddedPostgres
-from carepath.workers.embedded_temporal import find_binary
-from carepath.workers.processes import free_port
-from carepath.workers.settings import SEARCH_ATTRIBUTES
-from carepath.workers.temporal import DATA_CONVERTER
+from devstack.embedded_postgres import EmbeddedPostgres
+from devstack.embedded_temporal import find_binary
+from devstack.processes import free_port
+from store.db import Pool, create_pool
+from store.migrations import migrate
+from workers.settings import SEARCH_ATTRIBUTES
+from workers.temporal import DATA_CONVERTER
 
 
 @dataclass

@@ -18,11 +18,11 @@ from temporalio.worker import Worker
 
 from bench._stack import percentile, stack
 from bench.bare_workflow import BareUpdateWorkflow, noop
-from carepath import samples
-from carepath.programs import load_catalog
-from carepath.store.event_store import EventStore
-from carepath.workers.episodes import EpisodeClient
-from carepath.workers.worker import SANDBOX_RUNNER, build_worker
+from programs import load_catalog
+from store.event_store import EventStore
+from testing import samples
+from workers.worker import SANDBOX_RUNNER, build_worker
+from workflows.client import EpisodeClient
 
 
 async def run(n: int = 200, warmup: int = 20) -> dict[str, float]:

@@ -18,16 +18,16 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-from carepath.domain.events import Event, dump_event
-from carepath.sample_streams import episode_events
-from carepath.store.checkpoints import take_checkpoint
-from carepath.store.db import Pool, create_pool
-from carepath.store.event_store import EventStore
-from carepath.store.migrations import migrate
-from carepath.store.projections import rebuild_projections
-from carepath.store.verification import verify_all
-from carepath.workers.embedded_postgres import EmbeddedPostgres
-from carepath.workers.processes import free_port
+from devstack.embedded_postgres import EmbeddedPostgres
+from devstack.processes import free_port
+from domain.events import Event, dump_event
+from store.checkpoints import take_checkpoint
+from store.db import Pool, create_pool
+from store.event_store import EventStore
+from store.migrations import migrate
+from store.projections import rebuild_projections
+from store.verification import verify_all
+from testing.sample_streams import episode_events
 
 SESSIONS = 60  # about 140 events per stream
 STREAMS = 16  # per scenario, appended by 1 or 8 concurrent writers

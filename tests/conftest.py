@@ -17,10 +17,10 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from carepath.store.db import Pool, create_pool
-from carepath.store.migrations import migrate
-from carepath.workers.embedded_postgres import EmbeddedPostgres
-from carepath.workers.processes import free_port
+from devstack.embedded_postgres import EmbeddedPostgres
+from devstack.processes import free_port
+from store.db import Pool, create_pool
+from store.migrations import migrate
 
 TEMPLATE_DB = "carepath_template"
 # Tests need no durability; skipping fsync keeps database clones fast on slow CI disks.

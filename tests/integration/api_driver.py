@@ -14,8 +14,8 @@ from typing import Any
 import httpx
 from api_users import bearer
 
-from carepath.api.command_examples import EXAMPLES
-from carepath.api.command_specs import spec_for
+from api.command_examples import EXAMPLES
+from api.command_specs import spec_for
 
 REFERRAL = {"client_ref": "MRN-7001", "program_id": "adult-iop", "referral_source": "self"}
 

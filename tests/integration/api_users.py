@@ -12,7 +12,7 @@ from pathlib import Path
 
 import yaml
 
-from carepath.api.auth import UsersFileAuthenticator
+from api.auth import UsersFileAuthenticator
 
 USERS: dict[str, tuple[str, str, list[str]]] = {
     "intake": ("ivy.intake", "intake_coordinator", ["*"]),

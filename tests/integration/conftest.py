@@ -15,14 +15,14 @@ from api_users import bearer, users_authenticator
 from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 
-from carepath.api.app import ApiResources, create_app
-from carepath.programs import load_catalog
-from carepath.store.db import Pool
-from carepath.store.event_store import EventStore
-from carepath.workers.embedded_temporal import find_binary
-from carepath.workers.settings import SEARCH_ATTRIBUTES
-from carepath.workers.temporal import DATA_CONVERTER
-from carepath.workers.worker import build_worker
+from api.app import ApiResources, create_app
+from devstack.embedded_temporal import find_binary
+from programs import load_catalog
+from store.db import Pool
+from store.event_store import EventStore
+from workers.settings import SEARCH_ATTRIBUTES
+from workers.temporal import DATA_CONVERTER
+from workers.worker import build_worker
 
 
 @pytest.fixture(scope="session")

@@ -8,8 +8,8 @@ import httpx
 import pytest
 from temporalio.client import Client
 
-from carepath.store.db import Pool
-from carepath.workflows.messages import workflow_id_for
+from store.db import Pool
+from workflows.messages import workflow_id_for
 
 pytestmark = pytest.mark.integration
 

@@ -13,7 +13,7 @@ from api_users import bearer
 from fhir.resources.R4B.auditevent import AuditEvent
 from fhir.resources.R4B.bundle import Bundle
 
-from carepath.store.db import Pool
+from store.db import Pool
 
 pytestmark = pytest.mark.integration
 

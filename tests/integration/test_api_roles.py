@@ -18,11 +18,11 @@ import pytest
 from api_driver import Driver, new_id, now_iso
 from api_users import USERS
 
-from carepath.api.command_examples import EXAMPLES
-from carepath.api.command_specs import command_specs, spec_for
-from carepath.domain.actors import Role
-from carepath.domain.roles import ALLOWED_ROLES
-from carepath.store.db import Pool
+from api.command_examples import EXAMPLES
+from api.command_specs import command_specs, spec_for
+from domain.actors import Role
+from domain.roles import ALLOWED_ROLES
+from store.db import Pool
 
 pytestmark = pytest.mark.integration
 

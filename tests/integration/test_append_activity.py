@@ -5,12 +5,12 @@ from __future__ import annotations
 import pytest
 from temporalio.testing import ActivityEnvironment
 
-from carepath.activities.event_store import EventStoreActivities
-from carepath.sample_streams import episode_events
-from carepath.store import EventStore, verify_stream
-from carepath.store.db import Pool
-from carepath.store.projections import dump_read_models, rebuild_projections
-from carepath.workflows.messages import AppendEventsInput
+from activities.event_store import EventStoreActivities
+from store import EventStore, verify_stream
+from store.db import Pool
+from store.projections import dump_read_models, rebuild_projections
+from testing.sample_streams import episode_events
+from workflows.messages import AppendEventsInput
 
 pytestmark = pytest.mark.integration
 

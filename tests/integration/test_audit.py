@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import csv
+import functools
 import io
 import json
 import re
@@ -27,21 +28,22 @@ from fhir.resources.R4B.bundle import Bundle
 from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 
-from carepath import samples
-from carepath.api.app import ApiResources, create_app
-from carepath.audit.determinism import check_determinism
-from carepath.audit.fhir_valuesets import code_problems
-from carepath.audit.replay import replay_episode
-from carepath.cli.main import main
-from carepath.domain import commands as c
-from carepath.domain.state import EpisodeState
-from carepath.domain.vocabulary import AttendanceStatus
-from carepath.programs import load_catalog
-from carepath.store.checkpoints import take_checkpoint
-from carepath.store.db import Pool
-from carepath.store.event_store import EventStore
-from carepath.workers.episodes import EpisodeClient
-from carepath.workers.worker import build_worker
+from api.app import ApiResources, create_app
+from audit.determinism import check_determinism
+from audit.fhir_valuesets import code_problems
+from audit.replay import replay_episode
+from cli.main import main
+from domain import commands as c
+from domain.state import EpisodeState
+from domain.vocabulary import AttendanceStatus
+from programs import load_catalog
+from store.checkpoints import take_checkpoint
+from store.db import Pool
+from store.event_store import EventStore
+from testing import samples
+from workers.replay import replay
+from workers.worker import build_worker
+from workflows.client import EpisodeClient
 
 pytestmark = pytest.mark.integration
 
@@ -335,7 +337,7 @@ class TestDeterminism:
     ) -> None:
         driven = await drive_episode(stack.episodes)
 
-        report = await check_determinism(stack.temporal, driven.episode_id)
+        report = await check_determinism(stack.temporal, driven.episode_id, replay=replay)
         status = await run_cli(
             monkeypatch, fresh_database_url, dev_server, "audit", "determinism", driven.episode_id
         )
@@ -351,7 +353,9 @@ class TestDeterminism:
         driven = await drive_episode(stack.episodes)
 
         report = await check_determinism(
-            stack.temporal, driven.episode_id, workflows=[DivergentCarePathway]
+            stack.temporal,
+            driven.episode_id,
+            replay=functools.partial(replay, workflows=[DivergentCarePathway]),
         )
 
         assert not report.ok

@@ -14,11 +14,11 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 from jwt.algorithms import RSAAlgorithm
 
-from carepath.api.auth import JwtAuthenticator, build_authenticator
-from carepath.api.problems import ProblemError
-from carepath.domain.actors import Role
-from carepath.workers.errors import StartupError
-from carepath.workers.settings import Settings
+from api.auth import JwtAuthenticator, build_authenticator
+from api.problems import ProblemError
+from domain.actors import Role
+from workers.errors import StartupError
+from workers.settings import Settings
 
 ISSUER = "https://id.carepath.test/"
 AUDIENCE = "carepath-api"

@@ -11,14 +11,14 @@ from pathlib import Path
 
 import pytest
 
-from carepath.cli.db import run_db
-from carepath.cli.main import build_parser
-from carepath.sample_streams import episode_events
-from carepath.store import EventStore
-from carepath.store.db import Pool
-from carepath.workers.checkpoints import KEY_FILE, checkpoint_key, checkpoint_schedule
-from carepath.workers.errors import StartupError
-from carepath.workers.settings import Settings
+from cli.db import run_db
+from cli.main import build_parser
+from store import EventStore
+from store.db import Pool
+from testing.sample_streams import episode_events
+from workers.checkpoints import KEY_FILE, checkpoint_key, checkpoint_schedule
+from workers.errors import StartupError
+from workers.settings import Settings
 
 pytestmark = pytest.mark.integration
 
@@ -146,7 +146,7 @@ def test_the_command_exits_1_with_a_one_line_error_for_a_tampered_checkpoint_fil
         [
             sys.executable,
             "-m",
-            "carepath.cli.main",
+            "cli.main",
             "db",
             "verify",
             "--all",

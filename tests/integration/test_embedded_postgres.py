@@ -20,9 +20,9 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from carepath.workers.embedded_postgres import EmbeddedPostgres
-from carepath.workers.errors import StartupError
-from carepath.workers.processes import free_port
+from devstack.embedded_postgres import EmbeddedPostgres
+from devstack.processes import free_port
+from workers.errors import StartupError
 
 pytestmark = pytest.mark.integration
 
@@ -219,7 +219,7 @@ async def test_killed_supervisor_leaves_no_orphan_postgres(
         """
         import asyncio, sys
         from pathlib import Path
-        from carepath.workers.embedded_postgres import EmbeddedPostgres
+        from devstack.embedded_postgres import EmbeddedPostgres
 
         async def main():
             pg = EmbeddedPostgres(Path(sys.argv[1]), int(sys.argv[2]))

@@ -18,14 +18,14 @@ from fhir.resources.R4B.bundle import Bundle
 from structlog.testing import capture_logs
 from temporalio.client import Client
 
-from carepath import samples
-from carepath.api.app import ApiResources, create_app
-from carepath.cli.main import main
-from carepath.programs import load_catalog
-from carepath.store.db import Pool
-from carepath.store.event_store import EventStore
-from carepath.workers.processes import free_port
-from carepath.workers.worker import build_worker
+from api.app import ApiResources, create_app
+from cli.main import main
+from devstack.processes import free_port
+from programs import load_catalog
+from store.db import Pool
+from store.event_store import EventStore
+from testing import samples
+from workers.worker import build_worker
 
 pytestmark = pytest.mark.integration
 

@@ -8,10 +8,10 @@ from datetime import UTC, datetime, timedelta
 import asyncpg
 import pytest
 
-from carepath.domain.actors import Actor, Role
-from carepath.domain.commands import ReferralSource
-from carepath.domain.events import ClientReferred
-from carepath.store import (
+from domain.actors import Actor, Role
+from domain.commands import ReferralSource
+from domain.events import ClientReferred
+from store import (
     GENESIS_HASH,
     AppendConflict,
     DatabaseUnavailable,
@@ -19,8 +19,8 @@ from carepath.store import (
     create_pool,
     verify_chain,
 )
-from carepath.store.chain import chain_hash
-from carepath.store.db import Pool
+from store.chain import chain_hash
+from store.db import Pool
 
 pytestmark = pytest.mark.integration
 

@@ -9,10 +9,10 @@ from collections.abc import AsyncIterator
 import asyncpg
 import pytest
 
-from carepath.store import MigrationFailed, create_pool, migrate
-from carepath.store.db import Pool
-from carepath.store.migrations import Migration, load_migrations
-from carepath.workers.embedded_postgres import EmbeddedPostgres
+from devstack.embedded_postgres import EmbeddedPostgres
+from store import MigrationFailed, create_pool, migrate
+from store.db import Pool
+from store.migrations import Migration, load_migrations
 
 pytestmark = pytest.mark.integration
 

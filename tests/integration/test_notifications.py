@@ -12,21 +12,21 @@ from local_servers import smtp_sink, webhook_receiver
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
-from carepath.activities.channels import (
+from activities.channels import (
     NotificationDeliveryFailed,
     SmtpChannel,
     WebhookChannel,
 )
-from carepath.activities.notifications import NotificationActivities, NotificationLedger
-from carepath.domain.events import ConsentRevoked, Event
-from carepath.sample_streams import episode_events
-from carepath.samples import CLINICIAN
-from carepath.store import EventStore
-from carepath.store.db import Pool
-from carepath.workers.errors import StartupError
-from carepath.workers.settings import Settings
-from carepath.workers.worker import notification_channel
-from carepath.workflows.messages import NotifyInput
+from activities.notifications import NotificationActivities, NotificationLedger
+from domain.events import ConsentRevoked, Event
+from store import EventStore
+from store.db import Pool
+from testing.sample_streams import episode_events
+from testing.samples import CLINICIAN
+from workers.errors import StartupError
+from workers.settings import Settings
+from workers.worker import notification_channel
+from workflows.messages import NotifyInput
 
 pytestmark = pytest.mark.integration
 

@@ -8,11 +8,11 @@ from decimal import Decimal
 
 import pytest
 
-from carepath.domain.events import Event
-from carepath.sample_streams import episode_events
-from carepath.store import EventStore
-from carepath.store.db import Pool
-from carepath.store.projections import dump_read_models, rebuild_projections
+from domain.events import Event
+from store import EventStore
+from store.db import Pool
+from store.projections import dump_read_models, rebuild_projections
+from testing.sample_streams import episode_events
 
 pytestmark = pytest.mark.integration
 

@@ -15,9 +15,9 @@ import psutil
 import pytest
 from temporalio.testing import WorkflowEnvironment
 
-from carepath.api.auth import demo_tokens
-from carepath.domain.actors import Role
-from carepath.workers.processes import free_port
+from api.auth import demo_tokens
+from devstack.processes import free_port
+from domain.actors import Role
 
 pytestmark = pytest.mark.integration
 

@@ -10,18 +10,18 @@ from pathlib import Path
 
 import pytest
 
-from carepath.sample_streams import episode_events
-from carepath.store import EventStore
-from carepath.store.chain import GENESIS_HASH, chain_hash
-from carepath.store.checkpoints import (
+from store import EventStore
+from store.chain import GENESIS_HASH, chain_hash
+from store.checkpoints import (
     export_checkpoint,
     latest_checkpoint,
     load_checkpoint,
     take_checkpoint,
 )
-from carepath.store.db import Pool
-from carepath.store.errors import CheckpointInvalid
-from carepath.store.verification import StreamVerification, verify_all, verify_stream
+from store.db import Pool
+from store.errors import CheckpointInvalid
+from store.verification import StreamVerification, verify_all, verify_stream
+from testing.sample_streams import episode_events
 
 pytestmark = pytest.mark.integration
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from carepath.workers.replay import load_history, replay
+from workers.replay import load_history, replay
 
 HISTORIES = sorted((Path(__file__).parent / "histories").glob("*.json"))
 

@@ -10,13 +10,13 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from carepath.domain import commands as c
-from carepath.domain.actors import SYSTEM_ACTOR, Actor, Role
-from carepath.domain.decider import DecisionContext, decide, fold
-from carepath.domain.events import Event
-from carepath.domain.programs import ProgramCatalog, parse_program
-from carepath.domain.state import EpisodeState
-from carepath.domain.vocabulary import (
+from domain import commands as c
+from domain.actors import SYSTEM_ACTOR, Actor, Role
+from domain.decider import DecisionContext, decide, fold
+from domain.events import Event
+from domain.programs import ProgramCatalog, parse_program
+from domain.state import EpisodeState
+from domain.vocabulary import (
     AftercarePlan,
     AsamEdition,
     CareTeamMember,
@@ -31,8 +31,8 @@ from carepath.domain.vocabulary import (
     SessionKind,
     TreatmentPlan,
 )
-from carepath.programs import load_catalog
-from carepath.samples import ELIGIBLE, RATINGS
+from programs import load_catalog
+from testing.samples import ELIGIBLE, RATINGS
 
 T0 = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)  # a Monday
 HOUR = timedelta(hours=1)

@@ -7,12 +7,12 @@ from pathlib import Path
 
 import pytest
 
-from carepath.api.auth import UsersFileAuthenticator, ensure_users_file, parse_users
-from carepath.api.command_examples import EXAMPLES
-from carepath.api.command_specs import command_specs
-from carepath.api.problems import ProblemError
-from carepath.domain.actors import Actor, Role
-from carepath.workers.errors import StartupError
+from api.auth import UsersFileAuthenticator, ensure_users_file, parse_users
+from api.command_examples import EXAMPLES
+from api.command_specs import command_specs
+from api.problems import ProblemError
+from domain.actors import Actor, Role
+from workers.errors import StartupError
 
 
 class TestUsersFile:

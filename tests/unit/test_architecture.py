@@ -1,18 +1,18 @@
-"""The dependency direction of DESIGN.md §3, enforced.
+"""The dependency direction of DESIGN.md §3 and docs/architecture.md, enforced.
 
-`domain/` is pure: standard library and pydantic only, no I/O, no clock, no
-randomness, no environment. That is what lets the workflow replay it
-deterministically and lets unit tests run it without servers. Workflows must not
-reach the database; store and activities must not reach the process wiring above
-them. The checks read every source file with `ast`, so an import hidden in a
-function, under `TYPE_CHECKING`, or spelled as an `importlib.import_module("...")`
-string is caught too.
+Every top-level package may import only the packages its arrows allow (`ALLOWED`), and
+the arrows form no cycle. `domain/` is also pure: standard library and pydantic only,
+no I/O, no clock, no randomness, no environment. That is what lets the workflow replay
+it deterministically and lets unit tests run it without servers. The checks read every
+source file with `ast`, so an import hidden in a function, under `TYPE_CHECKING`, or
+spelled as an `importlib.import_module("...")` string is caught too.
 """
 
 from __future__ import annotations
 
 import ast
 import sys
+import tomllib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,8 +20,64 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-SRC = ROOT / "src"
-PACKAGE = SRC / "carepath"
+
+# The product's top-level packages (pyproject's wheel lists the same) and, for each, the
+# packages it may import. An arrow that reaches only part of a package is narrowed in
+# `NARROW`. `cli` is the composition root and may import everything.
+PACKAGES = (
+    "domain",
+    "programs",
+    "workflows",
+    "store",
+    "activities",
+    "audit",
+    "workers",
+    "api",
+    "devstack",
+    "cli",
+)
+ALLOWED: dict[str, frozenset[str]] = {
+    "domain": frozenset(),
+    "programs": frozenset({"domain"}),
+    "workflows": frozenset({"domain"}),
+    "store": frozenset({"domain"}),
+    "activities": frozenset({"domain", "store", "workflows"}),
+    "audit": frozenset({"domain", "store", "workflows"}),
+    "workers": frozenset({"domain", "workflows", "activities", "store"}),
+    "api": frozenset({"domain", "store", "audit", "workflows", "workers"}),
+    "devstack": frozenset({"workers"}),
+    "cli": frozenset(PACKAGES) - {"cli"},
+}
+NARROW: dict[tuple[str, str], frozenset[str]] = {
+    # Activities share the workflow's message types, never the workflow itself.
+    ("activities", "workflows"): frozenset({"workflows.messages"}),
+    # Auditors and the API drive episodes through the client facade and its messages.
+    ("audit", "workflows"): frozenset({"workflows.client", "workflows.messages"}),
+    ("api", "workflows"): frozenset({"workflows.client", "workflows.messages"}),
+}
+# Arrows DESIGN.md §3 names as never allowed; kept here so a widened `ALLOWED` fails.
+NEVER = frozenset(
+    {
+        ("workflows", "store"),
+        ("workflows", "api"),
+        ("workflows", "cli"),
+        ("workflows", "activities"),
+        ("store", "workflows"),
+        ("store", "api"),
+        ("activities", "api"),
+        ("workers", "api"),
+        ("workers", "cli"),
+        ("audit", "workers"),
+        ("audit", "api"),
+    }
+)
+# Trees beside the product that the wheel does not ship.
+NOT_SHIPPED = frozenset({"tests", "testing", "bench"})
+# Third-party packages that would put I/O where it does not belong.
+THIRD_PARTY_FORBIDDEN: dict[str, frozenset[str]] = {
+    "workflows": frozenset({"asyncpg", "fastapi", "httpx"}),
+    "store": frozenset({"temporalio", "fastapi"}),
+}
 
 # Top-level modules the domain must never import.
 DOMAIN_FORBIDDEN_MODULES = frozenset(
@@ -169,8 +225,8 @@ def _is_stdlib(module: str) -> bool:
 
 
 def domain_violations(source: str, filename: str = "<string>") -> list[str]:
-    """Why `source`, as a module of carepath.domain, breaks the purity rules (empty if it does not)."""
-    package = "carepath.domain"
+    """Why `source`, as a module of domain, breaks the purity rules (empty if it does not)."""
+    package = "domain"
     found: list[str] = []
     for imp in imports_of(source, package):
         top = imp.module.split(".")[0]
@@ -181,8 +237,8 @@ def domain_violations(source: str, filename: str = "<string>") -> list[str]:
             found.append(f"{where}: imports {imp.module} (forbidden in the domain)")
         elif imp.module in DOMAIN_FORBIDDEN_NAMES:
             found.append(f"{where}: imports {imp.module} (ids and time are passed in)")
-        elif top == "carepath":
-            if imp.module != package and not imp.module.startswith(f"{package}."):
+        elif top in PACKAGES:
+            if top != package:
                 found.append(f"{where}: imports {imp.module} (domain depends on nothing above it)")
         elif not _is_stdlib(top) and top not in DOMAIN_ALLOWED_THIRD_PARTY:
             found.append(f"{where}: imports {imp.module} (domain uses stdlib and pydantic only)")
@@ -199,32 +255,94 @@ def domain_violations(source: str, filename: str = "<string>") -> list[str]:
     return sorted(set(found))
 
 
-def layer_violations(
-    source: str, filename: str, package: str, forbidden_prefixes: frozenset[str]
-) -> list[str]:
-    """Imports of `source` that fall under any of `forbidden_prefixes`."""
-    return sorted(
-        {
-            f"{filename}:{imp.line}: imports {imp.module}"
-            for imp in imports_of(source, package)
-            if any(imp.module == p or imp.module.startswith(f"{p}.") for p in forbidden_prefixes)
-        }
-    )
+def graph_violations(source: str, filename: str, package: str) -> list[str]:
+    """Imports of `source`, a module of `package`'s tree, that no arrow allows."""
+    owner = package.split(".")[0]
+    found: set[str] = set()
+    for imp in imports_of(source, package):
+        top = imp.module.split(".")[0]
+        where = f"{filename}:{imp.line}: {owner} imports {imp.module}"
+        if top in NOT_SHIPPED:
+            found.add(f"{where} (the product never imports {top}/, which the wheel lacks)")
+        if top in THIRD_PARTY_FORBIDDEN.get(owner, frozenset()):
+            found.add(f"{where} (no {top} in {owner})")
+        if top not in PACKAGES or top == owner:
+            continue
+        if top not in ALLOWED[owner]:
+            found.add(f"{where} (no arrow {owner} -> {top})")
+            continue
+        narrow = NARROW.get((owner, top))
+        # `from workflows import messages` also reports the bare package; the names
+        # imported from it are what the narrowing judges.
+        if (
+            narrow is not None
+            and imp.module != top
+            and not any(imp.module == n or imp.module.startswith(f"{n}.") for n in narrow)
+        ):
+            found.add(f"{where} ({owner} may use only {', '.join(sorted(narrow))})")
+    return sorted(found)
 
 
-def _modules(layer: str) -> list[tuple[Path, str]]:
-    """(file, its package) for every .py file of a carepath sub-package."""
+def tree_violations(root: Path) -> list[str]:
+    """Every forbidden import in the packages under `root`."""
+    return [
+        v
+        for name in PACKAGES
+        for path, package in _modules(name, root)
+        for v in graph_violations(_read(path), str(path.relative_to(root)), package)
+    ]
+
+
+def _modules(layer: str, root: Path = ROOT) -> list[tuple[Path, str]]:
+    """(file, its package) for every .py file of a top-level package."""
     out = []
-    for path in sorted((PACKAGE / layer).rglob("*.py")):
+    for path in sorted((root / layer).rglob("*.py")):
         # The package a relative import is resolved against: the containing
         # package for a module, the package itself for an __init__.py.
-        rel = path.relative_to(SRC).with_suffix("")
+        rel = path.relative_to(root).with_suffix("")
         out.append((path, ".".join(rel.parts[:-1])))
     return out
 
 
 def _read(path: Path) -> str:
     return path.read_text(encoding="utf-8")
+
+
+def _cycle(graph: dict[str, frozenset[str]]) -> list[str] | None:
+    """One cycle of the graph as a path of names, or None if it is acyclic."""
+    state: dict[str, str] = {}
+    stack: list[str] = []
+
+    def visit(node: str) -> list[str] | None:
+        state[node] = "open"
+        stack.append(node)
+        for nxt in sorted(graph.get(node, frozenset())):
+            if state.get(nxt) == "open":
+                return [*stack[stack.index(nxt) :], nxt]
+            if nxt not in state and (found := visit(nxt)):
+                return found
+        stack.pop()
+        state[node] = "done"
+        return None
+
+    for node in sorted(graph):
+        if node not in state and (found := visit(node)):
+            return found
+    return None
+
+
+def _diagram_arrows() -> set[tuple[str, str]]:
+    """The arrows of the mermaid diagram in docs/architecture.md (`a --> b`)."""
+    text = (ROOT / "docs" / "architecture.md").read_text(encoding="utf-8")
+    block = text.split("```mermaid", 1)[1].split("```", 1)[0]
+    arrows = set()
+    for line in block.splitlines():
+        left, sep, right = line.partition("-->")
+        if sep:
+            # `api --> workflows` or `api -->|client| workflows`
+            target = right.split("|")[-1].strip()
+            arrows.add((left.strip(), target))
+    return arrows
 
 
 class TestDomainIsPure:
@@ -241,25 +359,42 @@ class TestDomainIsPure:
         assert not found, "the domain must stay pure (DESIGN.md §3):\n" + "\n".join(found)
 
 
-class TestLayerDirection:
-    @pytest.mark.parametrize(
-        ("layer", "forbidden"),
-        [
-            ("store", frozenset({"carepath.api", "carepath.cli", "carepath.workers"})),
-            ("activities", frozenset({"carepath.api", "carepath.cli", "carepath.workers"})),
-            ("workflows", frozenset({"asyncpg", "carepath.store"})),
-        ],
-    )
-    def test_layer_does_not_import_what_sits_above_or_beside_it(
-        self, layer: str, forbidden: frozenset[str]
-    ) -> None:
-        assert _modules(layer), f"src/carepath/{layer} has no modules"
+class TestPackageGraph:
+    def test_every_top_level_package_is_in_the_graph(self) -> None:
+        on_disk = {
+            p.name
+            for p in ROOT.iterdir()
+            if (p / "__init__.py").exists() and p.name not in {"bench", "testing", "tests"}
+        }
+        assert on_disk == set(PACKAGES)
+
+    def test_the_wheel_ships_exactly_the_packages_of_the_graph(self) -> None:
+        config = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
+        assert set(config["tool"]["hatch"]["build"]["targets"]["wheel"]["packages"]) == set(
+            PACKAGES
+        )
+
+    def test_allowed_arrows_form_no_cycle(self) -> None:
+        assert _cycle(ALLOWED) is None
+
+    def test_no_allowed_arrow_is_one_the_design_forbids(self) -> None:
+        assert not {(a, b) for a, targets in ALLOWED.items() for b in targets} & NEVER
+
+    def test_the_diagram_in_the_docs_shows_exactly_the_allowed_arrows(self) -> None:
+        allowed = {(a, b) for a, targets in ALLOWED.items() for b in targets if a != "cli"}
+        drawn = {(a, b) for a, b in _diagram_arrows() if a != "cli"}
+        assert drawn == allowed
+
+    @pytest.mark.parametrize("package", PACKAGES)
+    def test_package_imports_only_along_its_arrows(self, package: str) -> None:
+        modules = _modules(package)
+        assert modules, f"{package}/ has no modules"
         found = [
             v
-            for path, package in _modules(layer)
-            for v in layer_violations(_read(path), str(path.relative_to(ROOT)), package, forbidden)
+            for path, pkg in modules
+            for v in graph_violations(_read(path), str(path.relative_to(ROOT)), pkg)
         ]
-        assert not found, f"{layer} imports what it must not:\n" + "\n".join(found)
+        assert not found, "imports against docs/architecture.md:\n" + "\n".join(found)
 
 
 class TestGuardCanFail:
@@ -287,8 +422,8 @@ class TestGuardCanFail:
             ("from time import monotonic\n", "time.monotonic"),
             ("import random\n", "random"),
             ("import requests\n", "stdlib and pydantic only"),
-            ("from carepath.store import events\n", "carepath.store"),
-            ("from .. import workers\n", "carepath.workers"),
+            ("from store import events\n", "store"),
+            ("from .. import workers\n", "workers"),
         ],
     )
     def test_reports_each_kind_of_violation(self, source: str, expected: str) -> None:
@@ -301,18 +436,56 @@ class TestGuardCanFail:
             "from datetime import datetime, timedelta\n\ndef due(at: datetime) -> datetime:\n"
             "    return at + timedelta(days=14)\n",
             "import uuid\nfrom uuid import UUID\nx: UUID = uuid.UUID(int=0)\n",
-            "from pydantic import BaseModel\nfrom carepath.domain.events import Event\n",
+            "from pydantic import BaseModel\nfrom domain.events import Event\n",
             "from . import events\nfrom .state import EpisodeState\n",
         ],
     )
     def test_accepts_pure_code(self, source: str) -> None:
         assert domain_violations(source) == []
 
-    def test_layer_check_reports_a_workflow_reaching_the_store(self) -> None:
-        found = layer_violations(
-            "from carepath.store.events import append\nimport asyncpg\n",
-            "w.py",
-            "carepath.workflows",
-            frozenset({"asyncpg", "carepath.store"}),
-        )
-        assert len(found) >= 2
+    @pytest.mark.parametrize(
+        ("package", "source", "expected"),
+        [
+            (
+                "workflows",
+                "from store.event_store import EventStore\n",
+                "no arrow workflows -> store",
+            ),
+            ("workflows", "import asyncpg\n", "no asyncpg in workflows"),
+            ("workflows", "from api import app\n", "no arrow workflows -> api"),
+            ("domain", "from workflows import client\n", "no arrow domain -> workflows"),
+            ("store", "import workflows.client\n", "no arrow store -> workflows"),
+            ("activities", "from api.auth import User\n", "no arrow activities -> api"),
+            ("activities", "from workflows.care_pathway import X\n", "only workflows.messages"),
+            ("activities", "from workflows import care_pathway\n", "only workflows.messages"),
+            ("audit", "from workers.replay import replay\n", "no arrow audit -> workers"),
+            ("devstack", "from cli.up import run_up\n", "no arrow devstack -> cli"),
+            ("api", "from testing import samples\n", "never imports testing/"),
+            ("workers", "from api.app import create_app\n", "no arrow workers -> api"),
+        ],
+    )
+    def test_graph_check_reports_an_import_against_the_arrows(
+        self, package: str, source: str, expected: str
+    ) -> None:
+        found = graph_violations(source, "x.py", package)
+        assert any(expected in v for v in found), f"not reported: {expected!r} in {found}"
+
+    def test_graph_check_accepts_allowed_arrows(self) -> None:
+        source = "from domain import decide\nfrom store.db import Pool\nimport workflows.messages\n"
+        assert graph_violations(source, "x.py", "activities") == []
+
+    def test_a_forbidden_import_added_to_a_tree_is_found(self, tmp_path: Path) -> None:
+        for name in PACKAGES:
+            (tmp_path / name).mkdir()
+            (tmp_path / name / "__init__.py").write_text("")
+        (tmp_path / "workflows" / "care.py").write_text("from domain import decide\n")
+        assert tree_violations(tmp_path) == []
+        (tmp_path / "workflows" / "care.py").write_text("from store.db import Pool\n")
+        assert tree_violations(tmp_path) == [
+            "workflows/care.py:1: workflows imports store.db (no arrow workflows -> store)",
+            "workflows/care.py:1: workflows imports store.db.Pool (no arrow workflows -> store)",
+        ]
+
+    def test_cycle_finder_finds_a_cycle(self) -> None:
+        graph = {"a": frozenset({"b"}), "b": frozenset({"c"}), "c": frozenset({"a"})}
+        assert _cycle(graph) == ["a", "b", "c", "a"]

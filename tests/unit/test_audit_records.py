@@ -17,23 +17,23 @@ import pytest
 from domain_scenario import AUDITOR, DAY, HOUR, SUPERVISOR, T0, Episode
 from fhir.resources.R4B.bundle import Bundle
 
-from carepath.audit import fhir
-from carepath.audit.asof import diff_states, fold_stored, select_as_of
-from carepath.audit.errors import InvalidAsOf, UnknownExportFormat
-from carepath.audit.export import ExportFormat, parse_format, render
-from carepath.audit.fhir_valuesets import (
+from audit import fhir
+from audit.asof import diff_states, fold_stored, select_as_of
+from audit.errors import InvalidAsOf, UnknownExportFormat
+from audit.export import ExportFormat, parse_format, render
+from audit.fhir_valuesets import (
     APPOINTMENT_STATUS,
     EPISODE_OF_CARE_STATUS,
     TASK_STATUS,
     code_problems,
 )
-from carepath.audit.verify import check_stream
-from carepath.domain import commands as c
-from carepath.domain.events import Event, dump_event
-from carepath.domain.state import Stage
-from carepath.domain.vocabulary import DischargeReason
-from carepath.store.chain import GENESIS_HASH, chain_hash
-from carepath.store.records import StoredEvent
+from audit.verify import check_stream
+from domain import commands as c
+from domain.events import Event, dump_event
+from domain.state import Stage
+from domain.vocabulary import DischargeReason
+from store.chain import GENESIS_HASH, chain_hash
+from store.records import StoredEvent
 
 EXPORTED_AT = T0 + 60 * DAY
 

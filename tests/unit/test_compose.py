@@ -20,8 +20,8 @@ from urllib.parse import urlsplit
 import pytest
 import yaml
 
-from carepath.cli.main import build_parser
-from carepath.workers.settings import SEARCH_ATTRIBUTES, Settings
+from cli.main import build_parser
+from workers.settings import SEARCH_ATTRIBUTES, Settings
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = ROOT / "docker-compose.yml"
@@ -179,7 +179,7 @@ class TestCommands:
             except SystemExit as exc:
                 pytest.fail(
                     f"service {name!r} runs `carepath {' '.join(argv)}`, which the CLI "
-                    f"rejects (exit {exc.code}); see carepath.cli.main.build_parser()"
+                    f"rejects (exit {exc.code}); see cli.main.build_parser()"
                 )
 
     def test_worker_api_and_migration_are_all_run(self) -> None:

@@ -5,17 +5,17 @@ from __future__ import annotations
 import pytest
 from domain_scenario import AFTERCARE_PLAN, DAY, HOUR, INTAKE, RP_PLAN, T0, Episode, types
 
-from carepath.domain import commands as c
-from carepath.domain import next_deadline
-from carepath.domain.errors import (
+from domain import commands as c
+from domain import next_deadline
+from domain.errors import (
     CheckInAlreadyCompleted,
     InvalidCommand,
     RelapseNotReported,
     UnknownReference,
     WrongStage,
 )
-from carepath.domain.state import Stage
-from carepath.domain.vocabulary import EscalationTrigger, TaskKind
+from domain.state import Stage
+from domain.vocabulary import EscalationTrigger, TaskKind
 
 
 class TestCheckIns:

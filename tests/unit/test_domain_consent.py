@@ -5,16 +5,16 @@ from __future__ import annotations
 import pytest
 from domain_scenario import DAY, HOUR, INTAKE, SUPERVISOR, T0, Episode, types
 
-from carepath.domain import commands as c
-from carepath.domain import next_deadline
-from carepath.domain.errors import (
+from domain import commands as c
+from domain import next_deadline
+from domain.errors import (
     ConsentAlreadyRevoked,
     ConsentRequired,
     DuplicateId,
     InvalidCommand,
     UnknownReference,
 )
-from carepath.domain.vocabulary import (
+from domain.vocabulary import (
     AttendanceStatus,
     AuthorizationFlag,
     ConsentScope,

@@ -6,9 +6,9 @@ from datetime import timedelta
 
 from domain_scenario import DAY, HOUR, T0, Episode, catalog_with, types
 
-from carepath.domain import commands as c
-from carepath.domain import next_deadline, visibility
-from carepath.domain.vocabulary import AttendanceStatus, HoldKind, ReviewOutcome
+from domain import commands as c
+from domain import next_deadline, visibility
+from domain.vocabulary import AttendanceStatus, HoldKind, ReviewOutcome
 
 S1 = T0 + DAY
 

@@ -7,11 +7,11 @@ from datetime import datetime
 import pytest
 from domain_scenario import DAY, DIRECTOR, HOUR, SUPERVISOR, T0, Episode, types
 
-from carepath.domain import commands as c
-from carepath.domain.errors import CommandNotAllowed, TaskAlreadyResolved, UnknownReference
-from carepath.domain.events import EscalationRaised, Event
-from carepath.domain.state import Task
-from carepath.domain.vocabulary import EscalationTrigger, StaffRecipient, TaskKind
+from domain import commands as c
+from domain.errors import CommandNotAllowed, TaskAlreadyResolved, UnknownReference
+from domain.events import EscalationRaised, Event
+from domain.state import Task
+from domain.vocabulary import EscalationTrigger, StaffRecipient, TaskKind
 
 
 def sessions_every_other_day(ep: Episode, count: int) -> list[datetime]:

@@ -7,9 +7,9 @@ from typing import Any
 import pytest
 from domain_scenario import SUPERVISOR, T0, Episode
 
-from carepath.domain import commands as c
-from carepath.domain import events as e
-from carepath.domain.errors import CarePathError, InvalidCommand, StepDownRequiresAftercarePlan
+from domain import commands as c
+from domain import events as e
+from domain.errors import CarePathError, InvalidCommand, StepDownRequiresAftercarePlan
 
 
 def full_history() -> list[e.Event]:
@@ -89,7 +89,7 @@ def test_errors_carry_their_class_name_as_code() -> None:
 
 
 def test_every_error_class_says_when_it_is_raised() -> None:
-    from carepath.domain import errors
+    from domain import errors
 
     classes = [
         obj

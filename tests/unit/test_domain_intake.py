@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from domain_scenario import CLINICIAN, ELIGIBLE, INTAKE, RATINGS, SUPERVISOR, T0, Episode, types
 
-from carepath.domain import commands as c
-from carepath.domain.errors import (
+from domain import commands as c
+from domain.errors import (
     AssessmentRequired,
     EpisodeAlreadyStarted,
     EpisodeClosed,
@@ -16,8 +16,8 @@ from carepath.domain.errors import (
     UnknownProgram,
     WrongStage,
 )
-from carepath.domain.state import Stage
-from carepath.domain.vocabulary import AsamEdition, LevelOfCare
+from domain.state import Stage
+from domain.vocabulary import AsamEdition, LevelOfCare
 
 
 class TestReferral:

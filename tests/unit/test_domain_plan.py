@@ -5,15 +5,15 @@ from __future__ import annotations
 import pytest
 from domain_scenario import DAY, T0, Episode, catalog_with, plan, types
 
-from carepath.domain import commands as c
-from carepath.domain.errors import (
+from domain import commands as c
+from domain.errors import (
     InvalidCommand,
     NoFurtherPhase,
     ScheduleOutsideIntensityBounds,
     WrongStage,
 )
-from carepath.domain.state import Stage
-from carepath.domain.vocabulary import Goal, GoalArea, ReviewOutcome, ScheduleBlock
+from domain.state import Stage
+from domain.vocabulary import Goal, GoalArea, ReviewOutcome, ScheduleBlock
 
 
 class TestTreatmentPlan:

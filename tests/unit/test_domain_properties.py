@@ -27,12 +27,12 @@ from domain_scenario import (
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from carepath.domain import commands as c
-from carepath.domain import next_deadline, visibility
-from carepath.domain.decider import fold
-from carepath.domain.errors import CarePathError, EpisodeClosed
-from carepath.domain.events import Event, dump_event, load_event
-from carepath.domain.vocabulary import (
+from domain import commands as c
+from domain import next_deadline, visibility
+from domain.decider import fold
+from domain.errors import CarePathError, EpisodeClosed
+from domain.events import Event, dump_event, load_event
+from domain.vocabulary import (
     AsamEdition,
     AttendanceStatus,
     ConsentScope,

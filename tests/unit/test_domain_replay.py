@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 from domain_scenario import DAY, HOUR, SUPERVISOR, T0, Episode, catalog_with, types
 
-from carepath.domain import commands as c
-from carepath.domain.deadlines import pending_reminders
-from carepath.domain.decider import evolve, fold
-from carepath.domain.pending import pending_deadlines
+from domain import commands as c
+from domain.deadlines import pending_reminders
+from domain.decider import evolve, fold
+from domain.pending import pending_deadlines
 
 
 class TestFold:

@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 from domain_scenario import AUDITOR, CLINICIAN, INTAKE, SYSTEM, T0, Episode
 
-from carepath.domain import commands as c
-from carepath.domain.actors import Role
-from carepath.domain.errors import CommandNotAllowed
-from carepath.domain.roles import ALLOWED_ROLES
+from domain import commands as c
+from domain.actors import Role
+from domain.errors import CommandNotAllowed
+from domain.roles import ALLOWED_ROLES
 
 
 def test_every_command_type_has_an_entry_in_the_role_matrix() -> None:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from domain_scenario import DAY, HOUR, T0, Episode, types
 
-from carepath.domain import commands as c
-from carepath.domain.errors import (
+from domain import commands as c
+from domain.errors import (
     AttendanceAlreadyRecorded,
     AttendanceNotRecorded,
     DuplicateId,
@@ -17,7 +17,7 @@ from carepath.domain.errors import (
     UnknownReference,
     WrongStage,
 )
-from carepath.domain.vocabulary import AttendanceStatus, SessionKind
+from domain.vocabulary import AttendanceStatus, SessionKind
 
 S1 = T0 + DAY  # Tuesday 09:00
 

@@ -14,8 +14,8 @@ from domain_scenario import (
     types,
 )
 
-from carepath.domain import commands as c
-from carepath.domain.errors import (
+from domain import commands as c
+from domain.errors import (
     EpisodeClosed,
     InvalidCommand,
     ReasonRequired,
@@ -23,8 +23,8 @@ from carepath.domain.errors import (
     StepDownRequiresRelapsePreventionPlan,
     WrongStage,
 )
-from carepath.domain.state import Stage
-from carepath.domain.vocabulary import DischargeReason, HoldKind, LevelOfCare
+from domain.state import Stage
+from domain.vocabulary import DischargeReason, HoldKind, LevelOfCare
 
 
 class TestHold:

@@ -9,9 +9,9 @@ from typing import Any
 import pytest
 import yaml
 
-from carepath.domain.errors import ProgramDefinitionInvalid, UnknownProgram
-from carepath.domain.programs import ProgramCatalog, parse_program
-from carepath.programs import BUILTIN_DIR, load_catalog, load_program_file
+from domain.errors import ProgramDefinitionInvalid, UnknownProgram
+from domain.programs import ProgramCatalog, parse_program
+from programs import BUILTIN_DIR, load_catalog, load_program_file
 
 MINIMAL: dict[str, Any] = {
     "id": "tiny-iop",

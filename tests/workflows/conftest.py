@@ -20,16 +20,16 @@ from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
-from carepath.domain.commands import ReferClient
-from carepath.domain.programs import ProgramDefinition
-from carepath.store.db import Pool
-from carepath.store.event_store import EventStore
-from carepath.workers.embedded_temporal import find_binary
-from carepath.workers.episodes import EpisodeClient
-from carepath.workers.replay import save_history
-from carepath.workers.temporal import DATA_CONVERTER, register_search_attributes
-from carepath.workers.worker import build_worker
-from carepath.workflows.messages import CommandResult, workflow_id_for
+from devstack.embedded_temporal import find_binary
+from domain.commands import ReferClient
+from domain.programs import ProgramDefinition
+from store.db import Pool
+from store.event_store import EventStore
+from workers.replay import save_history
+from workers.temporal import DATA_CONVERTER, register_search_attributes
+from workers.worker import build_worker
+from workflows.client import EpisodeClient
+from workflows.messages import CommandResult, workflow_id_for
 
 # Set by `make record-histories` to the directory that receives the recorded histories.
 RECORD_ENV = "CAREPATH_RECORD_HISTORIES"

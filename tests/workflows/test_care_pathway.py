@@ -7,14 +7,14 @@ import uuid
 import pytest
 from temporalio.client import Client, WorkflowExecutionStatus
 
-from carepath.domain.actors import Actor, Role
-from carepath.domain.commands import ReferClient, ReferralSource
-from carepath.domain.events import ClientReferred
-from carepath.domain.state import Stage
-from carepath.programs import load_catalog
-from carepath.store.event_store import EventStore
-from carepath.workers.episodes import CommandRejected, EpisodeClient, EpisodeNotFound
-from carepath.workflows.messages import workflow_id_for
+from domain.actors import Actor, Role
+from domain.commands import ReferClient, ReferralSource
+from domain.events import ClientReferred
+from domain.state import Stage
+from programs import load_catalog
+from store.event_store import EventStore
+from workflows.client import CommandRejected, EpisodeClient, EpisodeNotFound
+from workflows.messages import workflow_id_for
 
 PROGRAMS = load_catalog()
 INTAKE = Actor(user_id="intake-1", role=Role.INTAKE_COORDINATOR)

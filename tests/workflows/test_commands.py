@@ -11,14 +11,14 @@ import pytest
 from asyncpg import Record
 from temporalio.client import Client, WorkflowHistory
 
-from carepath import samples
-from carepath.domain import commands as c
-from carepath.domain.decider import DecisionContext, decide
-from carepath.domain.vocabulary import ConsentScope, LevelOfCare, RecipientKind
-from carepath.programs import load_catalog
-from carepath.store.event_store import EventStore
-from carepath.workers.episodes import CommandRejected, EpisodeClient
-from carepath.workflows.messages import EpisodeView, workflow_id_for
+from domain import commands as c
+from domain.decider import DecisionContext, decide
+from domain.vocabulary import ConsentScope, LevelOfCare, RecipientKind
+from programs import load_catalog
+from store.event_store import EventStore
+from testing import samples
+from workflows.client import CommandRejected, EpisodeClient
+from workflows.messages import EpisodeView, workflow_id_for
 
 ADULT = load_catalog().get("adult-iop")
 

@@ -13,15 +13,15 @@ import pytest
 from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 
-from carepath import samples
-from carepath.domain import commands as c
-from carepath.domain.events import Event
-from carepath.domain.state import EpisodeState, Stage
-from carepath.domain.vocabulary import AttendanceStatus, DischargeReason, ReviewOutcome
-from carepath.programs import load_catalog
-from carepath.store.event_store import EventStore
-from carepath.workers.episodes import EpisodeClient
-from carepath.workflows.messages import CommandResult, EpisodeView, workflow_id_for
+from domain import commands as c
+from domain.events import Event
+from domain.state import EpisodeState, Stage
+from domain.vocabulary import AttendanceStatus, DischargeReason, ReviewOutcome
+from programs import load_catalog
+from store.event_store import EventStore
+from testing import samples
+from workflows.client import EpisodeClient
+from workflows.messages import CommandResult, EpisodeView, workflow_id_for
 
 ADULT = load_catalog().get("adult-iop")
 GRACE = timedelta(minutes=ADULT.attendance.no_show_grace_minutes)

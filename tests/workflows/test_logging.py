@@ -13,13 +13,13 @@ import pytest
 import structlog
 from temporalio.client import Client
 
-from carepath.domain.actors import Actor, Role
-from carepath.domain.commands import ReferClient, ReferralSource
-from carepath.programs import load_catalog
-from carepath.workers.episodes import EpisodeClient
-from carepath.workers.logging import add_temporal_context, redact_phi
-from carepath.workers.replay import build_replayer
-from carepath.workflows.messages import workflow_id_for
+from domain.actors import Actor, Role
+from domain.commands import ReferClient, ReferralSource
+from programs import load_catalog
+from workers.logging import add_temporal_context, redact_phi
+from workers.replay import build_replayer
+from workflows.client import EpisodeClient
+from workflows.messages import workflow_id_for
 
 
 @pytest.fixture
@@ -80,7 +80,7 @@ def test_phi_keys_are_redacted() -> None:
 def test_logs_are_json_lines_when_not_on_a_terminal() -> None:
     program = (
         "import logging, structlog\n"
-        "from carepath.workers.logging import configure_logging\n"
+        "from workers.logging import configure_logging\n"
         "configure_logging('auto', 'info')\n"
         "configure_logging('console', 'debug')\n"  # a second call changes nothing
         "structlog.get_logger('t').info('session_missed', episode_id='e-1')\n"

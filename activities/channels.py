@@ -1,0 +1,192 @@
+"""Delivery channels for notifications: structured log, signed webhook, SMTP.
+
+A channel raises `NotificationDeliveryFailed` when trying again later may work (the
+activity fails and Temporal retries it with backoff) and `NotificationRejected` when it
+will not (a 4xx answer, an unknown address): the activity then fails without retrying.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import smtplib
+from collections.abc import Mapping
+from email.message import EmailMessage
+from typing import TYPE_CHECKING, Protocol
+from urllib.parse import urlsplit
+
+import httpx
+import structlog
+
+from domain.errors import CarePathError
+from store.chain import canonical_json
+
+if TYPE_CHECKING:
+    from activities.notifications import Notification
+
+log = structlog.get_logger("carepath.notifications")
+
+SIGNATURE_HEADER = "X-CarePath-Signature"
+IDEMPOTENCY_HEADER = "Idempotency-Key"
+# Answers worth retrying: timeouts, "too early", rate limits, and every 5xx.
+_RETRYABLE_STATUS = frozenset({408, 425, 429})
+
+
+class NotificationDeliveryFailed(CarePathError):
+    """Raised when a channel could not deliver now (unreachable, timeout, 5xx); retrying may help."""
+
+
+class NotificationRejected(CarePathError):
+    """Raised when a channel refuses a notification for good (4xx, no address for the
+    recipient): fix the channel's settings; retrying the same message cannot help."""
+
+
+class Channel(Protocol):
+    """Delivers one notification; `name` is recorded in `notifications_sent`."""
+
+    name: str
+
+    async def send(self, notification: Notification) -> None: ...
+
+
+class LogChannel:
+    """Writes each notification as a structured log line (the embedded default)."""
+
+    name = "log"
+
+    async def send(self, notification: Notification) -> None:
+        log.info("notification", **notification.log_fields())
+
+
+def sign_body(secret: bytes, body: bytes) -> str:
+    """The value of the signature header: `sha256=` and the HMAC-SHA256 of the body."""
+    return "sha256=" + hmac.new(secret, body, hashlib.sha256).hexdigest()
+
+
+class WebhookChannel:
+    """POSTs the message as JSON, signed with HMAC-SHA256, with an idempotency key.
+
+    The body is the same on every attempt, so a receiver can drop a repeat by the
+    `Idempotency-Key` header (the notification's event-derived key).
+    """
+
+    name = "webhook"
+
+    def __init__(self, url: str, secret: bytes, timeout: float = 10.0) -> None:
+        self._url = url
+        self._secret = secret
+        self._timeout = timeout
+        self._host = urlsplit(url).hostname or "?"
+
+    async def send(self, notification: Notification) -> None:
+        body = canonical_json(notification.message())
+        headers = {
+            "Content-Type": "application/json",
+            IDEMPOTENCY_HEADER: notification.key,
+            SIGNATURE_HEADER: sign_body(self._secret, body),
+        }
+        try:
+            async with httpx.AsyncClient(timeout=self._timeout) as client:
+                response = await client.post(self._url, content=body, headers=headers)
+        except httpx.HTTPError as exc:
+            raise NotificationDeliveryFailed(
+                f"webhook at {self._host} unreachable ({type(exc).__name__}): "
+                "the activity retries; check CAREPATH_NOTIFY_WEBHOOK_URL if it persists"
+            ) from exc
+        status = response.status_code
+        if 200 <= status < 300:
+            return
+        if status >= 500 or status in _RETRYABLE_STATUS:
+            raise NotificationDeliveryFailed(
+                f"webhook at {self._host} answered {status}; the activity retries"
+            )
+        raise NotificationRejected(
+            f"webhook at {self._host} refused the notification with {status}: check the "
+            "receiver's configuration and CAREPATH_NOTIFY_WEBHOOK_SECRET"
+        )
+
+
+class SmtpChannel:
+    """Sends a plain-text e-mail per notification through an SMTP relay (in a thread).
+
+    The Message-ID is derived from the notification key, so a repeat after a retry carries
+    the same id and mail systems that deduplicate by it show it once.
+    """
+
+    name = "smtp"
+
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        sender: str,
+        recipients: Mapping[str, str],
+        default_recipient: str | None = None,
+        *,
+        username: str | None = None,
+        password: str | None = None,
+        starttls: bool = False,
+        timeout: float = 10.0,
+    ) -> None:
+        self._host = host
+        self._port = port
+        self._sender = sender
+        self._recipients = dict(recipients)
+        self._default = default_recipient
+        self._username = username
+        self._password = password
+        self._starttls = starttls
+        self._timeout = timeout
+
+    def address_for(self, recipient: str) -> str:
+        """The e-mail address of `recipient`: exact, then by its kind (before `:`), then default."""
+        address = (
+            self._recipients.get(recipient)
+            or self._recipients.get(recipient.split(":", 1)[0])
+            or self._default
+        )
+        if address is None:
+            raise NotificationRejected(
+                f"no e-mail address for recipient {recipient!r}: add it to "
+                "CAREPATH_SMTP_RECIPIENTS or set CAREPATH_SMTP_DEFAULT_RECIPIENT"
+            )
+        return address
+
+    async def send(self, notification: Notification) -> None:
+        message = EmailMessage()
+        message["From"] = self._sender
+        message["To"] = self.address_for(notification.recipient)
+        message["Subject"] = f"CarePath: {notification.subject}"
+        digest = hashlib.sha256(notification.key.encode("utf-8")).hexdigest()[:32]
+        message["Message-ID"] = f"<{digest}@carepath>"
+        message.set_content(notification.text())
+        await asyncio.to_thread(self._deliver, message)
+
+    def _deliver(self, message: EmailMessage) -> None:
+        try:
+            with smtplib.SMTP(self._host, self._port, timeout=self._timeout) as smtp:
+                if self._starttls:
+                    smtp.starttls()
+                if self._username:
+                    smtp.login(self._username, self._password or "")
+                smtp.send_message(message)
+        except (smtplib.SMTPRecipientsRefused, smtplib.SMTPSenderRefused) as exc:
+            raise NotificationRejected(
+                f"the SMTP server at {self._host} refused the sender or recipient: "
+                "check CAREPATH_SMTP_FROM and CAREPATH_SMTP_RECIPIENTS"
+            ) from exc
+        except smtplib.SMTPResponseException as exc:
+            if exc.smtp_code >= 500:
+                raise NotificationRejected(
+                    f"the SMTP server at {self._host} refused the message ({exc.smtp_code}): "
+                    "check the SMTP settings"
+                ) from exc
+            raise NotificationDeliveryFailed(
+                f"the SMTP server at {self._host} answered {exc.smtp_code}; the activity retries"
+            ) from exc
+        except (OSError, smtplib.SMTPException) as exc:
+            raise NotificationDeliveryFailed(
+                f"SMTP server {self._host}:{self._port} unreachable ({type(exc).__name__}): "
+                "the activity retries; check CAREPATH_SMTP_HOST if it persists"
+            ) from exc

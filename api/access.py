@@ -1,0 +1,206 @@
+"""Access audit: every request for episode data is recorded, and auditors can read the log.
+
+`AccessLogMiddleware` wraps the whole API. It holds each response back until the access
+record (who, role, what, when, outcome) is written, so data whose access could not be
+recorded is never handed out: the caller gets 503 instead. Routes add what only they
+know through `request.state`: `episode_id` (a referral's new episode), `command_id`, and
+`access_outcome = "denied"` when a 404 hides an episode of another program.
+"""
+
+# No `from __future__ import annotations`: FastAPI reads the route signatures at run time.
+
+import json
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Annotated, Any
+
+import structlog
+from fastapi import APIRouter, Depends, Query
+from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from api.access_fhir import audit_bundle
+from api.auth import User, require_role
+from api.problems import PROBLEM_BASE, PROBLEM_MEDIA_TYPE
+from domain.actors import Role
+from store.access_log import AccessAction, AccessLog, AccessOutcome, AccessRecord
+from store.errors import DatabaseUnavailable
+from workflows.client import SAFE_VALUE
+
+log = structlog.get_logger("carepath.access")
+
+# Nothing about an episode passes through these: health and the API's own description.
+OPEN_PATHS = frozenset({"/healthz", "/docs", "/docs/oauth2-redirect", "/redoc", "/openapi.json"})
+FHIR_MEDIA_TYPE = "application/fhir+json"
+
+
+def _outcome(status: int) -> AccessOutcome:
+    if status < 400:
+        return "success"
+    return {401: "unauthenticated", 403: "denied", 404: "not_found", 409: "conflict"}.get(
+        status, "error" if status >= 500 else "invalid"
+    )  # type: ignore[return-value]
+
+
+def _action(method: str, template: str) -> AccessAction:
+    if method in {"GET", "HEAD"}:
+        return "export" if template.endswith(("/export", "/access-log")) else "read"
+    return "create" if template == "/episodes" else "update"
+
+
+def _clip(value: Any, size: int = 200) -> str | None:
+    return None if value is None else str(value)[:size]
+
+
+def access_record(scope: Scope, status: int) -> AccessRecord:
+    """The access record of a finished request, from its scope and response status."""
+    state: dict[str, Any] = scope.get("state") or {}
+    route = scope.get("route")
+    template = getattr(route, "path", None) or "(no route)"
+    params = scope.get("path_params") or {}
+    user: User | None = state.get("user")
+    client = scope.get("client")
+    return AccessRecord(
+        user_id=user.user_id if user else "(unauthenticated)",
+        role=user.role.value if user else "(none)",
+        action=_action(scope["method"], template),
+        resource=template,
+        outcome=state.get("access_outcome") or _outcome(status),
+        status=status,
+        method=scope["method"],
+        path=str(scope.get("path", ""))[:500],
+        episode_id=_clip(state.get("episode_id") or params.get("episode_id")),
+        command_id=_clip(state.get("command_id")),
+        client_ip=_clip(client[0] if client else None, 64),
+    )
+
+
+class AccessLogMiddleware:
+    """Record every request outside OPEN_PATHS before its response leaves."""
+
+    def __init__(self, app: ASGIApp, access_log: AccessLog) -> None:
+        self.app = app
+        self.access_log = access_log
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"] in OPEN_PATHS:
+            await self.app(scope, receive, send)
+            return
+        scope.setdefault("state", {})
+        held: list[Message] = []
+
+        async def hold(message: Message) -> None:
+            held.append(message)
+
+        try:
+            await self.app(scope, receive, hold)
+        except Exception:
+            # The server error answer is sent by the outer middleware; record it anyway.
+            await self._record_quietly(access_record(scope, 500))
+            raise
+        status = next((m["status"] for m in held if m["type"] == "http.response.start"), 500)
+        try:
+            await self.access_log.record(access_record(scope, status))
+        except DatabaseUnavailable as err:
+            log.error("access_log_unavailable", method=scope["method"], status=status)
+            refusal = JSONResponse(
+                {
+                    "type": PROBLEM_BASE + "ServiceUnavailable",
+                    "title": "ServiceUnavailable",
+                    "status": 503,
+                    "detail": f"{err.message}; nothing was returned because the access "
+                    "could not be recorded: retry (a command retried with the same "
+                    "Idempotency-Key is applied once)",
+                },
+                status_code=503,
+                media_type=PROBLEM_MEDIA_TYPE,
+            )
+            await refusal(scope, receive, send)
+            return
+        for message in held:
+            await send(message)
+
+    async def _record_quietly(self, record: AccessRecord) -> None:
+        try:
+            await self.access_log.record(record)
+        except DatabaseUnavailable:
+            log.error("access_log_unavailable", method=record.method, status=record.status)
+
+
+# --- reading the log ---------------------------------------------------------------------
+
+
+class AccessLogFormat(StrEnum):
+    JSON = "json"
+    FHIR = "fhir"
+
+
+class AccessEntry(BaseModel):
+    id: int
+    at: datetime
+    user_id: str
+    role: str
+    action: str
+    resource: str
+    episode_id: str | None
+    outcome: str
+    status: int
+    method: str
+    path: str
+    command_id: str | None
+    client_ip: str | None
+
+
+class AccessLogResponse(BaseModel):
+    entries: list[AccessEntry]
+
+
+def access_router(access_log: AccessLog) -> APIRouter:
+    """`GET /audit/access-log` for auditors: JSON, or FHIR R4B AuditEvents in a Bundle."""
+    router = APIRouter(tags=["audit"])
+    Auditor = Annotated[User, Depends(require_role(Role.AUDITOR))]
+
+    @router.get(
+        "/audit/access-log",
+        summary="Who read or changed episode data, when, with what outcome (auditors only)",
+        response_model=AccessLogResponse,
+        responses={
+            200: {
+                "description": "The access records, oldest first",
+                "content": {FHIR_MEDIA_TYPE: {"schema": {"type": "object"}}},
+            }
+        },
+    )
+    async def read_access_log(
+        _auditor: Auditor,
+        log_format: Annotated[AccessLogFormat, Query(alias="format")] = AccessLogFormat.JSON,
+        since: Annotated[datetime | None, Query(description="ISO 8601 with offset")] = None,
+        until: Annotated[datetime | None, Query(description="ISO 8601 with offset")] = None,
+        episode_id: Annotated[str | None, Query(pattern=SAFE_VALUE)] = None,
+        user_id: Annotated[str | None, Query(pattern=SAFE_VALUE)] = None,
+        limit: Annotated[int, Query(ge=1, le=10_000)] = 1000,
+    ) -> Response:
+        records = await access_log.read(
+            since=_aware(since),
+            until=_aware(until),
+            episode_id=episode_id,
+            user_id=user_id,
+            limit=limit,
+        )
+        if log_format is AccessLogFormat.FHIR:
+            bundle = audit_bundle(records, datetime.now(UTC))
+            return Response(json.dumps(bundle), media_type=FHIR_MEDIA_TYPE)
+        body = AccessLogResponse(
+            entries=[AccessEntry.model_validate(record, from_attributes=True) for record in records]
+        )
+        return JSONResponse(body.model_dump(mode="json"))
+
+    return router
+
+
+def _aware(moment: datetime | None) -> datetime | None:
+    # A time without an offset is taken as UTC.
+    if moment is None or moment.tzinfo is not None:
+        return moment
+    return moment.replace(tzinfo=UTC)

@@ -1,0 +1,365 @@
+"""The HTTP API: staff refer clients and read episodes; operators check health.
+
+The app is built around already-connected resources (`ApiResources`), so the same code
+serves `carepath up`, `carepath api` and the tests.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import uuid
+from dataclasses import dataclass, field
+from importlib.metadata import version
+from typing import Annotated, Any
+
+import structlog
+from fastapi import Depends, FastAPI, Query, Request
+from fastapi.responses import JSONResponse
+from temporalio.client import (
+    Client,
+)
+
+from api.access import AccessLogMiddleware, access_router
+from api.audit_routes import audit_router
+from api.auth import (
+    READ_ROLES,
+    Authenticator,
+    NoUsers,
+    User,
+    current_user,
+    require_actor,
+    require_role,
+)
+from api.command_routes import IdempotencyKey, command_router
+from api.problems import Problem, ProblemError, install_problem_handlers
+from api.schemas import (
+    ComponentHealth,
+    EpisodeListResponse,
+    EpisodeResponse,
+    EventsResponse,
+    HealthResponse,
+    ReferralRequest,
+    StoredEventResponse,
+)
+from api.scoping import EpisodeGate
+from api.worklist_routes import worklist_router
+from domain.actors import Role
+from domain.commands import ReferClient
+from domain.programs import ProgramCatalog
+from domain.roles import check_allowed
+from domain.state import Stage
+from store.access_log import AccessLog
+from store.event_store import EventStore
+from store.worklists import Worklists
+from workflows.client import (
+    SAFE_VALUE,
+    EpisodeClient,
+    EpisodeFilter,
+    EpisodeNotFound,
+)
+from workflows.messages import DeadlinesView, TimelineView, workflow_id_for
+
+log = structlog.get_logger("carepath.api")
+
+PROBLEM_RESPONSES: dict[int | str, dict[str, object]] = {
+    status: {"description": text, "content": {"application/problem+json": {}}}
+    for status, text in {
+        400: "Malformed JSON",
+        401: "No bearer token, or one that does not verify",
+        403: "The caller's role or programs do not allow this",
+        404: "No such episode in the caller's programs",
+        409: "The command conflicts with the episode's state",
+        422: "Invalid request or unknown program",
+        503: "Temporal or PostgreSQL unavailable",
+    }.items()
+}
+# Any staff role or the auditor, authenticated; episodes are then limited by program.
+Reader = Annotated[User, Depends(require_role(*READ_ROLES))]
+# Open to anyone: nothing about an episode passes through them.
+OPEN_ROUTES = frozenset({"/healthz"})
+# Referral retries with the same Idempotency-Key reach the same episode (see refer_client).
+_REFERRAL_NAMESPACE = uuid.UUID("6f0c7a52-4d7e-4c8e-9a51-2f1b8a3c9d10")
+
+
+@dataclass(frozen=True)
+class ApiResources:
+    temporal: Client
+    store: EventStore
+    programs: ProgramCatalog
+    task_queue: str
+    # Who may call: a users file or JWTs (api.auth.build_authenticator). The
+    # default refuses every token, so an app built without one serves only /healthz.
+    authenticator: Authenticator = field(default_factory=NoUsers)
+    # Key that signs audit checkpoints (for the /audit verification), if any.
+    checkpoint_key: bytes | None = None
+
+
+def create_app(resources: ApiResources) -> FastAPI:
+    app = FastAPI(
+        title="CarePath",
+        version=version("carepath"),
+        description="Care-pathway engine for Intensive Outpatient Programs.",
+    )
+    install_problem_handlers(app)
+    app.state.authenticator = resources.authenticator
+    pool = resources.store.pool
+    app.add_middleware(AccessLogMiddleware, access_log=AccessLog(pool))
+    episodes = EpisodeClient(resources.temporal, resources.task_queue)
+    worklists = Worklists(pool)
+    gate = EpisodeGate(worklists)
+    app.include_router(
+        audit_router(
+            resources.store,
+            episodes,
+            resources.programs,
+            require_auditor=require_actor(Role.AUDITOR),
+            checkpoint_key=resources.checkpoint_key,
+        )
+    )
+    app.include_router(access_router(AccessLog(pool)))
+    app.include_router(command_router(episodes, gate))
+    app.include_router(worklist_router(worklists))
+
+    @app.post(
+        "/episodes",
+        status_code=201,
+        response_model=EpisodeResponse,
+        responses=PROBLEM_RESPONSES,
+        summary="Refer a client to a program, opening an episode of care",
+    )
+    async def refer_client(
+        request: Request,
+        body: ReferralRequest,
+        user: Annotated[User, Depends(current_user)],
+        idempotency_key: IdempotencyKey = None,
+    ) -> EpisodeResponse:
+        actor = user.actor()
+        check_allowed("refer_client", actor)
+        if not user.may_access(body.program_id):
+            raise ProblemError(
+                "AccessDenied",
+                f"you do not work in program {body.program_id!r}: refer to one of "
+                f"{', '.join(user.programs)}, or ask a user of that program",
+                403,
+            )
+        # Checked here as well as in the workflow so that nothing is started for a bad program.
+        program = resources.programs.get(body.program_id)
+        # A retried referral (same key, same user) reaches the same episode, where the
+        # update id makes it apply once; without a key every referral opens a new episode.
+        episode_id = (
+            str(uuid.uuid5(_REFERRAL_NAMESPACE, f"{user.user_id}\n{idempotency_key}"))
+            if idempotency_key
+            else str(uuid.uuid4())
+        )
+        request.state.episode_id = episode_id
+        command = ReferClient(
+            command_id=idempotency_key or f"refer-{episode_id}",
+            actor=actor,
+            reason=body.reason,
+            client_ref=body.client_ref,
+            program_id=body.program_id,
+            referral_source=body.referral_source,
+        )
+        result = await episodes.refer(episode_id, command, program)
+        log.info("episode_referred", episode_id=episode_id, program_id=body.program_id)
+        return EpisodeResponse(
+            episode_id=episode_id, workflow_id=workflow_id_for(episode_id), state=result.state
+        )
+
+    @app.get(
+        "/episodes",
+        response_model=EpisodeListResponse,
+        responses=PROBLEM_RESPONSES,
+        summary="Episodes filtered by stage, program, primary clinician and escalation level",
+    )
+    async def list_episodes(
+        user: Reader,
+        stage: Stage | None = None,
+        program_id: Annotated[str | None, Query(pattern=SAFE_VALUE)] = None,
+        primary_clinician: Annotated[str | None, Query(pattern=SAFE_VALUE)] = None,
+        min_escalation_level: Annotated[int | None, Query(ge=0, le=10)] = None,
+        include_closed: bool = False,
+        limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    ) -> EpisodeListResponse:
+        scope = user.program_filter()
+        filters = EpisodeFilter(
+            stage=stage,
+            program_id=program_id,
+            primary_clinician=primary_clinician,
+            min_escalation_level=min_escalation_level,
+            include_closed=include_closed,
+            # Program ids that could not be quoted safely match nothing, like absent ones.
+            program_ids=None if scope is None else tuple(p for p in scope if _safe(p)),
+        )
+        return EpisodeListResponse(episodes=await episodes.list(filters, limit=limit))
+
+    @app.get(
+        "/episodes/{episode_id}/deadlines",
+        response_model=DeadlinesView,
+        responses=PROBLEM_RESPONSES,
+        summary="Everything pending for the episode and when it falls due",
+    )
+    async def get_deadlines(episode_id: str, request: Request, user: Reader) -> DeadlinesView:
+        await gate.check(request, user, episode_id)
+        return await episodes.deadlines(episode_id)
+
+    @app.get(
+        "/episodes/{episode_id}/timeline",
+        response_model=TimelineView,
+        responses=PROBLEM_RESPONSES,
+        summary="The episode's most recent events, as the workflow holds them",
+    )
+    async def get_timeline(episode_id: str, request: Request, user: Reader) -> TimelineView:
+        await gate.check(request, user, episode_id)
+        return await episodes.timeline(episode_id)
+
+    @app.get(
+        "/episodes/{episode_id}",
+        response_model=EpisodeResponse,
+        responses=PROBLEM_RESPONSES,
+        summary="The episode's current state, as the running workflow holds it",
+    )
+    async def get_episode(episode_id: str, request: Request, user: Reader) -> EpisodeResponse:
+        await gate.check(request, user, episode_id)
+        view = await episodes.view(episode_id)
+        return EpisodeResponse(
+            episode_id=view.episode_id, workflow_id=view.workflow_id, state=view.state
+        )
+
+    @app.get(
+        "/episodes/{episode_id}/events",
+        response_model=EventsResponse,
+        responses=PROBLEM_RESPONSES,
+        summary="The episode's events as stored in the audit record, in order",
+    )
+    async def get_events(episode_id: str, request: Request, user: Reader) -> EventsResponse:
+        await gate.check(request, user, episode_id)
+        stored = await resources.store.read_stream(episode_id)
+        if not stored:
+            raise EpisodeNotFound(
+                f"no episode {episode_id!r}: check the id (it is returned on referral)"
+            )
+        return EventsResponse(
+            episode_id=episode_id,
+            events=[
+                StoredEventResponse(
+                    seq=e.seq,
+                    type=e.event_type,
+                    schema_version=e.schema_version,
+                    occurred_at=e.occurred_at,
+                    recorded_at=e.recorded_at,
+                    actor_id=e.actor_id,
+                    actor_role=e.actor_role,
+                    command_id=e.command_id,
+                    hash=e.hash,
+                    payload=e.payload,
+                )
+                for e in stored
+            ],
+        )
+
+    @app.get(
+        "/healthz",
+        response_model=HealthResponse,
+        responses={503: {"model": HealthResponse, "description": "A dependency is down"}},
+        summary="Health of Temporal and PostgreSQL",
+    )
+    async def healthz() -> JSONResponse:
+        temporal, postgres = await asyncio.gather(
+            _check(resources.temporal.service_client.check_health()),
+            _check(resources.store.ping()),
+        )
+        body = HealthResponse(
+            status="ok" if temporal.ok and postgres.ok else "unavailable",
+            temporal=temporal,
+            postgres=postgres,
+        )
+        return JSONResponse(body.model_dump(), status_code=200 if body.status == "ok" else 503)
+
+    _document_security(app)
+    return app
+
+
+def _safe(value: str) -> bool:
+    return re.fullmatch(SAFE_VALUE, value) is not None
+
+
+_GENERIC: dict[str, dict[str, object]] = {
+    status: {"description": text, "content": {"application/problem+json": {}}}
+    for status, text in {
+        "400": "Malformed JSON",
+        "401": "No bearer token, or one that does not verify",
+        "403": "The caller's role may not do this",
+        "422": "Invalid request",
+        "503": "A server CarePath needs (or the access log) is unavailable",
+    }.items()
+}
+
+
+def _lift_example(request_body: dict[str, Any], schemas: dict[str, Any]) -> None:
+    """Show the body model's first example on the request body itself (OpenAPI `example`)."""
+    media = request_body.get("content", {}).get("application/json")
+    if media is None or "example" in media:
+        return
+    schema = media.get("schema", {})
+    for candidate in [schema, *schema.get("anyOf", [])]:
+        ref = candidate.get("$ref", "")
+        examples = schemas.get(ref.rsplit("/", 1)[-1], {}).get("examples") if ref else None
+        if examples:
+            media["example"] = examples[0]
+            return
+
+
+def _document_security(app: FastAPI) -> None:
+    """Every route but the open ones needs the bearer token; say so in the OpenAPI document,
+    and give every problem answer the problem document's schema."""
+    original = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema:
+            return app.openapi_schema
+        schema = original()
+        components = schema.setdefault("components", {})
+        schemes = components.setdefault("securitySchemes", {})
+        schemes.setdefault("HTTPBearer", {"type": "http", "scheme": "bearer"})
+        problem_schema = Problem.model_json_schema(ref_template="#/components/schemas/{model}")
+        components.setdefault("schemas", {})["ProblemDocument"] = problem_schema
+        for path, operations in schema.get("paths", {}).items():
+            for operation in operations.values():
+                responses = operation.setdefault("responses", {})
+                if path not in OPEN_ROUTES:
+                    operation["security"] = [{"HTTPBearer": []}]
+                    for status in ("401", "403", "503"):
+                        responses.setdefault(status, dict(_GENERIC[status]))
+                if "requestBody" in operation:
+                    for status in ("400", "422"):
+                        responses.setdefault(status, dict(_GENERIC[status]))
+                    _lift_example(operation["requestBody"], components.get("schemas", {}))
+                for status, response in operation.get("responses", {}).items():
+                    content = response.get("content", {})
+                    if "application/problem+json" in content:
+                        content["application/problem+json"] = {
+                            "schema": {"$ref": "#/components/schemas/ProblemDocument"}
+                        }
+                    if status == "422" and "application/json" in content:
+                        # FastAPI's own validation answer is replaced by a problem document.
+                        response["content"] = {
+                            "application/problem+json": {
+                                "schema": {"$ref": "#/components/schemas/ProblemDocument"}
+                            }
+                        }
+        app.openapi_schema = schema
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
+async def _check(awaitable: object) -> ComponentHealth:
+    try:
+        await asyncio.wait_for(awaitable, timeout=3)  # type: ignore[arg-type]
+    except Exception as exc:
+        return ComponentHealth(
+            ok=False, detail=str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        )
+    return ComponentHealth(ok=True, detail="reachable")

@@ -1,0 +1,162 @@
+"""`POST /episodes/{episode_id}/<command>`: one typed endpoint per staff command.
+
+Each endpoint: authenticates the caller, checks the role matrix (403 before anything is
+looked up, so a refusal says nothing about the episode), hides episodes outside the
+caller's programs (404), builds the domain command with the `Idempotency-Key` header as
+its command id (a retry with the same key is applied once) and sends it to the
+episode's workflow, whose decider has the last word.
+"""
+
+# No `from __future__ import annotations`: the endpoints' signatures are built at run time
+# and FastAPI reads their annotations as objects.
+
+import inspect
+import uuid
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Body, Depends, Header, Path, Query, Request
+from pydantic import ValidationError
+
+from api.auth import User, current_user
+from api.command_specs import CommandSpec, command_specs
+from api.problems import ProblemError
+from api.scoping import EpisodeGate
+from domain.roles import ALLOWED_ROLES, check_allowed
+from workflows.client import (
+    CommandRejected,
+    EpisodeClient,
+    EpisodeNotFound,
+)
+from workflows.messages import CommandResult
+
+IDEMPOTENCY_KEY = r"^[A-Za-z0-9._:@-]{1,200}$"
+
+COMMAND_RESPONSES: dict[int | str, dict[str, Any]] = {
+    status: {"description": text, "content": {"application/problem+json": {}}}
+    for status, text in {
+        400: "Malformed JSON",
+        401: "No bearer token, or one that does not verify",
+        403: "The caller's role may not issue this command",
+        404: "No such episode in the caller's programs",
+        409: "The command conflicts with the episode's state (e.g. wrong stage, closed)",
+        422: "Invalid body, or a command inconsistent with itself",
+        503: "Temporal or PostgreSQL unavailable",
+    }.items()
+}
+
+
+IdempotencyKey = Annotated[
+    str | None,
+    Header(
+        alias="Idempotency-Key",
+        pattern=IDEMPOTENCY_KEY,
+        description="Becomes the command id: a command retried with the same key is "
+        "applied once and answered with the first result. Generated when absent.",
+    ),
+]
+IncludeState = Annotated[
+    bool,
+    Query(description="Also return the whole episode state (larger history; off by default)"),
+]
+
+
+def command_router(episodes: EpisodeClient, gate: EpisodeGate) -> APIRouter:
+    router = APIRouter(tags=["commands"])
+    for spec in command_specs():
+        _add_route(router, spec, episodes, gate)
+    return router
+
+
+def _body_parameter(spec: CommandSpec) -> inspect.Parameter:
+    # A command whose fields are all optional (e.g. admission) may be sent without a body.
+    optional = all(not f.is_required() for f in spec.request_model.model_fields.values())
+    if optional:
+        return inspect.Parameter(
+            "body",
+            inspect.Parameter.KEYWORD_ONLY,
+            annotation=Annotated[spec.request_model | None, Body()],
+            default=None,
+        )
+    return inspect.Parameter(
+        "body", inspect.Parameter.KEYWORD_ONLY, annotation=Annotated[spec.request_model, Body()]
+    )
+
+
+def _add_route(
+    router: APIRouter, spec: CommandSpec, episodes: EpisodeClient, gate: EpisodeGate
+) -> None:
+    async def endpoint(**kwargs: Any) -> CommandResult:
+        request: Request = kwargs["request"]
+        user: User = kwargs["user"]
+        episode_id: str = kwargs["episode_id"]
+        actor = user.actor()
+        # The role matrix first: a refusal reveals nothing about the episode.
+        check_allowed(spec.kind, actor)
+        await gate.check(request, user, episode_id)
+        command_id = kwargs["idempotency_key"] or str(uuid.uuid4())
+        request.state.command_id = command_id
+        path_values = {name: kwargs[name] for name in spec.path_params}
+        try:
+            body = kwargs["body"] or spec.request_model()
+            command = spec.build(command_id, actor, body, path_values)
+        except ValidationError as err:
+            raise ProblemError(
+                "InvalidCommand",
+                "the command is inconsistent: "
+                + "; ".join(str(e["msg"]) for e in err.errors(include_url=False)),
+                422,
+            ) from None
+        try:
+            return await episodes.send(episode_id, command, include_state=kwargs["include_state"])
+        except EpisodeNotFound:
+            # The episode exists (the gate found it), so its workflow has ended.
+            raise CommandRejected(
+                "EpisodeClosed",
+                f"episode {episode_id!r} is closed (discharged, referred out or readmitted): "
+                "nothing more can be recorded in it",
+            ) from None
+
+    params = [
+        inspect.Parameter("request", inspect.Parameter.KEYWORD_ONLY, annotation=Request),
+        inspect.Parameter(
+            "episode_id",
+            inspect.Parameter.KEYWORD_ONLY,
+            annotation=Annotated[str, Path(min_length=1, max_length=200)],
+        ),
+        *(
+            inspect.Parameter(
+                name,
+                inspect.Parameter.KEYWORD_ONLY,
+                annotation=Annotated[str, Path(min_length=1, max_length=200)],
+            )
+            for name in spec.path_params
+        ),
+        _body_parameter(spec),
+        inspect.Parameter(
+            "user",
+            inspect.Parameter.KEYWORD_ONLY,
+            annotation=Annotated[User, Depends(current_user)],
+        ),
+        inspect.Parameter(
+            "idempotency_key",
+            inspect.Parameter.KEYWORD_ONLY,
+            annotation=IdempotencyKey,
+            default=None,
+        ),
+        inspect.Parameter(
+            "include_state", inspect.Parameter.KEYWORD_ONLY, annotation=IncludeState, default=False
+        ),
+    ]
+    endpoint.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
+    endpoint.__name__ = spec.kind
+    roles = " or ".join(sorted(role.value for role in ALLOWED_ROLES[spec.kind]))
+    router.add_api_route(
+        "/episodes/{episode_id}" + spec.path,
+        endpoint,
+        methods=["POST"],
+        response_model=CommandResult,
+        responses=COMMAND_RESPONSES,
+        summary=spec.summary,
+        description=f"{(spec.command.__doc__ or '').strip()}\n\nRoles: {roles}.",
+        operation_id=spec.kind,
+    )

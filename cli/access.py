@@ -1,0 +1,71 @@
+"""`carepath access-log` (also `carepath audit access-log`): who accessed episode data.
+
+Reads the access log through the API (`GET /audit/access-log`) with an auditor's token,
+so reading it is itself recorded. `--format fhir` prints a FHIR R4B Bundle of AuditEvents.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from typing import Any
+
+from cli.episodes import ApiClient, add_connection_options, print_table
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    """The options of the access-log command, wherever it is registered."""
+    parser.add_argument(
+        "--format", choices=("table", "json", "fhir"), default=None, dest="log_format"
+    )
+    parser.add_argument("--episode", help="only this episode")
+    parser.add_argument("--user", help="only this user id")
+    parser.add_argument("--since", help="ISO 8601 time with offset")
+    parser.add_argument("--until", help="ISO 8601 time with offset")
+    parser.add_argument("--limit", type=int, default=1000)
+    parser.add_argument("--output", help="write to this file instead of stdout")
+    add_connection_options(parser)
+    parser.set_defaults(access_log=True)
+
+
+def add_parser(sub: Any) -> None:
+    """Register `access-log` on the top-level subparsers."""
+    configure(sub.add_parser("access-log", help="who read or changed episode data (auditors)"))
+
+
+def attach_to_audit(parser: argparse.ArgumentParser) -> None:
+    """Also offer it as `carepath audit access-log`, if `audit` has subcommands."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            if "access-log" not in action.choices:
+                configure(action.add_parser("access-log", help="who read or changed episode data"))
+            return
+
+
+def run(api: ApiClient, args: argparse.Namespace) -> int:
+    fmt = args.log_format or ("json" if args.json else "table")
+    params = {
+        "format": "fhir" if fmt == "fhir" else "json",
+        "episode_id": args.episode,
+        "user_id": args.user,
+        "since": args.since,
+        "until": args.until,
+        "limit": args.limit,
+    }
+    result = api.request(
+        "GET", "/audit/access-log", params={k: v for k, v in params.items() if v is not None}
+    )
+    if fmt == "table" and not args.output:
+        columns = ("at", "user_id", "role", "action", "outcome", "status", "episode_id", "resource")
+        rows = [
+            tuple("" if e.get(c) is None else str(e[c]) for c in columns) for e in result["entries"]
+        ]
+        print_table(tuple(c.replace("_", " ").upper() for c in columns), rows)
+        return 0
+    text = json.dumps(result, indent=2)
+    if args.output:
+        with open(args.output, "w", encoding="utf-8") as out:
+            out.write(text + "\n")
+    else:
+        print(text)
+    return 0

@@ -1,0 +1,88 @@
+"""`carepath worker`, `carepath api`, `carepath db migrate`: one role each, external servers.
+
+These are what containers run (docker-compose.yml); `carepath up` runs them all at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+
+import structlog
+
+from api.auth import build_authenticator
+from cli.runtime import api_server, open_runtime
+from store.db import create_pool
+from store.migrations import migrate
+from workers.checkpoints import checkpoint_schedule
+from workers.errors import StartupError
+from workers.settings import Settings
+from workers.worker import build_notifications, build_worker
+
+log = structlog.get_logger("carepath.serve")
+
+
+def _database_url(settings: Settings) -> str:
+    if settings.database_url is None:
+        raise StartupError(
+            "no database configured: set CAREPATH_DATABASE_URL (or use `carepath up`, "
+            "which starts an embedded PostgreSQL)"
+        )
+    return settings.database_url.get_secret_value()
+
+
+def _stop_on_signals() -> asyncio.Event:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    return stop
+
+
+async def run_worker(settings: Settings) -> int:
+    runtime = await open_runtime(
+        settings, settings.effective_temporal_address, _database_url(settings)
+    )
+    try:
+        worker = build_worker(
+            runtime.temporal,
+            runtime.store,
+            runtime.task_queue,
+            build_notifications(settings, runtime.store),
+        )
+        stop = _stop_on_signals()
+        async with worker, checkpoint_schedule(settings, runtime.pool):
+            log.info("worker_started", task_queue=runtime.task_queue)
+            await stop.wait()
+    finally:
+        await runtime.pool.close()
+    return 0
+
+
+async def run_api(settings: Settings) -> int:
+    authenticator = build_authenticator(settings)
+    runtime = await open_runtime(
+        settings, settings.effective_temporal_address, _database_url(settings)
+    )
+    try:
+        server = api_server(runtime, settings.api_host, settings.api_port, authenticator)
+        stop = _stop_on_signals()
+        serve = asyncio.create_task(server.serve())
+        await asyncio.wait(
+            {serve, asyncio.create_task(stop.wait())}, return_when=asyncio.FIRST_COMPLETED
+        )
+        server.should_exit = True
+        await serve
+    finally:
+        await runtime.pool.close()
+    return 0
+
+
+async def run_migrate(settings: Settings) -> int:
+    pool = await create_pool(_database_url(settings))
+    try:
+        applied = await migrate(pool)
+    finally:
+        await pool.close()
+    print(f"applied {len(applied)} migration(s): {', '.join(applied) or 'schema already current'}")
+    return 0

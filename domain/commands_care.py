@@ -1,0 +1,160 @@
+"""Commands of day-to-day care: sessions, tasks, aftercare, consent, authorization, time."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import Field, model_validator
+
+from domain.actors import SYSTEM_ACTOR, Actor
+from domain.command_base import CommandBase
+from domain.vocabulary import (
+    AttendanceStatus,
+    ConsentScope,
+    LevelOfCare,
+    Moment,
+    RecipientKind,
+    Ref,
+    SessionKind,
+    ShortText,
+)
+
+# --- sessions -----------------------------------------------------------------------
+
+
+class ScheduleSession(CommandBase):
+    """Schedule a session; the caller chooses the session id."""
+
+    type: Literal["schedule_session"] = "schedule_session"
+    session_id: Ref
+    kind: SessionKind
+    starts_at: Moment
+    hours: float = Field(gt=0, le=12)
+
+
+class RescheduleSession(CommandBase):
+    """Move a session that has no attendance yet; hours stay unless given."""
+
+    type: Literal["reschedule_session"] = "reschedule_session"
+    session_id: Ref
+    starts_at: Moment
+    hours: float | None = Field(default=None, gt=0, le=12)
+
+
+class CancelSession(CommandBase):
+    """Cancel a session that has no attendance yet."""
+
+    type: Literal["cancel_session"] = "cancel_session"
+    session_id: Ref
+
+
+class RecordAttendance(CommandBase):
+    """Record attended, partial (with hours), excused or no-show for a session."""
+
+    type: Literal["record_attendance"] = "record_attendance"
+    session_id: Ref
+    status: AttendanceStatus
+    hours: float | None = Field(default=None, gt=0, le=12)
+
+
+class CorrectAttendance(CommandBase):
+    """Replace a wrong attendance record by a correction; the reason is required."""
+
+    type: Literal["correct_attendance"] = "correct_attendance"
+    session_id: Ref
+    status: AttendanceStatus
+    hours: float | None = Field(default=None, gt=0, le=12)
+
+
+# --- escalation, aftercare ------------------------------------------------------------
+
+
+class ResolveTask(CommandBase):
+    """Close an escalation task; case reviews and above need a supervisor or director."""
+
+    type: Literal["resolve_task"] = "resolve_task"
+    task_id: Ref
+    outcome: ShortText
+
+
+class RecordCheckIn(CommandBase):
+    """Record an aftercare check-in (1-based, in the program's offset order) as completed."""
+
+    type: Literal["record_check_in"] = "record_check_in"
+    check_in: int = Field(ge=1)
+
+
+class ReportRelapse(CommandBase):
+    """Report a relapse in aftercare; opens a reassessment task."""
+
+    type: Literal["report_relapse"] = "report_relapse"
+
+
+class ReadmitClient(CommandBase):
+    """Close this aftercare episode; the client is readmitted in the new episode named."""
+
+    type: Literal["readmit_client"] = "readmit_client"
+    new_episode_id: Ref
+    summary: ShortText
+
+
+# --- consent and payer authorization ---------------------------------------------------
+
+
+class RecordConsent(CommandBase):
+    """Record a client's consent to disclose (42 CFR Part 2): recipient, scopes, expiry."""
+
+    type: Literal["record_consent"] = "record_consent"
+    consent_id: Ref
+    recipient_ref: Ref
+    recipient_kind: RecipientKind
+    scopes: tuple[ConsentScope, ...] = Field(min_length=1)
+    expires_at: Moment
+
+
+class RevokeConsent(CommandBase):
+    """Revoke a consent; notifications under it stop at once."""
+
+    type: Literal["revoke_consent"] = "revoke_consent"
+    consent_id: Ref
+
+
+class NotifyParty(CommandBase):
+    """Notify family or an external party; needs an active consent for recipient and scope."""
+
+    type: Literal["notify_party"] = "notify_party"
+    recipient_ref: Ref
+    recipient_kind: RecipientKind
+    scope: ConsentScope
+
+
+class RecordAuthorization(CommandBase):
+    """Record a payer authorization: level of care, units (sessions) and dates."""
+
+    type: Literal["record_authorization"] = "record_authorization"
+    authorization_id: Ref
+    payer_ref: Ref
+    level_of_care: LevelOfCare = LevelOfCare.IOP
+    units: int = Field(ge=1, le=10_000, description="Authorized sessions.")
+    starts_at: Moment
+    ends_at: Moment
+
+
+# --- time -----------------------------------------------------------------------------
+
+
+class Tick(CommandBase):
+    """The passage of time, issued by the system when `next_deadline` fires."""
+
+    type: Literal["tick"] = "tick"
+    actor: Actor = SYSTEM_ACTOR
+    now: Moment
+
+    @model_validator(mode="before")
+    @classmethod
+    def _default_command_id(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "command_id" not in data and "now" in data:
+            now = data["now"]
+            stamp = now.isoformat() if hasattr(now, "isoformat") else str(now)
+            return {**data, "command_id": f"tick:{stamp}"}
+        return data

@@ -1,0 +1,125 @@
+"""Decisions from referral to admission: screening, referral out, assessment, override, admit."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from domain import commands as c
+from domain import events as ev
+from domain.emitter import Emitter
+from domain.errors import (
+    AssessmentRequired,
+    InvalidCommand,
+    LevelOfCareOverrideRequired,
+    WrongStage,
+)
+from domain.state import DeadlineRules, Stage
+
+_SCREENABLE = frozenset({Stage.REFERRED, Stage.SCREENING})
+
+
+def refer_client(em: Emitter, cmd: c.ReferClient) -> None:
+    """Open the episode; the caller has checked that the program exists."""
+    em.emit(
+        ev.ClientReferred,
+        client_ref=cmd.client_ref,
+        program_id=cmd.program_id,
+        referral_source=cmd.referral_source,
+        readmission_of=cmd.readmission_of,
+    )
+
+
+def start_screening(em: Emitter, cmd: c.StartScreening) -> None:
+    em.require_stage({Stage.REFERRED}, "start screening")
+    em.emit(ev.ScreeningStarted)
+
+
+def record_screening(em: Emitter, cmd: c.RecordScreening) -> None:
+    em.require_stage(_SCREENABLE, "record a screening")
+    findings = cmd.findings
+    if findings.eligible:
+        if cmd.referred_out_to is not None:
+            raise InvalidCommand(
+                "the screening finds the client eligible: leave referred_out_to empty, "
+                "or correct the findings"
+            )
+        em.emit(ev.ScreeningRecorded, findings=findings, eligible=True)
+        return
+    if cmd.referred_out_to is None or cmd.referred_out_to is em.program.level_of_care:
+        raise InvalidCommand(
+            "the client is not eligible for this program "
+            f"(unmet: {', '.join(findings.unmet_criteria()) or 'none'}; "
+            f"exclusions: {', '.join(findings.exclusions_present()) or 'none'}): "
+            "name the level of care the client is referred out to in referred_out_to"
+        )
+    em.emit(ev.ScreeningRecorded, findings=findings, eligible=False)
+    reasons = (*findings.exclusions_present(), *findings.unmet_criteria())
+    em.emit(
+        ev.ClientReferredOut,
+        level_of_care=cmd.referred_out_to,
+        summary=cmd.reason or "not eligible at screening: " + ", ".join(reasons),
+    )
+
+
+def refer_out(em: Emitter, cmd: c.ReferOut) -> None:
+    em.require_stage({*_SCREENABLE, Stage.ASSESSMENT}, "refer the client out")
+    if cmd.level_of_care is em.program.level_of_care:
+        raise InvalidCommand(
+            f"{cmd.level_of_care.value} is this program's own level of care: "
+            "name the other level of care the client is referred to"
+        )
+    em.emit(ev.ClientReferredOut, level_of_care=cmd.level_of_care, summary=cmd.summary)
+
+
+def record_assessment(em: Emitter, cmd: c.RecordAssessment) -> None:
+    em.require_stage({Stage.ASSESSMENT}, "record an assessment")
+    if len(set(cmd.diagnoses)) != len(cmd.diagnoses):
+        raise InvalidCommand("diagnoses list a code twice: list each ICD-10 code once")
+    em.emit(
+        ev.AssessmentRecorded,
+        asam_edition=cmd.asam_edition,
+        asam_ratings=cmd.asam_ratings,
+        diagnoses=cmd.diagnoses,
+        recommended_level=cmd.recommended_level,
+    )
+
+
+def override_level_of_care(em: Emitter, cmd: c.OverrideLevelOfCare) -> None:
+    em.require_stage({Stage.ASSESSMENT}, "override the level of care")
+    assessment = em.state.assessment
+    if assessment is None:
+        raise AssessmentRequired("record the assessment before overriding its level of care")
+    if assessment.recommended_level is em.program.level_of_care:
+        raise WrongStage(
+            "the assessment already recommends this program's level of care: "
+            "no override is needed, admit the client"
+        )
+    em.emit(
+        ev.LevelOfCareOverridden,
+        recommended_level=assessment.recommended_level,
+        justification=cmd.justification,
+    )
+
+
+def admit_client(em: Emitter, cmd: c.AdmitClient) -> None:
+    em.require_stage({Stage.ASSESSMENT}, "admit the client")
+    state, program = em.state, em.program
+    if state.assessment is None:
+        raise AssessmentRequired("record the assessment (ASAM ratings, diagnoses) before admission")
+    recommended = state.assessment.recommended_level
+    if recommended is not program.level_of_care and state.level_override is None:
+        raise LevelOfCareOverrideRequired(
+            f"the assessment recommends {recommended.value}, not {program.level_of_care.value}: "
+            "a supervisor must record a level-of-care override with a justification, "
+            "or refer the client out"
+        )
+    em.emit(
+        ev.ClientAdmitted,
+        phase_id=program.phases[0].id,
+        plan_due_at=em.now + timedelta(days=program.planning.initial_plan_due_days),
+        rules=DeadlineRules(
+            no_show_grace_minutes=program.attendance.no_show_grace_minutes,
+            no_contact_days=program.escalation.no_contact_days,
+            review_reminder_days=program.planning.review_reminder_days,
+        ),
+    )

@@ -1,0 +1,208 @@
+"""Decisions after admission: treatment plan, phases, plan reviews, hold and resume,
+step-up, step-down (with its required plans) and discharge."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from domain import commands as c
+from domain import events as ev
+from domain.emitter import Emitter
+from domain.errors import (
+    InvalidCommand,
+    NoFurtherPhase,
+    ReasonRequired,
+    ScheduleOutsideIntensityBounds,
+    StepDownRequiresAftercarePlan,
+    StepDownRequiresRelapsePreventionPlan,
+)
+from domain.programs import Phase, ProgramDefinition
+from domain.state import TREATMENT_STAGES, Stage
+from domain.vocabulary import (
+    HIGHER_LEVELS_OF_CARE,
+    DischargeReason,
+    HoldKind,
+    LevelOfCare,
+    ReviewOutcome,
+    TreatmentPlan,
+)
+
+_STEP_DOWN_LEVELS = frozenset({LevelOfCare.OUTPATIENT, LevelOfCare.EARLY_INTERVENTION})
+
+
+def _check_intensity(plan: TreatmentPlan, program: ProgramDefinition) -> None:
+    bounds = program.intensity
+    days = len(plan.weekly_schedule)
+    if not bounds.min_sessions_per_week <= days <= bounds.max_sessions_per_week:
+        raise ScheduleOutsideIntensityBounds(
+            f"the weekly schedule has {days} program days: {program.id} requires "
+            f"{bounds.min_sessions_per_week}-{bounds.max_sessions_per_week} a week; "
+            "adjust the schedule"
+        )
+    for block in plan.weekly_schedule:
+        if not bounds.min_session_hours <= block.hours <= bounds.max_session_hours:
+            raise ScheduleOutsideIntensityBounds(
+                f"the program day on weekday {block.weekday} lasts {block.hours} h: "
+                f"{program.id} requires {bounds.min_session_hours}-{bounds.max_session_hours} h "
+                "per program day; adjust its hours"
+            )
+    total = plan.weekly_hours
+    if not bounds.min_weekly_hours <= total <= bounds.max_weekly_hours:
+        raise ScheduleOutsideIntensityBounds(
+            f"the weekly schedule totals {total:g} h: {program.id} requires "
+            f"{bounds.min_weekly_hours:g}-{bounds.max_weekly_hours:g} h a week; "
+            "add or remove hours"
+        )
+
+
+def _check_plan(plan: TreatmentPlan, program: ProgramDefinition) -> None:
+    weekdays = [block.weekday for block in plan.weekly_schedule]
+    if len(weekdays) != len(set(weekdays)):
+        raise InvalidCommand("the weekly schedule lists a weekday twice: merge those blocks")
+    if plan.primary_clinician not in {member.user_id for member in plan.care_team}:
+        raise InvalidCommand(
+            f"primary clinician {plan.primary_clinician!r} is not on the care team: "
+            "add them to the care team or choose a team member"
+        )
+    problem_ids = {problem.problem_id for problem in plan.problems}
+    unknown = sorted({p for goal in plan.goals for p in goal.problem_ids} - problem_ids)
+    if unknown:
+        raise InvalidCommand(
+            f"goals name unknown problems {unknown}: list those problems in the plan"
+        )
+    _check_intensity(plan, program)
+
+
+def record_treatment_plan(em: Emitter, cmd: c.RecordTreatmentPlan) -> None:
+    em.require_stage(TREATMENT_STAGES, "record a treatment plan")
+    program, state = em.program, em.state
+    _check_plan(cmd.plan, program)
+    review_due_at = state.review_due_at or em.now + timedelta(
+        days=program.planning.review_every_days
+    )
+    em.emit(
+        ev.TreatmentPlanRecorded,
+        plan=cmd.plan,
+        revision=state.plan_revision + 1,
+        review_due_at=review_due_at,
+    )
+
+
+def _next_phase(em: Emitter) -> Phase:
+    following = em.program.phase_after(em.state.phase_id)
+    if following is None:
+        raise NoFurtherPhase(
+            f"{em.state.phase_id!r} is the program's last phase: step the client down "
+            "or discharge instead"
+        )
+    return following
+
+
+def advance_phase(em: Emitter, cmd: c.AdvancePhase) -> None:
+    em.require_stage({Stage.IN_PROGRAM}, "advance the phase")
+    following = _next_phase(em)
+    em.emit(ev.PhaseAdvanced, from_phase=em.state.phase_id, to_phase=following.id)
+
+
+def complete_plan_review(em: Emitter, cmd: c.CompletePlanReview) -> None:
+    em.require_stage({Stage.IN_PROGRAM}, "complete a plan review")
+    following = _next_phase(em) if cmd.outcome is ReviewOutcome.ADVANCE_PHASE else None
+    em.emit(
+        ev.PlanReviewCompleted,
+        outcome=cmd.outcome,
+        notes=cmd.notes,
+        next_review_due_at=em.now + timedelta(days=em.program.planning.review_every_days),
+    )
+    if following is not None:
+        em.emit(ev.PhaseAdvanced, from_phase=em.state.phase_id, to_phase=following.id)
+
+
+def _cancel_future_sessions(em: Emitter) -> None:
+    for session in em.state.sessions:
+        if not session.cancelled and session.status is None and session.starts_at >= em.now:
+            em.emit(ev.SessionCancelled, session_id=session.session_id)
+
+
+def _hold(em: Emitter, kind: HoldKind, review_days: int | None) -> None:
+    days = review_days or em.program.hold.review_days
+    em.emit(
+        ev.EpisodePutOnHold,
+        kind=kind,
+        review_due_at=em.now + timedelta(days=days),
+        resume_stage=em.state.stage,
+    )
+    _cancel_future_sessions(em)
+
+
+def place_on_hold(em: Emitter, cmd: c.PlaceOnHold) -> None:
+    em.require_stage(TREATMENT_STAGES, "place the episode on hold")
+    _hold(em, cmd.kind, cmd.review_days)
+
+
+def resume_from_hold(em: Emitter, cmd: c.ResumeFromHold) -> None:
+    em.require_stage({Stage.ON_HOLD}, "resume the episode")
+    hold = em.state.hold
+    if hold is None:  # pragma: no cover - ON_HOLD always carries its hold
+        raise AssertionError("on hold without a hold record")
+    em.emit(ev.EpisodeResumed, stage=hold.resume_stage, held_since=hold.started_at)
+
+
+def step_up(em: Emitter, cmd: c.StepUp) -> None:
+    allowed = TREATMENT_STAGES if cmd.intent_to_return else {*TREATMENT_STAGES, Stage.ON_HOLD}
+    em.require_stage(allowed, "step the client up")
+    if cmd.to_level not in HIGHER_LEVELS_OF_CARE:
+        raise InvalidCommand(
+            f"{cmd.to_level.value} is not a higher level of care than IOP: "
+            "choose php, residential, withdrawal_management or inpatient"
+        )
+    if not cmd.intent_to_return and cmd.summary is None:
+        raise ReasonRequired(
+            "stepping up without return discharges the client: give the discharge summary"
+        )
+    em.emit(ev.ClientSteppedUp, to_level=cmd.to_level, intent_to_return=cmd.intent_to_return)
+    if cmd.intent_to_return:
+        _hold(em, HoldKind.STEP_UP_WITH_RETURN, None)
+    else:
+        _cancel_future_sessions(em)
+        em.emit(
+            ev.EpisodeDischarged, discharge_reason=DischargeReason.TRANSFERRED, summary=cmd.summary
+        )
+
+
+def record_relapse_prevention_plan(em: Emitter, cmd: c.RecordRelapsePreventionPlan) -> None:
+    em.require_stage({*TREATMENT_STAGES, Stage.ON_HOLD}, "record a relapse-prevention plan")
+    em.emit(ev.RelapsePreventionPlanRecorded, plan=cmd.plan)
+
+
+def record_aftercare_plan(em: Emitter, cmd: c.RecordAftercarePlan) -> None:
+    em.require_stage({*TREATMENT_STAGES, Stage.ON_HOLD}, "record an aftercare plan")
+    em.emit(ev.AftercarePlanRecorded, plan=cmd.plan)
+
+
+def step_down(em: Emitter, cmd: c.StepDown) -> None:
+    em.require_stage({Stage.IN_PROGRAM}, "step the client down")
+    state, program = em.state, em.program
+    if cmd.to_level not in _STEP_DOWN_LEVELS:
+        raise InvalidCommand(
+            f"{cmd.to_level.value} is not a step down from IOP: choose outpatient "
+            "or early_intervention (use step-up for higher levels)"
+        )
+    if state.relapse_prevention_plan is None:
+        raise StepDownRequiresRelapsePreventionPlan(
+            "record a relapse-prevention plan before stepping down"
+        )
+    if state.aftercare_plan is None:
+        raise StepDownRequiresAftercarePlan("record an aftercare plan before stepping down")
+    _cancel_future_sessions(em)
+    offsets = program.aftercare.check_in_offsets_days
+    em.emit(
+        ev.ClientSteppedDown,
+        to_level=cmd.to_level,
+        check_ins_due=tuple(em.now + timedelta(days=days) for days in offsets),
+        check_in_window_days=program.aftercare.check_in_window_days,
+    )
+
+
+def discharge(em: Emitter, cmd: c.Discharge) -> None:
+    _cancel_future_sessions(em)
+    em.emit(ev.EpisodeDischarged, discharge_reason=cmd.discharge_reason, summary=cmd.summary)

@@ -1,0 +1,227 @@
+"""The state of one episode of care: the fold of its events.
+
+The state holds what the decider needs to judge the next command and what
+`next_deadline` needs to say when time next matters. It is rebuilt by folding events,
+never edited directly.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from enum import StrEnum
+
+from pydantic import BaseModel, ConfigDict
+
+from domain.commands import ReferralSource
+from domain.vocabulary import (
+    AftercarePlan,
+    AsamEdition,
+    AsamRatings,
+    AttendanceStatus,
+    ConsentScope,
+    DischargeReason,
+    HoldKind,
+    LevelOfCare,
+    RecipientKind,
+    RelapsePreventionPlan,
+    SessionKind,
+    StaffRecipient,
+    TaskKind,
+    TreatmentPlan,
+)
+
+
+class Stage(StrEnum):
+    REFERRED = "referred"
+    SCREENING = "screening"
+    ASSESSMENT = "assessment"
+    TREATMENT_PLANNING = "treatment_planning"
+    IN_PROGRAM = "in_program"
+    ON_HOLD = "on_hold"
+    AFTERCARE = "aftercare"
+    REFERRED_OUT = "referred_out"
+    DISCHARGED = "discharged"
+
+
+TERMINAL_STAGES = frozenset({Stage.REFERRED_OUT, Stage.DISCHARGED})
+PRE_ADMISSION_STAGES = frozenset({Stage.REFERRED, Stage.SCREENING, Stage.ASSESSMENT})
+# Stages in which sessions run and absences escalate.
+TREATMENT_STAGES = frozenset({Stage.TREATMENT_PLANNING, Stage.IN_PROGRAM})
+
+# FHIR EpisodeOfCare.status for each stage (aftercare depends on the program).
+FHIR_STATUS = {
+    Stage.REFERRED: "planned",
+    Stage.SCREENING: "planned",
+    Stage.ASSESSMENT: "planned",
+    Stage.TREATMENT_PLANNING: "active",
+    Stage.IN_PROGRAM: "active",
+    Stage.ON_HOLD: "onhold",
+    Stage.AFTERCARE: "active",
+    Stage.REFERRED_OUT: "cancelled",
+    Stage.DISCHARGED: "finished",
+}
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class DeadlineRules(_Frozen):
+    """The program's timing rules, fixed at admission, so `next_deadline(state)` needs no catalog."""
+
+    no_show_grace_minutes: int = 60
+    no_contact_days: int = 14
+    review_reminder_days: int = 2
+
+
+class Assessment(_Frozen):
+    asam_edition: AsamEdition
+    asam_ratings: AsamRatings
+    diagnoses: tuple[str, ...]
+    recommended_level: LevelOfCare
+
+
+class Session(_Frozen):
+    session_id: str
+    kind: SessionKind
+    starts_at: datetime
+    hours: float
+    cancelled: bool = False
+    status: AttendanceStatus | None = None
+    attended_hours: float = 0.0
+
+    @property
+    def ends_at(self) -> datetime:
+        return self.starts_at + timedelta(hours=self.hours)
+
+
+class Task(_Frozen):
+    task_id: str
+    level: int
+    kind: TaskKind
+    opened_at: datetime
+    due_at: datetime
+    notify: tuple[StaffRecipient, ...]
+    resolved: bool = False
+    overdue: bool = False
+
+
+class Hold(_Frozen):
+    kind: HoldKind
+    started_at: datetime
+    review_due_at: datetime
+    resume_stage: Stage
+    review_flagged: bool = False
+
+
+class CheckIn(_Frozen):
+    number: int
+    due_at: datetime
+    closes_at: datetime
+    completed: bool = False
+    missed: bool = False
+
+
+class Consent(_Frozen):
+    consent_id: str
+    recipient_ref: str
+    recipient_kind: RecipientKind
+    scopes: tuple[ConsentScope, ...]
+    expires_at: datetime
+    revoked: bool = False
+
+    def covers(self, recipient_ref: str, scope: ConsentScope, now: datetime) -> bool:
+        return (
+            not self.revoked
+            and self.recipient_ref == recipient_ref
+            and scope in self.scopes
+            and now < self.expires_at
+        )
+
+
+class Authorization(_Frozen):
+    authorization_id: str
+    payer_ref: str
+    level_of_care: LevelOfCare
+    units: int
+    starts_at: datetime
+    ends_at: datetime
+    remind_at: datetime
+    reminded: bool = False
+
+    def covers(self, moment: datetime) -> bool:
+        return self.starts_at <= moment < self.ends_at
+
+
+class EpisodeState(_Frozen):
+    """Everything the decider needs to judge the next command; rebuilt by folding events."""
+
+    episode_id: str
+    version: int = 0
+    stage: Stage = Stage.REFERRED
+    program_id: str
+    client_ref: str
+    referral_source: ReferralSource
+    referred_at: datetime
+    readmission_of: str | None = None
+    eligible: bool | None = None
+    assessment: Assessment | None = None
+    level_override: str | None = None
+    admitted_at: datetime | None = None
+    rules: DeadlineRules = DeadlineRules()
+    phase_id: str | None = None
+    plan: TreatmentPlan | None = None
+    plan_revision: int = 0
+    plan_due_at: datetime | None = None
+    initial_plan_overdue_flagged: bool = False
+    review_due_at: datetime | None = None
+    review_reminded: bool = False
+    review_overdue_flagged: bool = False
+    sessions: tuple[Session, ...] = ()
+    tasks: tuple[Task, ...] = ()
+    last_contact_at: datetime | None = None
+    no_contact_review_opened: bool = False
+    next_week_check_at: datetime | None = None
+    hold: Hold | None = None
+    relapse_prevention_plan: RelapsePreventionPlan | None = None
+    aftercare_plan: AftercarePlan | None = None
+    stepped_down_at: datetime | None = None
+    check_ins: tuple[CheckIn, ...] = ()
+    relapse_reported: bool = False
+    readmitted_as: str | None = None
+    stepped_up_to: LevelOfCare | None = None
+    consents: tuple[Consent, ...] = ()
+    authorizations: tuple[Authorization, ...] = ()
+    referred_out_to: LevelOfCare | None = None
+    discharge_reason: DischargeReason | None = None
+    discharge_summary: str | None = None
+
+    @property
+    def is_closed(self) -> bool:
+        return self.stage in TERMINAL_STAGES
+
+    @property
+    def primary_clinician(self) -> str | None:
+        return self.plan.primary_clinician if self.plan else None
+
+    @property
+    def escalation_level(self) -> int:
+        """The highest level among open escalation tasks; 0 when none is open."""
+        if self.is_closed:
+            return 0
+        return max((task.level for task in self.tasks if not task.resolved), default=0)
+
+    def fhir_status(self, aftercare_status: str = "active") -> str:
+        """FHIR EpisodeOfCare.status; the program says whether aftercare is active or finished."""
+        if self.stage is Stage.AFTERCARE:
+            return aftercare_status
+        return FHIR_STATUS[self.stage]
+
+    def session(self, session_id: str) -> Session | None:
+        return next((s for s in self.sessions if s.session_id == session_id), None)
+
+    def task(self, task_id: str) -> Task | None:
+        return next((t for t in self.tasks if t.task_id == task_id), None)
+
+    def consent(self, consent_id: str) -> Consent | None:
+        return next((c for c in self.consents if c.consent_id == consent_id), None)

@@ -1,0 +1,233 @@
+"""The PostgreSQL event store: one append-only, hash-chained stream per episode.
+
+Appends are idempotent on (episode, seq): Temporal retries the activity that appends, so
+an event already stored with the same content is a success and is not written twice, while
+different content at a taken seq is a conflict no retry can fix. Appenders to one stream are
+serialised by a transaction-scoped advisory lock, so of two concurrent different appends at
+the same seq exactly one wins and the other sees its events and gets `AppendConflict`.
+
+The read models (`store.projections`) are updated in the append's transaction:
+they never show an event the store does not hold, nor miss one it does.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+import asyncpg
+
+from domain.events import Event, dump_event
+from store.chain import GENESIS_HASH, canonical_json, chain_hash
+from store.db import Connection, Pool
+from store.errors import AppendConflict, DatabaseUnavailable
+from store.projections import project_append
+from store.records import AppendResult, StoredEvent
+
+COLUMNS = (
+    "episode_id, seq, event_type, schema_version, payload, occurred_at, recorded_at, "
+    "actor_id, actor_role, command_id, prev_hash, hash"
+)
+_INSERT = (
+    "INSERT INTO events (episode_id, seq, event_type, schema_version, payload, occurred_at, "
+    "actor_id, actor_role, command_id, prev_hash, hash) "
+    "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
+)
+
+
+class EventStore:
+    """Appends to and reads episode streams through an asyncpg pool.
+
+    `projections=False` appends without updating the read models (benchmarks, bulk
+    imports followed by `rebuild_projections`).
+    """
+
+    def __init__(self, pool: Pool, *, projections: bool = True) -> None:
+        self._pool = pool
+        self._projections = projections
+
+    @property
+    def pool(self) -> Pool:
+        """The pool this store uses (shared with the notification ledger and checkpoints)."""
+        return self._pool
+
+    async def append(self, episode_id: str, events: Sequence[Event]) -> AppendResult:
+        """Append `events` (contiguous seqs) to the stream, in one transaction."""
+        _check_batch(episode_id, events)
+        payloads = [dump_event(event) for event in events]
+        try:
+            async with (
+                _unavailable_on_lost_connection(),
+                self._pool.acquire() as conn,
+                conn.transaction(),
+            ):
+                # Serialises appenders to this stream (other streams are not blocked).
+                await conn.execute(
+                    "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", episode_id
+                )
+                return await _append_locked(
+                    conn, episode_id, events, payloads, project=self._projections
+                )
+        except asyncpg.UniqueViolationError as exc:
+            # Only reachable if a writer bypasses the advisory lock.
+            raise AppendConflict(
+                f"episode {episode_id}: another writer took one of these seqs concurrently; "
+                "re-read the stream and decide again"
+            ) from exc
+
+    async def read_stream(self, episode_id: str, after_seq: int = 0) -> list[StoredEvent]:
+        """The stream's events with seq > after_seq, in seq order."""
+        async with _unavailable_on_lost_connection(), self._pool.acquire() as conn:
+            rows = await conn.fetch(
+                f"SELECT {COLUMNS} FROM events WHERE episode_id = $1 AND seq > $2 ORDER BY seq",
+                episode_id,
+                after_seq,
+            )
+        return [stored_event(row) for row in rows]
+
+    async def head(self, episode_id: str) -> tuple[int, str] | None:
+        """(seq, hash) of the stream's last event, or None for an empty stream."""
+        async with _unavailable_on_lost_connection(), self._pool.acquire() as conn:
+            return await _head(conn, episode_id)
+
+    async def ping(self) -> None:
+        """Raise DatabaseUnavailable unless PostgreSQL answers a query."""
+        try:
+            async with self._pool.acquire(timeout=5.0) as conn:
+                await conn.fetchval("SELECT 1")
+        except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            raise DatabaseUnavailable(f"PostgreSQL does not answer: {exc}") from exc
+
+
+@contextlib.asynccontextmanager
+async def _unavailable_on_lost_connection() -> AsyncIterator[None]:
+    """Turn a dropped or refused connection into DatabaseUnavailable (retryable)."""
+    try:
+        yield
+    except (
+        OSError,
+        TimeoutError,
+        asyncpg.InterfaceError,
+        asyncpg.PostgresConnectionError,
+        # 57xxx: the server shut down or terminated our session, or cancelled the statement.
+        asyncpg.OperatorInterventionError,
+    ) as exc:
+        raise DatabaseUnavailable(f"lost the connection to PostgreSQL: {exc}") from exc
+
+
+def _check_batch(episode_id: str, events: Sequence[Event]) -> None:
+    for index, event in enumerate(events):
+        if event.episode_id != episode_id:
+            raise AppendConflict(
+                f"event seq {event.seq} belongs to episode {event.episode_id}, not to {episode_id}"
+            )
+        if index and event.seq != events[index - 1].seq + 1:
+            raise AppendConflict(
+                f"episode {episode_id}: events to append must have contiguous seqs, "
+                f"got {events[index - 1].seq} then {event.seq}"
+            )
+
+
+async def _append_locked(
+    conn: Connection,
+    episode_id: str,
+    events: Sequence[Event],
+    payloads: list[dict[str, Any]],
+    *,
+    project: bool,
+) -> AppendResult:
+    head = await _head(conn, episode_id)
+    head_seq, head_hash = head if head is not None else (0, GENESIS_HASH)
+    if not events:
+        return AppendResult(episode_id, 0, 0, head_seq, head_hash)
+
+    stored = await conn.fetch(
+        "SELECT seq, payload FROM events WHERE episode_id = $1 AND seq BETWEEN $2 AND $3",
+        episode_id,
+        events[0].seq,
+        events[-1].seq,
+    )
+    existing = {row["seq"]: row["payload"] for row in stored}
+    rows: list[tuple[Any, ...]] = []
+    written: list[Event] = []
+    prev_hash = head_hash
+    for event, payload in zip(events, payloads, strict=True):
+        if event.seq <= head_seq:
+            if canonical_json(existing[event.seq]) != canonical_json(payload):
+                raise AppendConflict(
+                    f"episode {episode_id}: seq {event.seq} already holds a different event; "
+                    "re-read the stream and decide again"
+                )
+            continue
+        if event.seq != head_seq + len(rows) + 1:
+            raise AppendConflict(
+                f"episode {episode_id}: appending seq {event.seq} would leave a gap after "
+                f"seq {head_seq}; re-read the stream and decide again"
+            )
+        event_hash = chain_hash(prev_hash, payload)
+        rows.append(_row(episode_id, event, payload, prev_hash, event_hash))
+        written.append(event)
+        prev_hash = event_hash
+
+    if rows:
+        await conn.executemany(_INSERT, rows)
+        if project:
+            await project_append(conn, episode_id, head_seq, written)
+    return AppendResult(
+        episode_id,
+        written=len(rows),
+        already_present=len(events) - len(rows),
+        head_seq=head_seq + len(rows),
+        head_hash=prev_hash,
+    )
+
+
+def _row(
+    episode_id: str, event: Event, payload: dict[str, Any], prev_hash: str, event_hash: str
+) -> tuple[Any, ...]:
+    occurred_at = event.occurred_at
+    if occurred_at.tzinfo is None:
+        # Naive times are taken as UTC (the payload then carries no offset either).
+        occurred_at = occurred_at.replace(tzinfo=UTC)
+    return (
+        episode_id,
+        event.seq,
+        event.type,
+        event.schema_version,
+        payload,
+        occurred_at,
+        event.actor.user_id,
+        str(event.actor.role),
+        event.command_id,
+        prev_hash,
+        event_hash,
+    )
+
+
+async def _head(conn: Connection, episode_id: str) -> tuple[int, str] | None:
+    row = await conn.fetchrow(
+        "SELECT seq, hash FROM events WHERE episode_id = $1 ORDER BY seq DESC LIMIT 1",
+        episode_id,
+    )
+    return None if row is None else (int(row["seq"]), str(row["hash"]))
+
+
+def stored_event(row: asyncpg.Record) -> StoredEvent:
+    """A `StoredEvent` from a row selected with `COLUMNS`."""
+    recorded_at: datetime = row["recorded_at"]
+    return StoredEvent(
+        episode_id=row["episode_id"],
+        seq=row["seq"],
+        event_type=row["event_type"],
+        schema_version=row["schema_version"],
+        payload=row["payload"],
+        occurred_at=row["occurred_at"],
+        recorded_at=recorded_at,
+        actor_id=row["actor_id"],
+        actor_role=row["actor_role"],
+        command_id=row["command_id"],
+        prev_hash=row["prev_hash"],
+        hash=row["hash"],
+    )

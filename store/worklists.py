@@ -1,0 +1,126 @@
+"""Staff worklists read from the read models: caseload, open tasks, upcoming deadlines.
+
+The rows come from the tables the projector keeps (store/projections.py); these queries
+only filter them, always by the programs the caller may see.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+
+from store.db import Pool
+from store.errors import DatabaseUnavailable
+
+Row = dict[str, Any]
+
+
+class Worklists:
+    """Read-only queries over the read models; `programs=None` means every program."""
+
+    def __init__(self, pool: Pool) -> None:
+        self._pool = pool
+
+    async def episode_program(self, episode_id: str) -> str | None:
+        """The program an episode belongs to, or None if there is no such episode.
+
+        From the summary read model, else from the stored referral (the first event).
+        """
+        return await self._value(
+            "SELECT coalesce("
+            " (SELECT program_id FROM episode_summary WHERE episode_id = $1),"
+            " (SELECT payload->>'program_id' FROM events WHERE episode_id = $1 AND seq = 1))",
+            episode_id,
+        )
+
+    async def caseload(
+        self,
+        programs: Sequence[str] | None,
+        clinician_id: str | None = None,
+        program_id: str | None = None,
+        limit: int = 500,
+    ) -> list[Row]:
+        return await self._rows(
+            "SELECT clinician_id, episode_id, program_id, discipline, is_primary, stage, "
+            "escalation_level FROM caseload "
+            "WHERE ($1::text[] IS NULL OR program_id = ANY($1)) "
+            "AND ($2::text IS NULL OR clinician_id = $2) "
+            "AND ($3::text IS NULL OR program_id = $3) "
+            "ORDER BY clinician_id, escalation_level DESC, episode_id LIMIT $4",
+            _array(programs),
+            clinician_id,
+            program_id,
+            limit,
+        )
+
+    async def open_tasks(
+        self,
+        programs: Sequence[str] | None,
+        program_id: str | None = None,
+        min_level: int | None = None,
+        overdue_only: bool = False,
+        limit: int = 500,
+    ) -> list[Row]:
+        return await self._rows(
+            "SELECT episode_id, task_id, program_id, primary_clinician, kind, level, "
+            "opened_at, due_at, overdue, on_hold, notify FROM open_tasks "
+            "WHERE ($1::text[] IS NULL OR program_id = ANY($1)) "
+            "AND ($2::text IS NULL OR program_id = $2) "
+            "AND ($3::int IS NULL OR level >= $3) "
+            "AND (NOT $4 OR overdue) "
+            "ORDER BY due_at, episode_id, task_id LIMIT $5",
+            _array(programs),
+            program_id,
+            min_level,
+            overdue_only,
+            limit,
+        )
+
+    async def upcoming_deadlines(
+        self,
+        programs: Sequence[str] | None,
+        program_id: str | None = None,
+        due_before: datetime | None = None,
+        limit: int = 500,
+    ) -> list[Row]:
+        return await self._rows(
+            "SELECT episode_id, kind, nullif(ref, '') AS ref, due_at, program_id, "
+            "primary_clinician FROM upcoming_deadlines "
+            "WHERE ($1::text[] IS NULL OR program_id = ANY($1)) "
+            "AND ($2::text IS NULL OR program_id = $2) "
+            "AND ($3::timestamptz IS NULL OR due_at < $3) "
+            "ORDER BY due_at, episode_id, kind, ref LIMIT $4",
+            _array(programs),
+            program_id,
+            due_before,
+            limit,
+        )
+
+    async def _rows(self, sql: str, *args: Any) -> list[Row]:
+        try:
+            async with self._pool.acquire(timeout=5.0) as conn:
+                return [dict(row) for row in await conn.fetch(sql, *args)]
+        except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            raise _unavailable(exc) from None
+
+    async def _value(self, sql: str, *args: Any) -> str | None:
+        try:
+            async with self._pool.acquire(timeout=5.0) as conn:
+                value = await conn.fetchval(sql, *args)
+        except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            raise _unavailable(exc) from None
+        return None if value is None else str(value)
+
+
+def _array(values: Sequence[str] | None) -> list[str] | None:
+    return None if values is None else list(values)
+
+
+def _unavailable(exc: BaseException) -> DatabaseUnavailable:
+    return DatabaseUnavailable(
+        f"the read models could not be read ({type(exc).__name__}); "
+        "check that PostgreSQL is up and migrated (`carepath db migrate`)"
+    )

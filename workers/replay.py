@@ -1,0 +1,55 @@
+"""Replaying recorded or live workflow histories against the current workflow code.
+
+A history that no longer replays means a code change would break the episodes that are
+running now (a non-determinism error): the replay tests and `carepath audit determinism`
+both go through here.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator, Iterable, Sequence
+from pathlib import Path
+
+from temporalio.client import WorkflowHistory
+from temporalio.worker import Replayer
+
+from workers.temporal import DATA_CONVERTER
+from workers.worker import SANDBOX_RUNNER, WORKFLOWS
+
+
+def build_replayer(workflows: Sequence[type] | None = None) -> Replayer:
+    """A replayer of CarePath's workflows (or of `workflows`, to test the check itself)."""
+    return Replayer(
+        workflows=list(workflows or WORKFLOWS),
+        data_converter=DATA_CONVERTER,
+        workflow_runner=SANDBOX_RUNNER,
+    )
+
+
+def save_history(history: WorkflowHistory, path: Path) -> None:
+    """Write a history with its workflow id, in Temporal's JSON history format."""
+    document = {"workflow_id": history.workflow_id, "history": json.loads(history.to_json())}
+    path.write_text(json.dumps(document, indent=1, sort_keys=True) + "\n", encoding="utf-8")
+
+
+def load_history(path: Path) -> WorkflowHistory:
+    document = json.loads(path.read_text(encoding="utf-8"))
+    return WorkflowHistory.from_json(document["workflow_id"], document["history"])
+
+
+async def replay(
+    histories: Iterable[WorkflowHistory], workflows: Sequence[type] | None = None
+) -> dict[str, Exception | None]:
+    """Replay each history; map its run id to the failure, or None if it replayed cleanly."""
+    items = list(histories)
+
+    async def feed() -> AsyncIterator[WorkflowHistory]:
+        for history in items:
+            yield history
+
+    results: dict[str, Exception | None] = {}
+    async with build_replayer(workflows).workflow_replay_iterator(feed()) as stream:
+        async for result in stream:
+            results[result.history.run_id] = result.replay_failure
+    return results

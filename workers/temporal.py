@@ -1,0 +1,74 @@
+"""The Temporal client: one data converter (pydantic) for every process, and connecting."""
+
+from __future__ import annotations
+
+import asyncio
+
+from temporalio.api.enums.v1 import IndexedValueType
+from temporalio.api.operatorservice.v1 import (
+    AddSearchAttributesRequest,
+    ListSearchAttributesRequest,
+)
+from temporalio.client import Client
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.converter import DataConverter
+from temporalio.service import RPCError, RPCStatusCode
+
+from workers.errors import StartupError
+from workers.settings import SEARCH_ATTRIBUTES
+
+DATA_CONVERTER: DataConverter = pydantic_data_converter
+
+_INDEXED_TYPES = {
+    "Keyword": IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD,
+    "Int": IndexedValueType.INDEXED_VALUE_TYPE_INT,
+    "Datetime": IndexedValueType.INDEXED_VALUE_TYPE_DATETIME,
+    "Text": IndexedValueType.INDEXED_VALUE_TYPE_TEXT,
+}
+
+
+async def connect(
+    address: str,
+    namespace: str,
+    *,
+    timeout: float = 10.0,
+    setting: str = "CAREPATH_TEMPORAL_ADDRESS",
+) -> Client:
+    """Connect to a Temporal frontend, retrying until timeout; one-line error naming the setting."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    last: Exception | None = None
+    while True:
+        try:
+            return await Client.connect(address, namespace=namespace, data_converter=DATA_CONVERTER)
+        except Exception as exc:
+            last = exc
+        if asyncio.get_running_loop().time() >= deadline:
+            reason = str(last).splitlines()[0] if last and str(last) else type(last).__name__
+            raise StartupError(
+                f"cannot reach Temporal at {address} ({reason}); check the server or set {setting}"
+            )
+        await asyncio.sleep(0.2)
+
+
+async def register_search_attributes(client: Client, namespace: str) -> list[str]:
+    """Register CarePath's custom search attributes that the namespace lacks; returns those added."""
+    try:
+        listed = await client.operator_service.list_search_attributes(
+            ListSearchAttributesRequest(namespace=namespace)
+        )
+        existing = set(listed.custom_attributes)
+    except RPCError as err:
+        # The time-skipping test server can add attributes but not list them.
+        if err.status != RPCStatusCode.UNIMPLEMENTED:
+            raise
+        existing = set()
+    missing = {
+        name: _INDEXED_TYPES[kind]
+        for name, kind in SEARCH_ATTRIBUTES.items()
+        if name not in existing
+    }
+    if missing:
+        await client.operator_service.add_search_attributes(
+            AddSearchAttributesRequest(namespace=namespace, search_attributes=missing)
+        )
+    return sorted(missing)

@@ -1,0 +1,79 @@
+"""The Temporal worker: the CarePathway workflow and its activities on one task queue."""
+
+from __future__ import annotations
+
+from temporalio.client import Client
+from temporalio.worker import Worker
+from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
+
+from activities.channels import Channel, LogChannel, SmtpChannel, WebhookChannel
+from activities.event_store import EventStoreActivities
+from activities.notifications import NotificationActivities, NotificationLedger
+from store.event_store import EventStore
+from workers.errors import StartupError
+from workers.settings import Settings
+from workflows.care_pathway import CarePathwayWorkflow
+
+WORKFLOWS = [CarePathwayWorkflow]
+
+# The domain is pure and deterministic, so it is shared with the sandbox instead of being
+# re-imported for every workflow run (which costs memory per run).
+SANDBOX_RUNNER = SandboxedWorkflowRunner(
+    restrictions=SandboxRestrictions.default.with_passthrough_modules("domain", "structlog")
+)
+
+
+def build_worker(
+    client: Client,
+    store: EventStore,
+    task_queue: str,
+    notifications: NotificationActivities | None = None,
+) -> Worker:
+    events = EventStoreActivities(store)
+    notifications = notifications or NotificationActivities(ledger=NotificationLedger(store.pool))
+    return Worker(
+        client,
+        task_queue=task_queue,
+        workflows=WORKFLOWS,
+        activities=[events.append_events, notifications.send_notifications],
+        workflow_runner=SANDBOX_RUNNER,
+    )
+
+
+def build_notifications(settings: Settings, store: EventStore) -> NotificationActivities:
+    """The notification activity with the channel CAREPATH_NOTIFY_CHANNEL selects."""
+    return NotificationActivities(
+        channel=notification_channel(settings),
+        ledger=NotificationLedger(store.pool),
+        link_base=settings.notify_link_base_url or settings.api_url,
+    )
+
+
+def notification_channel(settings: Settings) -> Channel:
+    """The configured channel; StartupError names the setting a channel still needs."""
+    if settings.notify_channel == "webhook":
+        if not settings.notify_webhook_url or settings.notify_webhook_secret is None:
+            raise StartupError(
+                "CAREPATH_NOTIFY_CHANNEL=webhook needs CAREPATH_NOTIFY_WEBHOOK_URL and "
+                "CAREPATH_NOTIFY_WEBHOOK_SECRET (the key that signs each body)"
+            )
+        return WebhookChannel(
+            settings.notify_webhook_url,
+            settings.notify_webhook_secret.get_secret_value().encode("utf-8"),
+            timeout=settings.notify_webhook_timeout,
+        )
+    if settings.notify_channel == "smtp":
+        if not settings.smtp_host:
+            raise StartupError("CAREPATH_NOTIFY_CHANNEL=smtp needs CAREPATH_SMTP_HOST")
+        return SmtpChannel(
+            settings.smtp_host,
+            settings.smtp_port,
+            settings.smtp_from,
+            settings.smtp_recipients,
+            settings.smtp_default_recipient,
+            username=settings.smtp_username,
+            password=settings.smtp_password.get_secret_value() if settings.smtp_password else None,
+            starttls=settings.smtp_starttls,
+            timeout=settings.smtp_timeout,
+        )
+    return LogChannel()

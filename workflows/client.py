@@ -1,0 +1,223 @@
+"""Client-side access to episode workflows, shared by the API, the CLI and the tests.
+
+Turns Temporal's failure shapes back into CarePath's: a command the decider refused
+becomes `CommandRejected` carrying the domain error's type and message.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field
+from temporalio.client import Client, WithStartWorkflowOperation, WorkflowUpdateFailedError
+from temporalio.common import WorkflowIDConflictPolicy
+from temporalio.exceptions import ApplicationError
+from temporalio.service import RPCError, RPCStatusCode
+
+from domain.commands import Command, ReferClient
+from domain.errors import CarePathError
+from domain.programs import ProgramDefinition
+from domain.state import Stage
+from workflows.care_pathway import CarePathwayWorkflow
+from workflows.messages import (
+    COMMAND_UPDATE,
+    DEADLINES_QUERY,
+    STATE_QUERY,
+    TIMELINE_QUERY,
+    WORKFLOW_NAME,
+    CarePathwayInput,
+    CommandRequest,
+    CommandResult,
+    DeadlinesView,
+    EpisodeView,
+    TimelineView,
+    workflow_id_for,
+)
+
+_View = TypeVar("_View", EpisodeView, DeadlinesView, TimelineView)
+
+# Values that go into a visibility query: ids and user ids, never quotes or spaces.
+SAFE_VALUE = r"^[A-Za-z0-9._@:-]{1,100}$"
+
+
+class EpisodeNotFound(CarePathError):
+    """Raised when no workflow exists for the episode id."""
+
+
+class CommandRejected(CarePathError):
+    """Raised when the episode refused a command; `code` is the domain error's type."""
+
+    def __init__(self, error_type: str, message: str) -> None:
+        super().__init__(message)
+        self.error_type = error_type
+
+    @property
+    def code(self) -> str:
+        return self.error_type
+
+
+class TemporalUnavailable(CarePathError):
+    """Raised when Temporal could not be asked (down, timed out, overloaded)."""
+
+
+class EpisodeFilter(BaseModel):
+    """Filters of the episode list; each maps to one search attribute."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    stage: Stage | None = None
+    program_id: str | None = Field(default=None, pattern=SAFE_VALUE)
+    primary_clinician: str | None = Field(default=None, pattern=SAFE_VALUE)
+    min_escalation_level: int | None = Field(default=None, ge=0, le=10)
+    include_closed: bool = False
+    # The programs the caller may see (None: all); an empty tuple matches nothing.
+    program_ids: tuple[Annotated[str, Field(pattern=SAFE_VALUE)], ...] | None = None
+
+    def to_query(self) -> str:
+        """The visibility query; values are pattern-checked, so quoting cannot be escaped."""
+        clauses = [f"WorkflowType = '{WORKFLOW_NAME}'"]
+        if not self.include_closed:
+            clauses.append("ExecutionStatus = 'Running'")
+        if self.stage is not None:
+            clauses.append(f"CarePathwayStage = '{self.stage.value}'")
+        if self.program_id is not None:
+            clauses.append(f"ProgramId = '{self.program_id}'")
+        if self.program_ids is not None:
+            listed = ", ".join(f"'{program}'" for program in self.program_ids)
+            clauses.append(f"ProgramId IN ({listed})" if listed else "ProgramId = ''")
+        if self.primary_clinician is not None:
+            clauses.append(f"PrimaryClinician = '{self.primary_clinician}'")
+        if self.min_escalation_level is not None:
+            clauses.append(f"EscalationLevel >= {self.min_escalation_level}")
+        return " AND ".join(clauses)
+
+
+class EpisodeSummary(BaseModel):
+    episode_id: str
+    workflow_id: str
+    status: str
+    stage: str | None
+    program_id: str | None
+    primary_clinician: str | None
+    escalation_level: int
+    next_deadline: datetime | None
+    started_at: datetime | None
+
+
+class EpisodeClient:
+    def __init__(
+        self, client: Client, task_queue: str, history_event_limit: int | None = None
+    ) -> None:
+        self._client = client
+        self._task_queue = task_queue
+        self._history_event_limit = history_event_limit
+
+    async def refer(
+        self, episode_id: str, command: ReferClient, program: ProgramDefinition
+    ) -> CommandResult:
+        """Start the episode's workflow and apply the referral in one round trip."""
+        start = WithStartWorkflowOperation(
+            CarePathwayWorkflow.run,
+            CarePathwayInput(episode_id=episode_id, program=program, **self._input_options()),
+            id=workflow_id_for(episode_id),
+            task_queue=self._task_queue,
+            # A retried referral (same command id) reaches the same workflow, where the
+            # update id deduplicates it; any other referral is refused by the decider.
+            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+        )
+        try:
+            result: CommandResult = await self._client.execute_update_with_start_workflow(
+                COMMAND_UPDATE,
+                CommandRequest(command=command, include_state=True),
+                start_workflow_operation=start,
+                id=command.command_id,
+                result_type=CommandResult,
+            )
+            return result
+        except WorkflowUpdateFailedError as err:
+            raise _rejection(err) from None
+        except RPCError as err:
+            raise TemporalUnavailable(f"Temporal: {err.message}") from None
+
+    def _input_options(self) -> dict[str, int]:
+        if self._history_event_limit is None:
+            return {}
+        return {"history_event_limit": self._history_event_limit}
+
+    async def send(
+        self, episode_id: str, command: Command, *, include_state: bool = False
+    ) -> CommandResult:
+        """Apply a command to a running episode; the command id is the update id.
+
+        The result carries the new events, version and stage; pass `include_state` for the
+        whole state as well (it costs history space: see CommandRequest).
+        """
+        handle = self._client.get_workflow_handle(workflow_id_for(episode_id))
+        try:
+            result: CommandResult = await handle.execute_update(
+                COMMAND_UPDATE,
+                CommandRequest(command=command, include_state=include_state),
+                id=command.command_id,
+                result_type=CommandResult,
+            )
+            return result
+        except WorkflowUpdateFailedError as err:
+            raise _rejection(err) from None
+        except RPCError as err:
+            raise _rpc_error(err, episode_id) from None
+
+    async def list(self, filters: EpisodeFilter, limit: int = 100) -> list[EpisodeSummary]:
+        """Episodes matching the filters, newest first, from Temporal's visibility store."""
+        out: list[EpisodeSummary] = []
+        try:
+            async for execution in self._client.list_workflows(filters.to_query(), limit=limit):
+                attrs = {key.name: value for key, value in execution.typed_search_attributes}
+                out.append(
+                    EpisodeSummary(
+                        episode_id=execution.id.removeprefix("episode-"),
+                        workflow_id=execution.id,
+                        status=execution.status.name.lower() if execution.status else "unknown",
+                        stage=attrs.get("CarePathwayStage"),
+                        program_id=attrs.get("ProgramId"),
+                        primary_clinician=attrs.get("PrimaryClinician"),
+                        escalation_level=int(attrs.get("EscalationLevel") or 0),
+                        next_deadline=attrs.get("NextDeadline"),
+                        started_at=execution.start_time,
+                    )
+                )
+        except RPCError as err:
+            raise TemporalUnavailable(f"Temporal: {err.message}") from None
+        return out
+
+    async def deadlines(self, episode_id: str) -> DeadlinesView:
+        return await self._query(episode_id, DEADLINES_QUERY, DeadlinesView)
+
+    async def timeline(self, episode_id: str) -> TimelineView:
+        return await self._query(episode_id, TIMELINE_QUERY, TimelineView)
+
+    async def view(self, episode_id: str) -> EpisodeView:
+        return await self._query(episode_id, STATE_QUERY, EpisodeView)
+
+    async def _query(self, episode_id: str, query: str, result_type: type[_View]) -> _View:
+        handle = self._client.get_workflow_handle(workflow_id_for(episode_id))
+        try:
+            result: _View = await handle.query(query, result_type=result_type)
+        except RPCError as err:
+            raise _rpc_error(err, episode_id) from None
+        return result
+
+
+def _rejection(err: WorkflowUpdateFailedError) -> CarePathError:
+    cause = err.cause
+    if isinstance(cause, ApplicationError) and cause.type:
+        return CommandRejected(cause.type, cause.message)
+    return CommandRejected("CommandFailed", str(cause or err))
+
+
+def _rpc_error(err: RPCError, episode_id: str) -> CarePathError:
+    if err.status == RPCStatusCode.NOT_FOUND:
+        return EpisodeNotFound(
+            f"no episode {episode_id!r}: check the id (it is returned on referral)"
+        )
+    return TemporalUnavailable(f"Temporal: {err.message}")

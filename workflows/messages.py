@@ -1,0 +1,122 @@
+"""The inputs and outputs that cross the workflow boundary, one model each.
+
+Every handler takes one model and returns one, so a field can be added later without
+breaking running episodes or callers (add it with a default).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from pydantic import BaseModel, ConfigDict
+
+from domain.commands import Command, ReferClient
+from domain.events import Event
+from domain.programs import ProgramDefinition
+from domain.state import EpisodeState
+
+WORKFLOW_NAME = "CarePathway"
+COMMAND_UPDATE = "command"
+STATE_QUERY = "state"
+DEADLINES_QUERY = "pending_deadlines"
+TIMELINE_QUERY = "timeline"
+APPEND_EVENTS_ACTIVITY = "append_events"
+SEND_NOTIFICATIONS_ACTIVITY = "send_notifications"
+
+
+def workflow_id_for(episode_id: str) -> str:
+    """The Temporal workflow id of an episode: derived, so the id alone finds the workflow."""
+    return f"episode-{episode_id}"
+
+
+class _Message(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class CarePathwayInput(_Message):
+    episode_id: str
+    # The program is copied into the episode when it starts: an episode keeps the rules it
+    # was admitted under even if the program file changes later, and replay stays exact.
+    program: ProgramDefinition
+    # Carried across continue-as-new: the state so far (its version is the last seq).
+    snapshot: EpisodeState | None = None
+    # A referral applied when the run starts: used to open a readmission episode, whose
+    # referral comes from the episode it readmits from rather than from an API call.
+    initial_command: ReferClient | None = None
+    # Continue-as-new once the run's history reaches this many events, even if the server
+    # has not suggested it yet (it suggests at 4,096 by default).
+    history_event_limit: int = 4_000
+
+
+class CommandRequest(_Message):
+    command: Command
+    # The whole state is sent back only on request: every update result is stored in the
+    # workflow's history, and a state with months of sessions is tens of kilobytes.
+    include_state: bool = False
+
+
+class CommandResult(_Message):
+    episode_id: str
+    events: tuple[Event, ...]
+    version: int
+    stage: str
+    state: EpisodeState | None = None
+
+
+class EpisodeView(_Message):
+    episode_id: str
+    workflow_id: str
+    state: EpisodeState | None
+
+
+class AppendEventsInput(_Message):
+    episode_id: str
+    events: tuple[Event, ...]
+
+
+class AppendEventsResult(_Message):
+    episode_id: str
+    head_seq: int
+    written: int
+    # Set instead of writing when the stream already held events at those positions:
+    # everything stored from the first requested seq on, for the workflow to adopt.
+    stored_instead: tuple[Event, ...] = ()
+
+
+class NotifyInput(_Message):
+    episode_id: str
+    primary_clinician: str | None
+    events: tuple[Event, ...]
+
+
+class NotifyResult(_Message):
+    sent: int
+    # Skipped because an earlier attempt delivered them (the notifications_sent ledger).
+    already_sent: int = 0
+    # Family or external recipients whose consent was no longer active at sending time.
+    withheld: int = 0
+
+
+class PendingDeadline(_Message):
+    kind: str
+    due_at: datetime
+    ref: str | None = None
+
+
+class DeadlinesView(_Message):
+    episode_id: str
+    next_deadline: datetime | None
+    pending: tuple[PendingDeadline, ...]
+
+
+class TimelineEntry(_Message):
+    seq: int
+    type: str
+    occurred_at: datetime
+    actor_id: str
+    actor_role: str
+
+
+class TimelineView(_Message):
+    episode_id: str
+    entries: tuple[TimelineEntry, ...]
