@@ -23,33 +23,12 @@ from store.records import StoredEvent
 Progress = Callable[[int, int], None]
 
 
-class StreamReport(BaseModel):
-    """The outcome of verifying one episode's stream."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    episode_id: str
-    ok: bool
-    events_checked: int
-    head_seq: int
-    head_hash: str
-    first_bad_seq: int | None = None
-    reason: str | None = None
-    # The signed checkpoint the stream was compared with; None: the chain alone was checked.
-    checkpoint_id: int | None = None
+class StreamReport(verification.StreamVerification):
+    """The outcome of verifying one episode's stream, as auditors read it."""
 
     @classmethod
     def of(cls, result: verification.StreamVerification) -> StreamReport:
-        return cls(
-            episode_id=result.episode_id,
-            ok=result.ok,
-            events_checked=result.events_checked,
-            head_seq=result.head_seq,
-            head_hash=result.head_hash,
-            first_bad_seq=result.first_bad_seq,
-            reason=result.reason,
-            checkpoint_id=result.checkpoint_id,
-        )
+        return cls(**result.model_dump())
 
     def describe(self) -> str:
         """One line for a terminal or a log."""

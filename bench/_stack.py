@@ -11,12 +11,10 @@ from pathlib import Path
 from temporalio.testing import WorkflowEnvironment
 
 from devstack.embedded_postgres import EmbeddedPostgres
-from devstack.embedded_temporal import find_binary
 from devstack.processes import free_port
 from store.db import Pool, create_pool
 from store.migrations import migrate
-from workers.settings import SEARCH_ATTRIBUTES
-from workers.temporal import DATA_CONVERTER
+from testing.stack import start_dev_server
 
 
 @dataclass
@@ -32,15 +30,7 @@ async def stack() -> AsyncIterator[Stack]:
         postgres = EmbeddedPostgres(Path(tmp), free_port())
         await postgres.start()
         try:
-            env = await WorkflowEnvironment.start_local(
-                dev_server_existing_path=str(find_binary("temporal")),
-                data_converter=DATA_CONVERTER,
-                dev_server_extra_args=[
-                    arg
-                    for name, kind in SEARCH_ATTRIBUTES.items()
-                    for arg in ("--search-attribute", f"{name}={kind}")
-                ],
-            )
+            env = await start_dev_server()
             try:
                 pool = await create_pool(postgres.url, max_size=20)
                 try:

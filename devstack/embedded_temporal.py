@@ -14,7 +14,7 @@ from pathlib import Path
 
 from devstack.processes import require_free_port, spawn, stop_process
 from workers.errors import StartupError
-from workers.settings import SEARCH_ATTRIBUTES
+from workers.settings import search_attribute_args
 
 
 def find_binary(name: str) -> Path:
@@ -81,8 +81,7 @@ class EmbeddedTemporal:
             "error",
         ]
         argv += ["--ui-port", str(self.ui_port)] if self.ui else ["--headless"]
-        for name, kind in SEARCH_ATTRIBUTES.items():
-            argv += ["--search-attribute", f"{name}={kind}"]
+        argv += search_attribute_args()
         self._proc = spawn(argv, self.log_path)
 
     def exited_early(self) -> str | None:

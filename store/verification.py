@@ -15,7 +15,8 @@ This is the API behind `carepath db verify` and the auditor's `carepath audit ve
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+
+from pydantic import BaseModel, ConfigDict
 
 from store.chain import GENESIS_HASH, verify_chain
 from store.checkpoints import Checkpoint, StreamHead, latest_checkpoint
@@ -28,9 +29,10 @@ PAGE = 2000  # rows fetched per round trip when walking every stream
 """Called as progress(streams_done, streams_total) after each stream."""
 
 
-@dataclass(frozen=True)
-class StreamVerification:
+class StreamVerification(BaseModel):
     """The outcome for one stream: intact, or the first bad seq and why."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
 
     episode_id: str
     ok: bool
@@ -62,7 +64,14 @@ def check_stream(
 
     def result(ok: bool, bad: int | None = None, reason: str | None = None) -> StreamVerification:
         return StreamVerification(
-            episode_id, ok, chain.events_checked, head_seq, head_hash, bad, reason, checkpoint_id
+            episode_id=episode_id,
+            ok=ok,
+            events_checked=chain.events_checked,
+            head_seq=head_seq,
+            head_hash=head_hash,
+            first_bad_seq=bad,
+            reason=reason,
+            checkpoint_id=checkpoint_id,
         )
 
     if not chain.ok:

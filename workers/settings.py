@@ -21,6 +21,15 @@ SEARCH_ATTRIBUTES: dict[str, str] = {
 }
 
 
+def search_attribute_args() -> list[str]:
+    """The dev server's command-line flags that register every custom search attribute."""
+    return [
+        arg
+        for name, kind in SEARCH_ATTRIBUTES.items()
+        for arg in ("--search-attribute", f"{name}={kind}")
+    ]
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="CAREPATH_", extra="ignore")
 

@@ -15,27 +15,15 @@ from api_users import bearer, users_authenticator
 from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 
-from api.app import ApiResources, create_app
-from devstack.embedded_temporal import find_binary
-from programs import load_catalog
 from store.db import Pool
 from store.event_store import EventStore
-from workers.settings import SEARCH_ATTRIBUTES
-from workers.temporal import DATA_CONVERTER
+from testing.stack import api_app, start_dev_server
 from workers.worker import build_worker
 
 
 @pytest.fixture(scope="session")
 async def dev_server() -> AsyncIterator[WorkflowEnvironment]:
-    env = await WorkflowEnvironment.start_local(
-        dev_server_existing_path=str(find_binary("temporal")),
-        data_converter=DATA_CONVERTER,
-        dev_server_extra_args=[
-            arg
-            for name, kind in SEARCH_ATTRIBUTES.items()
-            for arg in ("--search-attribute", f"{name}={kind}")
-        ],
-    )
+    env = await start_dev_server()
     try:
         yield env
     finally:
@@ -56,15 +44,7 @@ async def api(temporal_client: Client, db_pool: Pool) -> AsyncIterator[httpx.Asy
     """
     task_queue = f"tq-{uuid.uuid4().hex[:12]}"
     store = EventStore(db_pool)
-    app = create_app(
-        ApiResources(
-            temporal=temporal_client,
-            store=store,
-            programs=load_catalog(),
-            task_queue=task_queue,
-            authenticator=users_authenticator(),
-        )
-    )
+    app = api_app(temporal_client, store, task_queue, users_authenticator())
     async with build_worker(temporal_client, store, task_queue):
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(

@@ -19,6 +19,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Protocol
 
 import httpx
 import pytest
@@ -28,7 +29,6 @@ from fhir.resources.R4B.bundle import Bundle
 from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 
-from api.app import ApiResources, create_app
 from audit.determinism import check_determinism
 from audit.fhir_valuesets import code_problems
 from audit.replay import replay_episode
@@ -41,6 +41,7 @@ from store.checkpoints import take_checkpoint
 from store.db import Pool
 from store.event_store import EventStore
 from testing import samples
+from testing.stack import api_app
 from workers.replay import replay
 from workers.worker import build_worker
 from workflows.client import EpisodeClient
@@ -71,15 +72,7 @@ async def stack(temporal_client: Client, db_pool: Pool) -> AsyncIterator[Stack]:
     """A worker on a fresh task queue and database, an episode client and the API over ASGI."""
     task_queue = f"tq-{uuid.uuid4().hex[:12]}"
     store = EventStore(db_pool)
-    app = create_app(
-        ApiResources(
-            temporal=temporal_client,
-            store=store,
-            programs=load_catalog(),
-            task_queue=task_queue,
-            authenticator=users_authenticator(),
-        )
-    )
+    app = api_app(temporal_client, store, task_queue, users_authenticator())
     async with build_worker(temporal_client, store, task_queue):
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://carepath.test") as http:
@@ -116,22 +109,28 @@ async def drive_episode(episodes: EpisodeClient) -> DrivenEpisode:
     return DrivenEpisode(episode_id, result.state, middle_at, final.state)
 
 
-async def run_cli(
-    monkeypatch: pytest.MonkeyPatch,
-    database_url: str,
-    dev_server: WorkflowEnvironment,
-    *argv: str,
-    key: str | None = None,
-) -> int:
-    monkeypatch.setenv("CAREPATH_DATABASE_URL", database_url)
-    monkeypatch.setenv(
-        "CAREPATH_TEMPORAL_ADDRESS", dev_server.client.service_client.config.target_host
-    )
-    if key is None:
-        monkeypatch.delenv("CAREPATH_CHECKPOINT_KEY", raising=False)
-    else:
-        monkeypatch.setenv("CAREPATH_CHECKPOINT_KEY", key)
-    return await asyncio.to_thread(main, list(argv))
+class AuditCli(Protocol):
+    async def __call__(self, *argv: str, key: str | None = None) -> int: ...
+
+
+@pytest.fixture
+def audit_cli(
+    monkeypatch: pytest.MonkeyPatch, fresh_database_url: str, dev_server: WorkflowEnvironment
+) -> AuditCli:
+    """`carepath ARGV...` against this test's database and the session's Temporal server."""
+
+    async def run(*argv: str, key: str | None = None) -> int:
+        monkeypatch.setenv("CAREPATH_DATABASE_URL", fresh_database_url)
+        monkeypatch.setenv(
+            "CAREPATH_TEMPORAL_ADDRESS", dev_server.client.service_client.config.target_host
+        )
+        if key is None:
+            monkeypatch.delenv("CAREPATH_CHECKPOINT_KEY", raising=False)
+        else:
+            monkeypatch.setenv("CAREPATH_CHECKPOINT_KEY", key)
+        return await asyncio.to_thread(main, list(argv))
+
+    return run
 
 
 def cli_json(out: str) -> str:
@@ -197,18 +196,13 @@ class TestReplayAsOf:
     async def test_cli_replay_as_of_prints_the_middle_state(
         self,
         stack: Stack,
-        monkeypatch: pytest.MonkeyPatch,
-        fresh_database_url: str,
-        dev_server: WorkflowEnvironment,
         capsys: pytest.CaptureFixture[str],
+        audit_cli: AuditCli,
     ) -> None:
         driven = await drive_episode(stack.episodes)
         capsys.readouterr()
 
-        status = await run_cli(
-            monkeypatch,
-            fresh_database_url,
-            dev_server,
+        status = await audit_cli(
             "audit",
             "replay",
             driven.episode_id,
@@ -216,9 +210,7 @@ class TestReplayAsOf:
             driven.middle_at.isoformat(),
             "--json",
         )
-        live_status = await run_cli(
-            monkeypatch, fresh_database_url, dev_server, "audit", "replay", driven.episode_id
-        )
+        live_status = await audit_cli("audit", "replay", driven.episode_id)
 
         out = capsys.readouterr().out
         first = json.loads(cli_json(out))
@@ -233,10 +225,8 @@ class TestVerify:
         self,
         stack: Stack,
         db_pool: Pool,
-        monkeypatch: pytest.MonkeyPatch,
-        fresh_database_url: str,
-        dev_server: WorkflowEnvironment,
         capsys: pytest.CaptureFixture[str],
+        audit_cli: AuditCli,
     ) -> None:
         intact = await drive_episode(stack.episodes)
         driven = await drive_episode(stack.episodes)
@@ -245,9 +235,7 @@ class TestVerify:
         one = await stack.http.get(f"/audit/episodes/{driven.episode_id}/verify", headers=AUDITOR)
         every = await stack.http.get("/audit/verify", headers=AUDITOR)
         replay = await replay_episode(stack.store, driven.episode_id)
-        status = await run_cli(
-            monkeypatch, fresh_database_url, dev_server, "audit", "verify", "--all"
-        )
+        status = await audit_cli("audit", "verify", "--all")
 
         assert (one.json()["ok"], one.json()["first_bad_seq"]) == (False, 3)
         assert "hash mismatch" in one.json()["reason"]
@@ -267,19 +255,13 @@ class TestVerify:
     async def test_cli_verify_of_an_intact_episode_exits_zero(
         self,
         stack: Stack,
-        monkeypatch: pytest.MonkeyPatch,
-        fresh_database_url: str,
-        dev_server: WorkflowEnvironment,
         capsys: pytest.CaptureFixture[str],
+        audit_cli: AuditCli,
     ) -> None:
         driven = await drive_episode(stack.episodes)
 
-        status = await run_cli(
-            monkeypatch, fresh_database_url, dev_server, "audit", "verify", driven.episode_id
-        )
-        missing = await run_cli(
-            monkeypatch, fresh_database_url, dev_server, "audit", "verify", "no-such-episode"
-        )
+        status = await audit_cli("audit", "verify", driven.episode_id)
+        missing = await audit_cli("audit", "verify", "no-such-episode")
 
         captured = capsys.readouterr()
         assert status == 0
@@ -291,28 +273,20 @@ class TestVerify:
         self,
         stack: Stack,
         db_pool: Pool,
-        monkeypatch: pytest.MonkeyPatch,
-        fresh_database_url: str,
-        dev_server: WorkflowEnvironment,
         capsys: pytest.CaptureFixture[str],
+        audit_cli: AuditCli,
     ) -> None:
         driven = await drive_episode(stack.episodes)
         checkpoint = await take_checkpoint(db_pool, b"audit-test-key")
         assert checkpoint is not None
 
-        status = await run_cli(
-            monkeypatch,
-            fresh_database_url,
-            dev_server,
+        status = await audit_cli(
             "audit",
             "verify",
             driven.episode_id,
             key="audit-test-key",
         )
-        wrong_key = await run_cli(
-            monkeypatch,
-            fresh_database_url,
-            dev_server,
+        wrong_key = await audit_cli(
             "audit",
             "verify",
             driven.episode_id,
@@ -330,17 +304,13 @@ class TestDeterminism:
     async def test_live_histories_replay_cleanly_with_the_current_code(
         self,
         stack: Stack,
-        monkeypatch: pytest.MonkeyPatch,
-        fresh_database_url: str,
-        dev_server: WorkflowEnvironment,
         capsys: pytest.CaptureFixture[str],
+        audit_cli: AuditCli,
     ) -> None:
         driven = await drive_episode(stack.episodes)
 
         report = await check_determinism(stack.temporal, driven.episode_id, replay=replay)
-        status = await run_cli(
-            monkeypatch, fresh_database_url, dev_server, "audit", "determinism", driven.episode_id
-        )
+        status = await audit_cli("audit", "determinism", driven.episode_id)
 
         assert report.ok, report.runs
         assert [r.episode_id for r in report.runs] == [driven.episode_id]
@@ -385,9 +355,7 @@ class TestExport:
         self,
         stack: Stack,
         tmp_path: Path,
-        monkeypatch: pytest.MonkeyPatch,
-        fresh_database_url: str,
-        dev_server: WorkflowEnvironment,
+        audit_cli: AuditCli,
     ) -> None:
         driven = await drive_episode(stack.episodes)
         output = tmp_path / "bundle.json"
@@ -397,10 +365,7 @@ class TestExport:
             params={"format": "fhir"},
             headers=AUDITOR,
         )
-        status = await run_cli(
-            monkeypatch,
-            fresh_database_url,
-            dev_server,
+        status = await audit_cli(
             "audit",
             "export",
             driven.episode_id,

