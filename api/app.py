@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import re
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from importlib.metadata import version
 from typing import Annotated, Any
@@ -35,12 +36,15 @@ from api.command_routes import IdempotencyKey, command_router
 from api.problems import Problem, ProblemError, install_problem_handlers
 from api.schemas import (
     ComponentHealth,
+    DeadlinesResponse,
     EpisodeListResponse,
     EpisodeResponse,
+    EpisodeSummaryResponse,
     EventsResponse,
     HealthResponse,
     ReferralRequest,
     StoredEventResponse,
+    TimelineResponse,
 )
 from api.scoping import EpisodeGate
 from api.worklist_routes import worklist_router
@@ -58,7 +62,7 @@ from workflows.client import (
     EpisodeFilter,
     EpisodeNotFound,
 )
-from workflows.messages import DeadlinesView, TimelineView, workflow_id_for
+from workflows.messages import workflow_id_for
 
 log = structlog.get_logger("carepath.api")
 
@@ -80,6 +84,8 @@ Reader = Annotated[User, Depends(require_role(*READ_ROLES))]
 OPEN_ROUTES = frozenset({"/healthz"})
 # Referral retries with the same Idempotency-Key reach the same episode (see refer_client).
 _REFERRAL_NAMESPACE = uuid.UUID("6f0c7a52-4d7e-4c8e-9a51-2f1b8a3c9d10")
+# The bodies of the routes that read one episode from its workflow.
+_WorkflowRead = DeadlinesResponse | TimelineResponse | EpisodeResponse
 
 
 @dataclass(frozen=True)
@@ -192,40 +198,54 @@ def create_app(resources: ApiResources) -> FastAPI:
             # Program ids that could not be quoted safely match nothing, like absent ones.
             program_ids=None if scope is None else tuple(p for p in scope if _safe(p)),
         )
-        return EpisodeListResponse(episodes=await episodes.list(filters, limit=limit))
+        found = await episodes.list(filters, limit=limit)
+        return EpisodeListResponse(episodes=[EpisodeSummaryResponse.of(e) for e in found])
 
-    @app.get(
-        "/episodes/{episode_id}/deadlines",
-        response_model=DeadlinesView,
-        responses=PROBLEM_RESPONSES,
-        summary="Everything pending for the episode and when it falls due",
-    )
-    async def get_deadlines(episode_id: str, request: Request, user: Reader) -> DeadlinesView:
-        await gate.check(request, user, episode_id)
-        return await episodes.deadlines(episode_id)
+    def read_from_workflow(
+        name: str,
+        path: str,
+        body: type[_WorkflowRead],
+        read: Callable[[str], Awaitable[object]],
+        summary: str,
+    ) -> None:
+        """GET `/episodes/{episode_id}<path>`: what the episode's workflow answers to `read`,
+        once the caller may see the episode."""
 
-    @app.get(
-        "/episodes/{episode_id}/timeline",
-        response_model=TimelineView,
-        responses=PROBLEM_RESPONSES,
-        summary="The episode's most recent events, as the workflow holds them",
-    )
-    async def get_timeline(episode_id: str, request: Request, user: Reader) -> TimelineView:
-        await gate.check(request, user, episode_id)
-        return await episodes.timeline(episode_id)
+        async def endpoint(episode_id: str, request: Request, user: Reader) -> _WorkflowRead:
+            await gate.check(request, user, episode_id)
+            return body.of(await read(episode_id))
 
-    @app.get(
-        "/episodes/{episode_id}",
-        response_model=EpisodeResponse,
-        responses=PROBLEM_RESPONSES,
-        summary="The episode's current state, as the running workflow holds it",
-    )
-    async def get_episode(episode_id: str, request: Request, user: Reader) -> EpisodeResponse:
-        await gate.check(request, user, episode_id)
-        view = await episodes.view(episode_id)
-        return EpisodeResponse(
-            episode_id=view.episode_id, workflow_id=view.workflow_id, state=view.state
+        app.add_api_route(
+            "/episodes/{episode_id}" + path,
+            endpoint,
+            methods=["GET"],
+            name=name,
+            response_model=body,
+            responses=PROBLEM_RESPONSES,
+            summary=summary,
         )
+
+    read_from_workflow(
+        "get_deadlines",
+        "/deadlines",
+        DeadlinesResponse,
+        episodes.deadlines,
+        "Everything pending for the episode and when it falls due",
+    )
+    read_from_workflow(
+        "get_timeline",
+        "/timeline",
+        TimelineResponse,
+        episodes.timeline,
+        "The episode's most recent events, as the workflow holds them",
+    )
+    read_from_workflow(
+        "get_episode",
+        "",
+        EpisodeResponse,
+        episodes.view,
+        "The episode's current state, as the running workflow holds it",
+    )
 
     @app.get(
         "/episodes/{episode_id}/events",

@@ -18,10 +18,11 @@ from fastapi import APIRouter, Depends, Query
 from fastapi.responses import Response
 
 from api.problems import ProblemError
+from api.schemas import AuditReplayResponse, StreamReportResponse, VerifyReportResponse
 from audit.errors import EpisodeNotInStore, InvalidAsOf
 from audit.export import MEDIA_TYPES, ExportFormat, export_episode
-from audit.replay import AuditReplay, replay_episode
-from audit.verify import StreamReport, VerifyReport, verify_all, verify_episode
+from audit.replay import replay_episode
+from audit.verify import verify_all, verify_episode
 from domain.actors import Actor
 from domain.programs import ProgramCatalog
 from store.event_store import EventStore
@@ -55,7 +56,7 @@ def audit_router(
 
     @router.get(
         "/episodes/{episode_id}/replay",
-        response_model=AuditReplay,
+        response_model=AuditReplayResponse,
         summary="The episode's verified timeline and state as of a moment",
         description=(
             "Verifies the whole chain (and the latest signed checkpoint), then folds the events "
@@ -70,26 +71,28 @@ def audit_router(
             datetime | None,
             Query(description="ISO 8601 with an offset, e.g. 2025-03-01T14:30:00Z"),
         ] = None,
-    ) -> AuditReplay:
+    ) -> AuditReplayResponse:
         with _as_problem():
-            return await replay_episode(store, episode_id, as_of, episodes, key=checkpoint_key)
+            report = await replay_episode(store, episode_id, as_of, episodes, key=checkpoint_key)
+        return AuditReplayResponse.of(report)
 
     @router.get(
         "/episodes/{episode_id}/verify",
-        response_model=StreamReport,
+        response_model=StreamReportResponse,
         summary="Recompute the episode's hash chain and compare it with the latest checkpoint",
     )
-    async def verify_one(episode_id: str, _auditor: Auditor) -> StreamReport:
+    async def verify_one(episode_id: str, _auditor: Auditor) -> StreamReportResponse:
         with _as_problem():
-            return await verify_episode(store, episode_id, key=checkpoint_key)
+            report = await verify_episode(store, episode_id, key=checkpoint_key)
+        return StreamReportResponse.of(report)
 
     @router.get(
         "/verify",
-        response_model=VerifyReport,
+        response_model=VerifyReportResponse,
         summary="Verify every stream; `ok` is false if any stream has an anomaly",
     )
-    async def verify_every(_auditor: Auditor) -> VerifyReport:
-        return await verify_all(store, key=checkpoint_key)
+    async def verify_every(_auditor: Auditor) -> VerifyReportResponse:
+        return VerifyReportResponse.of(await verify_all(store, key=checkpoint_key))
 
     @router.get(
         "/episodes/{episode_id}/export",

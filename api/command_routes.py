@@ -20,14 +20,14 @@ from pydantic import ValidationError
 from api.auth import User, current_user
 from api.command_specs import CommandSpec, command_specs
 from api.problems import ProblemError
+from api.schemas import CommandResponse
 from api.scoping import EpisodeGate
-from domain.roles import ALLOWED_ROLES, check_allowed
+from domain.roles import check_allowed
 from workflows.client import (
     CommandRejected,
     EpisodeClient,
     EpisodeNotFound,
 )
-from workflows.messages import CommandResult
 
 IDEMPOTENCY_KEY = r"^[A-Za-z0-9._:@-]{1,200}$"
 
@@ -85,7 +85,7 @@ def _body_parameter(spec: CommandSpec) -> inspect.Parameter:
 def _add_route(
     router: APIRouter, spec: CommandSpec, episodes: EpisodeClient, gate: EpisodeGate
 ) -> None:
-    async def endpoint(**kwargs: Any) -> CommandResult:
+    async def endpoint(**kwargs: Any) -> CommandResponse:
         request: Request = kwargs["request"]
         user: User = kwargs["user"]
         episode_id: str = kwargs["episode_id"]
@@ -107,7 +107,7 @@ def _add_route(
                 422,
             ) from None
         try:
-            return await episodes.send(episode_id, command, include_state=kwargs["include_state"])
+            result = await episodes.send(episode_id, command, include_state=kwargs["include_state"])
         except EpisodeNotFound:
             # The episode exists (the gate found it), so its workflow has ended.
             raise CommandRejected(
@@ -115,6 +115,7 @@ def _add_route(
                 f"episode {episode_id!r} is closed (discharged, referred out or readmitted): "
                 "nothing more can be recorded in it",
             ) from None
+        return CommandResponse.of(result)
 
     params = [
         inspect.Parameter("request", inspect.Parameter.KEYWORD_ONLY, annotation=Request),
@@ -149,12 +150,12 @@ def _add_route(
     ]
     endpoint.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
     endpoint.__name__ = spec.kind
-    roles = " or ".join(sorted(role.value for role in ALLOWED_ROLES[spec.kind]))
+    roles = " or ".join(sorted(role.value for role in spec.roles))
     router.add_api_route(
         "/episodes/{episode_id}" + spec.path,
         endpoint,
         methods=["POST"],
-        response_model=CommandResult,
+        response_model=CommandResponse,
         responses=COMMAND_RESPONSES,
         summary=spec.summary,
         description=f"{(spec.command.__doc__ or '').strip()}\n\nRoles: {roles}.",

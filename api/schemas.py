@@ -1,15 +1,39 @@
-"""Request and response bodies of the HTTP API."""
+"""Request and response bodies of the HTTP API.
+
+The HTTP contract is the API's own: a response never reuses a workflow message or an
+audit report class, so a change to one of those cannot reach clients unnoticed. Where a
+body has the shape of such a model, it is copied from it field by field (`of`) at the
+route; a field added there appears here only when it is added here too. Bodies may hold
+the domain's models (events, the episode state), which are the record itself.
+"""
 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from domain.commands import ReferralSource
+from domain.events import Event
 from domain.state import EpisodeState
-from workflows.client import EpisodeSummary
+
+
+class _Copied(BaseModel):
+    """A response body that can be read off another model with the same field names."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    @classmethod
+    def of(cls, source: object) -> Self:
+        """This body from `source`'s attributes of the same names (nested bodies too)."""
+        return cls.model_validate(source, from_attributes=True)
+
+
+class _Closed(_Copied):
+    """A body whose schema admits no other fields."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
 
 
 class ReferralRequest(BaseModel):
@@ -36,14 +60,67 @@ class ReferralRequest(BaseModel):
     reason: str | None = Field(default=None, max_length=2000)
 
 
-class EpisodeResponse(BaseModel):
+class EpisodeResponse(_Copied):
     episode_id: str
     workflow_id: str
     state: EpisodeState | None
 
 
+class EpisodeSummaryResponse(_Copied):
+    """One episode as the list shows it, from Temporal's visibility records."""
+
+    episode_id: str
+    workflow_id: str
+    status: str
+    stage: str | None
+    program_id: str | None
+    primary_clinician: str | None
+    escalation_level: int
+    next_deadline: datetime | None
+    started_at: datetime | None
+
+
 class EpisodeListResponse(BaseModel):
-    episodes: list[EpisodeSummary]
+    episodes: list[EpisodeSummaryResponse]
+
+
+class CommandResponse(_Closed):
+    """What a command recorded: its events, the episode's version and stage after it."""
+
+    episode_id: str
+    events: tuple[Event, ...]
+    version: int
+    stage: str
+    state: EpisodeState | None = None
+
+
+class PendingDeadlineResponse(_Closed):
+    kind: str
+    due_at: datetime
+    ref: str | None = None
+
+
+class DeadlinesResponse(_Closed):
+    """Everything pending for an episode, and the earliest moment among them."""
+
+    episode_id: str
+    next_deadline: datetime | None
+    pending: tuple[PendingDeadlineResponse, ...]
+
+
+class TimelineEntryResponse(_Closed):
+    seq: int
+    type: str
+    occurred_at: datetime
+    actor_id: str
+    actor_role: str
+
+
+class TimelineResponse(_Closed):
+    """The episode's most recent events as the workflow holds them."""
+
+    episode_id: str
+    entries: tuple[TimelineEntryResponse, ...]
 
 
 class StoredEventResponse(BaseModel):
@@ -73,3 +150,71 @@ class HealthResponse(BaseModel):
     status: Literal["ok", "unavailable"]
     temporal: ComponentHealth
     postgres: ComponentHealth
+
+
+# --- audit ------------------------------------------------------------------------------
+
+
+class StreamReportResponse(_Closed):
+    """The outcome of verifying one episode's stream, as auditors read it."""
+
+    episode_id: str
+    ok: bool
+    events_checked: int
+    head_seq: int
+    head_hash: str
+    first_bad_seq: int | None = None
+    reason: str | None = None
+    # The checkpoint the stream was compared with (None: the chain only).
+    checkpoint_id: int | None = None
+
+
+class VerifyReportResponse(_Closed):
+    """The outcome of verifying every stream; `ok` only if each one verified."""
+
+    ok: bool
+    streams: tuple[StreamReportResponse, ...]
+
+
+class AuditTimelineItemResponse(_Closed):
+    """One stored event as an auditor reads it: when, what, who, and its place in the chain."""
+
+    seq: int
+    type: str
+    occurred_at: datetime
+    recorded_at: datetime
+    actor_id: str
+    actor_role: str
+    command_id: str
+    hash: str
+
+
+class FieldDifferenceResponse(_Closed):
+    """One field whose value differs between the stored record and the live workflow."""
+
+    path: str
+    stored: Any
+    live: Any
+
+
+class LiveComparisonResponse(_Closed):
+    """The record folded from the store against the running workflow's state."""
+
+    compared: bool
+    matches: bool
+    differences: tuple[FieldDifferenceResponse, ...] = ()
+    # Why no comparison was made (the workflow is gone, Temporal is down).
+    unavailable: str | None = None
+
+
+class AuditReplayResponse(_Closed):
+    """An episode's record as of a moment: its timeline, its state then, and how far to trust it."""
+
+    episode_id: str
+    as_of: datetime | None
+    verification: StreamReportResponse
+    events_total: int
+    events_included: int
+    timeline: tuple[AuditTimelineItemResponse, ...]
+    state: EpisodeState | None
+    live: LiveComparisonResponse | None = None

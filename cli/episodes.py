@@ -368,14 +368,13 @@ def _send(api: ApiClient, args: argparse.Namespace, command: str, fields: dict[s
 
 def _commands(as_json: bool) -> None:
     from api.command_specs import command_specs
-    from domain.roles import ALLOWED_ROLES
 
     specs = command_specs()
     rows = [
         (
             spec.name,
             "POST /episodes/{id}" + spec.path,
-            ", ".join(sorted(role.value for role in ALLOWED_ROLES[spec.kind])),
+            ", ".join(sorted(role.value for role in spec.roles)),
             ", ".join(spec.request_model.model_fields),
         )
         for spec in specs

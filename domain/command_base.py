@@ -1,8 +1,17 @@
-"""The base every command shares: actor, command id (the idempotency key) and reason."""
+"""The base every command shares: actor, command id (the idempotency key) and reason.
+
+It also fixes what every command class declares besides its fields: its `type` tag and
+its `endpoint`, the HTTP path staff post it to and an example request. The path and
+the example live on the command, next to the fields they name, so that a command is
+declared in one class and judged by one registered rule (`domain.rules`), and the API
+derives its endpoints from both.
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from enum import StrEnum
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -19,8 +28,30 @@ class ReferralSource(StrEnum):
     OTHER = "other"
 
 
+@dataclass(frozen=True)
+class Endpoint:
+    """Where staff send a command over HTTP, and an example of the request.
+
+    `path` is under `/episodes/{episode_id}`; a `{name}` segment carries the command's
+    field of that name (`/sessions/{session_id}/cancel`). `example` holds the fields
+    the caller supplies, path fields included: the API documents it as the request body
+    (less the path fields) and a unit test builds the command from it.
+    """
+
+    path: str
+    example: dict[str, Any]
+
+
 class CommandBase(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
+
+    # Every command class sets this, to None when staff do not post it under an episode
+    # (the referral opens the episode; the tick is the workflow's own timer).
+    endpoint: ClassVar[Endpoint | None]
+
+    if TYPE_CHECKING:
+        # Each command narrows this to its own literal tag, the union's discriminator.
+        type: str
 
     command_id: str = Field(min_length=1, max_length=200)
     actor: Actor

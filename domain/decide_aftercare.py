@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from domain import commands as c
+from domain import commands_care as c
 from domain import events as ev
 from domain.emitter import Emitter
 from domain.errors import (
@@ -12,10 +12,13 @@ from domain.errors import (
     UnknownReference,
 )
 from domain.escalation import raise_task
+from domain.roles import CLINICAL, FRONT_DESK
+from domain.rules import rule
 from domain.state import Stage
 from domain.vocabulary import DischargeReason, EscalationTrigger, TaskKind
 
 
+@rule(c.RecordCheckIn, roles=FRONT_DESK)
 def record_check_in(em: Emitter, cmd: c.RecordCheckIn) -> None:
     em.require_stage({Stage.AFTERCARE}, "record an aftercare check-in")
     check_in = next((ci for ci in em.state.check_ins if ci.number == cmd.check_in), None)
@@ -31,6 +34,7 @@ def record_check_in(em: Emitter, cmd: c.RecordCheckIn) -> None:
     em.emit(ev.CheckInCompleted, check_in=cmd.check_in)
 
 
+@rule(c.ReportRelapse, roles=FRONT_DESK)
 def report_relapse(em: Emitter, cmd: c.ReportRelapse) -> None:
     em.require_stage({Stage.AFTERCARE}, "report a relapse")
     aftercare = em.program.aftercare
@@ -44,6 +48,7 @@ def report_relapse(em: Emitter, cmd: c.ReportRelapse) -> None:
     )
 
 
+@rule(c.ReadmitClient, roles=CLINICAL)
 def readmit_client(em: Emitter, cmd: c.ReadmitClient) -> None:
     em.require_stage({Stage.AFTERCARE}, "readmit the client")
     if not em.state.relapse_reported:

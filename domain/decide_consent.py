@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from domain import commands as c
+from domain import commands_care as c
 from domain import events as ev
 from domain.emitter import Emitter
 from domain.errors import (
@@ -19,8 +19,11 @@ from domain.errors import (
     InvalidCommand,
     UnknownReference,
 )
+from domain.roles import CLINICAL, FRONT_DESK, INTAKE_AND_OVERSIGHT
+from domain.rules import rule
 
 
+@rule(c.RecordConsent, roles=FRONT_DESK)
 def record_consent(em: Emitter, cmd: c.RecordConsent) -> None:
     if em.state.consent(cmd.consent_id) is not None:
         raise DuplicateId(
@@ -39,6 +42,7 @@ def record_consent(em: Emitter, cmd: c.RecordConsent) -> None:
     )
 
 
+@rule(c.RevokeConsent, roles=FRONT_DESK)
 def revoke_consent(em: Emitter, cmd: c.RevokeConsent) -> None:
     consent = em.state.consent(cmd.consent_id)
     if consent is None:
@@ -50,6 +54,7 @@ def revoke_consent(em: Emitter, cmd: c.RevokeConsent) -> None:
     em.emit(ev.ConsentRevoked, consent_id=cmd.consent_id)
 
 
+@rule(c.NotifyParty, roles=CLINICAL)
 def notify_party(em: Emitter, cmd: c.NotifyParty) -> None:
     consent = next(
         (
@@ -74,6 +79,7 @@ def notify_party(em: Emitter, cmd: c.NotifyParty) -> None:
     )
 
 
+@rule(c.RecordAuthorization, roles=INTAKE_AND_OVERSIGHT)
 def record_authorization(em: Emitter, cmd: c.RecordAuthorization) -> None:
     if any(a.authorization_id == cmd.authorization_id for a in em.state.authorizations):
         raise DuplicateId(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from domain import commands as c
+from domain import commands_intake as c
 from domain import events as ev
 from domain.emitter import Emitter
 from domain.errors import (
@@ -13,11 +13,14 @@ from domain.errors import (
     LevelOfCareOverrideRequired,
     WrongStage,
 )
+from domain.roles import CLINICAL, FRONT_DESK, OVERSIGHT
+from domain.rules import rule
 from domain.state import DeadlineRules, Stage
 
 _SCREENABLE = frozenset({Stage.REFERRED, Stage.SCREENING})
 
 
+@rule(c.ReferClient, roles=FRONT_DESK)
 def refer_client(em: Emitter, cmd: c.ReferClient) -> None:
     """Open the episode; the caller has checked that the program exists."""
     em.emit(
@@ -29,11 +32,13 @@ def refer_client(em: Emitter, cmd: c.ReferClient) -> None:
     )
 
 
+@rule(c.StartScreening, roles=FRONT_DESK)
 def start_screening(em: Emitter, cmd: c.StartScreening) -> None:
     em.require_stage({Stage.REFERRED}, "start screening")
     em.emit(ev.ScreeningStarted)
 
 
+@rule(c.RecordScreening, roles=FRONT_DESK)
 def record_screening(em: Emitter, cmd: c.RecordScreening) -> None:
     em.require_stage(_SCREENABLE, "record a screening")
     findings = cmd.findings
@@ -61,6 +66,7 @@ def record_screening(em: Emitter, cmd: c.RecordScreening) -> None:
     )
 
 
+@rule(c.ReferOut, roles=FRONT_DESK)
 def refer_out(em: Emitter, cmd: c.ReferOut) -> None:
     em.require_stage({*_SCREENABLE, Stage.ASSESSMENT}, "refer the client out")
     if cmd.level_of_care is em.program.level_of_care:
@@ -71,6 +77,7 @@ def refer_out(em: Emitter, cmd: c.ReferOut) -> None:
     em.emit(ev.ClientReferredOut, level_of_care=cmd.level_of_care, summary=cmd.summary)
 
 
+@rule(c.RecordAssessment, roles=CLINICAL)
 def record_assessment(em: Emitter, cmd: c.RecordAssessment) -> None:
     em.require_stage({Stage.ASSESSMENT}, "record an assessment")
     if len(set(cmd.diagnoses)) != len(cmd.diagnoses):
@@ -84,6 +91,7 @@ def record_assessment(em: Emitter, cmd: c.RecordAssessment) -> None:
     )
 
 
+@rule(c.OverrideLevelOfCare, roles=OVERSIGHT)
 def override_level_of_care(em: Emitter, cmd: c.OverrideLevelOfCare) -> None:
     em.require_stage({Stage.ASSESSMENT}, "override the level of care")
     assessment = em.state.assessment
@@ -101,6 +109,7 @@ def override_level_of_care(em: Emitter, cmd: c.OverrideLevelOfCare) -> None:
     )
 
 
+@rule(c.AdmitClient, roles=CLINICAL)
 def admit_client(em: Emitter, cmd: c.AdmitClient) -> None:
     em.require_stage({Stage.ASSESSMENT}, "admit the client")
     state, program = em.state, em.program

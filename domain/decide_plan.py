@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from domain import commands as c
+from domain import commands_plan as c
 from domain import events as ev
 from domain.emitter import Emitter
 from domain.errors import (
@@ -17,6 +17,8 @@ from domain.errors import (
     StepDownRequiresRelapsePreventionPlan,
 )
 from domain.programs import Phase, ProgramDefinition
+from domain.roles import CLINICAL, OVERSIGHT
+from domain.rules import rule
 from domain.state import TREATMENT_STAGES, Stage
 from domain.vocabulary import (
     HIGHER_LEVELS_OF_CARE,
@@ -73,6 +75,7 @@ def _check_plan(plan: TreatmentPlan, program: ProgramDefinition) -> None:
     _check_intensity(plan, program)
 
 
+@rule(c.RecordTreatmentPlan, roles=CLINICAL)
 def record_treatment_plan(em: Emitter, cmd: c.RecordTreatmentPlan) -> None:
     em.require_stage(TREATMENT_STAGES, "record a treatment plan")
     program, state = em.program, em.state
@@ -98,12 +101,14 @@ def _next_phase(em: Emitter) -> Phase:
     return following
 
 
+@rule(c.AdvancePhase, roles=CLINICAL)
 def advance_phase(em: Emitter, cmd: c.AdvancePhase) -> None:
     em.require_stage({Stage.IN_PROGRAM}, "advance the phase")
     following = _next_phase(em)
     em.emit(ev.PhaseAdvanced, from_phase=em.state.phase_id, to_phase=following.id)
 
 
+@rule(c.CompletePlanReview, roles=CLINICAL)
 def complete_plan_review(em: Emitter, cmd: c.CompletePlanReview) -> None:
     em.require_stage({Stage.IN_PROGRAM}, "complete a plan review")
     following = _next_phase(em) if cmd.outcome is ReviewOutcome.ADVANCE_PHASE else None
@@ -134,11 +139,13 @@ def _hold(em: Emitter, kind: HoldKind, review_days: int | None) -> None:
     _cancel_future_sessions(em)
 
 
+@rule(c.PlaceOnHold, roles=CLINICAL)
 def place_on_hold(em: Emitter, cmd: c.PlaceOnHold) -> None:
     em.require_stage(TREATMENT_STAGES, "place the episode on hold")
     _hold(em, cmd.kind, cmd.review_days)
 
 
+@rule(c.ResumeFromHold, roles=CLINICAL)
 def resume_from_hold(em: Emitter, cmd: c.ResumeFromHold) -> None:
     em.require_stage({Stage.ON_HOLD}, "resume the episode")
     hold = em.state.hold
@@ -147,6 +154,7 @@ def resume_from_hold(em: Emitter, cmd: c.ResumeFromHold) -> None:
     em.emit(ev.EpisodeResumed, stage=hold.resume_stage, held_since=hold.started_at)
 
 
+@rule(c.StepUp, roles=CLINICAL)
 def step_up(em: Emitter, cmd: c.StepUp) -> None:
     allowed = TREATMENT_STAGES if cmd.intent_to_return else {*TREATMENT_STAGES, Stage.ON_HOLD}
     em.require_stage(allowed, "step the client up")
@@ -169,16 +177,19 @@ def step_up(em: Emitter, cmd: c.StepUp) -> None:
         )
 
 
+@rule(c.RecordRelapsePreventionPlan, roles=CLINICAL)
 def record_relapse_prevention_plan(em: Emitter, cmd: c.RecordRelapsePreventionPlan) -> None:
     em.require_stage({*TREATMENT_STAGES, Stage.ON_HOLD}, "record a relapse-prevention plan")
     em.emit(ev.RelapsePreventionPlanRecorded, plan=cmd.plan)
 
 
+@rule(c.RecordAftercarePlan, roles=CLINICAL)
 def record_aftercare_plan(em: Emitter, cmd: c.RecordAftercarePlan) -> None:
     em.require_stage({*TREATMENT_STAGES, Stage.ON_HOLD}, "record an aftercare plan")
     em.emit(ev.AftercarePlanRecorded, plan=cmd.plan)
 
 
+@rule(c.StepDown, roles=CLINICAL)
 def step_down(em: Emitter, cmd: c.StepDown) -> None:
     em.require_stage({Stage.IN_PROGRAM}, "step the client down")
     state, program = em.state, em.program
@@ -203,6 +214,7 @@ def step_down(em: Emitter, cmd: c.StepDown) -> None:
     )
 
 
+@rule(c.Discharge, roles=OVERSIGHT)
 def discharge(em: Emitter, cmd: c.Discharge) -> None:
     _cancel_future_sessions(em)
     em.emit(ev.EpisodeDischarged, discharge_reason=cmd.discharge_reason, summary=cmd.summary)

@@ -6,7 +6,7 @@ escalation ladder and authorization check see the corrected record.
 
 from __future__ import annotations
 
-from domain import commands as c
+from domain import commands_care as c
 from domain import events as ev
 from domain.emitter import Emitter
 from domain.errors import (
@@ -20,6 +20,8 @@ from domain.errors import (
     UnknownReference,
 )
 from domain.escalation import after_no_show
+from domain.roles import CLINICAL, FRONT_DESK
+from domain.rules import rule
 from domain.state import TREATMENT_STAGES, Session, Stage
 from domain.vocabulary import BILLABLE_ATTENDANCE, AttendanceStatus, AuthorizationFlag
 
@@ -59,6 +61,7 @@ def _attended_hours(status: AttendanceStatus, hours: float | None, session: Sess
     return session.hours if status is AttendanceStatus.ATTENDED else 0.0
 
 
+@rule(c.ScheduleSession, roles=FRONT_DESK)
 def schedule_session(em: Emitter, cmd: c.ScheduleSession) -> None:
     em.require_stage(TREATMENT_STAGES, "schedule a session")
     if em.state.session(cmd.session_id) is not None:
@@ -75,6 +78,7 @@ def schedule_session(em: Emitter, cmd: c.ScheduleSession) -> None:
     )
 
 
+@rule(c.RescheduleSession, roles=FRONT_DESK)
 def reschedule_session(em: Emitter, cmd: c.RescheduleSession) -> None:
     em.require_stage(TREATMENT_STAGES, "reschedule a session")
     session = _open_session(em, cmd.session_id, "reschedule it")
@@ -86,12 +90,14 @@ def reschedule_session(em: Emitter, cmd: c.RescheduleSession) -> None:
     )
 
 
+@rule(c.CancelSession, roles=FRONT_DESK)
 def cancel_session(em: Emitter, cmd: c.CancelSession) -> None:
     em.require_stage(TREATMENT_STAGES, "cancel a session")
     session = _open_session(em, cmd.session_id, "cancel it")
     em.emit(ev.SessionCancelled, session_id=session.session_id)
 
 
+@rule(c.RecordAttendance, roles=CLINICAL)
 def record_attendance(em: Emitter, cmd: c.RecordAttendance) -> None:
     em.require_stage(TREATMENT_STAGES, "record attendance")
     session = _session(em, cmd.session_id)
@@ -114,6 +120,7 @@ def record_attendance(em: Emitter, cmd: c.RecordAttendance) -> None:
     consequences(em, session.session_id, cmd.status, previous=None)
 
 
+@rule(c.CorrectAttendance, roles=CLINICAL)
 def correct_attendance(em: Emitter, cmd: c.CorrectAttendance) -> None:
     em.require_stage(_CORRECTABLE, "correct attendance")
     if not cmd.reason:

@@ -2,66 +2,46 @@
 
 Pure functions. The state of any moment is the fold of the events up to it. `decide`
 checks the actor's role, that the episode exists and is open, then hands the command to
-the rules of its area (intake, plan, sessions, escalation, aftercare, consent, time).
+the rule registered for it (`domain.rules`). The rule modules are imported here, in the
+order of the pathway; two commands are special: the referral opens the episode, and a
+tick decides at the moment it carries rather than at the context's.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
-from typing import Any
+from collections.abc import Iterable
 
-from domain import commands as c
-from domain import decide_aftercare as aftercare
-from domain import decide_consent as consent
-from domain import decide_intake as intake
-from domain import decide_plan as plan
-from domain import decide_sessions as sessions
+from domain.command_base import CommandBase
+from domain.commands_care import Tick
+from domain.commands_intake import ReferClient
 from domain.emitter import DecisionContext, Emitter
 from domain.errors import EpisodeAlreadyStarted, EpisodeClosed, EpisodeNotStarted
-from domain.escalation import resolve_task
 from domain.events import Event
 from domain.evolution import evolve_event
-from domain.roles import check_allowed
+from domain.roles import SYSTEM, check_allowed
+from domain.rules import rule, rule_for
 from domain.state import EpisodeState
 from domain.ticks import tick
 
+# The rule modules, in the order of the pathway. Each registers its rules as it loads, and
+# the registry keeps that order for the `Command` union, the OpenAPI document and the CLI:
+# do not let these imports be sorted.
+# isort: off
+from domain import decide_intake, decide_plan, decide_sessions, decide_tasks  # noqa: F401
+from domain import decide_aftercare, decide_consent  # noqa: F401
+# isort: on
+
 __all__ = ["DecisionContext", "decide", "evolve", "fold"]
 
-_RULES: dict[type[c.CommandBase], Callable[[Emitter, Any], None]] = {
-    c.StartScreening: intake.start_screening,
-    c.RecordScreening: intake.record_screening,
-    c.ReferOut: intake.refer_out,
-    c.RecordAssessment: intake.record_assessment,
-    c.OverrideLevelOfCare: intake.override_level_of_care,
-    c.AdmitClient: intake.admit_client,
-    c.RecordTreatmentPlan: plan.record_treatment_plan,
-    c.AdvancePhase: plan.advance_phase,
-    c.CompletePlanReview: plan.complete_plan_review,
-    c.PlaceOnHold: plan.place_on_hold,
-    c.ResumeFromHold: plan.resume_from_hold,
-    c.StepUp: plan.step_up,
-    c.RecordRelapsePreventionPlan: plan.record_relapse_prevention_plan,
-    c.RecordAftercarePlan: plan.record_aftercare_plan,
-    c.StepDown: plan.step_down,
-    c.Discharge: plan.discharge,
-    c.ScheduleSession: sessions.schedule_session,
-    c.RescheduleSession: sessions.reschedule_session,
-    c.CancelSession: sessions.cancel_session,
-    c.RecordAttendance: sessions.record_attendance,
-    c.CorrectAttendance: sessions.correct_attendance,
-    c.ResolveTask: resolve_task,
-    c.RecordCheckIn: aftercare.record_check_in,
-    c.ReportRelapse: aftercare.report_relapse,
-    c.ReadmitClient: aftercare.readmit_client,
-    c.RecordConsent: consent.record_consent,
-    c.RevokeConsent: consent.revoke_consent,
-    c.NotifyParty: consent.notify_party,
-    c.RecordAuthorization: consent.record_authorization,
-}
+
+@rule(Tick, roles=SYSTEM)
+def pass_time(em: Emitter, cmd: Tick) -> None:
+    """Handle everything due by the tick's moment (`decide` set the emitter's clock to it)."""
+    tick(em)
 
 
 def decide(
-    state: EpisodeState | None, command: c.Command, ctx: DecisionContext
+    state: EpisodeState | None, command: CommandBase, ctx: DecisionContext
 ) -> tuple[Event, ...]:
     """Judge a command against the current state; return the events it produces or raise.
 
@@ -69,29 +49,26 @@ def decide(
     """
     check_allowed(command.type, command.actor)
     if state is None:
-        if not isinstance(command, c.ReferClient):
+        if not isinstance(command, ReferClient):
             raise EpisodeNotStarted(
                 f"episode {ctx.episode_id} does not exist yet: refer the client first"
             )
         ctx.programs.get(command.program_id)
         em = Emitter(None, command, ctx)
-        intake.refer_client(em, command)
-        return tuple(em.events)
-    if state.is_closed:
-        raise EpisodeClosed(
-            f"episode {state.episode_id} is {state.stage.value}: no further changes are accepted; "
-            "refer the client again to open a new episode"
-        )
-    if isinstance(command, c.ReferClient):
-        raise EpisodeAlreadyStarted(
-            f"episode {state.episode_id} already exists: use a new episode id for a new referral"
-        )
-    if isinstance(command, c.Tick):
-        em = Emitter(state, command, ctx, now=command.now)
-        tick(em)
-        return tuple(em.events)
-    em = Emitter(state, command, ctx)
-    _RULES[type(command)](em, command)
+    else:
+        if state.is_closed:
+            raise EpisodeClosed(
+                f"episode {state.episode_id} is {state.stage.value}: no further changes are "
+                "accepted; refer the client again to open a new episode"
+            )
+        if isinstance(command, ReferClient):
+            raise EpisodeAlreadyStarted(
+                f"episode {state.episode_id} already exists: use a new episode id for a new "
+                "referral"
+            )
+        now = command.now if isinstance(command, Tick) else None
+        em = Emitter(state, command, ctx, now=now)
+    rule_for(command.type).decide(em, command)
     return tuple(em.events)
 
 

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeVar, cast
 
-from domain.commands import CommandBase
+from domain.command_base import CommandBase
 from domain.errors import WrongStage
 from domain.event_types import EventBase
 from domain.events import Event, current_schema_version

@@ -3,18 +3,16 @@
 First no-show: outreach by the primary clinician; second consecutive: care coordinator
 and supervisor; third consecutive, or too many in a window: clinical case review; a task
 not done by its due time escalates one level up. Excused absences never count. Every
-threshold comes from the program definition.
+threshold comes from the program definition. Staff close tasks with `ResolveTask`, whose
+rule is in `domain.decide_tasks`.
 """
 
 from __future__ import annotations
 
 from datetime import timedelta
 
-from domain import commands as c
 from domain import events as ev
 from domain.emitter import Emitter
-from domain.errors import TaskAlreadyResolved, UnknownReference
-from domain.roles import check_may_resolve
 from domain.state import EpisodeState, Session, Task
 from domain.vocabulary import AttendanceStatus, EscalationTrigger, TaskKind
 
@@ -108,16 +106,3 @@ def no_contact(em: Emitter) -> None:
         kind=TaskKind.ADMINISTRATIVE_DISCHARGE_REVIEW,
         due_hours=policy.no_contact_due_hours,
     )
-
-
-def resolve_task(em: Emitter, cmd: c.ResolveTask) -> None:
-    task = em.state.task(cmd.task_id)
-    if task is None:
-        raise UnknownReference(
-            f"episode {em.state.episode_id} has no task {cmd.task_id!r}: "
-            "check the task id in the episode's open tasks"
-        )
-    if task.resolved:
-        raise TaskAlreadyResolved(f"task {cmd.task_id!r} is already resolved: nothing to do")
-    check_may_resolve(task.level, cmd.actor)
-    em.emit(ev.TaskResolved, task_id=task.task_id, outcome=cmd.outcome)

@@ -14,7 +14,6 @@ from typing import Any
 import httpx
 from api_users import bearer
 
-from api.command_examples import EXAMPLES
 from api.command_specs import spec_for
 
 REFERRAL = {"client_ref": "MRN-7001", "program_id": "adult-iop", "referral_source": "self"}
@@ -44,9 +43,8 @@ class Driver:
         """POST one command as `user`; the body defaults to the command's example."""
         spec = spec_for(command)
         if body is None:
-            example = EXAMPLES[spec.kind]
-            body = {k: v for k, v in example.items() if k not in spec.path_params}
-            path = {**{k: example[k] for k in spec.path_params}, **path}
+            body = spec.body_example
+            path = {**spec.path_example, **path}
         return await self.http.post(
             command_url(episode_id, command, **path), json=body, headers=bearer(user)
         )
@@ -92,7 +90,7 @@ class Driver:
         await self.ok("intake", episode_id, "record_screening")
         if stage == "assessment":
             return episode_id
-        assessment = dict(EXAMPLES["record_assessment"])
+        assessment = dict(spec_for("record_assessment").example)
         if stage == "assessed_php":
             await self.ok(
                 "clinician",

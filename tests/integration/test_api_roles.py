@@ -18,10 +18,9 @@ import pytest
 from api_driver import Driver, new_id, now_iso
 from api_users import USERS
 
-from api.command_examples import EXAMPLES
 from api.command_specs import command_specs, spec_for
 from domain.actors import Role
-from domain.roles import ALLOWED_ROLES
+from domain.roles import allowed_roles
 from store.db import Pool
 
 pytestmark = pytest.mark.integration
@@ -61,7 +60,7 @@ async def _sessions(driver: Driver, episode_id: str, past: bool) -> None:
             await driver.past_session(episode_id, f"s-{i}")
         else:
             body = {
-                **EXAMPLES["schedule_session"],
+                **spec_for("schedule_session").example,
                 "session_id": f"s-{i}",
                 "starts_at": now_iso(60 * 24),
             }
@@ -82,13 +81,13 @@ async def _consents(driver: Driver, episode_id: str) -> None:
             "intake",
             episode_id,
             "record_consent",
-            {**EXAMPLES["record_consent"], "consent_id": f"c-{i}"},
+            {**spec_for("record_consent").example, "consent_id": f"c-{i}"},
         )
 
 
 def _example(command: str, **changes: Any) -> dict[str, Any]:
     spec = spec_for(command)
-    return {k: v for k, v in {**EXAMPLES[command], **changes}.items() if k not in spec.path_params}
+    return {k: v for k, v in {**spec.example, **changes}.items() if k not in spec.path_params}
 
 
 CASES: dict[str, Case] = {
@@ -186,8 +185,8 @@ async def test_allowed_roles_succeed_and_others_get_403_changing_nothing(
 ) -> None:
     case = CASES[command]
     driver = Driver(api)
-    allowed = [ROLE_USERS[r] for r in sorted(ALLOWED_ROLES[command]) if r in ROLE_USERS]
-    denied = [name for role, name in ROLE_USERS.items() if role not in ALLOWED_ROLES[command]]
+    allowed = [ROLE_USERS[r] for r in sorted(allowed_roles(command)) if r in ROLE_USERS]
+    denied = [name for role, name in ROLE_USERS.items() if role not in allowed_roles(command)]
     fresh = 1 if case.shared else len(allowed)
     episodes = list(await asyncio.gather(*(driver.at(case.stage) for _ in range(fresh))))
     for episode_id in episodes:
@@ -203,7 +202,7 @@ async def test_allowed_roles_succeed_and_others_get_403_changing_nothing(
         assert response.status_code == 403, f"{command} as {user}: {response.text}"
         assert response.json()["title"] == "CommandNotAllowed"
     # A clinician of another program does not see the episode at all.
-    if Role.CLINICIAN in ALLOWED_ROLES[command]:
+    if Role.CLINICIAN in allowed_roles(command):
         hidden = await driver.send("teen_clinician", target, command, body, **path)
         assert hidden.status_code == 404, hidden.text
     assert await _event_count(db_pool, target) == before

@@ -8,7 +8,6 @@ from pathlib import Path
 import pytest
 
 from api.auth import UsersFileAuthenticator, ensure_users_file, parse_users
-from api.command_examples import EXAMPLES
 from api.command_specs import command_specs
 from api.problems import ProblemError
 from domain.actors import Actor, Role
@@ -71,11 +70,8 @@ class TestCommandEndpoints:
     def test_every_example_builds_its_domain_command(self) -> None:
         actor = Actor(user_id="dan.director", role=Role.CLINICAL_DIRECTOR)
         for spec in command_specs():
-            example = EXAMPLES[spec.kind]
-            body = spec.request_model.model_validate(
-                {k: v for k, v in example.items() if k not in spec.path_params}
-            )
-            command = spec.build("cmd-1", actor, body, {k: example[k] for k in spec.path_params})
+            body = spec.request_model.model_validate(spec.body_example)
+            command = spec.build("cmd-1", actor, body, spec.path_example)
             assert command.type == spec.kind
 
     def test_request_bodies_leave_out_what_the_server_supplies(self) -> None:

@@ -1,4 +1,4 @@
-"""The role matrix is part of the domain and enforced by `decide`."""
+"""The role matrix is part of the domain (each rule names its roles) and enforced by `decide`."""
 
 from __future__ import annotations
 
@@ -8,20 +8,27 @@ from domain_scenario import AUDITOR, CLINICIAN, INTAKE, SYSTEM, T0, Episode
 from domain import commands as c
 from domain.actors import Role
 from domain.errors import CommandNotAllowed
-from domain.roles import ALLOWED_ROLES
+from domain.roles import allowed_roles, check_allowed
+from domain.rules import registered
 
 
-def test_every_command_type_has_an_entry_in_the_role_matrix() -> None:
+def test_every_command_type_has_a_rule_naming_its_roles() -> None:
     tags = {member.model_fields["type"].default for member in c.CommandBase.__subclasses__()}
-    assert tags == set(ALLOWED_ROLES)
+    assert tags == {entry.kind for entry in registered()}
+    assert all(allowed_roles(entry.kind) == entry.roles for entry in registered())
 
 
 def test_auditors_may_issue_no_command() -> None:
-    assert all(Role.AUDITOR not in roles for roles in ALLOWED_ROLES.values())
+    assert all(Role.AUDITOR not in entry.roles for entry in registered())
 
 
 def test_system_role_issues_only_ticks() -> None:
-    assert [tag for tag, roles in ALLOWED_ROLES.items() if Role.SYSTEM in roles] == ["tick"]
+    assert [entry.kind for entry in registered() if Role.SYSTEM in entry.roles] == ["tick"]
+
+
+def test_an_unknown_command_type_is_refused_by_name() -> None:
+    with pytest.raises(KeyError, match="no rule is registered for command type 'teleport'"):
+        check_allowed("teleport", CLINICIAN)
 
 
 def test_auditor_referral_is_refused_with_the_roles_to_ask() -> None:

@@ -1,4 +1,5 @@
-"""Commands that move an episode along the pathway: intake, plan, phases, transitions."""
+"""Commands after admission: treatment plan, phases, plan reviews, hold, step-up,
+the plans step-down requires, step-down and discharge."""
 
 from __future__ import annotations
 
@@ -6,94 +7,49 @@ from typing import Literal
 
 from pydantic import Field
 
-from domain.command_base import CommandBase, ReferralSource
+from domain.command_base import CommandBase, Endpoint
 from domain.vocabulary import (
     AftercarePlan,
-    AsamEdition,
-    AsamRatings,
     DischargeReason,
     HoldKind,
-    Icd10Code,
     LevelOfCare,
-    Ref,
     RelapsePreventionPlan,
     ReviewOutcome,
-    ScreeningFindings,
     ShortText,
     TreatmentPlan,
 )
 
-# --- intake -------------------------------------------------------------------------
-
-
-class ReferClient(CommandBase):
-    """Refer a client to a program; this opens the episode of care."""
-
-    type: Literal["refer_client"] = "refer_client"
-    client_ref: str = Field(
-        min_length=1,
-        max_length=100,
-        description="An opaque reference to the client in the provider's records (never a name).",
-    )
-    program_id: str = Field(min_length=1, max_length=100)
-    referral_source: ReferralSource
-    readmission_of: Ref | None = Field(
-        default=None, description="The earlier episode this referral readmits from, if any."
-    )
-
-
-class StartScreening(CommandBase):
-    """Begin the eligibility screening of a referred client."""
-
-    type: Literal["start_screening"] = "start_screening"
-
-
-class RecordScreening(CommandBase):
-    """Record the eligibility screening; a client who is not eligible is referred out."""
-
-    type: Literal["record_screening"] = "record_screening"
-    findings: ScreeningFindings
-    referred_out_to: LevelOfCare | None = Field(
-        default=None, description="Required when not eligible: the higher level of care."
-    )
-
-
-class ReferOut(CommandBase):
-    """Refer the client to another level of care before admission; closes the episode."""
-
-    type: Literal["refer_out"] = "refer_out"
-    level_of_care: LevelOfCare
-    summary: ShortText
-
-
-class RecordAssessment(CommandBase):
-    """Record the biopsychosocial assessment: ASAM ratings, diagnoses, recommended level."""
-
-    type: Literal["record_assessment"] = "record_assessment"
-    asam_edition: AsamEdition
-    asam_ratings: AsamRatings
-    diagnoses: tuple[Icd10Code, ...] = Field(min_length=1, max_length=20)
-    recommended_level: LevelOfCare
-
-
-class OverrideLevelOfCare(CommandBase):
-    """Admit despite a recommended level other than the program's (supervisors only)."""
-
-    type: Literal["override_level_of_care"] = "override_level_of_care"
-    justification: ShortText
-
-
-class AdmitClient(CommandBase):
-    """Admit an assessed client to the program's first phase."""
-
-    type: Literal["admit_client"] = "admit_client"
-
-
-# --- plan, phases, reviews, transitions -------------------------------------------------
-
 
 class RecordTreatmentPlan(CommandBase):
     """Record the treatment plan (first version, or a revision)."""
+
+    endpoint = Endpoint(
+        "/treatment-plan",
+        example={
+            "plan": {
+                "problems": [{"problem_id": "p1", "description": "alcohol use disorder, moderate"}],
+                "goals": [
+                    {
+                        "area": "coping_strategies",
+                        "description": "use urge surfing",
+                        "problem_ids": ["p1"],
+                    },
+                    {"area": "aftercare_readiness", "description": "join a peer support group"},
+                ],
+                "modalities": ["cbt", "twelve_step_facilitation", "psychoeducation"],
+                "weekly_schedule": [
+                    {"weekday": 0, "hours": 3.0, "kinds": ["group_process"]},
+                    {"weekday": 1, "hours": 3.0, "kinds": ["group_process"]},
+                    {"weekday": 2, "hours": 3.0, "kinds": ["group_process"]},
+                ],
+                "care_team": [
+                    {"user_id": "cal.clinician", "discipline": "therapist"},
+                    {"user_id": "pat.psychiatrist", "discipline": "psychiatrist"},
+                ],
+                "primary_clinician": "cal.clinician",
+            }
+        },
+    )
 
     type: Literal["record_treatment_plan"] = "record_treatment_plan"
     plan: TreatmentPlan
@@ -101,6 +57,8 @@ class RecordTreatmentPlan(CommandBase):
 
 class AdvancePhase(CommandBase):
     """Move to the program's next phase (e.g. stabilization -> skills)."""
+
+    endpoint = Endpoint("/phase-advance", example={"reason": "stabilization goals met"})
 
     type: Literal["advance_phase"] = "advance_phase"
 
@@ -113,6 +71,10 @@ class CompletePlanReview(CommandBase):
     supervisor.
     """
 
+    endpoint = Endpoint(
+        "/plan-reviews", example={"outcome": "continue", "notes": "attending all groups"}
+    )
+
     type: Literal["complete_plan_review"] = "complete_plan_review"
     outcome: ReviewOutcome
     notes: ShortText | None = None
@@ -120,6 +82,8 @@ class CompletePlanReview(CommandBase):
 
 class PlaceOnHold(CommandBase):
     """Pause the episode (e.g. a short hospitalization); absence escalation is paused."""
+
+    endpoint = Endpoint("/hold", example={"kind": "hospitalization", "review_days": 7})
 
     type: Literal["place_on_hold"] = "place_on_hold"
     kind: HoldKind
@@ -129,11 +93,15 @@ class PlaceOnHold(CommandBase):
 class ResumeFromHold(CommandBase):
     """End the hold; paused clocks (tasks, plan and review due dates) restart."""
 
+    endpoint = Endpoint("/hold/resume", example={})
+
     type: Literal["resume_from_hold"] = "resume_from_hold"
 
 
 class StepUp(CommandBase):
     """Move the client to a higher level of care, on hold if they are to return."""
+
+    endpoint = Endpoint("/step-up", example={"to_level": "php", "intent_to_return": True})
 
     type: Literal["step_up"] = "step_up"
     to_level: LevelOfCare
@@ -146,12 +114,33 @@ class StepUp(CommandBase):
 class RecordRelapsePreventionPlan(CommandBase):
     """Record the relapse-prevention plan that step-down requires."""
 
+    endpoint = Endpoint(
+        "/relapse-prevention-plan",
+        example={
+            "plan": {
+                "triggers": ["payday", "old neighbourhood"],
+                "coping_strategies": ["call sponsor", "urge surfing"],
+            }
+        },
+    )
+
     type: Literal["record_relapse_prevention_plan"] = "record_relapse_prevention_plan"
     plan: RelapsePreventionPlan
 
 
 class RecordAftercarePlan(CommandBase):
     """Record the aftercare plan (therapy, peer support, resources) step-down requires."""
+
+    endpoint = Endpoint(
+        "/aftercare-plan",
+        example={
+            "plan": {
+                "continued_therapy": "weekly outpatient CBT",
+                "peer_support": ["AA"],
+                "community_resources": ["YMCA"],
+            }
+        },
+    )
 
     type: Literal["record_aftercare_plan"] = "record_aftercare_plan"
     plan: AftercarePlan
@@ -160,12 +149,22 @@ class RecordAftercarePlan(CommandBase):
 class StepDown(CommandBase):
     """Step down to standard outpatient care and start aftercare."""
 
+    endpoint = Endpoint("/step-down", example={"to_level": "outpatient"})
+
     type: Literal["step_down"] = "step_down"
     to_level: LevelOfCare = LevelOfCare.OUTPATIENT
 
 
 class Discharge(CommandBase):
     """Discharge the client; the summary is required. Nothing is accepted afterwards."""
+
+    endpoint = Endpoint(
+        "/discharge",
+        example={
+            "discharge_reason": "completed",
+            "summary": "completed all three phases; aftercare plan in place",
+        },
+    )
 
     type: Literal["discharge"] = "discharge"
     discharge_reason: DischargeReason
