@@ -17,7 +17,7 @@ from typing import Annotated, Any
 import structlog
 from fastapi import APIRouter, Depends, Query
 from fastapi.responses import JSONResponse, Response
-from pydantic import BaseModel
+from pydantic import AwareDatetime, BaseModel
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.access_fhir import audit_bundle
@@ -175,15 +175,15 @@ def access_router(access_log: AccessLog) -> APIRouter:
     async def read_access_log(
         _auditor: Auditor,
         log_format: Annotated[AccessLogFormat, Query(alias="format")] = AccessLogFormat.JSON,
-        since: Annotated[datetime | None, Query(description="ISO 8601 with offset")] = None,
-        until: Annotated[datetime | None, Query(description="ISO 8601 with offset")] = None,
+        since: Annotated[AwareDatetime | None, Query(description="ISO 8601 with offset")] = None,
+        until: Annotated[AwareDatetime | None, Query(description="ISO 8601 with offset")] = None,
         episode_id: Annotated[str | None, Query(pattern=SAFE_VALUE)] = None,
         user_id: Annotated[str | None, Query(pattern=SAFE_VALUE)] = None,
         limit: Annotated[int, Query(ge=1, le=10_000)] = 1000,
     ) -> Response:
         records = await access_log.read(
-            since=_aware(since),
-            until=_aware(until),
+            since=since,
+            until=until,
             episode_id=episode_id,
             user_id=user_id,
             limit=limit,
@@ -197,10 +197,3 @@ def access_router(access_log: AccessLog) -> APIRouter:
         return JSONResponse(body.model_dump(mode="json"))
 
     return router
-
-
-def _aware(moment: datetime | None) -> datetime | None:
-    # A time without an offset is taken as UTC.
-    if moment is None or moment.tzinfo is not None:
-        return moment
-    return moment.replace(tzinfo=UTC)

@@ -44,8 +44,8 @@ def _interaction(record: AccessRecord) -> str:
 
 
 def _instant(moment: datetime | None) -> str:
-    moment = moment or datetime.now(UTC)
-    return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).isoformat()
+    # Access times come from a timestamptz column, so they carry their offset.
+    return (moment or datetime.now(UTC)).isoformat()
 
 
 def audit_event(record: AccessRecord) -> dict[str, Any]:

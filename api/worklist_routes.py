@@ -6,11 +6,11 @@ caller's programs. A clinician's caseload defaults to their own.
 
 # No `from __future__ import annotations`: FastAPI reads the route signatures at run time.
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query
-from pydantic import BaseModel
+from pydantic import AwareDatetime, BaseModel
 
 from api.auth import READ_ROLES, User, require_role
 from domain.actors import Role
@@ -134,12 +134,10 @@ def worklist_router(worklists: Worklists) -> APIRouter:
         user: Reader,
         program_id: ProgramFilter = None,
         due_before: Annotated[
-            datetime | None, Query(description="ISO 8601; a time without offset is UTC")
+            AwareDatetime | None, Query(description="ISO 8601 with offset")
         ] = None,
         limit: Limit = 500,
     ) -> UpcomingDeadlinesResponse:
-        if due_before is not None and due_before.tzinfo is None:
-            due_before = due_before.replace(tzinfo=UTC)
         programs, program = _programs(user, program_id)
         rows = await worklists.upcoming_deadlines(programs, program, due_before, limit)
         return UpcomingDeadlinesResponse(deadlines=[UpcomingDeadline(**row) for row in rows])

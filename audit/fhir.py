@@ -1,6 +1,7 @@
 """The FHIR R4B form of an episode's record: a `collection` Bundle built from its stored events.
 
-- EpisodeOfCare: status per the state's FHIR mapping, statusHistory from every change of it;
+- EpisodeOfCare: status mapped from the stage (`episode_of_care_status`), statusHistory
+  from every change of it;
 - CarePlan: the treatment plan, one activity per session (a reference to its Appointment);
 - Appointment per session: booked, fulfilled (attended or partial), noshow, cancelled
   (cancelled, or an excused absence, with that reason);
@@ -40,6 +41,17 @@ EVENT_SYSTEM = "urn:carepath:event"
 PROGRAM_SYSTEM = "urn:carepath:program"
 _ID_NAMESPACE = uuid.UUID("6f1c1b9e-52a4-4c55-9a8e-3c0f0e1a7d21")
 
+# EpisodeOfCare.status of each stage; aftercare is the program's choice (`episode_of_care_status`).
+_EPISODE_OF_CARE_STATUS = {
+    Stage.REFERRED: "planned",
+    Stage.SCREENING: "planned",
+    Stage.ASSESSMENT: "planned",
+    Stage.TREATMENT_PLANNING: "active",
+    Stage.IN_PROGRAM: "active",
+    Stage.ON_HOLD: "onhold",
+    Stage.REFERRED_OUT: "cancelled",
+    Stage.DISCHARGED: "finished",
+}
 _CLOSED_CAREPLAN = {Stage.REFERRED_OUT: "revoked", Stage.DISCHARGED: "completed"}
 _PRIORITY = {1: "routine", 2: "urgent", 3: "asap"}
 
@@ -69,6 +81,14 @@ def _person(user_id: str, role: str) -> dict[str, Any]:
     }
 
 
+def episode_of_care_status(state: EpisodeState, aftercare_status: str = "active") -> str:
+    """EpisodeOfCare.status of the episode's stage; the program says whether aftercare is
+    an active or a finished episode of care."""
+    if state.stage is Stage.AFTERCARE:
+        return aftercare_status
+    return _EPISODE_OF_CARE_STATUS[state.stage]
+
+
 def status_history(
     stored: Sequence[StoredEvent], aftercare_status: str
 ) -> list[tuple[str, datetime, datetime | None]]:
@@ -77,7 +97,7 @@ def status_history(
     state: EpisodeState | None = None
     for stored_event in stored:
         state = evolve_event(state, stored_event.event)
-        status = state.fhir_status(aftercare_status)
+        status = episode_of_care_status(state, aftercare_status)
         if periods and periods[-1][0] == status:
             continue
         if periods:
@@ -98,7 +118,7 @@ def episode_of_care(
         "resourceType": "EpisodeOfCare",
         "id": _uuid(state.episode_id, "episode"),
         "identifier": [{"system": EPISODE_SYSTEM, "value": state.episode_id}],
-        "status": state.fhir_status(aftercare_status),
+        "status": episode_of_care_status(state, aftercare_status),
         "statusHistory": [
             {
                 "status": status,

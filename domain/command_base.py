@@ -10,22 +10,12 @@ derives its endpoints from both.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from enum import StrEnum
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from domain.actors import Actor
-
-
-class ReferralSource(StrEnum):
-    SELF = "self"
-    INPATIENT_STEP_DOWN = "inpatient_step_down"
-    PHP_STEP_DOWN = "php_step_down"
-    EMERGENCY_DEPARTMENT = "emergency_department"
-    PRIMARY_CARE = "primary_care"
-    COURT = "court"
-    OTHER = "other"
+from domain.vocabulary import ReferralSource as ReferralSource  # its home; re-exported
 
 
 @dataclass(frozen=True)

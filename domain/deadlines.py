@@ -1,32 +1,61 @@
-"""Deadlines are data: when does time next matter for an episode?
+"""Deadlines are data: one table of deadline rules says, for every kind of deadline, when
+it falls due for a state and what its passing means.
 
-`next_deadline(state)` is the earliest moment at which a `Tick` would produce an event.
-The workflow keeps one timer for it; the same rules below tell the tick what is due, so
-the two can never disagree. While the episode is on hold, absence timers are paused.
+Everything that asks about time reads the same table, so none of them can disagree:
+`next_deadline(state)` (the workflow's one timer), `pending_deadlines(state)` (what staff
+and auditors see) and the `Tick` decision (`domain.ticks`). A new kind of deadline is a
+row of `DEADLINE_RULES` and its two functions below, nothing else.
+
+The table's order is the order in which a tick handles what is due, and recorded
+histories depend on it: a no-show's escalation is judged against the tasks as they were
+before overdue ones climbed the ladder, and the review reminder comes after the overdue
+review, so a very late tick flags the review without reminding of it. While the episode
+is on hold, absence timers are paused.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Generic, TypeVar
 
-from domain.state import (
-    TREATMENT_STAGES,
-    Authorization,
-    CheckIn,
-    EpisodeState,
-    Session,
-    Stage,
-    Task,
-)
+from domain import events as ev
+from domain.emitter import Emitter
+from domain.escalation import after_no_show, no_contact, raise_task, task_overdue
+from domain.state import TREATMENT_STAGES, Authorization, CheckIn, EpisodeState, Session, Task
+from domain.vocabulary import AttendanceStatus, EscalationTrigger, Stage, TaskKind
+from domain.weeks import tally, week_ending
 
-
-def no_show_at(state: EpisodeState, session: Session) -> datetime:
-    """A session with no attendance by its end plus the grace period is a no-show."""
-    return session.ends_at + timedelta(minutes=state.rules.no_show_grace_minutes)
+S = TypeVar("S")
 
 
-def pending_sessions(state: EpisodeState) -> tuple[Session, ...]:
+@dataclass(frozen=True)
+class Due(Generic[S]):
+    """One moment a rule falls due, with what it is about (`subject`, `ref`), if anything."""
+
+    at: datetime
+    subject: S
+    ref: str | None = None
+
+
+@dataclass(frozen=True)
+class DeadlineRule(Generic[S]):
+    """A kind of deadline: when it is due for a state, and what its passing means."""
+
+    kind: str
+    due: Callable[[EpisodeState], Iterable[Due[S]]]
+    fire: Callable[[Emitter, Due[S]], None]
+
+
+def _once(at: datetime | None) -> tuple[Due[None], ...]:
+    return (Due(at, None),) if at is not None else ()
+
+
+# --- session_no_show: a session with no attendance by its end plus the grace period ----
+
+
+def _pending_sessions(state: EpisodeState) -> tuple[Session, ...]:
     """Sessions waiting for attendance, in start order, while absences are watched."""
     if state.stage not in TREATMENT_STAGES:
         return ()
@@ -34,80 +63,201 @@ def pending_sessions(state: EpisodeState) -> tuple[Session, ...]:
     return tuple(sorted(waiting, key=lambda s: (s.starts_at, s.session_id)))
 
 
-def watched_tasks(state: EpisodeState) -> tuple[Task, ...]:
-    """Open tasks whose due time still matters (paused on hold, gone once closed)."""
-    if state.is_closed or state.stage is Stage.ON_HOLD:
+def _no_shows_due(state: EpisodeState) -> Iterable[Due[Session]]:
+    grace = timedelta(minutes=state.rules.no_show_grace_minutes)
+    return (Due(s.ends_at + grace, s, s.session_id) for s in _pending_sessions(state))
+
+
+def _record_no_show(em: Emitter, due: Due[Session]) -> None:
+    session_id = due.subject.session_id
+    em.emit(
+        ev.AttendanceRecorded, session_id=session_id, status=AttendanceStatus.NO_SHOW, hours=0.0
+    )
+    after_no_show(em, session_id)
+
+
+# --- task_due: an open escalation task past its due time (paused on hold) --------------
+
+
+def _tasks_due(state: EpisodeState) -> Iterable[Due[Task]]:
+    if state.stage is Stage.ON_HOLD:
         return ()
-    return tuple(t for t in state.tasks if not t.resolved and not t.overdue)
+    return (Due(t.due_at, t, t.task_id) for t in state.tasks if not t.resolved and not t.overdue)
 
 
-def no_contact_at(state: EpisodeState) -> datetime | None:
+def _escalate_overdue_task(em: Emitter, due: Due[Task]) -> None:
+    task_overdue(em, due.subject)
+
+
+# --- no_contact_review: days in treatment without an attended session ----------------
+
+
+def _no_contact_due(state: EpisodeState) -> tuple[Due[None], ...]:
     if state.stage not in TREATMENT_STAGES or state.no_contact_review_opened:
-        return None
+        return ()
     if state.last_contact_at is None:  # pragma: no cover - admission sets it
-        return None
-    return state.last_contact_at + timedelta(days=state.rules.no_contact_days)
+        return ()
+    return _once(state.last_contact_at + timedelta(days=state.rules.no_contact_days))
 
 
-def week_check_at(state: EpisodeState) -> datetime | None:
-    return state.next_week_check_at if state.stage in TREATMENT_STAGES else None
+def _open_no_contact_review(em: Emitter, _due: Due[None]) -> None:
+    no_contact(em)
 
 
-def initial_plan_at(state: EpisodeState) -> datetime | None:
+# --- weekly_hours_check: the end of a week of attendance (`domain.weeks`) ---------------
+
+
+def _week_check_due(state: EpisodeState) -> tuple[Due[None], ...]:
+    return _once(state.next_week_check_at if state.stage in TREATMENT_STAGES else None)
+
+
+def _check_week(em: Emitter, due: Due[None]) -> None:
+    start, end = week_ending(due.at)
+    hours = tally(em.state.sessions, start, end).hours
+    minimum = em.program.intensity.min_weekly_hours
+    em.emit(
+        ev.WeeklyAttendanceChecked,
+        week_start=start,
+        week_end=end,
+        attended_hours=hours,
+        minimum_hours=minimum,
+        below_minimum=hours < minimum,
+    )
+
+
+# --- initial_plan_due: no treatment plan by the program's deadline ---------------------
+
+
+def _initial_plan_due(state: EpisodeState) -> tuple[Due[None], ...]:
     if state.stage is not Stage.TREATMENT_PLANNING or state.initial_plan_overdue_flagged:
-        return None
-    return state.plan_due_at
+        return ()
+    return _once(state.plan_due_at)
 
 
-def review_overdue_at(state: EpisodeState) -> datetime | None:
+def _flag_initial_plan(em: Emitter, due: Due[None]) -> None:
+    em.emit(ev.InitialPlanOverdue, plan_due_at=due.at)
+
+
+# --- plan_review_overdue and plan_review_reminder ------------------------------------
+
+
+def _review_due_at(state: EpisodeState) -> datetime | None:
+    """When the plan review is due, while it is due and not yet flagged overdue."""
     if state.stage is not Stage.IN_PROGRAM or state.review_overdue_flagged:
         return None
     return state.review_due_at
 
 
-def review_reminder_at(state: EpisodeState) -> datetime | None:
-    due = review_overdue_at(state)
-    if due is None or state.review_reminded or state.rules.review_reminder_days == 0:
-        return None
-    return due - timedelta(days=state.rules.review_reminder_days)
+def _review_overdue_due(state: EpisodeState) -> tuple[Due[None], ...]:
+    return _once(_review_due_at(state))
 
 
-def hold_review_at(state: EpisodeState) -> datetime | None:
+def _flag_review_overdue(em: Emitter, due: Due[None]) -> None:
+    em.emit(ev.PlanReviewOverdue, review_due_at=due.at)
+
+
+def _review_reminder_due(state: EpisodeState) -> tuple[Due[None], ...]:
+    review_due = _review_due_at(state)
+    if review_due is None or state.review_reminded or state.rules.review_reminder_days == 0:
+        return ()
+    return _once(review_due - timedelta(days=state.rules.review_reminder_days))
+
+
+def _remind_of_review(em: Emitter, _due: Due[None]) -> None:
+    em.emit(ev.PlanReviewDueSoon, review_due_at=em.state.review_due_at)
+
+
+# --- hold_review_due: a hold not reviewed by its review date --------------------------
+
+
+def _hold_review_due(state: EpisodeState) -> tuple[Due[None], ...]:
     hold = state.hold
     if state.stage is not Stage.ON_HOLD or hold is None or hold.review_flagged:
-        return None
-    return hold.review_due_at
+        return ()
+    return _once(hold.review_due_at)
 
 
-def open_check_ins(state: EpisodeState) -> tuple[CheckIn, ...]:
+def _flag_hold_review(em: Emitter, due: Due[None]) -> None:
+    em.emit(ev.HoldReviewOverdue, review_due_at=due.at)
+
+
+# --- check_in_closes: an aftercare check-in whose window closed without it ------------
+
+
+def _check_ins_due(state: EpisodeState) -> Iterable[Due[CheckIn]]:
     if state.stage is not Stage.AFTERCARE:
         return ()
-    return tuple(ci for ci in state.check_ins if not ci.completed and not ci.missed)
+    open_check_ins = (ci for ci in state.check_ins if not ci.completed and not ci.missed)
+    return (Due(ci.closes_at, ci, f"check-in-{ci.number}") for ci in open_check_ins)
 
 
-def pending_reminders(state: EpisodeState) -> tuple[Authorization, ...]:
-    if state.is_closed:
+def _miss_check_in(em: Emitter, due: Due[CheckIn]) -> None:
+    check_in = due.subject
+    em.emit(ev.CheckInMissed, check_in=check_in.number, due_at=check_in.due_at)
+    raise_task(
+        em,
+        em.program.aftercare.outreach_level,
+        EscalationTrigger.CHECK_IN_MISSED,
+        kind=TaskKind.AFTERCARE_OUTREACH,
+    )
+
+
+# --- authorization_reminder: a payer authorization nearing its end --------------------
+
+
+def _reminders_due(state: EpisodeState) -> Iterable[Due[Authorization]]:
+    waiting = (a for a in state.authorizations if not a.reminded)
+    return (Due(a.remind_at, a, a.authorization_id) for a in waiting)
+
+
+def _remind_of_expiry(em: Emitter, due: Due[Authorization]) -> None:
+    authorization = due.subject
+    em.emit(
+        ev.AuthorizationExpiring,
+        authorization_id=authorization.authorization_id,
+        ends_at=authorization.ends_at,
+    )
+
+
+# --- the table ------------------------------------------------------------------------
+
+DEADLINE_RULES: tuple[DeadlineRule[Any], ...] = (
+    DeadlineRule("session_no_show", _no_shows_due, _record_no_show),
+    DeadlineRule("task_due", _tasks_due, _escalate_overdue_task),
+    DeadlineRule("no_contact_review", _no_contact_due, _open_no_contact_review),
+    DeadlineRule("weekly_hours_check", _week_check_due, _check_week),
+    DeadlineRule("initial_plan_due", _initial_plan_due, _flag_initial_plan),
+    DeadlineRule("plan_review_overdue", _review_overdue_due, _flag_review_overdue),
+    DeadlineRule("plan_review_reminder", _review_reminder_due, _remind_of_review),
+    DeadlineRule("hold_review_due", _hold_review_due, _flag_hold_review),
+    DeadlineRule("check_in_closes", _check_ins_due, _miss_check_in),
+    DeadlineRule("authorization_reminder", _reminders_due, _remind_of_expiry),
+)
+
+
+def due_items(deadline_rule: DeadlineRule[S], state: EpisodeState) -> tuple[Due[S], ...]:
+    """What a rule has pending for `state`, due or not yet; nothing once the episode closed."""
+    return () if state.is_closed else tuple(deadline_rule.due(state))
+
+
+PendingItem = tuple[str, datetime, str | None]
+
+
+def pending_deadlines(state: EpisodeState | None) -> tuple[PendingItem, ...]:
+    """Every pending deadline as (kind, due at, reference), earliest first."""
+    if state is None:
         return ()
-    return tuple(a for a in state.authorizations if not a.reminded)
+    items = [
+        (deadline_rule.kind, due.at, due.ref)
+        for deadline_rule in DEADLINE_RULES
+        for due in due_items(deadline_rule, state)
+    ]
+    return tuple(sorted(items, key=lambda item: (item[1], item[0])))
 
 
 def next_deadline(state: EpisodeState | None) -> datetime | None:
     """The next moment something is due for this episode, or None if nothing is."""
-    if state is None or state.is_closed:
-        return None
-    candidates: list[datetime | None] = [
-        no_contact_at(state),
-        week_check_at(state),
-        initial_plan_at(state),
-        review_reminder_at(state),
-        review_overdue_at(state),
-        hold_review_at(state),
-    ]
-    candidates.extend(no_show_at(state, s) for s in pending_sessions(state))
-    candidates.extend(t.due_at for t in watched_tasks(state))
-    candidates.extend(ci.closes_at for ci in open_check_ins(state))
-    candidates.extend(a.remind_at for a in pending_reminders(state))
-    return min((c for c in candidates if c is not None), default=None)
+    return min((at for _kind, at, _ref in pending_deadlines(state)), default=None)
 
 
 def visibility(state: EpisodeState) -> dict[str, Any]:

@@ -1,29 +1,31 @@
 """The event base and the pathway's event classes (intake, plan, phases, transitions).
 
 `domain.events` gathers them into the one discriminated union; import them
-from there.
+from there. Every moment an event carries is timezone-aware (`AwareDatetime`): a stored
+event never leaves a reader to guess its offset. Events depend only on the vocabulary and
+the actor model, so the stored record never changes shape because state or commands do.
 """
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from domain.actors import Actor
-from domain.commands import ReferralSource
-from domain.state import DeadlineRules, Stage
 from domain.vocabulary import (
     AftercarePlan,
     AsamEdition,
     AsamRatings,
+    DeadlineRules,
     DischargeReason,
     HoldKind,
     LevelOfCare,
+    ReferralSource,
     RelapsePreventionPlan,
     ReviewOutcome,
     ScreeningFindings,
+    Stage,
     TreatmentPlan,
 )
 
@@ -33,7 +35,7 @@ class EventBase(BaseModel):
 
     episode_id: str
     seq: int = Field(ge=1, description="Position in the episode's stream, contiguous from 1.")
-    occurred_at: datetime
+    occurred_at: AwareDatetime
     actor: Actor
     command_id: str
     schema_version: int = 1
@@ -83,7 +85,7 @@ class LevelOfCareOverridden(EventBase):
 class ClientAdmitted(EventBase):
     type: Literal["client_admitted"] = "client_admitted"
     phase_id: str
-    plan_due_at: datetime
+    plan_due_at: AwareDatetime
     rules: DeadlineRules = DeadlineRules()
 
 
@@ -94,7 +96,7 @@ class TreatmentPlanRecorded(EventBase):
     type: Literal["treatment_plan_recorded"] = "treatment_plan_recorded"
     plan: TreatmentPlan
     revision: int = Field(ge=1)
-    review_due_at: datetime
+    review_due_at: AwareDatetime
 
 
 class PhaseAdvanced(EventBase):
@@ -107,20 +109,20 @@ class PlanReviewCompleted(EventBase):
     type: Literal["plan_review_completed"] = "plan_review_completed"
     outcome: ReviewOutcome
     notes: str | None = None
-    next_review_due_at: datetime
+    next_review_due_at: AwareDatetime
 
 
 class EpisodePutOnHold(EventBase):
     type: Literal["episode_put_on_hold"] = "episode_put_on_hold"
     kind: HoldKind
-    review_due_at: datetime
+    review_due_at: AwareDatetime
     resume_stage: Stage
 
 
 class EpisodeResumed(EventBase):
     type: Literal["episode_resumed"] = "episode_resumed"
     stage: Stage
-    held_since: datetime
+    held_since: AwareDatetime
 
 
 class ClientSteppedUp(EventBase):
@@ -142,7 +144,7 @@ class AftercarePlanRecorded(EventBase):
 class ClientSteppedDown(EventBase):
     type: Literal["client_stepped_down"] = "client_stepped_down"
     to_level: LevelOfCare
-    check_ins_due: tuple[datetime, ...]
+    check_ins_due: tuple[AwareDatetime, ...]
     check_in_window_days: int
 
 

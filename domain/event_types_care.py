@@ -3,10 +3,9 @@ consent and authorization. Import them from `domain.events`."""
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Literal
 
-from pydantic import Field
+from pydantic import AwareDatetime, Field
 
 from domain.event_types import EventBase
 from domain.vocabulary import (
@@ -28,14 +27,14 @@ class SessionScheduled(EventBase):
     type: Literal["session_scheduled"] = "session_scheduled"
     session_id: str
     kind: SessionKind
-    starts_at: datetime
+    starts_at: AwareDatetime
     hours: float
 
 
 class SessionRescheduled(EventBase):
     type: Literal["session_rescheduled"] = "session_rescheduled"
     session_id: str
-    starts_at: datetime
+    starts_at: AwareDatetime
     hours: float
 
 
@@ -69,8 +68,8 @@ class SessionBeyondAuthorization(EventBase):
 
 class WeeklyAttendanceChecked(EventBase):
     type: Literal["weekly_attendance_checked"] = "weekly_attendance_checked"
-    week_start: datetime
-    week_end: datetime
+    week_start: AwareDatetime
+    week_end: AwareDatetime
     attended_hours: float
     minimum_hours: float
     below_minimum: bool
@@ -87,7 +86,7 @@ class EscalationRaised(EventBase):
     level: int = Field(ge=1)
     task_kind: TaskKind
     trigger: EscalationTrigger
-    due_at: datetime
+    due_at: AwareDatetime
     notify: tuple[StaffRecipient, ...]
     escalated_from: str | None = None
 
@@ -106,19 +105,19 @@ class TaskResolved(EventBase):
 
 class InitialPlanOverdue(EventBase):
     type: Literal["initial_plan_overdue"] = "initial_plan_overdue"
-    plan_due_at: datetime
+    plan_due_at: AwareDatetime
     notify: tuple[StaffRecipient, ...] = (StaffRecipient.SUPERVISOR,)
 
 
 class PlanReviewDueSoon(EventBase):
     type: Literal["plan_review_due_soon"] = "plan_review_due_soon"
-    review_due_at: datetime
+    review_due_at: AwareDatetime
     notify: tuple[StaffRecipient, ...] = (StaffRecipient.PRIMARY_CLINICIAN,)
 
 
 class PlanReviewOverdue(EventBase):
     type: Literal["plan_review_overdue"] = "plan_review_overdue"
-    review_due_at: datetime
+    review_due_at: AwareDatetime
     notify: tuple[StaffRecipient, ...] = (
         StaffRecipient.PRIMARY_CLINICIAN,
         StaffRecipient.SUPERVISOR,
@@ -127,7 +126,7 @@ class PlanReviewOverdue(EventBase):
 
 class HoldReviewOverdue(EventBase):
     type: Literal["hold_review_overdue"] = "hold_review_overdue"
-    review_due_at: datetime
+    review_due_at: AwareDatetime
     notify: tuple[StaffRecipient, ...] = (StaffRecipient.SUPERVISOR,)
 
 
@@ -142,7 +141,7 @@ class CheckInCompleted(EventBase):
 class CheckInMissed(EventBase):
     type: Literal["check_in_missed"] = "check_in_missed"
     check_in: int
-    due_at: datetime
+    due_at: AwareDatetime
 
 
 class RelapseReported(EventBase):
@@ -163,7 +162,7 @@ class ConsentRecorded(EventBase):
     recipient_ref: str
     recipient_kind: RecipientKind
     scopes: tuple[ConsentScope, ...]
-    expires_at: datetime
+    expires_at: AwareDatetime
 
 
 class ConsentRevoked(EventBase):
@@ -185,12 +184,12 @@ class AuthorizationRecorded(EventBase):
     payer_ref: str
     level_of_care: LevelOfCare
     units: int
-    starts_at: datetime
-    ends_at: datetime
-    remind_at: datetime
+    starts_at: AwareDatetime
+    ends_at: AwareDatetime
+    remind_at: AwareDatetime
 
 
 class AuthorizationExpiring(EventBase):
     type: Literal["authorization_expiring"] = "authorization_expiring"
     authorization_id: str
-    ends_at: datetime
+    ends_at: AwareDatetime

@@ -1,7 +1,9 @@
 """`evolve(state, event) -> state`: how each event changes the episode's state.
 
 Pure and total over the event union: replaying any stored stream rebuilds the state
-exactly, and nothing here judges whether the event should have happened.
+exactly, and nothing here judges whether the event should have happened. One named
+function per event type (shared only where two types change the state the same way), so
+a traceback from a fold names the event that failed to apply.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from typing import Any
 from domain import events as ev
 from domain.state import (
     Assessment,
+    AttendanceWeek,
     Authorization,
     CheckIn,
     Consent,
@@ -23,8 +26,7 @@ from domain.state import (
     Task,
 )
 from domain.vocabulary import BILLABLE_ATTENDANCE, EscalationTrigger
-
-WEEK = timedelta(days=7)
+from domain.weeks import WEEK, cut_short
 
 
 def _shift(moment: datetime | None, by: timedelta) -> datetime | None:
@@ -43,18 +45,115 @@ def _replace_task(state: EpisodeState, task_id: str, **changes: Any) -> EpisodeS
     return state.model_copy(update={"tasks": tasks})
 
 
-def _attendance(
-    state: EpisodeState, e: ev.AttendanceRecorded | ev.AttendanceCorrected
-) -> EpisodeState:
-    state = _replace_session(state, e.session_id, status=e.status, attended_hours=e.hours)
-    session = state.session(e.session_id)
-    if session is not None and e.status in BILLABLE_ATTENDANCE:
-        last = state.last_contact_at
-        if last is None or session.starts_at > last:
-            state = state.model_copy(
-                update={"last_contact_at": session.starts_at, "no_contact_review_opened": False}
-            )
+def _replace_check_in(state: EpisodeState, number: int, **changes: Any) -> EpisodeState:
+    check_ins = tuple(
+        c.model_copy(update=changes) if c.number == number else c for c in state.check_ins
+    )
+    return state.model_copy(update={"check_ins": check_ins})
+
+
+def _unchanged(state: EpisodeState, _e: ev.EventBase) -> EpisodeState:
+    """Events that are part of the record but change nothing the decider looks at."""
     return state
+
+
+# --- intake ---------------------------------------------------------------------------
+
+
+def _referred(e: ev.ClientReferred) -> EpisodeState:
+    return EpisodeState(
+        episode_id=e.episode_id,
+        version=e.seq,
+        program_id=e.program_id,
+        client_ref=e.client_ref,
+        referral_source=e.referral_source,
+        referred_at=e.occurred_at,
+        readmission_of=e.readmission_of,
+    )
+
+
+def _screening_started(state: EpisodeState, _e: ev.ScreeningStarted) -> EpisodeState:
+    return state.model_copy(update={"stage": Stage.SCREENING})
+
+
+def _screening_recorded(state: EpisodeState, e: ev.ScreeningRecorded) -> EpisodeState:
+    stage = Stage.ASSESSMENT if e.eligible else state.stage
+    return state.model_copy(update={"eligible": e.eligible, "stage": stage})
+
+
+def _referred_out(state: EpisodeState, e: ev.ClientReferredOut) -> EpisodeState:
+    return state.model_copy(
+        update={"stage": Stage.REFERRED_OUT, "referred_out_to": e.level_of_care}
+    )
+
+
+def _assessment_recorded(state: EpisodeState, e: ev.AssessmentRecorded) -> EpisodeState:
+    assessment = Assessment(
+        asam_edition=e.asam_edition,
+        asam_ratings=e.asam_ratings,
+        diagnoses=e.diagnoses,
+        recommended_level=e.recommended_level,
+    )
+    # A new assessment asks for a new override if it again recommends another level.
+    return state.model_copy(update={"assessment": assessment, "level_override": None})
+
+
+def _level_overridden(state: EpisodeState, e: ev.LevelOfCareOverridden) -> EpisodeState:
+    return state.model_copy(update={"level_override": e.justification})
+
+
+def _admitted(state: EpisodeState, e: ev.ClientAdmitted) -> EpisodeState:
+    return state.model_copy(
+        update={
+            "stage": Stage.TREATMENT_PLANNING,
+            "admitted_at": e.occurred_at,
+            "phase_id": e.phase_id,
+            "plan_due_at": e.plan_due_at,
+            "rules": e.rules,
+            "last_contact_at": e.occurred_at,
+            "next_week_check_at": e.occurred_at + WEEK,
+        }
+    )
+
+
+# --- plan, phases, reviews, transitions -------------------------------------------------
+
+
+def _plan_recorded(state: EpisodeState, e: ev.TreatmentPlanRecorded) -> EpisodeState:
+    stage = Stage.IN_PROGRAM if state.stage is Stage.TREATMENT_PLANNING else state.stage
+    update: dict[str, Any] = {
+        "plan": e.plan,
+        "plan_revision": e.revision,
+        "stage": stage,
+        "review_due_at": e.review_due_at,
+    }
+    if e.review_due_at != state.review_due_at:
+        update.update(review_reminded=False, review_overdue_flagged=False)
+    return state.model_copy(update=update)
+
+
+def _phase_advanced(state: EpisodeState, e: ev.PhaseAdvanced) -> EpisodeState:
+    return state.model_copy(update={"phase_id": e.to_phase})
+
+
+def _review_completed(state: EpisodeState, e: ev.PlanReviewCompleted) -> EpisodeState:
+    return state.model_copy(
+        update={
+            "review_due_at": e.next_review_due_at,
+            "review_reminded": False,
+            "review_overdue_flagged": False,
+        }
+    )
+
+
+def _put_on_hold(state: EpisodeState, e: ev.EpisodePutOnHold) -> EpisodeState:
+    hold = Hold(
+        kind=e.kind,
+        started_at=e.occurred_at,
+        review_due_at=e.review_due_at,
+        resume_stage=e.resume_stage,
+    )
+    return state.model_copy(update={"stage": Stage.ON_HOLD, "hold": hold})
 
 
 def _resumed(state: EpisodeState, e: ev.EpisodeResumed) -> EpisodeState:
@@ -72,12 +171,98 @@ def _resumed(state: EpisodeState, e: ev.EpisodeResumed) -> EpisodeState:
             "review_due_at": _shift(state.review_due_at, paused),
             "last_contact_at": e.occurred_at,
             "no_contact_review_opened": False,
+            "attendance_weeks": (*state.attendance_weeks, *cut_short(state, e.held_since)),
             "next_week_check_at": e.occurred_at + WEEK,
         }
     )
 
 
-def _escalation(state: EpisodeState, e: ev.EscalationRaised) -> EpisodeState:
+def _stepped_up(state: EpisodeState, e: ev.ClientSteppedUp) -> EpisodeState:
+    return state.model_copy(update={"stepped_up_to": e.to_level})
+
+
+def _relapse_prevention_plan(
+    state: EpisodeState, e: ev.RelapsePreventionPlanRecorded
+) -> EpisodeState:
+    return state.model_copy(update={"relapse_prevention_plan": e.plan})
+
+
+def _aftercare_plan(state: EpisodeState, e: ev.AftercarePlanRecorded) -> EpisodeState:
+    return state.model_copy(update={"aftercare_plan": e.plan})
+
+
+def _stepped_down(state: EpisodeState, e: ev.ClientSteppedDown) -> EpisodeState:
+    window = timedelta(days=e.check_in_window_days)
+    check_ins = tuple(
+        CheckIn(number=i, due_at=due, closes_at=due + window)
+        for i, due in enumerate(e.check_ins_due, start=1)
+    )
+    return state.model_copy(
+        update={"stage": Stage.AFTERCARE, "stepped_down_at": e.occurred_at, "check_ins": check_ins}
+    )
+
+
+def _discharged(state: EpisodeState, e: ev.EpisodeDischarged) -> EpisodeState:
+    return state.model_copy(
+        update={
+            "stage": Stage.DISCHARGED,
+            "discharge_reason": e.discharge_reason,
+            "discharge_summary": e.summary,
+        }
+    )
+
+
+# --- sessions -------------------------------------------------------------------------
+
+
+def _session_scheduled(state: EpisodeState, e: ev.SessionScheduled) -> EpisodeState:
+    session = Session(session_id=e.session_id, kind=e.kind, starts_at=e.starts_at, hours=e.hours)
+    return state.model_copy(update={"sessions": (*state.sessions, session)})
+
+
+def _session_rescheduled(state: EpisodeState, e: ev.SessionRescheduled) -> EpisodeState:
+    return _replace_session(state, e.session_id, starts_at=e.starts_at, hours=e.hours)
+
+
+def _session_cancelled(state: EpisodeState, e: ev.SessionCancelled) -> EpisodeState:
+    return _replace_session(state, e.session_id, cancelled=True)
+
+
+def _attendance(
+    state: EpisodeState, e: ev.AttendanceRecorded | ev.AttendanceCorrected
+) -> EpisodeState:
+    """A record and its correction both set the session's outcome; attendance is contact."""
+    state = _replace_session(state, e.session_id, status=e.status, attended_hours=e.hours)
+    session = state.session(e.session_id)
+    if session is not None and e.status in BILLABLE_ATTENDANCE:
+        last = state.last_contact_at
+        if last is None or session.starts_at > last:
+            state = state.model_copy(
+                update={"last_contact_at": session.starts_at, "no_contact_review_opened": False}
+            )
+    return state
+
+
+def _week_checked(state: EpisodeState, e: ev.WeeklyAttendanceChecked) -> EpisodeState:
+    week = AttendanceWeek(
+        start=e.week_start,
+        end=e.week_end,
+        attended_hours=e.attended_hours,
+        minimum_hours=e.minimum_hours,
+        below_minimum=e.below_minimum,
+    )
+    return state.model_copy(
+        update={
+            "attendance_weeks": (*state.attendance_weeks, week),
+            "next_week_check_at": e.week_end + WEEK,
+        }
+    )
+
+
+# --- escalation and deadlines ---------------------------------------------------------
+
+
+def _escalation_raised(state: EpisodeState, e: ev.EscalationRaised) -> EpisodeState:
     task = Task(
         task_id=e.task_id,
         level=e.level,
@@ -92,200 +277,137 @@ def _escalation(state: EpisodeState, e: ev.EscalationRaised) -> EpisodeState:
     return state.model_copy(update=update)
 
 
-def _stepped_down(state: EpisodeState, e: ev.ClientSteppedDown) -> EpisodeState:
-    window = timedelta(days=e.check_in_window_days)
-    check_ins = tuple(
-        CheckIn(number=i, due_at=due, closes_at=due + window)
-        for i, due in enumerate(e.check_ins_due, start=1)
+def _task_overdue(state: EpisodeState, e: ev.EscalationTaskOverdue) -> EpisodeState:
+    return _replace_task(state, e.task_id, overdue=True)
+
+
+def _task_resolved(state: EpisodeState, e: ev.TaskResolved) -> EpisodeState:
+    return _replace_task(state, e.task_id, resolved=True)
+
+
+def _initial_plan_overdue(state: EpisodeState, _e: ev.InitialPlanOverdue) -> EpisodeState:
+    return state.model_copy(update={"initial_plan_overdue_flagged": True})
+
+
+def _review_due_soon(state: EpisodeState, _e: ev.PlanReviewDueSoon) -> EpisodeState:
+    return state.model_copy(update={"review_reminded": True})
+
+
+def _review_overdue(state: EpisodeState, _e: ev.PlanReviewOverdue) -> EpisodeState:
+    # Once overdue, a reminder that the review is coming would be too late.
+    return state.model_copy(update={"review_overdue_flagged": True, "review_reminded": True})
+
+
+def _hold_review_overdue(state: EpisodeState, _e: ev.HoldReviewOverdue) -> EpisodeState:
+    hold = state.hold.model_copy(update={"review_flagged": True}) if state.hold else None
+    return state.model_copy(update={"hold": hold})
+
+
+# --- aftercare ------------------------------------------------------------------------
+
+
+def _check_in_completed(state: EpisodeState, e: ev.CheckInCompleted) -> EpisodeState:
+    return _replace_check_in(state, e.check_in, completed=True)
+
+
+def _check_in_missed(state: EpisodeState, e: ev.CheckInMissed) -> EpisodeState:
+    return _replace_check_in(state, e.check_in, missed=True)
+
+
+def _relapse_reported(state: EpisodeState, _e: ev.RelapseReported) -> EpisodeState:
+    return state.model_copy(update={"relapse_reported": True})
+
+
+def _readmitted(state: EpisodeState, e: ev.ClientReadmitted) -> EpisodeState:
+    return state.model_copy(update={"readmitted_as": e.new_episode_id})
+
+
+# --- consent and payer authorization ---------------------------------------------------
+
+
+def _consent_recorded(state: EpisodeState, e: ev.ConsentRecorded) -> EpisodeState:
+    consent = Consent(
+        consent_id=e.consent_id,
+        recipient_ref=e.recipient_ref,
+        recipient_kind=e.recipient_kind,
+        scopes=e.scopes,
+        expires_at=e.expires_at,
     )
-    return state.model_copy(
-        update={"stage": Stage.AFTERCARE, "stepped_down_at": e.occurred_at, "check_ins": check_ins}
+    return state.model_copy(update={"consents": (*state.consents, consent)})
+
+
+def _consent_revoked(state: EpisodeState, e: ev.ConsentRevoked) -> EpisodeState:
+    consents = tuple(
+        c.model_copy(update={"revoked": True}) if c.consent_id == e.consent_id else c
+        for c in state.consents
     )
+    return state.model_copy(update={"consents": consents})
 
 
-def _check_in(state: EpisodeState, number: int, **changes: Any) -> EpisodeState:
-    check_ins = tuple(
-        c.model_copy(update=changes) if c.number == number else c for c in state.check_ins
+def _authorization_recorded(state: EpisodeState, e: ev.AuthorizationRecorded) -> EpisodeState:
+    authorization = Authorization(
+        authorization_id=e.authorization_id,
+        payer_ref=e.payer_ref,
+        level_of_care=e.level_of_care,
+        units=e.units,
+        starts_at=e.starts_at,
+        ends_at=e.ends_at,
+        remind_at=e.remind_at,
     )
-    return state.model_copy(update={"check_ins": check_ins})
+    return state.model_copy(update={"authorizations": (*state.authorizations, authorization)})
 
 
-def _plan(state: EpisodeState, e: ev.TreatmentPlanRecorded) -> EpisodeState:
-    stage = Stage.IN_PROGRAM if state.stage is Stage.TREATMENT_PLANNING else state.stage
-    update: dict[str, Any] = {
-        "plan": e.plan,
-        "plan_revision": e.revision,
-        "stage": stage,
-        "review_due_at": e.review_due_at,
-    }
-    if e.review_due_at != state.review_due_at:
-        update.update(review_reminded=False, review_overdue_flagged=False)
-    return state.model_copy(update=update)
-
-
-def _referred(e: ev.ClientReferred) -> EpisodeState:
-    return EpisodeState(
-        episode_id=e.episode_id,
-        version=e.seq,
-        program_id=e.program_id,
-        client_ref=e.client_ref,
-        referral_source=e.referral_source,
-        referred_at=e.occurred_at,
-        readmission_of=e.readmission_of,
+def _authorization_expiring(state: EpisodeState, e: ev.AuthorizationExpiring) -> EpisodeState:
+    authorizations = tuple(
+        a.model_copy(update={"reminded": True}) if a.authorization_id == e.authorization_id else a
+        for a in state.authorizations
     )
+    return state.model_copy(update={"authorizations": authorizations})
 
 
-def _simple(**update: Any) -> Callable[[EpisodeState, Any], EpisodeState]:
-    return lambda state, _e: state.model_copy(update=update)
+Evolver = Callable[[EpisodeState, Any], EpisodeState]
 
-
-def _set(field: str, attribute: str) -> Callable[[EpisodeState, Any], EpisodeState]:
-    return lambda state, e: state.model_copy(update={field: getattr(e, attribute)})
-
-
-_HANDLERS: dict[type[ev.EventBase], Callable[[EpisodeState, Any], EpisodeState]] = {
-    ev.ScreeningStarted: _simple(stage=Stage.SCREENING),
-    ev.ScreeningRecorded: lambda s, e: s.model_copy(
-        update={"eligible": e.eligible, "stage": Stage.ASSESSMENT if e.eligible else s.stage}
-    ),
-    ev.ClientReferredOut: lambda s, e: s.model_copy(
-        update={"stage": Stage.REFERRED_OUT, "referred_out_to": e.level_of_care}
-    ),
-    ev.AssessmentRecorded: lambda s, e: s.model_copy(
-        update={
-            "assessment": Assessment(
-                asam_edition=e.asam_edition,
-                asam_ratings=e.asam_ratings,
-                diagnoses=e.diagnoses,
-                recommended_level=e.recommended_level,
-            ),
-            "level_override": None,
-        }
-    ),
-    ev.LevelOfCareOverridden: _set("level_override", "justification"),
-    ev.ClientAdmitted: lambda s, e: s.model_copy(
-        update={
-            "stage": Stage.TREATMENT_PLANNING,
-            "admitted_at": e.occurred_at,
-            "phase_id": e.phase_id,
-            "plan_due_at": e.plan_due_at,
-            "rules": e.rules,
-            "last_contact_at": e.occurred_at,
-            "next_week_check_at": e.occurred_at + WEEK,
-        }
-    ),
-    ev.TreatmentPlanRecorded: _plan,
-    ev.PhaseAdvanced: _set("phase_id", "to_phase"),
-    ev.PlanReviewCompleted: lambda s, e: s.model_copy(
-        update={
-            "review_due_at": e.next_review_due_at,
-            "review_reminded": False,
-            "review_overdue_flagged": False,
-        }
-    ),
-    ev.EpisodePutOnHold: lambda s, e: s.model_copy(
-        update={
-            "stage": Stage.ON_HOLD,
-            "hold": Hold(
-                kind=e.kind,
-                started_at=e.occurred_at,
-                review_due_at=e.review_due_at,
-                resume_stage=e.resume_stage,
-            ),
-        }
-    ),
+# Every event type but the referral, which starts the state instead of changing it.
+_EVOLVERS: dict[type[ev.EventBase], Evolver] = {
+    ev.ScreeningStarted: _screening_started,
+    ev.ScreeningRecorded: _screening_recorded,
+    ev.ClientReferredOut: _referred_out,
+    ev.AssessmentRecorded: _assessment_recorded,
+    ev.LevelOfCareOverridden: _level_overridden,
+    ev.ClientAdmitted: _admitted,
+    ev.TreatmentPlanRecorded: _plan_recorded,
+    ev.PhaseAdvanced: _phase_advanced,
+    ev.PlanReviewCompleted: _review_completed,
+    ev.EpisodePutOnHold: _put_on_hold,
     ev.EpisodeResumed: _resumed,
-    ev.ClientSteppedUp: _set("stepped_up_to", "to_level"),
-    ev.RelapsePreventionPlanRecorded: _set("relapse_prevention_plan", "plan"),
-    ev.AftercarePlanRecorded: _set("aftercare_plan", "plan"),
+    ev.ClientSteppedUp: _stepped_up,
+    ev.RelapsePreventionPlanRecorded: _relapse_prevention_plan,
+    ev.AftercarePlanRecorded: _aftercare_plan,
     ev.ClientSteppedDown: _stepped_down,
-    ev.EpisodeDischarged: lambda s, e: s.model_copy(
-        update={
-            "stage": Stage.DISCHARGED,
-            "discharge_reason": e.discharge_reason,
-            "discharge_summary": e.summary,
-        }
-    ),
-    ev.SessionScheduled: lambda s, e: s.model_copy(
-        update={
-            "sessions": (
-                *s.sessions,
-                Session(session_id=e.session_id, kind=e.kind, starts_at=e.starts_at, hours=e.hours),
-            )
-        }
-    ),
-    ev.SessionRescheduled: lambda s, e: _replace_session(
-        s, e.session_id, starts_at=e.starts_at, hours=e.hours
-    ),
-    ev.SessionCancelled: lambda s, e: _replace_session(s, e.session_id, cancelled=True),
+    ev.EpisodeDischarged: _discharged,
+    ev.SessionScheduled: _session_scheduled,
+    ev.SessionRescheduled: _session_rescheduled,
+    ev.SessionCancelled: _session_cancelled,
     ev.AttendanceRecorded: _attendance,
     ev.AttendanceCorrected: _attendance,
-    ev.SessionBeyondAuthorization: lambda s, _e: s,
-    ev.WeeklyAttendanceChecked: lambda s, e: s.model_copy(
-        update={"next_week_check_at": e.week_end + WEEK}
-    ),
-    ev.EscalationRaised: _escalation,
-    ev.EscalationTaskOverdue: lambda s, e: _replace_task(s, e.task_id, overdue=True),
-    ev.TaskResolved: lambda s, e: _replace_task(s, e.task_id, resolved=True),
-    ev.InitialPlanOverdue: _simple(initial_plan_overdue_flagged=True),
-    ev.PlanReviewDueSoon: _simple(review_reminded=True),
-    ev.PlanReviewOverdue: _simple(review_overdue_flagged=True, review_reminded=True),
-    ev.HoldReviewOverdue: lambda s, _e: s.model_copy(
-        update={"hold": s.hold.model_copy(update={"review_flagged": True}) if s.hold else None}
-    ),
-    ev.CheckInCompleted: lambda s, e: _check_in(s, e.check_in, completed=True),
-    ev.CheckInMissed: lambda s, e: _check_in(s, e.check_in, missed=True),
-    ev.RelapseReported: _simple(relapse_reported=True),
-    ev.ClientReadmitted: _set("readmitted_as", "new_episode_id"),
-    ev.ConsentRecorded: lambda s, e: s.model_copy(
-        update={
-            "consents": (
-                *s.consents,
-                Consent(
-                    consent_id=e.consent_id,
-                    recipient_ref=e.recipient_ref,
-                    recipient_kind=e.recipient_kind,
-                    scopes=e.scopes,
-                    expires_at=e.expires_at,
-                ),
-            )
-        }
-    ),
-    ev.ConsentRevoked: lambda s, e: s.model_copy(
-        update={
-            "consents": tuple(
-                c.model_copy(update={"revoked": True}) if c.consent_id == e.consent_id else c
-                for c in s.consents
-            )
-        }
-    ),
-    ev.PartyNotified: lambda s, _e: s,
-    ev.AuthorizationRecorded: lambda s, e: s.model_copy(
-        update={
-            "authorizations": (
-                *s.authorizations,
-                Authorization(
-                    authorization_id=e.authorization_id,
-                    payer_ref=e.payer_ref,
-                    level_of_care=e.level_of_care,
-                    units=e.units,
-                    starts_at=e.starts_at,
-                    ends_at=e.ends_at,
-                    remind_at=e.remind_at,
-                ),
-            )
-        }
-    ),
-    ev.AuthorizationExpiring: lambda s, e: s.model_copy(
-        update={
-            "authorizations": tuple(
-                a.model_copy(update={"reminded": True})
-                if a.authorization_id == e.authorization_id
-                else a
-                for a in s.authorizations
-            )
-        }
-    ),
+    ev.SessionBeyondAuthorization: _unchanged,
+    ev.WeeklyAttendanceChecked: _week_checked,
+    ev.EscalationRaised: _escalation_raised,
+    ev.EscalationTaskOverdue: _task_overdue,
+    ev.TaskResolved: _task_resolved,
+    ev.InitialPlanOverdue: _initial_plan_overdue,
+    ev.PlanReviewDueSoon: _review_due_soon,
+    ev.PlanReviewOverdue: _review_overdue,
+    ev.HoldReviewOverdue: _hold_review_overdue,
+    ev.CheckInCompleted: _check_in_completed,
+    ev.CheckInMissed: _check_in_missed,
+    ev.RelapseReported: _relapse_reported,
+    ev.ClientReadmitted: _readmitted,
+    ev.ConsentRecorded: _consent_recorded,
+    ev.ConsentRevoked: _consent_revoked,
+    ev.PartyNotified: _unchanged,
+    ev.AuthorizationRecorded: _authorization_recorded,
+    ev.AuthorizationExpiring: _authorization_expiring,
 }
 
 
@@ -297,5 +419,5 @@ def evolve_event(state: EpisodeState | None, event: ev.EventBase) -> EpisodeStat
         return _referred(event)
     if state is None:
         raise ValueError(f"{type(event).__name__} before the referral: stream is corrupt")
-    handler = _HANDLERS[type(event)]
-    return handler(state, event).model_copy(update={"version": event.seq})
+    evolved = _EVOLVERS[type(event)](state, event)
+    return evolved.model_copy(update={"version": event.seq})

@@ -8,70 +8,56 @@ never edited directly.
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict
 
-from domain.commands import ReferralSource
 from domain.vocabulary import (
     AftercarePlan,
     AsamEdition,
     AsamRatings,
     AttendanceStatus,
     ConsentScope,
+    DeadlineRules,
     DischargeReason,
     HoldKind,
     LevelOfCare,
     RecipientKind,
+    ReferralSource,
     RelapsePreventionPlan,
     SessionKind,
     StaffRecipient,
+    Stage,
     TaskKind,
     TreatmentPlan,
 )
 
-
-class Stage(StrEnum):
-    REFERRED = "referred"
-    SCREENING = "screening"
-    ASSESSMENT = "assessment"
-    TREATMENT_PLANNING = "treatment_planning"
-    IN_PROGRAM = "in_program"
-    ON_HOLD = "on_hold"
-    AFTERCARE = "aftercare"
-    REFERRED_OUT = "referred_out"
-    DISCHARGED = "discharged"
-
+# Stage and DeadlineRules live in the vocabulary (events use them); many modules still
+# import them from here.
+__all__ = [
+    "PRE_ADMISSION_STAGES",
+    "TERMINAL_STAGES",
+    "TREATMENT_STAGES",
+    "Assessment",
+    "AttendanceWeek",
+    "Authorization",
+    "CheckIn",
+    "Consent",
+    "DeadlineRules",
+    "EpisodeState",
+    "Hold",
+    "Session",
+    "Stage",
+    "Task",
+]
 
 TERMINAL_STAGES = frozenset({Stage.REFERRED_OUT, Stage.DISCHARGED})
 PRE_ADMISSION_STAGES = frozenset({Stage.REFERRED, Stage.SCREENING, Stage.ASSESSMENT})
 # Stages in which sessions run and absences escalate.
 TREATMENT_STAGES = frozenset({Stage.TREATMENT_PLANNING, Stage.IN_PROGRAM})
 
-# FHIR EpisodeOfCare.status for each stage (aftercare depends on the program).
-FHIR_STATUS = {
-    Stage.REFERRED: "planned",
-    Stage.SCREENING: "planned",
-    Stage.ASSESSMENT: "planned",
-    Stage.TREATMENT_PLANNING: "active",
-    Stage.IN_PROGRAM: "active",
-    Stage.ON_HOLD: "onhold",
-    Stage.AFTERCARE: "active",
-    Stage.REFERRED_OUT: "cancelled",
-    Stage.DISCHARGED: "finished",
-}
-
 
 class _Frozen(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
-
-
-class DeadlineRules(_Frozen):
-    """The program's timing rules, fixed at admission, so `next_deadline(state)` needs no catalog."""
-
-    no_show_grace_minutes: int = 60
-    no_contact_days: int = 14
-    review_reminder_days: int = 2
 
 
 class Assessment(_Frozen):
@@ -153,6 +139,17 @@ class Authorization(_Frozen):
         return self.starts_at <= moment < self.ends_at
 
 
+class AttendanceWeek(_Frozen):
+    """A week of the weekly intensity check (`domain.weeks`): with the check's verdict once
+    checked at its end; without one while open, or when a hold cut it short."""
+
+    start: datetime
+    end: datetime
+    attended_hours: float | None = None
+    minimum_hours: float | None = None
+    below_minimum: bool | None = None
+
+
 class EpisodeState(_Frozen):
     """Everything the decider needs to judge the next command; rebuilt by folding events."""
 
@@ -182,6 +179,7 @@ class EpisodeState(_Frozen):
     last_contact_at: datetime | None = None
     no_contact_review_opened: bool = False
     next_week_check_at: datetime | None = None
+    attendance_weeks: tuple[AttendanceWeek, ...] = ()
     hold: Hold | None = None
     relapse_prevention_plan: RelapsePreventionPlan | None = None
     aftercare_plan: AftercarePlan | None = None
@@ -210,12 +208,6 @@ class EpisodeState(_Frozen):
         if self.is_closed:
             return 0
         return max((task.level for task in self.tasks if not task.resolved), default=0)
-
-    def fhir_status(self, aftercare_status: str = "active") -> str:
-        """FHIR EpisodeOfCare.status; the program says whether aftercare is active or finished."""
-        if self.stage is Stage.AFTERCARE:
-            return aftercare_status
-        return FHIR_STATUS[self.stage]
 
     def session(self, session_id: str) -> Session | None:
         return next((s for s in self.sessions if s.session_id == session_id), None)

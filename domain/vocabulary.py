@@ -1,8 +1,9 @@
 """The clinical vocabulary shared by commands, events, state and program definitions.
 
-Enumerations and small value objects only: levels of care, ASAM ratings, ICD-10 codes,
-plan content, session kinds, consent scopes. Kept apart so every other module can import
-them without cycles.
+Enumerations and small value objects only: stages, referral sources, levels of care, ASAM
+ratings, ICD-10 codes, plan content, session kinds, consent scopes. Kept apart so every
+other module can import them without cycles, and so that events (the stored record) depend
+on nothing but this vocabulary and `domain.actors`.
 """
 
 from __future__ import annotations
@@ -12,6 +13,40 @@ from enum import StrEnum
 from typing import Annotated
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+
+
+class Stage(StrEnum):
+    """Where an episode is on the care pathway (DESIGN.md section 2)."""
+
+    REFERRED = "referred"
+    SCREENING = "screening"
+    ASSESSMENT = "assessment"
+    TREATMENT_PLANNING = "treatment_planning"
+    IN_PROGRAM = "in_program"
+    ON_HOLD = "on_hold"
+    AFTERCARE = "aftercare"
+    REFERRED_OUT = "referred_out"
+    DISCHARGED = "discharged"
+
+
+class ReferralSource(StrEnum):
+    SELF = "self"
+    INPATIENT_STEP_DOWN = "inpatient_step_down"
+    PHP_STEP_DOWN = "php_step_down"
+    EMERGENCY_DEPARTMENT = "emergency_department"
+    PRIMARY_CARE = "primary_care"
+    COURT = "court"
+    OTHER = "other"
+
+
+class DeadlineRules(BaseModel):
+    """The program's timing rules, fixed at admission, so `next_deadline(state)` needs no catalog."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    no_show_grace_minutes: int = 60
+    no_contact_days: int = 14
+    review_reminder_days: int = 2
 
 
 class LevelOfCare(StrEnum):

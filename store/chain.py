@@ -17,7 +17,7 @@ import hashlib
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from store.records import StoredEvent
@@ -100,9 +100,8 @@ def _column_mismatch(stored: StoredEvent) -> str | None:
 
 
 def _parse_time(text: str) -> datetime | None:
+    # Event times carry their offset, so a payload time without one matches no column.
     try:
-        parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
+        return datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:
         return None
-    # A naive time is stored as UTC by the driver, and reads back with a UTC offset.
-    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)

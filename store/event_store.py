@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncIterator, Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import asyncpg
@@ -187,17 +187,13 @@ async def _append_locked(
 def _row(
     episode_id: str, event: Event, payload: dict[str, Any], prev_hash: str, event_hash: str
 ) -> tuple[Any, ...]:
-    occurred_at = event.occurred_at
-    if occurred_at.tzinfo is None:
-        # Naive times are taken as UTC (the payload then carries no offset either).
-        occurred_at = occurred_at.replace(tzinfo=UTC)
     return (
         episode_id,
         event.seq,
         event.type,
         event.schema_version,
         payload,
-        occurred_at,
+        event.occurred_at,
         event.actor.user_id,
         str(event.actor.role),
         event.command_id,

@@ -16,18 +16,18 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import datetime
 from typing import Any
 
 import pydantic
 import structlog
 
-from domain.deadlines import next_deadline
+from domain.deadlines import next_deadline, pending_deadlines
 from domain.decider import evolve
 from domain.events import Event, load_event
-from domain.pending import pending_deadlines
-from domain.state import EpisodeState, Stage
-from domain.vocabulary import AttendanceStatus
+from domain.state import EpisodeState
+from domain.vocabulary import Stage
+from domain.weeks import tally, weeks_so_far
 from store.db import Connection, Pool
 
 log = structlog.get_logger("carepath.projections")
@@ -50,7 +50,7 @@ READ_MODELS: dict[str, str] = {
     "caseload": "clinician_id, episode_id",
     "open_tasks": "episode_id, task_id",
     "upcoming_deadlines": "episode_id, kind, ref",
-    "attended_hours": "episode_id, iso_year, iso_week",
+    "attended_hours": "episode_id, week_start",
     "episode_consents": "episode_id, consent_id",
     "projection_snapshots": "episode_id",
     "projection_failures": "episode_id",
@@ -222,10 +222,12 @@ def read_model_rows(state: EpisodeState, last_event_at: datetime) -> dict[str, A
 
 
 def _iso(moment: datetime | None) -> str | None:
-    if moment is None:
-        return None
-    # Naive times are taken as UTC, as the event store does.
-    return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).isoformat()
+    # Every moment here comes from events, whose times carry their offset.
+    return moment.isoformat() if moment is not None else None
+
+
+def _hours(hours: float | None) -> float | None:
+    return round(hours, 2) if hours is not None else None
 
 
 def _summary(state: EpisodeState, last_event_at: datetime) -> dict[str, Any]:
@@ -307,40 +309,30 @@ def _deadlines(state: EpisodeState) -> list[dict[str, Any]]:
 
 
 def _attended_hours(state: EpisodeState) -> list[dict[str, Any]]:
-    weeks: dict[tuple[int, int], dict[str, Any]] = {}
-    counters = {
-        AttendanceStatus.ATTENDED: "attended",
-        AttendanceStatus.PARTIAL: "partial",
-        AttendanceStatus.EXCUSED: "excused",
-        AttendanceStatus.NO_SHOW: "no_shows",
-    }
-    for session in state.sessions:
-        if session.status is None:
-            continue
-        starts = session.starts_at
-        year, week, _ = (
-            (starts if starts.tzinfo else starts.replace(tzinfo=UTC)).astimezone(UTC).isocalendar()
-        )
-        row = weeks.setdefault(
-            (year, week),
+    """One row per week of the weekly intensity check (`domain.weeks`), the open one
+    included: attendance as the sessions now stand (corrections included), beside the
+    check's verdict at the week's end (none yet for the open week, none for a week a
+    hold cut short)."""
+    rows = []
+    for week in weeks_so_far(state):
+        attendance = tally(state.sessions, week.start, week.end)
+        rows.append(
             {
                 "episode_id": state.episode_id,
-                "iso_year": year,
-                "iso_week": week,
-                "week_start": date.fromisocalendar(year, week, 1).isoformat(),
+                "week_start": _iso(week.start),
+                "week_end": _iso(week.end),
                 "program_id": state.program_id,
-                "hours": 0.0,
-                "attended": 0,
-                "partial": 0,
-                "excused": 0,
-                "no_shows": 0,
-            },
+                "hours": round(attendance.hours, 2),
+                "attended": attendance.attended,
+                "partial": attendance.partial,
+                "excused": attendance.excused,
+                "no_shows": attendance.no_shows,
+                "checked_hours": _hours(week.attended_hours),
+                "minimum_hours": _hours(week.minimum_hours),
+                "below_minimum": week.below_minimum,
+            }
         )
-        row[counters[session.status]] += 1
-        row["hours"] += session.attended_hours
-    for row in weeks.values():
-        row["hours"] = round(row["hours"], 2)
-    return [weeks[key] for key in sorted(weeks)]
+    return rows
 
 
 def _consents(state: EpisodeState) -> list[dict[str, Any]]:

@@ -26,11 +26,10 @@ with workflow.unsafe.imports_passed_through():
     import structlog
 
     from domain.commands import Command, ReferClient, ReferralSource, Tick
-    from domain.deadlines import next_deadline, visibility
+    from domain.deadlines import next_deadline, pending_deadlines, visibility
     from domain.decider import DecisionContext, decide, fold
     from domain.errors import CarePathError
     from domain.events import ClientReadmitted, Event, PartyNotified
-    from domain.pending import pending_deadlines
     from domain.programs import ProgramCatalog
     from domain.state import EpisodeState
     from workflows.messages import (

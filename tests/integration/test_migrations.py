@@ -10,9 +10,11 @@ import asyncpg
 import pytest
 
 from devstack.embedded_postgres import EmbeddedPostgres
-from store import MigrationFailed, create_pool, migrate
+from domain.events import WeeklyAttendanceChecked
+from store import EventStore, MigrationFailed, create_pool, migrate
 from store.db import Pool
 from store.migrations import Migration, load_migrations
+from testing.sample_streams import episode_events
 
 pytestmark = pytest.mark.integration
 
@@ -111,3 +113,40 @@ async def test_a_migration_edited_after_it_was_applied_is_refused(empty_pool: Po
 
     with pytest.raises(MigrationFailed, match="changed after it was applied"):
         await migrate(empty_pool, [edited])
+
+
+async def test_reshaping_attended_hours_empties_it_and_the_next_append_refolds_the_stream(
+    empty_pool: Pool,
+) -> None:
+    shipped = load_migrations()
+    await migrate(empty_pool, [m for m in shipped if m.version < "0011"])
+    events = episode_events("ep-1", sessions=5)
+    await EventStore(empty_pool, projections=False).append("ep-1", events[:-1])
+    # What 0007 to 0010 left behind: a row per ISO week, and a snapshot without weeks.
+    await empty_pool.execute(
+        "INSERT INTO attended_hours VALUES ('ep-1', 2026, 2, '2026-01-05', 'adult-iop', 8, 2, 1, 0, 0)"
+    )
+    await empty_pool.execute(
+        "INSERT INTO projection_snapshots VALUES ('ep-1', $1, '{}')", len(events) - 1
+    )
+
+    assert await migrate(empty_pool) == ["0011"]
+
+    assert await empty_pool.fetchval("SELECT count(*) FROM attended_hours") == 0
+    assert await empty_pool.fetchval("SELECT count(*) FROM projection_snapshots") == 0
+    columns = {
+        row["column_name"]
+        for row in await empty_pool.fetch(
+            "SELECT column_name FROM information_schema.columns WHERE table_name = 'attended_hours'"
+        )
+    }
+    assert {"week_start", "week_end", "checked_hours", "minimum_hours", "below_minimum"} <= columns
+    assert not {"iso_year", "iso_week"} & columns
+
+    await EventStore(empty_pool).append("ep-1", events[-1:])
+
+    first = await empty_pool.fetchrow(
+        "SELECT week_start, below_minimum FROM attended_hours ORDER BY week_start LIMIT 1"
+    )
+    check = next(e for e in events if isinstance(e, WeeklyAttendanceChecked))
+    assert (first["week_start"], first["below_minimum"]) == (check.week_start, True)

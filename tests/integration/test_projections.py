@@ -3,16 +3,21 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
 
-from domain.events import Event
+from domain.commands import CorrectAttendance
+from domain.decider import DecisionContext, decide, fold
+from domain.events import Event, WeeklyAttendanceChecked
+from domain.vocabulary import AttendanceStatus
+from programs import load_catalog
 from store import EventStore
 from store.db import Pool
 from store.projections import dump_read_models, rebuild_projections
-from testing.sample_streams import episode_events
+from testing import samples
+from testing.sample_streams import T0, episode_events
 
 pytestmark = pytest.mark.integration
 
@@ -53,9 +58,15 @@ class TestLiveProjection:
         assert all(t["due_at"] > t["opened_at"] for t in models["open_tasks"])
         kinds = {d["kind"] for d in models["upcoming_deadlines"]}
         assert {"task_due", "plan_review_overdue"} <= kinds
+        # Weeks run from admission (11:00 on the Monday): the checked one, then the open one.
         hours = models["attended_hours"]
-        assert [(h["iso_week"], h["hours"]) for h in hours] == [(2, Decimal("8.00")), (3, 0)]
-        assert (hours[0]["attended"], hours[0]["partial"], hours[1]["no_shows"]) == (2, 1, 2)
+        admitted = events[0].occurred_at + timedelta(hours=3)
+        assert [(h["week_start"], h["hours"], h["below_minimum"]) for h in hours] == [
+            (admitted, Decimal("8.00"), True),
+            (admitted + timedelta(days=7), 0, None),
+        ]
+        assert (hours[0]["attended"], hours[0]["partial"], hours[0]["no_shows"]) == (2, 1, 1)
+        assert hours[1]["no_shows"] == 1
         (consent,) = models["episode_consents"]
         assert (consent["recipient_kind"], consent["revoked"]) == ("family", False)
 
@@ -101,6 +112,69 @@ class TestLiveProjection:
         (failure,) = models["projection_failures"]
         assert (failure["seq"], failure["reason"].split(":")[0]) == (2, "ValueError")
         assert models["episode_summary"][0]["last_seq"] == 1
+
+
+class TestAttendedHours:
+    async def test_rows_agree_with_the_weekly_checks_on_weeks_that_start_midweek(
+        self, db_pool: Pool
+    ) -> None:
+        # Admitted on a Wednesday: no week of this episode starts on an ISO Monday.
+        events = episode_events("ep-w", sessions=9, start=T0 + timedelta(days=2))
+        await EventStore(db_pool).append("ep-w", events)
+        checks = [e for e in events if isinstance(e, WeeklyAttendanceChecked)]
+
+        rows = (await read_models(db_pool))["attended_hours"]
+
+        assert len(checks) == 2
+        assert all(check.week_start.isoweekday() == 3 for check in checks)
+        assert [
+            (
+                r["week_start"],
+                r["week_end"],
+                r["hours"],
+                r["checked_hours"],
+                r["minimum_hours"],
+                r["below_minimum"],
+            )
+            for r in rows[: len(checks)]
+        ] == [
+            (
+                c.week_start,
+                c.week_end,
+                Decimal(str(c.attended_hours)),
+                Decimal(str(c.attended_hours)),
+                Decimal(str(c.minimum_hours)),
+                c.below_minimum,
+            )
+            for c in checks
+        ]
+        (open_week,) = rows[len(checks) :]
+        assert open_week["week_start"] == checks[-1].week_end
+        assert open_week["below_minimum"] is None
+
+    async def test_a_corrected_session_changes_the_hours_but_not_the_weeks_verdict(
+        self, db_pool: Pool
+    ) -> None:
+        events = episode_events("ep-k", sessions=5)
+        check = next(e for e in events if isinstance(e, WeeklyAttendanceChecked))
+        store = EventStore(db_pool)
+        await store.append("ep-k", events)
+        # s4 was a no-show in the checked week; it turns out the client attended.
+        correction = CorrectAttendance(
+            command_id="fix-1",
+            actor=samples.CLINICIAN,
+            session_id="s4",
+            status=AttendanceStatus.ATTENDED,
+            reason="signed in late",
+        )
+        ctx = DecisionContext("ep-k", events[-1].occurred_at, load_catalog())
+        await store.append("ep-k", list(decide(fold(events), correction, ctx)))
+
+        first = (await read_models(db_pool))["attended_hours"][0]
+
+        assert first["week_start"] == check.week_start
+        assert (first["hours"], first["checked_hours"]) == (Decimal("11.00"), Decimal("8.00"))
+        assert first["below_minimum"] is True
 
 
 class TestRebuild:

@@ -105,6 +105,12 @@ DOMAIN_ALLOWED_THIRD_PARTY = frozenset(
     {"pydantic", "pydantic_core", "annotated_types", "typing_extensions"}
 )
 
+# The stored record's schema: the event modules may import, of the domain, only the
+# vocabulary, the actor model and each other, so that a change to the state or to a
+# command can never change what an event is.
+EVENT_MODULE_PATTERNS = ("events.py", "event_types*.py")
+EVENT_ALLOWED_DOMAIN_MODULES = frozenset({"domain.vocabulary", "domain.actors"})
+
 # Reads of the clock, the environment or a random id source, by fully qualified
 # name (after resolving import aliases) ...
 FORBIDDEN_CALLS_QUALIFIED = frozenset(
@@ -255,6 +261,31 @@ def domain_violations(source: str, filename: str = "<string>") -> list[str]:
     return sorted(set(found))
 
 
+def event_modules(root: Path = ROOT) -> list[Path]:
+    """The files that define events and their payload types."""
+    return sorted({p for pattern in EVENT_MODULE_PATTERNS for p in (root / "domain").glob(pattern)})
+
+
+def event_import_violations(
+    source: str, filename: str = "<string>", siblings: frozenset[str] = frozenset()
+) -> list[str]:
+    """Imports of domain modules that an event module (`source`) must not depend on;
+    `siblings` are the other event modules, which it may import."""
+    allowed = EVENT_ALLOWED_DOMAIN_MODULES | siblings
+    found: set[str] = set()
+    for imp in imports_of(source, "domain"):
+        # `from domain import vocabulary` also reports the bare package; the names
+        # imported from it are what is judged.
+        if imp.module.split(".")[0] != "domain" or imp.module == "domain":
+            continue
+        if not any(imp.module == m or imp.module.startswith(f"{m}.") for m in allowed):
+            found.add(
+                f"{filename}:{imp.line}: imports {imp.module} "
+                "(events depend on domain.vocabulary and domain.actors only)"
+            )
+    return sorted(found)
+
+
 def graph_violations(source: str, filename: str, package: str) -> list[str]:
     """Imports of `source`, a module of `package`'s tree, that no arrow allows."""
     owner = package.split(".")[0]
@@ -357,6 +388,43 @@ class TestDomainIsPure:
             for v in domain_violations(_read(path), str(path.relative_to(ROOT)))
         ]
         assert not found, "the domain must stay pure (DESIGN.md §3):\n" + "\n".join(found)
+
+
+class TestEventsDependOnTheVocabularyOnly:
+    def test_event_modules_are_found(self) -> None:
+        names = {path.name for path in event_modules()}
+        assert {"events.py", "event_types.py", "event_types_care.py"} <= names
+
+    def test_event_modules_import_only_the_vocabulary_the_actors_and_each_other(self) -> None:
+        paths = event_modules()
+        siblings = frozenset(f"domain.{path.stem}" for path in paths)
+        found = [
+            v
+            for path in paths
+            for v in event_import_violations(_read(path), str(path.relative_to(ROOT)), siblings)
+        ]
+        assert not found, "move what events need into domain/vocabulary.py:\n" + "\n".join(found)
+
+    @pytest.mark.parametrize(
+        "source",
+        [
+            "from domain.state import Stage\n",
+            "from domain.commands import ReferralSource\n",
+            "import domain.state\n",
+            "from domain import decider\n",
+            "from .state import EpisodeState\n",
+        ],
+    )
+    def test_reports_an_event_module_importing_state_or_commands(self, source: str) -> None:
+        assert event_import_violations(source) != []
+
+    def test_accepts_the_vocabulary_the_actors_and_sibling_event_modules(self) -> None:
+        source = (
+            "from datetime import datetime\nfrom pydantic import AwareDatetime\n"
+            "from domain.actors import Actor\nfrom domain import vocabulary\n"
+            "from domain.vocabulary import Stage\nfrom domain.event_types import EventBase\n"
+        )
+        assert event_import_violations(source, siblings=frozenset({"domain.event_types"})) == []
 
 
 class TestPackageGraph:

@@ -186,6 +186,24 @@ class TestFlatExports:
             parse_format("xml")
 
 
+class TestEpisodeOfCareStatus:
+    def test_stages_map_to_fhir_episode_of_care_status(self) -> None:
+        assert fhir.episode_of_care_status(Episode().referred().s) == "planned"
+        assert fhir.episode_of_care_status(Episode().in_program().s) == "active"
+
+    def test_every_stage_maps_into_the_value_set(self) -> None:
+        state = Episode().referred().s
+        for stage in Stage:
+            status = fhir.episode_of_care_status(state.model_copy(update={"stage": stage}))
+            assert status in EPISODE_OF_CARE_STATUS
+
+    def test_aftercare_status_comes_from_the_program(self) -> None:
+        ep = Episode().in_aftercare()
+        program = ep.catalog.get(ep.s.program_id)
+        assert fhir.episode_of_care_status(ep.s, program.aftercare.fhir_status) == "active"
+        assert fhir.episode_of_care_status(ep.s, "finished") == "finished"
+
+
 class TestFhirBundle:
     def test_validates_against_the_r4b_models_and_value_sets(self) -> None:
         document = fhir_bundle(busy_episode())

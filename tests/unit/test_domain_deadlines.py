@@ -1,13 +1,19 @@
-"""Deadlines as data: `next_deadline`, what a `Tick` means, and the search attributes."""
+"""Deadlines as data: the one table of deadline rules, `next_deadline`, `pending_deadlines`,
+what a `Tick` means, and the search attributes."""
 
 from __future__ import annotations
 
 from datetime import timedelta
 
-from domain_scenario import DAY, HOUR, T0, Episode, catalog_with, types
+import pytest
+from domain_scenario import DAY, HOUR, INTAKE, T0, Episode, catalog_with, types
 
 from domain import commands as c
 from domain import next_deadline, visibility
+from domain.deadlines import DEADLINE_RULES, DeadlineRule, Due, pending_deadlines
+from domain.emitter import Emitter
+from domain.events import Event
+from domain.ticks import fire_due
 from domain.vocabulary import AttendanceStatus, HoldKind, ReviewOutcome
 
 S1 = T0 + DAY
@@ -180,3 +186,135 @@ class TestVisibility:
         assert attributes["primary_clinician"] is None
         assert attributes["escalation_level"] == 0
         assert attributes["next_deadline"] is None
+
+
+# Each kind of deadline and the event its firing records first.
+KIND_EVENTS = {
+    "session_no_show": "attendance_recorded",
+    "task_due": "escalation_task_overdue",
+    "no_contact_review": "escalation_raised",
+    "weekly_hours_check": "weekly_attendance_checked",
+    "initial_plan_due": "initial_plan_overdue",
+    "plan_review_overdue": "plan_review_overdue",
+    "plan_review_reminder": "plan_review_due_soon",
+    "hold_review_due": "hold_review_overdue",
+    "check_in_closes": "check_in_missed",
+    "authorization_reminder": "authorization_expiring",
+}
+
+
+def _fired_kinds(events: tuple[Event, ...]) -> list[str]:
+    """The kinds a tick fired, in order, read back from its events (escalations that
+    follow a no-show or a missed check-in are consequences, not kinds of their own)."""
+    kinds: list[str] = []
+    for event in events:
+        if event.type == "escalation_raised" and event.trigger.value != "no_contact":
+            continue
+        kind = next(k for k, t in KIND_EVENTS.items() if t == event.type)
+        if not kinds or kinds[-1] != kind:
+            kinds.append(kind)
+    return kinds
+
+
+def _with_authorization(ep: Episode) -> Episode:
+    ep.run(
+        ep.make(
+            c.RecordAuthorization,
+            actor=INTAKE,
+            authorization_id="a1",
+            payer_ref="payer-7",
+            units=30,
+            starts_at=T0,
+            ends_at=T0 + 40 * DAY,
+        )
+    )
+    return ep
+
+
+def _on_hold(ep: Episode) -> Episode:
+    ep.run(ep.make(c.PlaceOnHold, kind=HoldKind.HOSPITALIZATION))
+    return ep
+
+
+def _with_open_task(ep: Episode) -> Episode:
+    ep.session("s1", S1)
+    ep.tick(S1 + 4 * HOUR)
+    return ep
+
+
+# Episodes in which, between them, every kind of deadline is pending.
+SCENARIOS = {
+    "admitted": lambda: Episode().admitted(),
+    "in program, a session booked": lambda: Episode().in_program().session("s1", S1),
+    "in program, a task open": lambda: _with_open_task(Episode().in_program()),
+    "in program, authorized": lambda: _with_authorization(Episode().in_program()),
+    "on hold": lambda: _on_hold(Episode().in_program()),
+    "in aftercare": lambda: Episode().in_aftercare(),
+}
+
+
+class TestTheTableOfDeadlineRules:
+    def test_the_table_lists_each_kind_once_in_the_order_a_tick_handles_them(self) -> None:
+        assert [r.kind for r in DEADLINE_RULES] == list(KIND_EVENTS)
+
+    def test_every_kind_in_the_table_is_pending_in_some_episode(self) -> None:
+        pending = {kind for make in SCENARIOS.values() for kind, *_ in pending_deadlines(make().s)}
+        assert pending == set(KIND_EVENTS)
+
+    @pytest.mark.parametrize("name", SCENARIOS)
+    def test_next_deadline_is_the_earliest_pending_deadline(self, name: str) -> None:
+        state = SCENARIOS[name]().s
+        assert next_deadline(state) == min(at for _kind, at, _ref in pending_deadlines(state))
+
+    @pytest.mark.parametrize("name", SCENARIOS)
+    def test_a_tick_fires_exactly_the_kinds_that_are_due(self, name: str) -> None:
+        ep = SCENARIOS[name]()
+        for _ in range(4):  # the first few deadlines, one tick each
+            deadline = next_deadline(ep.s)
+            if deadline is None:
+                break
+            due = {kind for kind, at, _ref in pending_deadlines(ep.s) if at <= deadline}
+            events = ep.tick(deadline)
+            assert set(_fired_kinds(events)) == due
+            assert all(at > deadline for _kind, at, _ref in pending_deadlines(ep.s))
+
+    def test_a_tick_fires_nothing_before_the_next_deadline(self) -> None:
+        ep = Episode().in_program().session("s1", S1)
+        deadline = next_deadline(ep.s)
+        assert deadline is not None
+        assert ep.tick(deadline - timedelta(seconds=1)) == ()
+
+    def test_one_late_tick_handles_the_kinds_in_table_order(self) -> None:
+        ep = _with_authorization(_with_open_task(Episode().in_program()))
+        ep.session("s2", S1 + 2 * DAY)
+        events = ep.tick(T0 + 40 * DAY)
+        assert _fired_kinds(events) == [
+            "session_no_show",
+            "task_due",
+            "no_contact_review",
+            "weekly_hours_check",
+            "plan_review_overdue",
+            "authorization_reminder",
+        ]
+
+    def test_references_name_the_session_task_check_in_and_authorization(self) -> None:
+        pairs = {
+            (kind, ref)
+            for make in SCENARIOS.values()
+            for kind, _at, ref in pending_deadlines(make().s)
+        }
+        task = _with_open_task(Episode().in_program()).s.tasks[0]
+        assert {
+            ("session_no_show", "s1"),
+            ("task_due", task.task_id),
+            ("check_in_closes", "check-in-1"),
+            ("authorization_reminder", "a1"),
+            ("weekly_hours_check", None),
+        } <= pairs
+
+    def test_a_rule_whose_firing_leaves_it_due_is_refused_instead_of_looping(self) -> None:
+        ep = Episode().admitted()
+        stuck = DeadlineRule("stuck", lambda s: (Due(T0, None),), lambda em, due: None)
+        em = Emitter(ep.s, c.Tick(now=T0 + DAY), ep.ctx(T0 + DAY), now=T0 + DAY)
+        with pytest.raises(AssertionError, match=r"'stuck' fired .* and is still due"):
+            fire_due(em, stuck)

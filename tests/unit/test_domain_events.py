@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any
+from datetime import datetime
+from typing import Any, get_args
 
 import pytest
 from domain_scenario import SUPERVISOR, T0, Episode
+from pydantic import AwareDatetime, ValidationError
 
 from domain import commands as c
 from domain import events as e
@@ -28,6 +30,30 @@ def test_every_event_type_is_in_the_union() -> None:
     tags = {cls.model_fields["type"].default for cls in e.EVENT_TYPES}
     union_tags = set(e.EVENT_ADAPTER.core_schema["schema"]["choices"])  # type: ignore[index]
     assert tags == union_tags
+
+
+def _leaf_types(annotation: Any) -> set[Any]:
+    args = get_args(annotation)
+    return set().union(*(_leaf_types(a) for a in args)) if args else {annotation}
+
+
+def test_every_moment_an_event_carries_must_be_timezone_aware() -> None:
+    moments = {
+        f"{cls.__name__}.{name}": _leaf_types(field.annotation)
+        for cls in [e.EventBase, *e.EVENT_TYPES]
+        for name, field in cls.model_fields.items()
+        if _leaf_types(field.annotation) & {datetime, AwareDatetime}
+    }
+    assert "EventBase.occurred_at" in moments
+    assert "ClientSteppedDown.check_ins_due" in moments
+    assert [name for name, leaves in moments.items() if datetime in leaves] == []
+
+
+def test_an_event_time_without_offset_is_refused() -> None:
+    payload = e.dump_event(full_history()[0])
+    payload["occurred_at"] = "2026-01-05T09:00:00"
+    with pytest.raises(ValidationError, match="timezone"):
+        e.load_event(payload)
 
 
 def test_commands_round_trip_through_the_adapter() -> None:

@@ -6,9 +6,8 @@ import pytest
 from domain_scenario import DAY, HOUR, SUPERVISOR, T0, Episode, catalog_with, types
 
 from domain import commands as c
-from domain.deadlines import pending_reminders
+from domain.deadlines import pending_deadlines
 from domain.decider import evolve, fold
-from domain.pending import pending_deadlines
 
 
 class TestFold:
@@ -35,18 +34,6 @@ class TestFold:
         assert ep.s.last_contact_at == T0 + 2 * DAY
 
 
-class TestFhirStatus:
-    def test_stages_map_to_fhir_episode_of_care_status(self) -> None:
-        assert Episode().referred().s.fhir_status() == "planned"
-        assert Episode().in_program().s.fhir_status() == "active"
-
-    def test_aftercare_status_comes_from_the_program(self) -> None:
-        ep = Episode().in_aftercare()
-        program = ep.catalog.get(ep.s.program_id)
-        assert ep.s.fhir_status(program.aftercare.fhir_status) == "active"
-        assert ep.s.fhir_status("finished") == "finished"
-
-
 class TestPendingDeadlines:
     def test_items_are_listed_earliest_first_with_their_references(self) -> None:
         ep = Episode().in_program().session("s1", T0 + DAY)
@@ -65,7 +52,6 @@ class TestPendingDeadlines:
         ep.run(ep.make(c.Discharge, actor=SUPERVISOR, discharge_reason="other", summary="x"))
         assert pending_deadlines(ep.state) == ()
         assert pending_deadlines(None) == ()
-        assert pending_reminders(ep.s) == ()
 
 
 class TestThresholdsFromTheProgram:
