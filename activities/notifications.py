@@ -99,38 +99,36 @@ def notifications_for(inp: NotifyInput, link_base: str | None = None) -> list[No
     recipient of each `party_notified` event."""
     out: list[Notification] = []
     for event in inp.events:
-        link = f"{link_base.rstrip('/')}/episodes/{event.episode_id}" if link_base else None
         if isinstance(event, PartyNotified):
             name = f"{event.recipient_kind.value}:{event.recipient_ref}"
             out.append(
-                Notification(
-                    key=f"{event.episode_id}:{event.seq}:{name}",
-                    episode_id=event.episode_id,
-                    seq=event.seq,
-                    recipient=name,
-                    subject=_EXTERNAL_SUBJECT,
-                    due_at=None,
-                    consent_id=event.consent_id,
+                _notification(
+                    event, name, _EXTERNAL_SUBJECT, due_at=None, consent_id=event.consent_id
                 )
             )
             continue
+        link = f"{link_base.rstrip('/')}/episodes/{event.episode_id}" if link_base else None
         recipients: Sequence[Any] = getattr(event, "notify", ())
         for recipient in recipients:
             name = str(getattr(recipient, "value", recipient))
             if name == "primary_clinician" and inp.primary_clinician:
                 name = f"primary_clinician:{inp.primary_clinician}"
             out.append(
-                Notification(
-                    key=f"{event.episode_id}:{event.seq}:{name}",
-                    episode_id=event.episode_id,
-                    seq=event.seq,
-                    recipient=name,
-                    subject=_subject(event),
-                    due_at=_due_at(event),
-                    link=link,
-                )
+                _notification(event, name, _subject(event), due_at=_due_at(event), link=link)
             )
     return out
+
+
+def _notification(event: Event, recipient: str, subject: str, **extra: Any) -> Notification:
+    """One message about `event` to `recipient`; its key makes a resend detectable."""
+    return Notification(
+        key=f"{event.episode_id}:{event.seq}:{recipient}",
+        episode_id=event.episode_id,
+        seq=event.seq,
+        recipient=recipient,
+        subject=subject,
+        **extra,
+    )
 
 
 def _subject(event: Event) -> str:
