@@ -44,6 +44,7 @@ from api.schemas import (
     HealthResponse,
     ReferralRequest,
     StoredEventResponse,
+    TimelineEntryResponse,
     TimelineResponse,
 )
 from api.scoping import EpisodeGate
@@ -85,7 +86,7 @@ OPEN_ROUTES = frozenset({"/healthz"})
 # Referral retries with the same Idempotency-Key reach the same episode (see refer_client).
 _REFERRAL_NAMESPACE = uuid.UUID("6f0c7a52-4d7e-4c8e-9a51-2f1b8a3c9d10")
 # The bodies of the routes that read one episode from its workflow.
-_WorkflowRead = DeadlinesResponse | TimelineResponse | EpisodeResponse
+_WorkflowRead = DeadlinesResponse | EpisodeResponse
 
 
 @dataclass(frozen=True)
@@ -233,19 +234,41 @@ def create_app(resources: ApiResources) -> FastAPI:
         "Everything pending for the episode and when it falls due",
     )
     read_from_workflow(
-        "get_timeline",
-        "/timeline",
-        TimelineResponse,
-        episodes.timeline,
-        "The episode's most recent events, as the workflow holds them",
-    )
-    read_from_workflow(
         "get_episode",
         "",
         EpisodeResponse,
         episodes.view,
         "The episode's current state, as the running workflow holds it",
     )
+
+    @app.get(
+        "/episodes/{episode_id}/timeline",
+        response_model=TimelineResponse,
+        responses=PROBLEM_RESPONSES,
+        summary="The episode's whole timeline, from the event store",
+    )
+    async def get_timeline(episode_id: str, request: Request, user: Reader) -> TimelineResponse:
+        # From the store, not from the workflow: a workflow run holds only the entries
+        # since its last continue-as-new, the store holds the episode's whole life.
+        await gate.check(request, user, episode_id)
+        stored = await resources.store.read_stream(episode_id)
+        if not stored:
+            raise EpisodeNotFound(
+                f"no episode {episode_id!r}: check the id (it is returned on referral)"
+            )
+        return TimelineResponse(
+            episode_id=episode_id,
+            entries=tuple(
+                TimelineEntryResponse(
+                    seq=e.seq,
+                    type=e.event_type,
+                    occurred_at=e.occurred_at,
+                    actor_id=e.actor_id,
+                    actor_role=e.actor_role,
+                )
+                for e in stored
+            ),
+        )
 
     @app.get(
         "/episodes/{episode_id}/events",

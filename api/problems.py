@@ -35,6 +35,10 @@ STATUS_BY_ERROR: dict[str, int] = {
     "TemporalUnavailable": 503,
     "DatabaseUnavailable": 503,
     "CommandFailed": 500,
+    # The same Idempotency-Key with another request (IETF Idempotency-Key draft: 422).
+    "IdempotencyKeyReused": 422,
+    # PostgreSQL refused the command's events for good: the server's fault, not the caller's.
+    "StoreRefused": 500,
     "AuthenticationRequired": 401,
     "InvalidToken": 401,
     "AccessDenied": 403,

@@ -117,7 +117,7 @@ class TimelineEntryResponse(_Closed):
 
 
 class TimelineResponse(_Closed):
-    """The episode's most recent events as the workflow holds them."""
+    """The episode's timeline: every stored event, in order, without payloads."""
 
     episode_id: str
     entries: tuple[TimelineEntryResponse, ...]

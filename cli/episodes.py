@@ -96,7 +96,7 @@ def add_parser(sub: Any) -> None:
         for name, text in (
             ("show", "an episode's current state"),
             ("events", "an episode's stored events"),
-            ("timeline", "an episode's recent events, as the workflow holds them"),
+            ("timeline", "an episode's whole timeline, from the event store"),
             ("deadlines", "everything pending for an episode and when it falls due"),
         )
     ]

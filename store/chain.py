@@ -7,34 +7,26 @@ type, schema version, time, actor and command id, so the hash covers all of them
 columns that repeat them are checked against the payload. `recorded_at` is set by the
 database and is not covered.
 
-Payload numbers should be integers or plain decimals: jsonb keeps their text, so they read
-back as they were written and hash the same.
+The encoding and the hash function are the domain's (`domain.canonical`): the workflow
+computes the same digests to check what the store holds, and may not import the store.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
+from domain.canonical import GENESIS_HASH, canonical_json, chain_hash
 from store.records import StoredEvent
 
-GENESIS_HASH = "0" * 64
-
-
-def canonical_json(payload: Mapping[str, Any]) -> bytes:
-    """The one byte encoding of a payload that its hash is computed over."""
-    return json.dumps(
-        payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
-    ).encode("utf-8")
-
-
-def chain_hash(prev_hash: str, payload: Mapping[str, Any]) -> str:
-    """The hash of an event with this payload following an event whose hash is `prev_hash`."""
-    return hashlib.sha256(prev_hash.encode("ascii") + canonical_json(payload)).hexdigest()
+__all__ = [
+    "GENESIS_HASH",
+    "VerificationResult",
+    "canonical_json",
+    "chain_hash",
+    "verify_chain",
+]
 
 
 @dataclass(frozen=True)

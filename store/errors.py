@@ -25,6 +25,13 @@ class AppendConflict(StoreError):
     """
 
 
+class StoreRefused(StoreError):
+    """Raised when PostgreSQL refuses an append for a reason that retrying cannot fix: a
+    constraint or trigger, data it cannot store, a missing table or privilege, or a failing
+    read-model update. Nothing of the append was written; the message names the cause.
+    """
+
+
 class MigrationFailed(StoreError):
     """Raised when a schema migration fails (its transaction is rolled back) or was edited
     after it was applied (its checksum no longer matches the one recorded)."""

@@ -33,11 +33,27 @@ class StoredEvent:
 
 
 @dataclass(frozen=True)
+class CommandKey:
+    """The command an append records, with the fingerprint of its request
+    (`domain.idempotency.command_fingerprint`)."""
+
+    command_id: str
+    fingerprint: str
+
+
+@dataclass(frozen=True)
 class AppendResult:
-    """What an append did: how many events it wrote, how many were already there, the head."""
+    """What an append did: how many events it wrote, how many were already there, the head.
+
+    `digests` are the digests (`domain.canonical.payload_digest`) of what the stream holds
+    at the appended seqs once the append is done, one per event. `applied_before` is set,
+    and nothing written, when the command was already applied at other seqs: its events.
+    """
 
     episode_id: str
     written: int
     already_present: int
     head_seq: int
     head_hash: str
+    digests: tuple[str, ...] = ()
+    applied_before: tuple[StoredEvent, ...] = ()

@@ -12,18 +12,23 @@ from collections.abc import AsyncIterator, Iterable, Sequence
 from pathlib import Path
 
 from temporalio.client import WorkflowHistory
-from temporalio.worker import Replayer
+from temporalio.worker import Interceptor, Replayer
 
 from workers.temporal import DATA_CONVERTER
 from workers.worker import SANDBOX_RUNNER, WORKFLOWS
 
 
-def build_replayer(workflows: Sequence[type] | None = None) -> Replayer:
-    """A replayer of CarePath's workflows (or of `workflows`, to test the check itself)."""
+def build_replayer(
+    workflows: Sequence[type] | None = None, interceptors: Sequence[Interceptor] = ()
+) -> Replayer:
+    """A replayer of CarePath's workflows (or of `workflows`, to test the check itself);
+    `interceptors` see what the replayed code does (the replay tests compare it with
+    what was recorded)."""
     return Replayer(
         workflows=list(workflows or WORKFLOWS),
         data_converter=DATA_CONVERTER,
         workflow_runner=SANDBOX_RUNNER,
+        interceptors=list(interceptors),
     )
 
 
@@ -39,7 +44,9 @@ def load_history(path: Path) -> WorkflowHistory:
 
 
 async def replay(
-    histories: Iterable[WorkflowHistory], workflows: Sequence[type] | None = None
+    histories: Iterable[WorkflowHistory],
+    workflows: Sequence[type] | None = None,
+    interceptors: Sequence[Interceptor] = (),
 ) -> dict[str, Exception | None]:
     """Replay each history; map its run id to the failure, or None if it replayed cleanly."""
     items = list(histories)
@@ -49,7 +56,8 @@ async def replay(
             yield history
 
     results: dict[str, Exception | None] = {}
-    async with build_replayer(workflows).workflow_replay_iterator(feed()) as stream:
+    replayer = build_replayer(workflows, interceptors)
+    async with replayer.workflow_replay_iterator(feed()) as stream:
         async for result in stream:
             results[result.history.run_id] = result.replay_failure
     return results

@@ -3,35 +3,53 @@
 Thin on purpose: every clinical judgement is made by the pure decider. The workflow
 - receives staff commands as Updates; the validator runs `decide` so a refused command
   never enters history, and the handler persists the events before answering;
+- applies a command id once for the whole life of the episode: this run's commands and a
+  filter of earlier runs' ids (`workflows.command_ledger`) answer most repeats, the event
+  store answers the rest, and a command id reused for another request is refused;
+- checks that the store holds exactly the events it decided (on every replay too), and
+  fails its task loudly when it does not;
 - sleeps until `next_deadline(state)` (one timer at a time) and then feeds
   `Tick(workflow.now())` to the decider, persisting whatever the passage of time meant;
-- sends notifications for persisted events from its main loop, after the caller has
-  been answered;
-- continues as new with a state snapshot before its history grows large;
-- starts the new, linked episode when a client is readmitted.
+- sends notifications and starts a readmission's new episode from its main loop, after
+  the caller has been answered, retrying the start until it succeeds;
+- continues as new with a state snapshot (and the command-id filter) before its history
+  grows large.
+
+A store failure never wedges the episode: the append is bounded in time, a refusal no
+retry can fix fails that one command at once, and the lock is released for the next.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections import deque
 from datetime import datetime, timedelta
 from typing import Any
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy, SearchAttributeKey, SearchAttributeUpdate
-from temporalio.exceptions import ApplicationError
+from temporalio.exceptions import (
+    ActivityError,
+    ApplicationError,
+    CancelledError,
+    FailureError,
+    TemporalError,
+)
 
 with workflow.unsafe.imports_passed_through():
     import structlog
 
+    from domain.canonical import event_digests
     from domain.commands import Command, ReferClient, ReferralSource, Tick
     from domain.deadlines import next_deadline, pending_deadlines, visibility
     from domain.decider import DecisionContext, decide, fold
     from domain.errors import CarePathError
     from domain.events import ClientReadmitted, Event, PartyNotified
+    from domain.idempotency import command_fingerprint, reused_key
     from domain.programs import ProgramCatalog
     from domain.state import EpisodeState
+    from workflows.command_ledger import CommandLedger
     from workflows.messages import (
         APPEND_EVENTS_ACTIVITY,
         COMMAND_UPDATE,
@@ -64,16 +82,48 @@ NEXT_DEADLINE = SearchAttributeKey.for_datetime("NextDeadline")
 # command's round trip avoids a second trip through the server's task queues. A worker
 # crash re-runs it on the next attempt; the store's idempotent append makes that safe.
 APPEND_TIMEOUT = timedelta(seconds=15)
+# The whole append, retries included, is bounded: while it runs the command holds the
+# episode's lock, and a store that does not answer must fail the command (the caller may
+# send it again under the same key), not hold up every later command.
+APPEND_DEADLINE = timedelta(seconds=60)
 APPEND_RETRY = RetryPolicy(
     initial_interval=timedelta(milliseconds=200), maximum_interval=timedelta(seconds=10)
 )
+# A readmission's new episode is started from the main loop until the start succeeds
+# (its workflow id may be taken for a while): first retry after a second, then backing
+# off to one attempt an hour, which keeps the history small if it takes days.
+READMISSION_RETRY_FIRST = timedelta(seconds=1)
+READMISSION_RETRY_MAX = timedelta(hours=1)
+# A tick whose events the store refused is tried again after this long; commands are
+# accepted meanwhile.
+TICK_RETRY = timedelta(minutes=1)
 # Notifications go to external channels that may be slow or down for a while: a regular
 # activity, retried by the server with backoff, never holding up a command's answer.
 NOTIFY_TIMEOUT = timedelta(seconds=30)
 NOTIFY_RETRY = RetryPolicy(maximum_interval=timedelta(minutes=5))
+# The timeline query serves this run's most recent entries only; the whole timeline is
+# read from the event store (`GET /episodes/{id}/timeline`).
 TIMELINE_LENGTH = 50
 
+# Changes to the commands this workflow issues, each guarded so that histories recorded
+# before it replay down the old branch (docs/versioning.md).
+# A continued run knows the search attributes it inherited, and upserts only changes.
+SEED_SEARCH_ATTRIBUTES = "seed-published-search-attributes"
+# A readmission's new episode is started by the main loop, not by the update handler.
+READMISSION_FROM_MAIN_LOOP = "readmission-started-from-main-loop"
+# A run whose first command was refused ends instead of waiting without an episode.
+END_RUN_WITHOUT_EPISODE = "end-run-without-episode"
+
 log = structlog.get_logger("carepath.workflow")
+
+
+class StoreDivergence(RuntimeError):
+    """Raised when the event store holds other events than this workflow decided at the
+    same seqs. Not an `ApplicationError`: it fails the workflow *task*, which Temporal
+    retries, rather than the episode. Live, it means the store changed what it was given;
+    in a replay, that the decider now produces other events for a recorded command: make
+    such a change apply only from a patch on (docs/versioning.md).
+    """
 
 
 @workflow.defn(name=WORKFLOW_NAME)
@@ -88,12 +138,14 @@ class CarePathwayWorkflow:
         # so two accepted commands never both decide against the same old state.
         self._lock = asyncio.Lock()
         self._outbox: list[Event] = []
+        # ClientReadmitted events whose new episode is still to be started.
+        self._readmissions: list[ClientReadmitted] = []
         self._timeline: deque[TimelineEntry] = deque(maxlen=TIMELINE_LENGTH)
-        self._published: dict[str, object] = {}
+        self._published = _inherited_search_attributes()
         self._timer: asyncio.Future[None] | None = None
-        # Commands whose events were found already stored (see `_apply`), by command id,
-        # so that their re-delivered update answers with those events instead of failing.
-        self._adopted: dict[str, tuple[Event, ...]] = {}
+        # The command ids applied to this episode: this run's in full (including those
+        # whose events were found already stored, see `_apply`), earlier runs' as a filter.
+        self._ledger = CommandLedger(inp.applied_commands)
         self._timer_deadline: datetime | None = None
 
     @workflow.run
@@ -101,32 +153,49 @@ class CarePathwayWorkflow:
         if inp.initial_command is not None and self._state is None:
             await self._apply(inp.initial_command)
         while True:
-            await workflow.wait_condition(lambda: self._state is not None)
+            await workflow.wait_condition(
+                lambda: self._state is not None or workflow.all_handlers_finished()
+            )
+            if self._state is None:
+                # The first command (a referral sent with the start) was refused or failed:
+                # there is no episode, so no workflow should be left running for it.
+                if workflow.patched(END_RUN_WITHOUT_EPISODE):
+                    return self._view()
+                await workflow.wait_condition(lambda: self._state is not None)
             state = self._current()
             if state.is_closed:
                 break
             await self._wait_for_change_or_deadline(state)
             await self._drain_outbox()
+            await self._open_readmissions()
             if self._should_continue_as_new():
                 await self._settle()
                 workflow.continue_as_new(
-                    inp.model_copy(update={"snapshot": self._state, "initial_command": None})
+                    inp.model_copy(
+                        update={
+                            "snapshot": self._state,
+                            "initial_command": None,
+                            "applied_commands": self._ledger.carried(),
+                        }
+                    )
                 )
         await self._settle()
         return self._view()
 
     async def _settle(self) -> None:
-        """Wait until no update is in flight and every notification is sent.
+        """Wait until no update is in flight, every notification is sent and every
+        readmission's new episode is started.
 
         Only then may the run end or continue as new: an update still running would fail
-        for its caller. Sending notifications awaits an activity, during which new updates
-        can be accepted, so the two waits repeat until both hold at the same moment.
+        for its caller. The other two await activities and child starts, during which new
+        updates can be accepted, so the waits repeat until all hold at the same moment.
         """
         while True:
             await workflow.wait_condition(workflow.all_handlers_finished)
-            if not self._outbox:
+            if not self._outbox and not self._readmissions:
                 return
             await self._drain_outbox()
+            await self._open_readmissions()
 
     async def _wait_for_change_or_deadline(self, state: EpisodeState) -> None:
         """Sleep until a command changes the state or the next deadline arrives.
@@ -148,6 +217,7 @@ class CarePathwayWorkflow:
             lambda: (
                 self._current().version != seen
                 or bool(self._outbox)
+                or bool(self._readmissions)
                 or (timer is not None and timer.done())
             )
         )
@@ -155,7 +225,18 @@ class CarePathwayWorkflow:
             return
         self._timer, self._timer_deadline = None, None
         now = workflow.now()
-        produced = await self._apply(Tick(command_id=f"tick:{now.isoformat()}", now=now))
+        try:
+            produced = await self._apply(Tick(command_id=f"tick:{now.isoformat()}", now=now))
+        except ApplicationError as err:
+            # The store refused the tick's events, or did not answer in time. Failing here
+            # would fail the whole episode; instead, try again a little later (the timer is
+            # set anew, already due), accepting commands meanwhile.
+            log.error("tick_failed", error=err.type, deadline=str(deadline))
+            with contextlib.suppress(asyncio.TimeoutError):
+                await workflow.wait_condition(
+                    lambda: self._current().version != seen, timeout=TICK_RETRY
+                )
+            return
         if not produced and next_deadline(self._current()) == deadline:
             # The decider saw nothing due: wait for a command rather than spin.
             log.warning("deadline_without_effect", deadline=str(deadline))
@@ -176,14 +257,22 @@ class CarePathwayWorkflow:
     @command.validator
     def _validate_command(self, request: CommandRequest) -> None:
         # Runs before anything is written: a refused command leaves no trace in history.
-        if isinstance(request.command, Tick):
+        command = request.command
+        if isinstance(command, Tick):
             raise ApplicationError(
                 "time passes by itself: ticks come from the episode's own timers",
                 type="CommandNotAllowed",
                 non_retryable=True,
             )
-        if request.command.command_id not in self._adopted:
-            self._decide(request.command)
+        if self._ledger.get(command.command_id) is not None:
+            # Applied by this run: answered with its events, unless the request differs.
+            self._known_answer(command, command_fingerprint(command))
+            return
+        if self._ledger.maybe_applied_earlier(command.command_id):
+            # An earlier run may have applied it, and judging it again against today's
+            # state would refuse a mere repeat: the handler asks the store first.
+            return
+        self._decide(command)
 
     @workflow.query(name=STATE_QUERY)
     def state(self) -> EpisodeView:
@@ -200,37 +289,50 @@ class CarePathwayWorkflow:
 
     @workflow.query(name=TIMELINE_QUERY)
     def timeline(self) -> TimelineView:
+        """This run's most recent entries (at most TIMELINE_LENGTH, none from earlier
+        runs): a glance at what just happened. The whole timeline is in the event store."""
         return TimelineView(episode_id=self._episode_id, entries=tuple(self._timeline))
 
     async def _apply(self, command: Command) -> tuple[Event, ...]:
-        """Decide, persist, then adopt the new state; the caller sees it only once stored."""
+        """Decide, persist, then adopt the new state; the caller sees it only once stored.
+
+        A command id already applied to the episode is answered with the events it
+        produced then, by this run or an earlier one, and nothing is decided or written.
+        """
+        # The episode's own ticks are not requests: nobody can repeat one.
+        fingerprint = None if isinstance(command, Tick) else command_fingerprint(command)
         async with self._lock:
-            events = self._adopted.get(command.command_id)
+            events = self._known_answer(command, fingerprint)
+            if (
+                events is None
+                and fingerprint is not None
+                and self._ledger.maybe_applied_earlier(command.command_id)
+            ):
+                # Ask the store before judging: an append with no events only looks up.
+                result = await self._append((), command, fingerprint)
+                self._take_stored(result, command.command_id, fingerprint)
+                events = self._known_answer(command, fingerprint)
             while events is None:
                 # Decide again under the lock: another command may have been applied
                 # between this one's validation and now.
                 decided = self._decide(command)
                 if not decided:
                     return decided
-                result = await workflow.execute_local_activity(
-                    APPEND_EVENTS_ACTIVITY,
-                    AppendEventsInput(episode_id=self._episode_id, events=decided),
-                    start_to_close_timeout=APPEND_TIMEOUT,
-                    retry_policy=APPEND_RETRY,
-                    result_type=AppendEventsResult,
-                )
-                if not result.stored_instead:
-                    self._adopt(decided)
-                    events = decided
+                result = await self._append(decided, command, fingerprint)
+                if result.stored_instead or result.applied_before:
+                    # The store is ahead of this run (a workflow task whose completion was
+                    # lost had already appended events; they were decided by this workflow
+                    # for accepted commands), or it already holds this command (applied by
+                    # an earlier run). Take what is stored, then decide this command again
+                    # unless it was among it.
+                    self._take_stored(result, command.command_id, fingerprint)
+                    events = self._known_answer(command, fingerprint)
                     continue
-                # The store is ahead of this run: a workflow task whose completion was
-                # lost had already appended events. They were decided by this workflow
-                # for accepted commands, so take them as they are stored, then decide
-                # this command again unless it was one of them.
-                self._adopt(result.stored_instead)
-                for command_id, stored in _by_command(result.stored_instead).items():
-                    self._adopted[command_id] = stored
-                events = self._adopted.get(command.command_id)
+                self._check_stored(decided, result)
+                self._adopt(decided)
+                if fingerprint is not None:
+                    self._ledger.record(command.command_id, fingerprint, decided)
+                events = decided
             log.info(
                 "command_applied",
                 command=command.type,
@@ -239,10 +341,89 @@ class CarePathwayWorkflow:
                 head_seq=self._current().version,
                 stage=self._current().stage.value,
             )
-        for event in events:
-            if isinstance(event, ClientReadmitted):
-                await self._open_readmission(event, command)
+        if self._readmissions and not workflow.patched(READMISSION_FROM_MAIN_LOOP):
+            # Histories recorded before the patch started the new episode here, before
+            # answering; a failed start then failed the command that had been stored.
+            pending, self._readmissions = self._readmissions, []
+            for readmitted in pending:
+                await self._open_readmission(readmitted)
         return events
+
+    def _known_answer(self, command: Command, fingerprint: str | None) -> tuple[Event, ...] | None:
+        """The events this run already holds for the command's id, if any; refuses the id
+        if it came with another request."""
+        applied = self._ledger.get(command.command_id)
+        if applied is None:
+            return None
+        if fingerprint is not None and applied.fingerprint not in (None, fingerprint):
+            err = reused_key(command.command_id)
+            raise ApplicationError(err.message, type=err.code, non_retryable=True)
+        return applied.events
+
+    async def _append(
+        self, events: tuple[Event, ...], command: Command, fingerprint: str | None
+    ) -> AppendEventsResult:
+        """Persist `events` as `command`'s (with no events: only ask whether it was applied).
+
+        Every failure becomes a non-retryable `ApplicationError` that names its cause, so it
+        fails this command (or this tick) and nothing else.
+        """
+        try:
+            result: AppendEventsResult = await workflow.execute_local_activity(
+                APPEND_EVENTS_ACTIVITY,
+                AppendEventsInput(
+                    episode_id=self._episode_id,
+                    events=events,
+                    command_id=None if fingerprint is None else command.command_id,
+                    fingerprint=fingerprint,
+                    after_seq=self._state.version if self._state is not None else 0,
+                ),
+                start_to_close_timeout=APPEND_TIMEOUT,
+                schedule_to_close_timeout=APPEND_DEADLINE,
+                retry_policy=APPEND_RETRY,
+                result_type=AppendEventsResult,
+            )
+        except ActivityError as err:
+            raise append_failure(self._episode_id, err) from None
+        return result
+
+    def _take_stored(
+        self, result: AppendEventsResult, command_id: str, fingerprint: str | None
+    ) -> None:
+        """Adopt what the store holds beyond this run's state, and note which command ids
+        it answers (the store checked the request's fingerprint for `command_id`)."""
+        if result.stored_instead:
+            self._adopt(result.stored_instead)
+            for stored_id, stored in _by_command(result.stored_instead).items():
+                self._ledger.record(
+                    stored_id, fingerprint if stored_id == command_id else None, stored
+                )
+        if result.applied_before:
+            self._ledger.record(command_id, fingerprint, result.applied_before)
+
+    def _check_stored(self, decided: tuple[Event, ...], result: AppendEventsResult) -> None:
+        """Fail the workflow task unless the store holds exactly the decided events.
+
+        On replay the result is the one recorded when the events were stored, so this is
+        also what catches a decider that now produces other events for an old command.
+        """
+        if result.stored_digests is None:
+            return  # recorded before the store reported digests: nothing to compare
+        ours = event_digests(decided)
+        for event, decided_digest, stored_digest in zip(
+            decided, ours, result.stored_digests, strict=False
+        ):
+            if decided_digest != stored_digest:
+                raise StoreDivergence(
+                    f"episode {self._episode_id}: seq {event.seq} ({event.type}) as decided "
+                    f"(digest {decided_digest[:12]}) differs from what the event store holds "
+                    f"(digest {stored_digest[:12]})"
+                )
+        if len(ours) != len(result.stored_digests):
+            raise StoreDivergence(
+                f"episode {self._episode_id}: decided {len(ours)} event(s) from seq "
+                f"{decided[0].seq}, but the event store holds {len(result.stored_digests)}"
+            )
 
     def _adopt(self, events: tuple[Event, ...]) -> None:
         """Make stored events part of the state, the timeline and the notifications."""
@@ -252,6 +433,7 @@ class CarePathwayWorkflow:
         self._outbox.extend(
             e for e in events if getattr(e, "notify", ()) or isinstance(e, PartyNotified)
         )
+        self._readmissions.extend(e for e in events if isinstance(e, ClientReadmitted))
         self._timeline.extend(
             TimelineEntry(
                 seq=e.seq,
@@ -287,12 +469,38 @@ class CarePathwayWorkflow:
                 retry_policy=NOTIFY_RETRY,
             )
 
-    async def _open_readmission(self, event: ClientReadmitted, command: Command) -> None:
+    async def _open_readmissions(self) -> None:
+        """Start the new episode of every stored readmission, retrying until it starts.
+
+        The readmission is already stored, and its caller answered: a start that fails
+        (the new episode's workflow id is taken, say by a workflow still closing) is tried
+        again with backoff rather than reported against the command.
+        """
+        delay = READMISSION_RETRY_FIRST
+        while self._readmissions:
+            readmitted = self._readmissions[0]
+            try:
+                await self._open_readmission(readmitted)
+            except TemporalError as err:
+                if isinstance(err, CancelledError):
+                    raise
+                log.warning(
+                    "readmission_start_failed",
+                    new_episode_id=readmitted.new_episode_id,
+                    error=type(err).__name__,
+                    retry_in_s=delay.total_seconds(),
+                )
+                await workflow.sleep(delay)
+                delay = min(delay * 2, READMISSION_RETRY_MAX)
+                continue
+            self._readmissions.pop(0)
+
+    async def _open_readmission(self, event: ClientReadmitted) -> None:
         """Start the new episode, linked both ways: its referral names this episode."""
         state = self._current()
         referral = ReferClient(
             command_id=f"readmit-{event.new_episode_id}",
-            actor=command.actor,
+            actor=event.actor,
             client_ref=state.client_ref,
             program_id=state.program_id,
             referral_source=ReferralSource.OTHER,
@@ -346,6 +554,35 @@ class CarePathwayWorkflow:
             workflow_id=workflow.info().workflow_id,
             state=self._state,
         )
+
+
+def _inherited_search_attributes() -> dict[str, object]:
+    """What this run's search attributes already hold: a continued run inherits its
+    predecessor's, so a value that became empty since must be unset, not skipped."""
+    inherited: dict[str, object] = {
+        pair.key.name: pair.value for pair in workflow.info().typed_search_attributes
+    }
+    if inherited and workflow.patched(SEED_SEARCH_ATTRIBUTES):
+        return inherited
+    return {}
+
+
+def append_failure(episode_id: str, err: ActivityError) -> ApplicationError:
+    """The command's failure for an append that failed: the store's own refusal as it is,
+    anything else (retries ran out of time) as the store being unavailable."""
+    cause = err.cause
+    if isinstance(cause, ApplicationError) and cause.non_retryable and cause.type:
+        return ApplicationError(cause.message, type=cause.type, non_retryable=True)
+    last: BaseException | None = cause
+    while isinstance(last, FailureError) and last.cause is not None:
+        last = last.cause
+    return ApplicationError(
+        f"episode {episode_id}: the event store did not take the events within "
+        f"{APPEND_DEADLINE.total_seconds():.0f} s ({last or err}); the command may not "
+        "have been applied: send it again with the same Idempotency-Key, it is applied once",
+        type="DatabaseUnavailable",
+        non_retryable=True,
+    )
 
 
 def _by_command(events: tuple[Event, ...]) -> dict[str, tuple[Event, ...]]:

@@ -32,6 +32,7 @@ from workflows.messages import (
     DeadlinesView,
     EpisodeView,
     TimelineView,
+    update_id_for,
     workflow_id_for,
 )
 
@@ -123,7 +124,8 @@ class EpisodeClient:
             id=workflow_id_for(episode_id),
             task_queue=self._task_queue,
             # A retried referral (same command id) reaches the same workflow, where the
-            # update id deduplicates it; any other referral is refused by the decider.
+            # episode applies a command id once; any other referral is refused by the
+            # decider, and the same id with another request as IdempotencyKeyReused.
             id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
         )
         try:
@@ -131,7 +133,7 @@ class EpisodeClient:
                 COMMAND_UPDATE,
                 CommandRequest(command=command, include_state=True),
                 start_workflow_operation=start,
-                id=command.command_id,
+                id=update_id_for(command),
                 result_type=CommandResult,
             )
             return result
@@ -148,7 +150,7 @@ class EpisodeClient:
     async def send(
         self, episode_id: str, command: Command, *, include_state: bool = False
     ) -> CommandResult:
-        """Apply a command to a running episode; the command id is the update id.
+        """Apply a command to a running episode, once per command id (`update_id_for`).
 
         The result carries the new events, version and stage; pass `include_state` for the
         whole state as well (it costs history space: see CommandRequest).
@@ -158,7 +160,7 @@ class EpisodeClient:
             result: CommandResult = await handle.execute_update(
                 COMMAND_UPDATE,
                 CommandRequest(command=command, include_state=include_state),
-                id=command.command_id,
+                id=update_id_for(command),
                 result_type=CommandResult,
             )
             return result
@@ -194,6 +196,8 @@ class EpisodeClient:
         return await self._query(episode_id, DEADLINES_QUERY, DeadlinesView)
 
     async def timeline(self, episode_id: str) -> TimelineView:
+        """The running workflow's most recent entries, from its current run only (at most
+        50): the whole timeline is the event store's (`EventStore.read_stream`)."""
         return await self._query(episode_id, TIMELINE_QUERY, TimelineView)
 
     async def view(self, episode_id: str) -> EpisodeView:

@@ -10,8 +10,10 @@ from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict
 
+from domain.command_base import CommandBase
 from domain.commands import Command, ReferClient
 from domain.events import Event
+from domain.idempotency import command_fingerprint
 from domain.programs import ProgramDefinition
 from domain.state import EpisodeState
 
@@ -29,8 +31,30 @@ def workflow_id_for(episode_id: str) -> str:
     return f"episode-{episode_id}"
 
 
+def update_id_for(command: CommandBase) -> str:
+    """The Temporal update id of a command: its command id and its request's fingerprint.
+
+    Temporal deduplicates updates by id within a run and answers a repeat with the first
+    outcome without asking the workflow. With the fingerprint in the id, only a repeat of
+    the *same* request is answered that way; the same command id with another body is a
+    new update, which the workflow refuses as `IdempotencyKeyReused`.
+    """
+    return f"{command.command_id}#{command_fingerprint(command)[:32]}"
+
+
 class _Message(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class AppliedCommandIds(_Message):
+    """A Bloom filter of command ids: `bits` is zlib-compressed, then base64.
+
+    "Not in the filter" is certain; "in the filter" means "ask the event store".
+    """
+
+    bits: str
+    hashes: int
+    count: int
 
 
 class CarePathwayInput(_Message):
@@ -46,6 +70,9 @@ class CarePathwayInput(_Message):
     # Continue-as-new once the run's history reaches this many events, even if the server
     # has not suggested it yet (it suggests at 4,096 by default).
     history_event_limit: int = 4_000
+    # Carried across continue-as-new: which command ids earlier runs applied, as a
+    # fixed-size filter (see workflows.command_ledger); the event store holds the rest.
+    applied_commands: AppliedCommandIds | None = None
 
 
 class CommandRequest(_Message):
@@ -72,15 +99,29 @@ class EpisodeView(_Message):
 class AppendEventsInput(_Message):
     episode_id: str
     events: tuple[Event, ...]
+    # The staff command these events answer and its request's fingerprint: the store
+    # records them, answers a command id it already holds with its stored events, and
+    # refuses one held for another request. None for the episode's own ticks.
+    command_id: str | None = None
+    fingerprint: str | None = None
+    # The workflow's last seq. Needed only with no events, when the call just asks the
+    # store whether the command was applied (its new events would follow this seq).
+    after_seq: int | None = None
 
 
 class AppendEventsResult(_Message):
     episode_id: str
     head_seq: int
     written: int
-    # Set instead of writing when the stream already held events at those positions:
-    # everything stored from the first requested seq on, for the workflow to adopt.
+    # Set instead of writing when the stream already held events at those positions, or
+    # beyond the workflow's last seq: everything stored from there on, for it to adopt.
     stored_instead: tuple[Event, ...] = ()
+    # Set instead of writing when the command was already applied: its stored events.
+    applied_before: tuple[Event, ...] = ()
+    # What the store holds at the appended seqs, one digest per event
+    # (domain.canonical.payload_digest), for the workflow to compare with what it decided.
+    # None in results recorded before the field existed: nothing to compare then.
+    stored_digests: tuple[str, ...] | None = None
 
 
 class NotifyInput(_Message):

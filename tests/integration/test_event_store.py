@@ -9,8 +9,10 @@ import asyncpg
 import pytest
 
 from domain.actors import Actor, Role
+from domain.canonical import event_digests, payload_digest
 from domain.commands import ReferralSource
 from domain.events import ClientReferred
+from domain.idempotency import IdempotencyKeyReused
 from store import (
     GENESIS_HASH,
     AppendConflict,
@@ -21,6 +23,8 @@ from store import (
 )
 from store.chain import chain_hash
 from store.db import Pool
+from store.errors import StoreRefused
+from store.records import CommandKey
 
 pytestmark = pytest.mark.integration
 
@@ -326,3 +330,137 @@ class TestCreatePool:
         value = await db_pool.fetchval("SELECT '{\"a\": [1, 2]}'::jsonb")
 
         assert value == {"a": [1, 2]}
+
+
+class TestCommandsApplyOnce:
+    """With a command key, the store answers for a command id: once, for one request."""
+
+    async def test_the_events_of_an_applied_command_come_back_instead_of_new_ones(
+        self, store: EventStore
+    ) -> None:
+        key = CommandKey(f"cmd-{EPISODE}-1", "a" * 64)
+        await store.append(EPISODE, [event(1)], command=key)
+        # The same command decided again later (another run) lands at another seq.
+        again = event(2).model_copy(update={"command_id": key.command_id})
+
+        result = await store.append(EPISODE, [again], command=key)
+
+        assert (result.written, result.head_seq) == (0, 1)
+        assert [e.event for e in result.applied_before] == [event(1)]
+        assert [s.seq for s in await store.read_stream(EPISODE)] == [1]
+
+    async def test_the_same_id_with_another_request_is_refused_and_writes_nothing(
+        self, store: EventStore
+    ) -> None:
+        key = CommandKey(f"cmd-{EPISODE}-1", "a" * 64)
+        await store.append(EPISODE, [event(1)], command=key)
+        again = event(2).model_copy(update={"command_id": key.command_id})
+
+        with pytest.raises(IdempotencyKeyReused, match="different request"):
+            await store.append(EPISODE, [again], command=CommandKey(key.command_id, "b" * 64))
+        with pytest.raises(IdempotencyKeyReused):
+            await store.append(EPISODE, [], command=CommandKey(key.command_id, "b" * 64))
+
+        assert [s.seq for s in await store.read_stream(EPISODE)] == [1]
+
+    async def test_an_empty_append_only_looks_the_command_up(self, store: EventStore) -> None:
+        key = CommandKey(f"cmd-{EPISODE}-1", "a" * 64)
+        await store.append(EPISODE, [event(1)], command=key)
+
+        found = await store.append(EPISODE, [], command=key)
+        missing = await store.append(EPISODE, [], command=CommandKey("cmd-other", "a" * 64))
+
+        assert [e.seq for e in found.applied_before] == [1]
+        assert (missing.applied_before, missing.written, missing.head_seq) == ((), 0, 1)
+
+    async def test_a_retried_append_of_the_same_command_is_a_plain_success(
+        self, store: EventStore
+    ) -> None:
+        key = CommandKey(f"cmd-{EPISODE}-1", "a" * 64)
+        first = await store.append(EPISODE, [event(1)], command=key)
+
+        retried = await store.append(EPISODE, [event(1)], command=key)
+
+        assert (retried.written, retried.already_present, retried.applied_before) == (0, 1, ())
+        assert retried.digests == first.digests
+
+    async def test_a_command_stored_without_a_key_is_answered_whatever_the_request(
+        self, store: EventStore
+    ) -> None:
+        # Events appended before fingerprints were kept (or by an import) have none.
+        await store.append(EPISODE, [event(1)])
+        again = event(2).model_copy(update={"command_id": f"cmd-{EPISODE}-1"})
+
+        result = await store.append(
+            EPISODE, [again], command=CommandKey(f"cmd-{EPISODE}-1", "c" * 64)
+        )
+
+        assert [e.seq for e in result.applied_before] == [1]
+
+    async def test_digests_are_those_of_the_stored_payloads(self, store: EventStore) -> None:
+        events = [event(1), event(2)]
+
+        result = await store.append(EPISODE, events)
+
+        stored = await store.read_stream(EPISODE)
+        assert result.digests == tuple(payload_digest(s.payload) for s in stored)
+        assert result.digests == event_digests(events)
+
+    async def test_the_fingerprint_table_is_append_only(
+        self, db_pool: Pool, store: EventStore
+    ) -> None:
+        await store.append(EPISODE, [event(1)], command=CommandKey(f"cmd-{EPISODE}-1", "a" * 64))
+
+        with pytest.raises(asyncpg.InsufficientPrivilegeError, match="append-only"):
+            await db_pool.execute("UPDATE command_fingerprints SET fingerprint = repeat('b', 64)")
+
+
+class TestRefusalsNoRetryFixes:
+    """PostgreSQL's lasting refusals become StoreRefused; nothing of the append is written."""
+
+    async def test_a_constraint_violation_is_refused_and_named(
+        self, db_pool: Pool, store: EventStore
+    ) -> None:
+        await db_pool.execute(
+            "ALTER TABLE events ADD CONSTRAINT no_poison "
+            "CHECK (payload->>'client_ref' IS DISTINCT FROM 'poison')"
+        )
+
+        with pytest.raises(StoreRefused, match="no_poison") as caught:
+            await store.append(EPISODE, [event(1, client_ref="poison")])
+
+        assert "CheckViolationError 23514" in str(caught.value)
+        assert "poison'" not in str(caught.value)  # the row's values stay out of the message
+        assert await store.read_stream(EPISODE) == []
+
+    async def test_a_failing_read_model_update_refuses_the_whole_append(
+        self, db_pool: Pool, store: EventStore
+    ) -> None:
+        await db_pool.execute(
+            "CREATE FUNCTION broken_projection() RETURNS trigger LANGUAGE plpgsql AS "
+            "$$ BEGIN RAISE EXCEPTION 'projection bug'; END; $$"
+        )
+        await db_pool.execute(
+            "CREATE TRIGGER broken BEFORE INSERT ON episode_summary "
+            "FOR EACH ROW EXECUTE FUNCTION broken_projection()"
+        )
+
+        with pytest.raises(StoreRefused, match="projection bug"):
+            await store.append(EPISODE, [event(1)])
+
+        assert await store.read_stream(EPISODE) == []
+
+    async def test_a_serialization_failure_may_pass_and_stays_retryable(
+        self, db_pool: Pool, store: EventStore
+    ) -> None:
+        await db_pool.execute(
+            "CREATE FUNCTION serialization_failure() RETURNS trigger LANGUAGE plpgsql AS "
+            "$$ BEGIN RAISE EXCEPTION 'try again' USING ERRCODE = '40001'; END; $$"
+        )
+        await db_pool.execute(
+            "CREATE TRIGGER transient BEFORE INSERT ON events "
+            "FOR EACH ROW EXECUTE FUNCTION serialization_failure()"
+        )
+
+        with pytest.raises(DatabaseUnavailable, match="retrying may help"):
+            await store.append(EPISODE, [event(1)])

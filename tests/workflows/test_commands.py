@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import uuid
 from collections.abc import Callable
 from datetime import timedelta
@@ -17,7 +18,7 @@ from domain.vocabulary import ConsentScope, LevelOfCare, RecipientKind
 from programs import load_catalog
 from store.event_store import EventStore
 from testing import samples
-from workflows.client import CommandRejected, EpisodeClient
+from workflows.client import CommandRejected, EpisodeClient, EpisodeNotFound
 from workflows.messages import EpisodeView, workflow_id_for
 
 ADULT = load_catalog().get("adult-iop")
@@ -204,10 +205,12 @@ async def test_readmission_opens_a_new_linked_episode(
 
 
 async def _eventually_started(episodes: EpisodeClient, episode_id: str) -> EpisodeView:
+    # The new episode is started after the readmission has been answered.
     for _ in range(100):
-        view = await episodes.view(episode_id)
-        if view.state is not None:
-            return view
+        with contextlib.suppress(EpisodeNotFound):
+            view = await episodes.view(episode_id)
+            if view.state is not None:
+                return view
         await asyncio.sleep(0.05)
     raise AssertionError(f"episode {episode_id} was not opened")
 
