@@ -2,14 +2,20 @@
 
 `AccessLogMiddleware` wraps the whole API. It holds each response back until the access
 record (who, role, what, when, outcome) is written, so data whose access could not be
-recorded is never handed out: the caller gets 503 instead. Routes add what only they
-know through `request.state`: `episode_id` (a referral's new episode), `command_id`, and
+recorded is never handed out: the caller gets 503 instead. Answers that hand out no
+record (a command that was applied, any error) keep their answer; their access record
+waits in a spool (see `AccessLogMiddleware`). Routes add what only they know through
+`request.state`: `episode_id` (a referral's new episode), `command_id`, and
 `access_outcome = "denied"` when a 404 hides an episode of another program.
 """
 
 # No `from __future__ import annotations`: FastAPI reads the route signatures at run time.
 
+import asyncio
+import dataclasses
 import json
+import re
+from collections import deque
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Annotated, Any
@@ -22,7 +28,12 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.access_fhir import audit_bundle
 from api.auth import User, require_role
-from api.problems import PROBLEM_BASE, PROBLEM_MEDIA_TYPE
+from api.problems import (
+    DATABASE_ERRORS,
+    PROBLEM_BASE,
+    PROBLEM_MEDIA_TYPE,
+    RETRY_AFTER_SECONDS,
+)
 from domain.actors import Role
 from store.access_log import AccessAction, AccessLog, AccessOutcome, AccessRecord
 from store.errors import DatabaseUnavailable
@@ -49,8 +60,13 @@ def _action(method: str, template: str) -> AccessAction:
     return "create" if template == "/episodes" else "update"
 
 
+# A URL may carry any character once percent-decoded; PostgreSQL refuses NUL, and the
+# other control characters have no place in an audit record either.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
 def _clip(value: Any, size: int = 200) -> str | None:
-    return None if value is None else str(value)[:size]
+    return None if value is None else _CONTROL.sub("\ufffd", str(value)[:size])
 
 
 def access_record(scope: Scope, status: int) -> AccessRecord:
@@ -69,7 +85,7 @@ def access_record(scope: Scope, status: int) -> AccessRecord:
         outcome=state.get("access_outcome") or _outcome(status),
         status=status,
         method=scope["method"],
-        path=str(scope.get("path", ""))[:500],
+        path=_clip(scope.get("path", ""), 500) or "",
         episode_id=_clip(state.get("episode_id") or params.get("episode_id")),
         command_id=_clip(state.get("command_id")),
         client_ip=_clip(client[0] if client else None, 64),
@@ -77,11 +93,22 @@ def access_record(scope: Scope, status: int) -> AccessRecord:
 
 
 class AccessLogMiddleware:
-    """Record every request outside OPEN_PATHS before its response leaves."""
+    """Record every request outside OPEN_PATHS before its response leaves.
+
+    If the record cannot be written, a successful read is answered 503 and hands out
+    nothing. Every other answer is kept. A command that was applied (a POST answered
+    with success) is done, and its events already name who made it, when and under
+    which command id in the hash-chained event store: answering it as failed would only
+    invite a retry of something done. An error answer hands out no record, and replacing
+    it would hide its cause. Their access record is logged at error level, in full (it
+    holds no clinical content), and kept in the `AccessSpool`, which writes it with its
+    own time before any later record.
+    """
 
     def __init__(self, app: ASGIApp, access_log: AccessLog) -> None:
         self.app = app
         self.access_log = access_log
+        self.spool = AccessSpool(access_log)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["path"] in OPEN_PATHS:
@@ -97,35 +124,98 @@ class AccessLogMiddleware:
             await self.app(scope, receive, hold)
         except Exception:
             # The server error answer is sent by the outer middleware; record it anyway.
-            await self._record_quietly(access_record(scope, 500))
+            await self.spool.write_or_keep(access_record(scope, 500))
             raise
         status = next((m["status"] for m in held if m["type"] == "http.response.start"), 500)
-        try:
-            await self.access_log.record(access_record(scope, status))
-        except DatabaseUnavailable as err:
-            log.error("access_log_unavailable", method=scope["method"], status=status)
-            refusal = JSONResponse(
-                {
-                    "type": PROBLEM_BASE + "ServiceUnavailable",
-                    "title": "ServiceUnavailable",
-                    "status": 503,
-                    "detail": f"{err.message}; nothing was returned because the access "
-                    "could not be recorded: retry (a command retried with the same "
-                    "Idempotency-Key is applied once)",
-                },
-                status_code=503,
-                media_type=PROBLEM_MEDIA_TYPE,
-            )
-            await refusal(scope, receive, send)
-            return
+        record = access_record(scope, status)
+        if scope["method"] not in {"GET", "HEAD"} or status >= 400:
+            await self.spool.write_or_keep(record)
+        else:
+            try:
+                await self.spool.write(record)
+            except DatabaseUnavailable as err:
+                log.error("access_log_unavailable", method=scope["method"], status=status)
+                await _refusal(err)(scope, receive, send)
+                return
         for message in held:
             await send(message)
 
-    async def _record_quietly(self, record: AccessRecord) -> None:
+
+def _refusal(err: DatabaseUnavailable) -> JSONResponse:
+    return JSONResponse(
+        {
+            "type": PROBLEM_BASE + "ServiceUnavailable",
+            "title": "ServiceUnavailable",
+            "status": 503,
+            "detail": f"{err.message}; nothing was returned because the access "
+            "could not be recorded: retry (a command retried with the same "
+            "Idempotency-Key is applied once)",
+        },
+        status_code=503,
+        media_type=PROBLEM_MEDIA_TYPE,
+        headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+    )
+
+
+class AccessSpool:
+    """Access records not written yet, in order, each with the time of its access.
+
+    In memory, bounded: every record that enters is also logged in full at error level,
+    so the log keeps what a restart or an overflow would lose, and an operator can
+    re-enter it. The spool is written out before the next record that is written.
+    """
+
+    def __init__(self, access_log: AccessLog, limit: int = 10_000) -> None:
+        self._access_log = access_log
+        self._pending: deque[AccessRecord] = deque()
+        self._limit = limit
+        self._flushing = asyncio.Lock()
+
+    @property
+    def pending(self) -> int:
+        return len(self._pending)
+
+    async def write(self, record: AccessRecord) -> None:
+        """Write what is pending, then `record`; raises `DatabaseUnavailable` if either
+        could not be written (what was pending stays pending)."""
         try:
-            await self.access_log.record(record)
+            if self._pending:
+                await self._flush()
+            await self._access_log.record(record)
+        except DATABASE_ERRORS as exc:  # what the store let through unwrapped
+            raise DatabaseUnavailable(
+                f"the access log could not be written ({type(exc).__name__})"
+            ) from None
+
+    async def write_or_keep(self, record: AccessRecord) -> None:
+        """Write `record`, or keep it (with its time) for the next write: never raises."""
+        try:
+            await self.write(record)
         except DatabaseUnavailable:
-            log.error("access_log_unavailable", method=record.method, status=record.status)
+            kept = dataclasses.replace(record, at=record.at or datetime.now(UTC))
+            log.error("access_record_spooled", pending=len(self._pending) + 1, **_fields(kept))
+            if len(self._pending) >= self._limit:
+                dropped = self._pending.popleft()
+                log.error("access_spool_full", dropped_at=str(dropped.at), limit=self._limit)
+            self._pending.append(kept)
+
+    async def _flush(self) -> None:
+        async with self._flushing:
+            written = 0
+            while self._pending:
+                await self._access_log.record(self._pending[0])
+                self._pending.popleft()
+                written += 1
+            if written:
+                log.info("access_spool_written", records=written)
+
+
+def _fields(record: AccessRecord) -> dict[str, Any]:
+    return {
+        f"access_{name}": str(value) if isinstance(value, datetime) else value
+        for name, value in dataclasses.asdict(record).items()
+        if name != "id"
+    }
 
 
 # --- reading the log ---------------------------------------------------------------------

@@ -11,6 +11,7 @@ import re
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from datetime import timedelta
 from importlib.metadata import version
 from typing import Annotated, Any
 
@@ -32,7 +33,7 @@ from api.auth import (
     require_actor,
     require_role,
 )
-from api.command_routes import IdempotencyKey, command_router
+from api.command_routes import IdempotencyKey, command_router, role_first
 from api.problems import Problem, ProblemError, install_problem_handlers
 from api.schemas import (
     ComponentHealth,
@@ -52,11 +53,11 @@ from api.worklist_routes import worklist_router
 from domain.actors import Role
 from domain.commands import ReferClient
 from domain.programs import ProgramCatalog
-from domain.roles import check_allowed
 from domain.state import Stage
 from store.access_log import AccessLog
 from store.event_store import EventStore
 from store.worklists import Worklists
+from workers.settings import DEFAULT_TEMPORAL_RPC_TIMEOUT
 from workflows.client import (
     SAFE_VALUE,
     EpisodeClient,
@@ -100,6 +101,8 @@ class ApiResources:
     authenticator: Authenticator = field(default_factory=NoUsers)
     # Key that signs audit checkpoints (for the /audit verification), if any.
     checkpoint_key: bytes | None = None
+    # Seconds any call into Temporal may take before the caller gets 503.
+    rpc_timeout: float = DEFAULT_TEMPORAL_RPC_TIMEOUT
 
 
 def create_app(resources: ApiResources) -> FastAPI:
@@ -112,7 +115,11 @@ def create_app(resources: ApiResources) -> FastAPI:
     app.state.authenticator = resources.authenticator
     pool = resources.store.pool
     app.add_middleware(AccessLogMiddleware, access_log=AccessLog(pool))
-    episodes = EpisodeClient(resources.temporal, resources.task_queue)
+    episodes = EpisodeClient(
+        resources.temporal,
+        resources.task_queue,
+        rpc_timeout=timedelta(seconds=resources.rpc_timeout),
+    )
     worklists = Worklists(pool)
     gate = EpisodeGate(worklists)
     app.include_router(
@@ -128,13 +135,6 @@ def create_app(resources: ApiResources) -> FastAPI:
     app.include_router(command_router(episodes, gate))
     app.include_router(worklist_router(worklists))
 
-    @app.post(
-        "/episodes",
-        status_code=201,
-        response_model=EpisodeResponse,
-        responses=PROBLEM_RESPONSES,
-        summary="Refer a client to a program, opening an episode of care",
-    )
     async def refer_client(
         request: Request,
         body: ReferralRequest,
@@ -142,7 +142,7 @@ def create_app(resources: ApiResources) -> FastAPI:
         idempotency_key: IdempotencyKey = None,
     ) -> EpisodeResponse:
         actor = user.actor()
-        check_allowed("refer_client", actor)
+        # The role matrix was checked before the body was read (role_first, below).
         if not user.may_access(body.program_id):
             raise ProblemError(
                 "AccessDenied",
@@ -173,6 +173,17 @@ def create_app(resources: ApiResources) -> FastAPI:
         return EpisodeResponse(
             episode_id=episode_id, workflow_id=workflow_id_for(episode_id), state=result.state
         )
+
+    app.router.add_api_route(
+        "/episodes",
+        refer_client,
+        methods=["POST"],
+        status_code=201,
+        response_model=EpisodeResponse,
+        responses=PROBLEM_RESPONSES,
+        summary="Refer a client to a program, opening an episode of care",
+        route_class_override=role_first("refer_client"),
+    )
 
     @app.get(
         "/episodes",

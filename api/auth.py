@@ -31,6 +31,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from api.problems import ProblemError
 from domain.actors import Actor, Role
+from domain.vocabulary import Ref
 from workers.errors import StartupError
 from workers.settings import Settings
 
@@ -60,7 +61,8 @@ class User(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    user_id: str = Field(min_length=1, max_length=200)
+    # What the domain accepts as an actor's id (one line, no control characters).
+    user_id: Ref
     role: Role
     programs: tuple[str, ...] = Field(
         default=(ALL_PROGRAMS,), description='Program ids; "*" means every program.'
@@ -111,7 +113,8 @@ def unauthenticated(detail: str, error: str | None = None) -> ProblemError:
 class _UserEntry(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    user_id: str = Field(min_length=1, max_length=200)
+    # What the domain accepts as an actor's id (one line, no control characters).
+    user_id: Ref
     role: Role
     programs: tuple[str, ...] = Field(default=(ALL_PROGRAMS,), min_length=1)
 
@@ -326,7 +329,14 @@ class JwtAuthenticator:
             programs = (raw,)
         else:
             programs = tuple(str(p) for p in raw)
-        return User(user_id=str(claims["sub"])[:200], role=role, programs=programs)
+        try:
+            return User(user_id=str(claims["sub"]), role=role, programs=programs)
+        except ValidationError:
+            # An empty, overlong or control-character subject cannot name an actor.
+            raise unauthenticated(
+                "the token's subject is not a usable user id: ask the administrator",
+                "invalid_token",
+            ) from None
 
 
 def build_authenticator(settings: Settings) -> Authenticator:
@@ -369,6 +379,9 @@ async def current_user(
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)],
 ) -> User:
     """The authenticated caller; 401 without a valid bearer token."""
+    known: User | None = getattr(request.state, "user", None)
+    if known is not None:
+        return known  # already authenticated for this request (api.command_routes.role_first)
     if credentials is None:
         raise unauthenticated(
             "this endpoint needs a bearer token: send 'Authorization: Bearer <token>' "

@@ -1,13 +1,17 @@
 """RFC 9457 problem documents: every error the API returns, in one shape.
 
 `type` is a stable URI ending in the error's name (the domain error class for refusals),
-`title` a short summary, `detail` a message a clinician can act on.
+`title` a short summary, `detail` a message a clinician can act on. Nothing leaves as
+a plain-text error page: a database that went away is a 503 like any other outage,
+with `Retry-After`, and an unforeseen fault is a 500 problem document.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+import asyncpg
+import structlog
 from fastapi import Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -17,8 +21,25 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from domain import errors as domain_errors
 from domain.errors import CarePathError
 
+log = structlog.get_logger("carepath.api")
+
 PROBLEM_BASE = "https://carepath.dev/problems/"
 PROBLEM_MEDIA_TYPE = "application/problem+json"
+# Sent with every 503: outages of Temporal or PostgreSQL are usually seconds long.
+RETRY_AFTER_SECONDS = 5
+
+# What asyncpg raises when PostgreSQL went away or answered with an error, where the
+# store did not turn it into its own error: server errors (connection failures among
+# them), client errors after a lost connection (a closed pool, a broken protocol
+# state), refused or reset connections while the pool reconnects, and a pool that
+# hands out no connection in time.
+DATABASE_ERRORS: tuple[type[Exception], ...] = (
+    asyncpg.PostgresError,
+    asyncpg.InterfaceError,
+    asyncpg.InternalClientError,
+    ConnectionError,
+    TimeoutError,
+)
 
 # HTTP status per domain error type; refusals not listed conflict with the episode's state.
 STATUS_BY_ERROR: dict[str, int] = {
@@ -33,6 +54,7 @@ STATUS_BY_ERROR: dict[str, int] = {
     "ValidationFailed": 422,
     "ServiceUnavailable": 503,
     "TemporalUnavailable": 503,
+    "TemporalTimeout": 503,
     "DatabaseUnavailable": 503,
     "CommandFailed": 500,
     # The same Idempotency-Key with another request (IETF Idempotency-Key draft: 422).
@@ -90,6 +112,8 @@ def problem_response(
     errors: list[dict[str, Any]] | None = None,
     headers: dict[str, str] | None = None,
 ) -> JSONResponse:
+    if status == 503:
+        headers = {"Retry-After": str(RETRY_AFTER_SECONDS), **(headers or {})}
     body = Problem(
         type=PROBLEM_BASE + code,
         title=code,
@@ -141,7 +165,47 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
 
 async def _domain_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, CarePathError)
-    return problem_response(request, exc.code, exc.message, status_for(exc.code))
+    status = status_for(exc.code)
+    detail = exc.message
+    if status == 503 and request.method == "POST":
+        detail += "; " + retry_advice(request)
+    return problem_response(request, exc.code, detail, status)
+
+
+def retry_advice(request: Request) -> str:
+    """What a caller whose command met an outage should do: whether it was applied is
+    unknown, and only the idempotency key makes sending it again safe."""
+    if request.headers.get("idempotency-key"):
+        return (
+            "the command may still be applied: retrying with the same Idempotency-Key is "
+            "safe, it is applied at most once"
+        )
+    where = "GET /episodes" if request.url.path == "/episodes" else "the episode"
+    return (
+        f"the command may still be applied: this request had no Idempotency-Key, so check "
+        f"{where} before sending it again, and send one next time (a retry with the "
+        "same key is applied at most once)"
+    )
+
+
+async def _database_error(request: Request, exc: Exception) -> JSONResponse:
+    # The type only: a server error's message may quote the values of a row.
+    log.error("database_error", error=type(exc).__name__, method=request.method)
+    detail = f"PostgreSQL is unavailable or failed ({type(exc).__name__}): try again shortly"
+    if request.method == "POST":
+        detail += "; " + retry_advice(request)
+    return problem_response(request, "DatabaseUnavailable", detail, 503)
+
+
+async def _internal_error(request: Request, exc: Exception) -> JSONResponse:
+    log.error("unexpected_error", error=type(exc).__name__, method=request.method)
+    return problem_response(
+        request,
+        "InternalError",
+        "an unexpected error occurred and was logged; if this was a command, retrying "
+        "with the same Idempotency-Key is safe",
+        500,
+    )
 
 
 def install_problem_handlers(app: Any) -> None:
@@ -149,3 +213,7 @@ def install_problem_handlers(app: Any) -> None:
     app.add_exception_handler(ProblemError, _problem_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
+    for error in DATABASE_ERRORS:
+        app.add_exception_handler(error, _database_error)
+    # Starlette's last resort (its ServerErrorMiddleware) sends this instead of plain text.
+    app.add_exception_handler(Exception, _internal_error)

@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from domain.commands import ReferralSource
 from domain.events import Event
 from domain.state import EpisodeState
+from domain.vocabulary import LongText, Ref
 
 
 class _Copied(BaseModel):
@@ -50,14 +51,15 @@ class ReferralRequest(BaseModel):
         },
     )
 
-    client_ref: str = Field(
-        min_length=1,
+    # The referral command's own kinds of text (domain.vocabulary), so the body refuses
+    # what the command would.
+    client_ref: Ref = Field(
         max_length=100,
         description="Opaque reference to the client in the provider's records; never a name.",
     )
-    program_id: str = Field(min_length=1, max_length=100)
+    program_id: Ref = Field(max_length=100)
     referral_source: ReferralSource
-    reason: str | None = Field(default=None, max_length=2000)
+    reason: LongText | None = None
 
 
 class EpisodeResponse(_Copied):

@@ -21,7 +21,7 @@ from store.db import Pool, create_pool
 from store.event_store import EventStore
 from store.migrations import migrate
 from workers.checkpoints import checkpoint_key
-from workers.settings import Settings
+from workers.settings import DEFAULT_TEMPORAL_RPC_TIMEOUT, Settings
 from workers.temporal import connect
 
 
@@ -34,6 +34,8 @@ class Runtime:
     task_queue: str
     # Signs and checks checkpoints; None means the audit endpoints check hash chains only.
     checkpoint_key: bytes | None = None
+    # Seconds the API waits for Temporal per call (CAREPATH_TEMPORAL_RPC_TIMEOUT).
+    rpc_timeout: float = DEFAULT_TEMPORAL_RPC_TIMEOUT
 
     def api_resources(self, authenticator: Authenticator) -> ApiResources:
         return ApiResources(
@@ -43,6 +45,7 @@ class Runtime:
             task_queue=self.task_queue,
             authenticator=authenticator,
             checkpoint_key=self.checkpoint_key,
+            rpc_timeout=self.rpc_timeout,
         )
 
 
@@ -67,6 +70,7 @@ async def open_runtime(
         programs=programs,
         task_queue=settings.temporal_task_queue,
         checkpoint_key=key,
+        rpc_timeout=settings.temporal_rpc_timeout,
     )
 
 

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from enum import StrEnum
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict
+
+from domain.vocabulary import Ref
 
 
 class Role(StrEnum):
@@ -21,7 +23,7 @@ class Actor(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    user_id: str = Field(min_length=1, max_length=200)
+    user_id: Ref
     role: Role
 
 

@@ -12,9 +12,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict
 
 from domain.actors import Actor
+from domain.vocabulary import LongText, Ref
 from domain.vocabulary import ReferralSource as ReferralSource  # its home; re-exported
 
 
@@ -43,6 +44,6 @@ class CommandBase(BaseModel):
         # Each command narrows this to its own literal tag, the union's discriminator.
         type: str
 
-    command_id: str = Field(min_length=1, max_length=200)
+    command_id: Ref
     actor: Actor
-    reason: str | None = Field(default=None, max_length=2000)
+    reason: LongText | None = None

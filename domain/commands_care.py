@@ -12,11 +12,12 @@ from domain.vocabulary import (
     AttendanceStatus,
     ConsentScope,
     LevelOfCare,
+    LongText,
     Moment,
     RecipientKind,
     Ref,
     SessionKind,
-    ShortText,
+    items,
 )
 
 # The session the examples schedule, move, cancel and record attendance for.
@@ -117,7 +118,7 @@ class ResolveTask(CommandBase):
 
     type: Literal["resolve_task"] = "resolve_task"
     task_id: Ref
-    outcome: ShortText
+    outcome: LongText
 
 
 class RecordCheckIn(CommandBase):
@@ -126,7 +127,8 @@ class RecordCheckIn(CommandBase):
     endpoint = Endpoint("/check-ins", example={"check_in": 1})
 
     type: Literal["record_check_in"] = "record_check_in"
-    check_in: int = Field(ge=1)
+    # Any program's check-ins number far fewer; the bound keeps the number an ordinary int.
+    check_in: int = Field(ge=1, le=1000)
 
 
 class ReportRelapse(CommandBase):
@@ -150,7 +152,7 @@ class ReadmitClient(CommandBase):
 
     type: Literal["readmit_client"] = "readmit_client"
     new_episode_id: Ref
-    summary: ShortText
+    summary: LongText
 
 
 # --- consent and payer authorization ---------------------------------------------------
@@ -174,7 +176,7 @@ class RecordConsent(CommandBase):
     consent_id: Ref
     recipient_ref: Ref
     recipient_kind: RecipientKind
-    scopes: tuple[ConsentScope, ...] = Field(min_length=1)
+    scopes: tuple[ConsentScope, ...] = items(at_least=1)
     expires_at: Moment
 
 

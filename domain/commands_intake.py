@@ -12,9 +12,10 @@ from domain.vocabulary import (
     AsamRatings,
     Icd10Code,
     LevelOfCare,
+    LongText,
     Ref,
     ScreeningFindings,
-    ShortText,
+    items,
 )
 
 
@@ -25,12 +26,11 @@ class ReferClient(CommandBase):
     endpoint = None
 
     type: Literal["refer_client"] = "refer_client"
-    client_ref: str = Field(
-        min_length=1,
+    client_ref: Ref = Field(
         max_length=100,
         description="An opaque reference to the client in the provider's records (never a name).",
     )
-    program_id: str = Field(min_length=1, max_length=100)
+    program_id: Ref = Field(max_length=100)
     referral_source: ReferralSource
     readmission_of: Ref | None = Field(
         default=None, description="The earlier episode this referral readmits from, if any."
@@ -84,7 +84,7 @@ class ReferOut(CommandBase):
 
     type: Literal["refer_out"] = "refer_out"
     level_of_care: LevelOfCare
-    summary: ShortText
+    summary: LongText
 
 
 class RecordAssessment(CommandBase):
@@ -110,7 +110,7 @@ class RecordAssessment(CommandBase):
     type: Literal["record_assessment"] = "record_assessment"
     asam_edition: AsamEdition
     asam_ratings: AsamRatings
-    diagnoses: tuple[Icd10Code, ...] = Field(min_length=1, max_length=20)
+    diagnoses: tuple[Icd10Code, ...] = items(at_least=1)
     recommended_level: LevelOfCare
 
 
@@ -125,7 +125,7 @@ class OverrideLevelOfCare(CommandBase):
     )
 
     type: Literal["override_level_of_care"] = "override_level_of_care"
-    justification: ShortText
+    justification: LongText
 
 
 class AdmitClient(CommandBase):

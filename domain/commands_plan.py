@@ -13,9 +13,9 @@ from domain.vocabulary import (
     DischargeReason,
     HoldKind,
     LevelOfCare,
+    LongText,
     RelapsePreventionPlan,
     ReviewOutcome,
-    ShortText,
     TreatmentPlan,
 )
 
@@ -77,7 +77,7 @@ class CompletePlanReview(CommandBase):
 
     type: Literal["complete_plan_review"] = "complete_plan_review"
     outcome: ReviewOutcome
-    notes: ShortText | None = None
+    notes: LongText | None = None
 
 
 class PlaceOnHold(CommandBase):
@@ -106,7 +106,7 @@ class StepUp(CommandBase):
     type: Literal["step_up"] = "step_up"
     to_level: LevelOfCare
     intent_to_return: bool
-    summary: ShortText | None = Field(
+    summary: LongText | None = Field(
         default=None, description="The discharge summary; required when not returning."
     )
 
@@ -168,4 +168,4 @@ class Discharge(CommandBase):
 
     type: Literal["discharge"] = "discharge"
     discharge_reason: DischargeReason
-    summary: ShortText
+    summary: LongText

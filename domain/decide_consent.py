@@ -19,6 +19,7 @@ from domain.errors import (
     InvalidCommand,
     UnknownReference,
 )
+from domain.horizons import AUTHORIZATION, CONSENT_EXPIRY
 from domain.roles import CLINICAL, FRONT_DESK, INTAKE_AND_OVERSIGHT
 from domain.rules import rule
 
@@ -32,6 +33,7 @@ def record_consent(em: Emitter, cmd: c.RecordConsent) -> None:
         )
     if cmd.expires_at <= em.now:
         raise InvalidCommand("the consent's expiry is in the past: give a future expires_at")
+    CONSENT_EXPIRY.check(em.now, cmd.expires_at, "expires_at")
     em.emit(
         ev.ConsentRecorded,
         consent_id=cmd.consent_id,
@@ -85,6 +87,8 @@ def record_authorization(em: Emitter, cmd: c.RecordAuthorization) -> None:
         raise DuplicateId(
             f"authorization {cmd.authorization_id!r} already exists: use a new authorization id"
         )
+    AUTHORIZATION.check(em.now, cmd.starts_at, "starts_at")
+    AUTHORIZATION.check(em.now, cmd.ends_at, "ends_at")
     if cmd.ends_at <= cmd.starts_at:
         raise InvalidCommand("the authorization ends before it starts: check starts_at and ends_at")
     reminder = timedelta(days=em.program.authorizations.reminder_days_before_expiry)

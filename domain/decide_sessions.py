@@ -20,6 +20,7 @@ from domain.errors import (
     UnknownReference,
 )
 from domain.escalation import after_no_show
+from domain.horizons import SESSION
 from domain.roles import CLINICAL, FRONT_DESK
 from domain.rules import rule
 from domain.state import TREATMENT_STAGES, Session, Stage
@@ -64,6 +65,7 @@ def _attended_hours(status: AttendanceStatus, hours: float | None, session: Sess
 @rule(c.ScheduleSession, roles=FRONT_DESK)
 def schedule_session(em: Emitter, cmd: c.ScheduleSession) -> None:
     em.require_stage(TREATMENT_STAGES, "schedule a session")
+    SESSION.check(em.now, cmd.starts_at, "starts_at")
     if em.state.session(cmd.session_id) is not None:
         raise DuplicateId(
             f"session {cmd.session_id!r} already exists: use a new session id, "
@@ -81,6 +83,7 @@ def schedule_session(em: Emitter, cmd: c.ScheduleSession) -> None:
 @rule(c.RescheduleSession, roles=FRONT_DESK)
 def reschedule_session(em: Emitter, cmd: c.RescheduleSession) -> None:
     em.require_stage(TREATMENT_STAGES, "reschedule a session")
+    SESSION.check(em.now, cmd.starts_at, "starts_at")
     session = _open_session(em, cmd.session_id, "reschedule it")
     em.emit(
         ev.SessionRescheduled,

@@ -1,18 +1,89 @@
 """The clinical vocabulary shared by commands, events, state and program definitions.
 
-Enumerations and small value objects only: stages, referral sources, levels of care, ASAM
-ratings, ICD-10 codes, plan content, session kinds, consent scopes. Kept apart so every
-other module can import them without cycles, and so that events (the stored record) depend
-on nothing but this vocabulary and `domain.actors`.
+Enumerations and small value objects only: the bounded kinds of text and moments every
+command is built from, stages, referral sources, levels of care, ASAM ratings, ICD-10
+codes, plan content, session kinds, consent scopes. Kept apart so every other module can
+import them without cycles, and so that events (the stored record) depend on nothing but
+this vocabulary and `domain.actors`.
 """
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Annotated
+from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic_core import PydanticUndefined
+
+# --- what a value may hold at all --------------------------------------------------------
+#
+# Every string and moment a command carries is bounded here, once, by its type: a value
+# that passed the decider is stored in PostgreSQL, replayed from Temporal history and
+# shown to staff, so one that any of those refuse (PostgreSQL refuses NUL; a year-9999
+# session overflows the deadline arithmetic) would be retried forever and wedge the
+# episode. The types say so in the OpenAPI document too (`pattern`, `maxLength`).
+
+# No C0 or C1 control characters (NUL, escape sequences, backspace...): they corrupt
+# logs and displays, and PostgreSQL refuses NUL outright. One-line values also refuse
+# tab, line feed and the Unicode line and paragraph separators. The pattern check also
+# refuses lone surrogates, which are not text.
+_ONE_LINE = r"^[^\x00-\x1f\x7f-\x9f\u2028\u2029]*$"
+# Multi-line free text keeps tab (\x09) and line feed (\x0a); not carriage return, so a
+# line cannot overwrite another on a terminal.
+_MULTI_LINE = r"^[^\x00-\x08\x0b-\x1f\x7f-\x9f]*$"
+
+MAX_ITEMS = 20
+"""The most items any list in a command may hold: more problems, goals, contacts or
+diagnoses than this is a data-entry error, and the bound keeps the largest command well
+under Temporal's payload limits."""
+
+
+def items(*, at_least: int = 0, default: Any = PydanticUndefined) -> Any:
+    """The field of a list: at least `at_least` and at most MAX_ITEMS items, checked
+    fail-fast. A list of a thousand bad items is then one error, not thousands: the text
+    of a refusal stays small, also where Temporal carries it (a workflow that refuses an
+    update sends the refusal back in one message of at most 4 MB)."""
+    return Field(default, min_length=at_least, max_length=MAX_ITEMS, fail_fast=True)
+
+
+Ref = Annotated[str, Field(min_length=1, max_length=200, pattern=_ONE_LINE)]
+"""An id or a reference to something outside CarePath: a session id, a payer's reference,
+a user id. One line, no control characters."""
+
+ShortText = Annotated[str, Field(min_length=1, max_length=500, pattern=_ONE_LINE)]
+"""A line of text: a trigger, a coping strategy, a support contact, a resource."""
+
+LongText = Annotated[str, Field(min_length=1, max_length=2000, pattern=_MULTI_LINE)]
+"""Free text that may run over lines: summaries, notes, reasons, descriptions."""
+
+# The moments any command may name, whatever the episode: wide enough for every date of
+# care, narrow enough that deadline arithmetic (a year or two added or taken away) can
+# never leave what Python, Temporal's timers and PostgreSQL can represent. How far from
+# the decision's own time each kind of date may be is the decider's to judge
+# (`domain.horizons`).
+EARLIEST_MOMENT = datetime(1900, 1, 1, tzinfo=UTC)
+LATEST_MOMENT = datetime(2200, 1, 1, tzinfo=UTC)
+
+
+def aware(moment: datetime) -> datetime:
+    """Reject naive datetimes: every moment in CarePath carries its UTC offset."""
+    if moment.tzinfo is None or moment.utcoffset() is None:
+        raise ValueError("datetime must include a timezone (e.g. 2026-01-05T15:00:00Z)")
+    return moment
+
+
+def plausible(moment: datetime) -> datetime:
+    """Reject moments outside the years 1900-2199 (a mistyped year, or a probe)."""
+    if not EARLIEST_MOMENT <= moment < LATEST_MOMENT:
+        raise ValueError(
+            f"datetime must lie between {EARLIEST_MOMENT.year} and {LATEST_MOMENT.year - 1}: "
+            "check the year"
+        )
+    return moment
+
+
+Moment = Annotated[datetime, AfterValidator(aware), AfterValidator(plausible)]
 
 
 class Stage(StrEnum):
@@ -96,8 +167,8 @@ def _upper(code: str) -> str:
 # ICD-10-CM: a letter, two characters, then optionally a dot and up to four more.
 Icd10Code = Annotated[
     str,
-    AfterValidator(_upper),
     Field(pattern=r"^[A-Za-z][0-9][0-9A-Za-z](\.[0-9A-Za-z]{1,4})?$", max_length=8),
+    AfterValidator(_upper),
 ]
 
 
@@ -188,23 +259,20 @@ class AttendanceStatus(StrEnum):
 
 BILLABLE_ATTENDANCE = frozenset({AttendanceStatus.ATTENDED, AttendanceStatus.PARTIAL})
 
-ShortText = Annotated[str, Field(min_length=1, max_length=2000)]
-Ref = Annotated[str, Field(min_length=1, max_length=200)]
-
 
 class Problem(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     problem_id: Ref
-    description: ShortText
+    description: LongText
 
 
 class Goal(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     area: GoalArea
-    description: ShortText
-    problem_ids: tuple[Ref, ...] = ()
+    description: LongText
+    problem_ids: tuple[Ref, ...] = items(default=())
 
 
 class ScheduleBlock(BaseModel):
@@ -214,7 +282,7 @@ class ScheduleBlock(BaseModel):
 
     weekday: int = Field(ge=0, le=6)
     hours: float = Field(gt=0, le=12)
-    kinds: tuple[SessionKind, ...] = Field(default=(SessionKind.GROUP_PROCESS,), min_length=1)
+    kinds: tuple[SessionKind, ...] = items(at_least=1, default=(SessionKind.GROUP_PROCESS,))
 
 
 class CareTeamMember(BaseModel):
@@ -229,11 +297,11 @@ class TreatmentPlan(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    problems: tuple[Problem, ...] = Field(min_length=1)
-    goals: tuple[Goal, ...] = Field(min_length=1)
-    modalities: tuple[Modality, ...] = Field(min_length=1)
-    weekly_schedule: tuple[ScheduleBlock, ...] = Field(min_length=1)
-    care_team: tuple[CareTeamMember, ...] = Field(min_length=1)
+    problems: tuple[Problem, ...] = items(at_least=1)
+    goals: tuple[Goal, ...] = items(at_least=1)
+    modalities: tuple[Modality, ...] = items(at_least=1)
+    weekly_schedule: tuple[ScheduleBlock, ...] = items(at_least=1)
+    care_team: tuple[CareTeamMember, ...] = items(at_least=1)
     primary_clinician: Ref
 
     @property
@@ -244,9 +312,9 @@ class TreatmentPlan(BaseModel):
 class RelapsePreventionPlan(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    triggers: tuple[ShortText, ...] = Field(min_length=1)
-    coping_strategies: tuple[ShortText, ...] = Field(min_length=1)
-    support_contacts: tuple[ShortText, ...] = ()
+    triggers: tuple[ShortText, ...] = items(at_least=1)
+    coping_strategies: tuple[ShortText, ...] = items(at_least=1)
+    support_contacts: tuple[ShortText, ...] = items(default=())
 
 
 class AftercarePlan(BaseModel):
@@ -255,8 +323,8 @@ class AftercarePlan(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     continued_therapy: ShortText
-    peer_support: tuple[ShortText, ...] = ()
-    community_resources: tuple[ShortText, ...] = ()
+    peer_support: tuple[ShortText, ...] = items(default=())
+    community_resources: tuple[ShortText, ...] = items(default=())
 
 
 class DischargeReason(StrEnum):
@@ -330,13 +398,3 @@ class EscalationTrigger(StrEnum):
 class AuthorizationFlag(StrEnum):
     NO_AUTHORIZATION_COVERS_DATE = "no_authorization_covers_date"
     UNITS_EXHAUSTED = "units_exhausted"
-
-
-def aware(moment: datetime) -> datetime:
-    """Reject naive datetimes: every moment in CarePath carries its UTC offset."""
-    if moment.tzinfo is None or moment.utcoffset() is None:
-        raise ValueError("datetime must include a timezone (e.g. 2026-01-05T15:00:00Z)")
-    return moment
-
-
-Moment = Annotated[datetime, AfterValidator(aware)]

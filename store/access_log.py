@@ -57,9 +57,11 @@ class AccessLog:
         """Append one record; raises `DatabaseUnavailable` if it could not be written."""
         try:
             async with self._pool.acquire(timeout=5.0) as conn:
+                # `at` is the database's clock unless the record brings the time of its
+                # access (one written late, from the API's spool).
                 await conn.execute(
-                    f"INSERT INTO access_log ({_COLUMNS}) "
-                    "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+                    f"INSERT INTO access_log ({_COLUMNS}, at) "
+                    "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, COALESCE($12, now()))",
                     entry.user_id,
                     entry.role,
                     entry.action,
@@ -71,6 +73,7 @@ class AccessLog:
                     entry.episode_id,
                     entry.command_id,
                     entry.client_ip,
+                    entry.at,
                 )
         except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
             raise DatabaseUnavailable(

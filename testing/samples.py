@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Iterator
-from datetime import datetime
+from datetime import UTC, datetime
+from typing import Any
 
 from domain import commands as c
 from domain.actors import Actor, Role
@@ -134,3 +135,30 @@ def session(
         starts_at=starts_at,
         hours=hours,
     )
+
+
+# The request examples on the command classes (`Endpoint.example`) are dated around this
+# Monday; the decider judges dates against its own clock (`domain.horizons`).
+EXAMPLE_DAY = datetime(2026, 1, 5, tzinfo=UTC)
+
+
+def dated_example(example: dict[str, Any], today: datetime) -> dict[str, Any]:
+    """`example` with every moment in it moved by as far as `today` is from EXAMPLE_DAY,
+    so that a test sending it to a running episode works on any day."""
+    shift = today - EXAMPLE_DAY
+
+    def moved(value: Any) -> Any:
+        if isinstance(value, dict):
+            return {key: moved(item) for key, item in value.items()}
+        if isinstance(value, list):
+            return [moved(item) for item in value]
+        if isinstance(value, str) and value[:4].isdigit() and "T" in value:
+            try:
+                moment = datetime.fromisoformat(value)
+            except ValueError:
+                return value
+            return (moment + shift).isoformat() if moment.tzinfo is not None else value
+        return value
+
+    result: dict[str, Any] = moved(example)
+    return result

@@ -16,7 +16,7 @@ from api.auth import Authenticator
 from devstack.embedded_temporal import find_binary
 from programs import load_catalog
 from store.event_store import EventStore
-from workers.settings import search_attribute_args
+from workers.settings import DEFAULT_TEMPORAL_RPC_TIMEOUT, search_attribute_args
 from workers.temporal import DATA_CONVERTER
 
 
@@ -30,7 +30,12 @@ async def start_dev_server() -> WorkflowEnvironment:
 
 
 def api_app(
-    temporal: Client, store: EventStore, task_queue: str, authenticator: Authenticator
+    temporal: Client,
+    store: EventStore,
+    task_queue: str,
+    authenticator: Authenticator,
+    *,
+    rpc_timeout: float = DEFAULT_TEMPORAL_RPC_TIMEOUT,
 ) -> FastAPI:
     """The HTTP API over `temporal` and `store`, sending commands to `task_queue`."""
     return create_app(
@@ -40,5 +45,6 @@ def api_app(
             programs=load_catalog(),
             task_queue=task_queue,
             authenticator=authenticator,
+            rpc_timeout=rpc_timeout,
         )
     )

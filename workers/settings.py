@@ -20,6 +20,10 @@ SEARCH_ATTRIBUTES: dict[str, str] = {
     "NextDeadline": "Datetime",
 }
 
+# Long enough for a command whose append waits out a short database hiccup, short enough
+# that a caller learns about a stopped worker before its own HTTP client gives up.
+DEFAULT_TEMPORAL_RPC_TIMEOUT = 10.0
+
 
 def search_attribute_args() -> list[str]:
     """The dev server's command-line flags that register every custom search attribute."""
@@ -50,6 +54,12 @@ class Settings(BaseSettings):
     temporal_ui: bool = True
     temporal_connect_timeout: float = Field(
         default=10.0, gt=0, description="Seconds to keep trying an external Temporal address."
+    )
+    temporal_rpc_timeout: float = Field(
+        default=DEFAULT_TEMPORAL_RPC_TIMEOUT,
+        gt=0,
+        description="Seconds an API call into Temporal (a command, a read, a listing) may "
+        "take; past it the caller gets 503 and may retry with the same Idempotency-Key.",
     )
 
     # PostgreSQL

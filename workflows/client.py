@@ -1,16 +1,25 @@
 """Client-side access to episode workflows, shared by the API, the CLI and the tests.
 
 Turns Temporal's failure shapes back into CarePath's: a command the decider refused
-becomes `CommandRejected` carrying the domain error's type and message.
+becomes `CommandRejected` carrying the domain error's type and message. Every call is
+bounded by the client's RPC timeout, as a whole (`TemporalTimeout` past it).
 """
 
 from __future__ import annotations
 
-from datetime import datetime
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from datetime import datetime, timedelta
 from typing import Annotated, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
-from temporalio.client import Client, WithStartWorkflowOperation, WorkflowUpdateFailedError
+from temporalio.client import (
+    Client,
+    RPCTimeoutOrCancelledError,
+    WithStartWorkflowOperation,
+    WorkflowUpdateFailedError,
+)
 from temporalio.common import WorkflowIDConflictPolicy
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
@@ -62,6 +71,12 @@ class TemporalUnavailable(CarePathError):
     """Raised when Temporal could not be asked (down, timed out, overloaded)."""
 
 
+class TemporalTimeout(TemporalUnavailable):
+    """Raised when Temporal did not answer within the client's RPC timeout (no worker
+    polls, or the server is overloaded). A command may still be applied later; sent
+    again with the same command id, it is applied at most once."""
+
+
 class EpisodeFilter(BaseModel):
     """Filters of the episode list; each maps to one search attribute."""
 
@@ -108,11 +123,41 @@ class EpisodeSummary(BaseModel):
 
 class EpisodeClient:
     def __init__(
-        self, client: Client, task_queue: str, history_event_limit: int | None = None
+        self,
+        client: Client,
+        task_queue: str,
+        history_event_limit: int | None = None,
+        rpc_timeout: timedelta | None = None,
     ) -> None:
         self._client = client
         self._task_queue = task_queue
         self._history_event_limit = history_event_limit
+        # None: wait as long as Temporal takes (the tests' time-skipping server).
+        self._rpc_timeout = rpc_timeout
+
+    @contextlib.asynccontextmanager
+    async def _deadline(self) -> AsyncIterator[None]:
+        """Bound one call into Temporal as a whole. Each RPC also carries the timeout, but
+        an update is re-sent until a worker accepts it and then polled for its outcome,
+        so only an overall deadline bounds what the caller waits."""
+        if self._rpc_timeout is None:
+            yield
+            return
+        seconds = self._rpc_timeout.total_seconds()
+        try:
+            async with asyncio.timeout(seconds):
+                yield
+        except (TimeoutError, RPCTimeoutOrCancelledError):
+            raise TemporalTimeout(
+                f"Temporal did not answer within {seconds:g} s: no worker may be running, "
+                "or the server is overloaded"
+            ) from None
+        except RPCError as err:
+            if err.status == RPCStatusCode.DEADLINE_EXCEEDED:
+                raise TemporalTimeout(
+                    f"Temporal did not answer within {seconds:g} s ({err.message})"
+                ) from None
+            raise
 
     async def refer(
         self, episode_id: str, command: ReferClient, program: ProgramDefinition
@@ -129,13 +174,15 @@ class EpisodeClient:
             id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
         )
         try:
-            result: CommandResult = await self._client.execute_update_with_start_workflow(
-                COMMAND_UPDATE,
-                CommandRequest(command=command, include_state=True),
-                start_workflow_operation=start,
-                id=update_id_for(command),
-                result_type=CommandResult,
-            )
+            async with self._deadline():
+                result: CommandResult = await self._client.execute_update_with_start_workflow(
+                    COMMAND_UPDATE,
+                    CommandRequest(command=command, include_state=True),
+                    start_workflow_operation=start,
+                    id=update_id_for(command),
+                    result_type=CommandResult,
+                    rpc_timeout=self._rpc_timeout,
+                )
             return result
         except WorkflowUpdateFailedError as err:
             raise _rejection(err) from None
@@ -157,12 +204,14 @@ class EpisodeClient:
         """
         handle = self._client.get_workflow_handle(workflow_id_for(episode_id))
         try:
-            result: CommandResult = await handle.execute_update(
-                COMMAND_UPDATE,
-                CommandRequest(command=command, include_state=include_state),
-                id=update_id_for(command),
-                result_type=CommandResult,
-            )
+            async with self._deadline():
+                result: CommandResult = await handle.execute_update(
+                    COMMAND_UPDATE,
+                    CommandRequest(command=command, include_state=include_state),
+                    id=update_id_for(command),
+                    result_type=CommandResult,
+                    rpc_timeout=self._rpc_timeout,
+                )
             return result
         except WorkflowUpdateFailedError as err:
             raise _rejection(err) from None
@@ -172,22 +221,26 @@ class EpisodeClient:
     async def list(self, filters: EpisodeFilter, limit: int = 100) -> list[EpisodeSummary]:
         """Episodes matching the filters, newest first, from Temporal's visibility store."""
         out: list[EpisodeSummary] = []
+        listing = self._client.list_workflows(
+            filters.to_query(), limit=limit, rpc_timeout=self._rpc_timeout
+        )
         try:
-            async for execution in self._client.list_workflows(filters.to_query(), limit=limit):
-                attrs = {key.name: value for key, value in execution.typed_search_attributes}
-                out.append(
-                    EpisodeSummary(
-                        episode_id=execution.id.removeprefix("episode-"),
-                        workflow_id=execution.id,
-                        status=execution.status.name.lower() if execution.status else "unknown",
-                        stage=attrs.get("CarePathwayStage"),
-                        program_id=attrs.get("ProgramId"),
-                        primary_clinician=attrs.get("PrimaryClinician"),
-                        escalation_level=int(attrs.get("EscalationLevel") or 0),
-                        next_deadline=attrs.get("NextDeadline"),
-                        started_at=execution.start_time,
+            async with self._deadline():
+                async for execution in listing:
+                    attrs = {key.name: value for key, value in execution.typed_search_attributes}
+                    out.append(
+                        EpisodeSummary(
+                            episode_id=execution.id.removeprefix("episode-"),
+                            workflow_id=execution.id,
+                            status=execution.status.name.lower() if execution.status else "unknown",
+                            stage=attrs.get("CarePathwayStage"),
+                            program_id=attrs.get("ProgramId"),
+                            primary_clinician=attrs.get("PrimaryClinician"),
+                            escalation_level=int(attrs.get("EscalationLevel") or 0),
+                            next_deadline=attrs.get("NextDeadline"),
+                            started_at=execution.start_time,
+                        )
                     )
-                )
         except RPCError as err:
             raise TemporalUnavailable(f"Temporal: {err.message}") from None
         return out
@@ -206,7 +259,10 @@ class EpisodeClient:
     async def _query(self, episode_id: str, query: str, result_type: type[_View]) -> _View:
         handle = self._client.get_workflow_handle(workflow_id_for(episode_id))
         try:
-            result: _View = await handle.query(query, result_type=result_type)
+            async with self._deadline():
+                result: _View = await handle.query(
+                    query, result_type=result_type, rpc_timeout=self._rpc_timeout
+                )
         except RPCError as err:
             raise _rpc_error(err, episode_id) from None
         return result

@@ -1,7 +1,8 @@
 """Drive episodes through the HTTP API alone, as staff would: bodies are the OpenAPI examples.
 
 `Driver.at(stage)` refers a new adult-program episode and applies the commands that bring
-it to a named point of the pathway, each as the role that would issue it.
+it to a named point of the pathway, each as the role that would issue it. The examples'
+dates are moved to today (`example`): the decider refuses dates too far from its clock.
 """
 
 from __future__ import annotations
@@ -15,12 +16,21 @@ import httpx
 from api_users import bearer
 
 from api.command_specs import spec_for
+from testing.samples import dated_example
 
 REFERRAL = {"client_ref": "MRN-7001", "program_id": "adult-iop", "referral_source": "self"}
 
 
 def now_iso(minutes: float = 0) -> str:
     return (datetime.now(UTC) + timedelta(minutes=minutes)).isoformat()
+
+
+def example(command: str, **changes: Any) -> dict[str, Any]:
+    """The command's example request body (path fields left out), dated around today,
+    with `changes` applied."""
+    spec = spec_for(command)
+    body = dated_example(spec.body_example, datetime.now(UTC))
+    return {**body, **changes}
 
 
 def command_url(episode_id: str, command: str, **path: str) -> str:
@@ -43,7 +53,7 @@ class Driver:
         """POST one command as `user`; the body defaults to the command's example."""
         spec = spec_for(command)
         if body is None:
-            body = spec.body_example
+            body = example(command)
             path = {**spec.path_example, **path}
         return await self.http.post(
             command_url(episode_id, command, **path), json=body, headers=bearer(user)

@@ -15,8 +15,8 @@ from typing import Any
 
 import httpx
 import pytest
-from api_driver import Driver, new_id, now_iso
-from api_users import USERS
+from api_driver import Driver, command_url, example, new_id, now_iso
+from api_users import USERS, bearer
 
 from api.command_specs import command_specs, spec_for
 from domain.actors import Role
@@ -59,11 +59,7 @@ async def _sessions(driver: Driver, episode_id: str, past: bool) -> None:
         if past:
             await driver.past_session(episode_id, f"s-{i}")
         else:
-            body = {
-                **spec_for("schedule_session").example,
-                "session_id": f"s-{i}",
-                "starts_at": now_iso(60 * 24),
-            }
+            body = example("schedule_session", session_id=f"s-{i}", starts_at=now_iso(60 * 24))
             await driver.ok("intake", episode_id, "schedule_session", body)
 
 
@@ -81,13 +77,13 @@ async def _consents(driver: Driver, episode_id: str) -> None:
             "intake",
             episode_id,
             "record_consent",
-            {**spec_for("record_consent").example, "consent_id": f"c-{i}"},
+            example("record_consent", consent_id=f"c-{i}"),
         )
 
 
 def _example(command: str, **changes: Any) -> dict[str, Any]:
     spec = spec_for(command)
-    return {k: v for k, v in {**spec.example, **changes}.items() if k not in spec.path_params}
+    return {k: v for k, v in example(command, **changes).items() if k not in spec.path_params}
 
 
 CASES: dict[str, Case] = {
@@ -213,3 +209,49 @@ async def test_allowed_roles_succeed_and_others_get_403_changing_nothing(
         result = await driver.ok(user, episode_id, command, body, **path)
         assert result["events"], f"{command} as {user} recorded nothing"
         assert all(e["actor"]["user_id"] == USERS[user][0] for e in result["events"][:1])
+
+
+BAD_BODIES = {
+    "malformed": b"{not json",
+    "unknown field": b'{"unexpected": 1}',
+    "wrong types": b'{"starts_at": 7, "summary": ["x"], "plan": "none"}',
+    "empty": b"",
+}
+
+
+@pytest.mark.parametrize("body", sorted(BAD_BODIES))
+async def test_a_role_that_may_not_issue_a_command_gets_403_whatever_the_body(
+    api: httpx.AsyncClient, body: str
+) -> None:
+    """The role matrix is checked before the body is read: a refused role learns nothing
+    from its body's faults (no 400, no 422), and no episode is looked up."""
+    refused: list[str] = []
+    for spec in command_specs():
+        denied = [name for role, name in ROLE_USERS.items() if role not in spec.roles]
+        for user in denied:
+            response = await api.post(
+                command_url("no-such-episode", spec.kind, **spec.path_example),
+                content=BAD_BODIES[body],
+                headers={**bearer(user), "content-type": "application/json"},
+            )
+            if response.status_code != 403 or response.json()["title"] != "CommandNotAllowed":
+                refused.append(f"{spec.kind} as {user}: {response.status_code}")
+    referral = await api.post(
+        "/episodes",
+        content=BAD_BODIES[body],
+        headers={**bearer("auditor"), "content-type": "application/json"},
+    )
+    assert not refused
+    assert referral.status_code == 403, referral.text
+
+
+async def test_a_caller_without_a_token_gets_401_whatever_the_body(api: httpx.AsyncClient) -> None:
+    spec = spec_for("schedule_session")
+    response = await api.post(
+        command_url("no-such-episode", spec.kind, **spec.path_example),
+        content=b"{not json",
+        headers={"Authorization": "", "content-type": "application/json"},
+    )
+
+    assert response.status_code == 401, response.text
+    assert response.headers["www-authenticate"].startswith("Bearer")
