@@ -201,6 +201,9 @@ async def test_readmission_opens_a_new_linked_episode(
     referral = (await store.read_stream(new_id))[0]
     assert referral.event_type == "client_referred"
     assert referral.payload["readmission_of"] == old_id
+    # The old episode ends once its notifications are out: terminating it while one is
+    # being sent would stop the time-skipping server from skipping time for later tests.
+    await client.get_workflow_handle(workflow_id_for(old_id), result_type=EpisodeView).result()
     await client.get_workflow_handle(workflow_id_for(new_id)).terminate(reason="end of test")
 
 
