@@ -28,6 +28,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.access_fhir import audit_bundle
 from api.auth import User, require_role
+from api.health_routes import PROBE_PATHS
 from api.problems import (
     DATABASE_ERRORS,
     PROBLEM_BASE,
@@ -41,8 +42,9 @@ from workflows.client import SAFE_VALUE
 
 log = structlog.get_logger("carepath.access")
 
-# Nothing about an episode passes through these: health and the API's own description.
-OPEN_PATHS = frozenset({"/healthz", "/docs", "/docs/oauth2-redirect", "/redoc", "/openapi.json"})
+# Nothing about an episode passes through these: the probes and the API's own description.
+# The probes must answer while PostgreSQL is down, so they cannot wait for an access record.
+OPEN_PATHS = PROBE_PATHS | {"/docs", "/docs/oauth2-redirect", "/redoc", "/openapi.json"}
 FHIR_MEDIA_TYPE = "application/fhir+json"
 
 

@@ -6,7 +6,6 @@ serves `carepath up`, `carepath api` and the tests.
 
 from __future__ import annotations
 
-import asyncio
 import re
 import uuid
 from collections.abc import Awaitable, Callable
@@ -17,7 +16,6 @@ from typing import Annotated, Any
 
 import structlog
 from fastapi import Depends, FastAPI, Query, Request
-from fastapi.responses import JSONResponse
 from temporalio.client import (
     Client,
 )
@@ -34,15 +32,14 @@ from api.auth import (
     require_role,
 )
 from api.command_routes import IdempotencyKey, command_router, role_first
+from api.health_routes import PROBE_PATHS, health_router
 from api.problems import Problem, ProblemError, install_problem_handlers
 from api.schemas import (
-    ComponentHealth,
     DeadlinesResponse,
     EpisodeListResponse,
     EpisodeResponse,
     EpisodeSummaryResponse,
     EventsResponse,
-    HealthResponse,
     ReferralRequest,
     StoredEventResponse,
     TimelineEntryResponse,
@@ -83,7 +80,7 @@ PROBLEM_RESPONSES: dict[int | str, dict[str, object]] = {
 # Any staff role or the auditor, authenticated; episodes are then limited by program.
 Reader = Annotated[User, Depends(require_role(*READ_ROLES))]
 # Open to anyone: nothing about an episode passes through them.
-OPEN_ROUTES = frozenset({"/healthz"})
+OPEN_ROUTES = PROBE_PATHS
 # Referral retries with the same Idempotency-Key reach the same episode (see refer_client).
 _REFERRAL_NAMESPACE = uuid.UUID("6f0c7a52-4d7e-4c8e-9a51-2f1b8a3c9d10")
 # The bodies of the routes that read one episode from its workflow.
@@ -97,7 +94,7 @@ class ApiResources:
     programs: ProgramCatalog
     task_queue: str
     # Who may call: a users file or JWTs (api.auth.build_authenticator). The
-    # default refuses every token, so an app built without one serves only /healthz.
+    # default refuses every token, so an app built without one serves only the probes.
     authenticator: Authenticator = field(default_factory=NoUsers)
     # Key that signs audit checkpoints (for the /audit verification), if any.
     checkpoint_key: bytes | None = None
@@ -134,6 +131,7 @@ def create_app(resources: ApiResources) -> FastAPI:
     app.include_router(access_router(AccessLog(pool)))
     app.include_router(command_router(episodes, gate))
     app.include_router(worklist_router(worklists))
+    app.include_router(health_router(resources.temporal, resources.store, resources.task_queue))
 
     async def refer_client(
         request: Request,
@@ -313,24 +311,6 @@ def create_app(resources: ApiResources) -> FastAPI:
             ],
         )
 
-    @app.get(
-        "/healthz",
-        response_model=HealthResponse,
-        responses={503: {"model": HealthResponse, "description": "A dependency is down"}},
-        summary="Health of Temporal and PostgreSQL",
-    )
-    async def healthz() -> JSONResponse:
-        temporal, postgres = await asyncio.gather(
-            _check(resources.temporal.service_client.check_health()),
-            _check(resources.store.ping()),
-        )
-        body = HealthResponse(
-            status="ok" if temporal.ok and postgres.ok else "unavailable",
-            temporal=temporal,
-            postgres=postgres,
-        )
-        return JSONResponse(body.model_dump(), status_code=200 if body.status == "ok" else 503)
-
     _document_security(app)
     return app
 
@@ -407,13 +387,3 @@ def _document_security(app: FastAPI) -> None:
         return schema
 
     app.openapi = openapi  # type: ignore[method-assign]
-
-
-async def _check(awaitable: object) -> ComponentHealth:
-    try:
-        await asyncio.wait_for(awaitable, timeout=3)  # type: ignore[arg-type]
-    except Exception as exc:
-        return ComponentHealth(
-            ok=False, detail=str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        )
-    return ComponentHealth(ok=True, detail="reachable")

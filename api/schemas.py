@@ -10,7 +10,7 @@ the domain's models (events, the episode state), which are the record itself.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal, Self
+from typing import Any, Self
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -141,17 +141,6 @@ class StoredEventResponse(BaseModel):
 class EventsResponse(BaseModel):
     episode_id: str
     events: list[StoredEventResponse]
-
-
-class ComponentHealth(BaseModel):
-    ok: bool
-    detail: str
-
-
-class HealthResponse(BaseModel):
-    status: Literal["ok", "unavailable"]
-    temporal: ComponentHealth
-    postgres: ComponentHealth
 
 
 # --- audit ------------------------------------------------------------------------------

@@ -1,6 +1,8 @@
 """`carepath worker`, `carepath api`, `carepath db migrate`: one role each, external servers.
 
-These are what containers run (docker-compose.yml); `carepath up` runs them all at once.
+These are what containers run (docker-compose.yml), and what `carepath up` runs as its
+supervised child processes. The checkpoint schedule runs in the worker role only, so a
+stack takes its checkpoints from its workers whichever way it was started.
 """
 
 from __future__ import annotations

@@ -28,7 +28,7 @@ from typing import Any
 
 import asyncpg
 
-from devstack.processes import die_with_parent, port_is_free
+from devstack.processes import die_with_parent, port_is_free, wait_exit
 from workers.errors import StartupError
 
 DATABASE = "carepath"
@@ -108,14 +108,19 @@ class EmbeddedPostgres:
             await self.stop()
             raise
 
-    async def stop(self) -> None:
-        """Fast shutdown (SIGINT), then SIGKILL after STOP_TIMEOUT_S. Safe to call twice."""
+    @property
+    def exit_code(self) -> int | None:
+        """The postmaster's exit status once it has ended by itself; None while it runs."""
+        return None if self._process is None else self._process.poll()
+
+    async def stop(self, timeout: float = STOP_TIMEOUT_S) -> None:
+        """Fast shutdown (SIGINT), then SIGKILL after `timeout` s. Safe to call twice."""
         process, self._process = self._process, None
         if process is not None and process.poll() is None:
             process.send_signal(signal.SIGINT)
-            if not await _wait_exit(process, STOP_TIMEOUT_S):
+            if not await wait_exit(process, timeout):
                 process.kill()
-                await _wait_exit(process, 5.0)
+                await wait_exit(process, 5.0)
         if self._owns_socket_dir and self._socket_dir is not None:
             shutil.rmtree(self._socket_dir, ignore_errors=True)
             self._owns_socket_dir = False
@@ -350,15 +355,6 @@ def _is_postgres_process(pid: int) -> bool:
     except OSError:
         return True  # alive but unreadable: assume the worst
     return name.startswith("postgres")
-
-
-async def _wait_exit(process: subprocess.Popen[bytes], within_s: float) -> bool:
-    deadline = time.monotonic() + within_s
-    while process.poll() is None:
-        if time.monotonic() >= deadline:
-            return False
-        await asyncio.sleep(0.05)
-    return True
 
 
 def _log_tail(path: Path, lines: int = 3) -> str:

@@ -54,14 +54,25 @@ class EmbeddedTemporal:
 
     @property
     def pid(self) -> int | None:
-        return self._proc.pid if self._proc else None
+        """The server's process id while it runs, else None."""
+        if self._proc is None or self._proc.poll() is not None:
+            return None
+        return self._proc.pid
 
     @property
     def log_path(self) -> Path:
         return self.data_dir / "temporal.log"
 
-    def start(self) -> None:
-        """Start the server process; readiness is awaited by connecting a client."""
+    @property
+    def exit_code(self) -> int | None:
+        """The server's exit status once it has ended by itself; None while it runs."""
+        return None if self._proc is None else self._proc.poll()
+
+    async def start(self) -> None:
+        """Start the server process; readiness is awaited by connecting a client.
+
+        A restart reuses the same SQLite file and port, so running episodes resume.
+        """
         require_free_port(self.host, self.port, "Temporal", "CAREPATH_TEMPORAL_PORT")
         if self.ui:
             require_free_port(
@@ -91,6 +102,7 @@ class EmbeddedTemporal:
         tail = self.log_path.read_text(errors="replace").strip().splitlines()[-3:]
         return " | ".join(tail) or f"exit code {self._proc.returncode}"
 
-    async def stop(self) -> None:
+    async def stop(self, timeout: float = 15.0) -> None:
+        """SIGTERM, then SIGKILL after `timeout` s. Safe to call twice."""
         if self._proc is not None:
-            await stop_process(self._proc, signal.SIGTERM)
+            await stop_process(self._proc, signal.SIGTERM, timeout)

@@ -1,4 +1,4 @@
-"""Child server processes owned by `carepath up`: port checks, start, and clean stop.
+"""Child processes owned by `carepath up`: port checks, start, and clean stop.
 
 Children are started in their own process group so that a Ctrl-C in the terminal reaches
 only the supervisor, which then stops them in order. On Linux each child also asks the
@@ -16,7 +16,8 @@ import signal
 import socket
 import subprocess
 import sys
-from collections.abc import Callable, Sequence
+import time
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 from workers.errors import StartupError
@@ -67,13 +68,18 @@ def die_with_parent() -> None:
 
 def spawn(
     argv: Sequence[str],
-    log_path: Path,
+    log_path: Path | None,
     *,
+    env: Mapping[str, str] | None = None,
     user: str | None = None,
     extra_preexec: Callable[[], None] | None = None,
 ) -> subprocess.Popen[bytes]:
-    """Start a server child in its own process group, its output appended to log_path."""
-    log_file = log_path.open("ab")
+    """Start a child in its own process group that dies with us.
+
+    Its output is appended to log_path, or shares our stdout and stderr when log_path is
+    None (CarePath's own roles, whose log lines belong with the supervisor's).
+    """
+    log_file = log_path.open("ab") if log_path is not None else None
 
     def preexec() -> None:
         os.setpgrp()
@@ -86,13 +92,25 @@ def spawn(
             list(argv),
             stdin=subprocess.DEVNULL,
             stdout=log_file,
-            stderr=subprocess.STDOUT,
+            stderr=subprocess.STDOUT if log_file is not None else None,
+            env=None if env is None else dict(env),
             preexec_fn=preexec,
             user=user,
             close_fds=True,
         )
     finally:
-        log_file.close()
+        if log_file is not None:
+            log_file.close()
+
+
+async def wait_exit(proc: subprocess.Popen[bytes], within_s: float) -> bool:
+    """Wait up to within_s seconds for proc to end (polling: no thread is left blocked)."""
+    deadline = time.monotonic() + within_s
+    while proc.poll() is None:
+        if time.monotonic() >= deadline:
+            return False
+        await asyncio.sleep(0.02)
+    return True
 
 
 async def stop_process(
@@ -101,10 +119,17 @@ async def stop_process(
     """Send sig, wait up to timeout seconds, then SIGKILL; returns the exit code."""
     if proc.poll() is None:
         proc.send_signal(sig)
-        loop = asyncio.get_running_loop()
-        try:
-            await asyncio.wait_for(loop.run_in_executor(None, proc.wait), timeout)
-        except TimeoutError:
+        if not await wait_exit(proc, timeout):
             proc.kill()
-            await loop.run_in_executor(None, proc.wait)
+            await wait_exit(proc, 5.0)
     return proc.returncode if proc.returncode is not None else -1
+
+
+def describe_exit(code: int) -> str:
+    """An exit status as an operator reads it: "exit code 1" or "killed by SIGKILL"."""
+    if code < 0:
+        try:
+            return f"killed by {signal.Signals(-code).name}"
+        except ValueError:
+            return f"killed by signal {-code}"
+    return f"exit code {code}"

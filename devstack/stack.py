@@ -1,19 +1,19 @@
 """Start what the settings do not point elsewhere: the data dir, PostgreSQL, Temporal.
 
-`local_servers` is an async context: on entry it starts the embedded servers that no
-external URL or address replaces, on exit it stops them in reverse order. The caller
-(`cli.up`) runs the worker and the API against what it yields.
+`start_local_servers` starts the embedded servers that no external URL or address
+replaces, under the caller's supervisor: from then on the supervisor restarts them if they
+die (same data, same port) and stops them last. The caller (`cli.up`) runs the worker and
+the API against what it returns.
 """
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 
 from devstack.embedded_postgres import EmbeddedPostgres
 from devstack.embedded_temporal import EmbeddedTemporal
+from devstack.supervisor import Supervisor
 from workers.errors import StartupError
 from workers.settings import Settings
 
@@ -42,24 +42,30 @@ def prepare_data_dir(path: Path) -> Path:
     return path.resolve()
 
 
-@contextlib.asynccontextmanager
-async def local_servers(settings: Settings) -> AsyncIterator[LocalServers]:
-    """The embedded PostgreSQL and Temporal dev server, unless external ones are configured."""
-    data_dir = prepare_data_dir(settings.data_dir)
-    async with contextlib.AsyncExitStack() as stack:
-        if settings.database_url is None:
-            postgres = EmbeddedPostgres(data_dir, settings.postgres_port)
-            stack.push_async_callback(postgres.stop)
-            await postgres.start()
-            database_url = postgres.url
-        else:
-            database_url = settings.database_url.get_secret_value()
+# Seconds each embedded server may take to stop before it is killed (within the
+# supervisor's overall budget). PostgreSQL's fast shutdown writes a checkpoint first.
+POSTGRES_STOP_S = 5.0
+TEMPORAL_STOP_S = 3.0
 
-        temporal: EmbeddedTemporal | None = None
-        if settings.temporal_address is None:
-            temporal = EmbeddedTemporal(
-                data_dir, settings.temporal_port, settings.temporal_ui_port, ui=settings.temporal_ui
-            )
-            stack.push_async_callback(temporal.stop)
-            temporal.start()
-        yield LocalServers(data_dir, database_url, temporal)
+
+async def start_local_servers(settings: Settings, supervisor: Supervisor) -> LocalServers:
+    """The embedded PostgreSQL and Temporal dev server, unless external ones are configured.
+
+    Started in dependency order and handed to `supervisor`, which stops them (also when
+    this raises) and, once it watches, restarts them.
+    """
+    data_dir = prepare_data_dir(settings.data_dir)
+    if settings.database_url is None:
+        postgres = EmbeddedPostgres(data_dir, settings.postgres_port)
+        await supervisor.start("postgres", postgres, stop_timeout_s=POSTGRES_STOP_S)
+        database_url = postgres.url
+    else:
+        database_url = settings.database_url.get_secret_value()
+
+    temporal: EmbeddedTemporal | None = None
+    if settings.temporal_address is None:
+        temporal = EmbeddedTemporal(
+            data_dir, settings.temporal_port, settings.temporal_ui_port, ui=settings.temporal_ui
+        )
+        await supervisor.start("temporal", temporal, stop_timeout_s=TEMPORAL_STOP_S)
+    return LocalServers(data_dir, database_url, temporal)

@@ -6,6 +6,7 @@ the worker exactly as `carepath up` wires them, with no mock of either server.
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator
 
@@ -18,7 +19,16 @@ from temporalio.testing import WorkflowEnvironment
 from store.db import Pool
 from store.event_store import EventStore
 from testing.stack import api_app, start_dev_server
+from workers.health import recent_pollers
 from workers.worker import build_worker
+
+
+async def wait_until_polling(client: Client, task_queue: str, timeout: float = 10.0) -> None:
+    """Return once a worker polls `task_queue` (what /readyz looks for); else TimeoutError."""
+    async with asyncio.timeout(timeout):
+        # Temporal has no event for "a poller arrived": ask until one has.
+        while not await recent_pollers(client, task_queue):  # noqa: ASYNC110
+            await asyncio.sleep(0.01)
 
 
 @pytest.fixture(scope="session")
@@ -46,6 +56,8 @@ async def api(temporal_client: Client, db_pool: Pool) -> AsyncIterator[httpx.Asy
     store = EventStore(db_pool)
     app = api_app(temporal_client, store, task_queue, users_authenticator())
     async with build_worker(temporal_client, store, task_queue):
+        # The worker polls a moment after it starts; /readyz and /healthz look for that.
+        await wait_until_polling(temporal_client, task_queue)
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(
             transport=transport, base_url="http://carepath.test", headers=bearer("director")

@@ -2,22 +2,34 @@
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
+import contextlib
+import functools
+import json
 import os
 import signal
 import subprocess
 import sys
+import threading
 import time
-from collections.abc import Iterator
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import httpx
 import psutil
 import pytest
+from api_users import write_users_file
 from temporalio.testing import WorkflowEnvironment
 
 from api.auth import demo_tokens
 from devstack.processes import free_port
 from domain.actors import Role
+from workers.health import recent_pollers
+from workers.temporal import connect
 
 pytestmark = pytest.mark.integration
 
@@ -26,60 +38,123 @@ READY_TIMEOUT_S = 90
 
 
 class Up:
-    """One `carepath up` process with its own ports and data dir."""
+    """One `carepath up` process with its own ports and data dir.
+
+    Its output goes to files beside the data dir, not to pipes: nobody reads a pipe while
+    the stack runs, and a full one would stall every child that logs.
+    """
 
     def __init__(self, data_dir: Path, extra_env: dict[str, str] | None = None) -> None:
         self.data_dir = data_dir
         self.api_port = free_port()
+        self.temporal_port = free_port()
         self.env = {
             **os.environ,
             "CAREPATH_DATA_DIR": str(data_dir),
             "CAREPATH_API_PORT": str(self.api_port),
-            "CAREPATH_TEMPORAL_PORT": str(free_port()),
+            "CAREPATH_TEMPORAL_PORT": str(self.temporal_port),
             "CAREPATH_TEMPORAL_UI_PORT": str(free_port()),
             "CAREPATH_POSTGRES_PORT": str(free_port()),
             "CAREPATH_LOG_FORMAT": "json",
             **(extra_env or {}),
         }
-        self.proc: subprocess.Popen[str] | None = None
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.out_path = data_dir.parent / f"{data_dir.name}.up.out"
+        self.err_path = data_dir.parent / f"{data_dir.name}.up.err"
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.api_port}"
 
     def start(self) -> None:
-        self.proc = subprocess.Popen(
-            [CAREPATH, "up"],
-            env=self.env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
+        self.data_dir.parent.mkdir(parents=True, exist_ok=True)
+        with self.out_path.open("ab") as out, self.err_path.open("ab") as err:
+            self.proc = subprocess.Popen([CAREPATH, "up"], env=self.env, stdout=out, stderr=err)
+
+    def output(self) -> tuple[str, str]:
+        return tuple(  # type: ignore[return-value]
+            path.read_text(errors="replace") if path.exists() else ""
+            for path in (self.out_path, self.err_path)
         )
 
-    def wait_healthy(self) -> httpx.Response:
+    def wait_healthy(self, path: str = "/healthz") -> httpx.Response:
         assert self.proc is not None
         deadline = time.monotonic() + READY_TIMEOUT_S
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                pytest.fail(f"carepath up exited early: {self.proc.stderr.read()}")  # type: ignore[union-attr]
+                pytest.fail(f"carepath up exited early: {self.output()[1]}")
             try:
-                response = httpx.get(self.url + "/healthz", timeout=2)
+                response = httpx.get(self.url + path, timeout=2)
                 if response.status_code == 200:
                     return response
             except httpx.HTTPError:
                 pass
             time.sleep(0.2)
-        pytest.fail("carepath up did not become healthy in time")
+        pytest.fail(f"carepath up did not become healthy in time: {self.output()[1]}")
 
     def descendants(self) -> list[psutil.Process]:
         assert self.proc is not None
-        return psutil.Process(self.proc.pid).children(recursive=True)
+        try:
+            return psutil.Process(self.proc.pid).children(recursive=True)
+        except psutil.NoSuchProcess:
+            return []
+
+    def role(self, role: str) -> psutil.Process:
+        """The running `carepath <role>` child (worker or api)."""
+        for child in self.descendants():
+            with contextlib.suppress(psutil.Error):
+                if child.cmdline()[-2:] == ["cli.main", role]:
+                    return child
+        raise LookupError(f"no {role} child under carepath up")
+
+    def server(self, name: str) -> psutil.Process:
+        """The embedded server `name` (temporal, or postgres: its postmaster)."""
+        assert self.proc is not None
+        for child in self.descendants():
+            with contextlib.suppress(psutil.Error):
+                if child.name() == name and child.ppid() == self.proc.pid:
+                    return child
+        raise LookupError(f"no {name} child under carepath up")
+
+    def wait_for_new(self, role: str, old_pid: int, timeout: float = 15.0) -> psutil.Process:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with contextlib.suppress(LookupError):
+                child = self.role(role)
+                if child.pid != old_pid:
+                    return child
+            time.sleep(0.05)
+        pytest.fail(f"no new {role} child within {timeout} s: {self.output()[1]}")
+
+    def log_events(self, event: str) -> list[dict[str, Any]]:
+        """The JSON log lines the tree wrote to stderr with this `event`."""
+        found = []
+        for line in self.output()[1].splitlines():
+            if line.startswith("{"):
+                with contextlib.suppress(json.JSONDecodeError):
+                    record = json.loads(line)
+                    if record.get("event") == event:
+                        found.append(record)
+        return found
 
     def stop(self, sig: int = signal.SIGINT) -> tuple[int, str, str]:
         assert self.proc is not None
         self.proc.send_signal(sig)
-        out, err = self.proc.communicate(timeout=60)
-        return self.proc.returncode, out, err
+        self.proc.wait(timeout=60)
+        return (self.proc.returncode, *self.output())
+
+    def kill_tree(self) -> None:
+        """Whatever state the test left it in: kill carepath up and every descendant."""
+        if self.proc is None:
+            return
+        tree = self.descendants()
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        for child in tree:
+            with contextlib.suppress(psutil.Error):
+                child.kill()
+        psutil.wait_procs(tree, timeout=10)
 
     def run_to_exit(self) -> tuple[int, str]:
         result = subprocess.run(
@@ -96,10 +171,10 @@ def data_dir(tmp_path: Path) -> Path:
 @pytest.fixture
 def up(data_dir: Path) -> Iterator[Up]:
     instance = Up(data_dir)
-    yield instance
-    if instance.proc is not None and instance.proc.poll() is None:
-        instance.proc.kill()
-        instance.proc.communicate()
+    try:
+        yield instance
+    finally:
+        instance.kill_tree()
 
 
 def _servers_using(data_dir: Path) -> list[psutil.Process]:
@@ -122,12 +197,17 @@ def _gone(processes: list[psutil.Process]) -> list[psutil.Process]:
 
 
 def test_up_serves_refers_stops_cleanly_and_resumes(up: Up) -> None:
+    # Checkpoints every 1.2 s, so the worker's schedule shows within the test.
+    up.env["CAREPATH_CHECKPOINT_INTERVAL_MINUTES"] = "0.02"
     up.start()
     health = up.wait_healthy()
     assert health.json()["status"] == "ok"
     children = up.descendants()
     names = {p.name() for p in children}
     assert {"temporal", "postgres"} <= names
+    # The worker and the API are processes of their own, handed the generated key.
+    assert "CAREPATH_CHECKPOINT_KEY" in up.role("worker").environ()
+    assert up.role("api").pid != up.role("worker").pid
 
     referral = httpx.post(
         up.url + "/episodes",
@@ -137,8 +217,10 @@ def test_up_serves_refers_stops_cleanly_and_resumes(up: Up) -> None:
     )
     assert referral.status_code == 201, referral.text
     episode_id = referral.json()["episode_id"]
+    _wait_for(lambda: up.log_events("checkpoint_taken"), "the worker's checkpoint")
 
-    code, out, _err = up.stop(signal.SIGINT)
+    code, out, err = up.stop(signal.SIGINT)
+    assert "checkpoints_disabled" not in err
     assert code == 0
     assert "API" in out
     assert "/docs" in out
@@ -228,7 +310,7 @@ def test_with_external_servers_up_starts_no_server_of_its_own(
     instance.start()
     try:
         health = instance.wait_healthy()
-        children = instance.descendants()
+        names = {child.name() for child in instance.descendants()}
         referral = httpx.post(
             instance.url + "/episodes",
             json={"client_ref": "MRN-8", "program_id": "adult-iop", "referral_source": "self"},
@@ -237,10 +319,264 @@ def test_with_external_servers_up_starts_no_server_of_its_own(
         )
     finally:
         code, out, _err = instance.stop(signal.SIGINT)
+        instance.kill_tree()
 
     assert health.json()["status"] == "ok"
-    assert children == [], "no embedded server was started"
+    assert not names & {"temporal", "postgres"}, "no embedded server was started"
     assert referral.status_code == 201
     assert address in out
     assert "Temporal UI" not in out
     assert code == 0
+
+
+def test_killed_worker_is_restarted_while_the_api_keeps_answering(
+    up: Up, record_property: Any
+) -> None:
+    up.start()
+    up.wait_healthy("/readyz")
+    worker = up.role("worker")
+
+    with _liveness_watch(up.url) as liveness:
+        killed_at = time.monotonic()
+        worker.kill()
+        new_worker = up.wait_for_new("worker", worker.pid)
+        polling_s = _wait_until_polling(up, new_worker.pid, since=killed_at)
+        ready = _wait_for(
+            lambda: httpx.get(up.url + "/readyz", timeout=5).status_code == 200, "/readyz 200"
+        )
+        ready_s = time.monotonic() - killed_at
+    stop_began = time.monotonic()
+    code, _out, _err = up.stop(signal.SIGTERM)
+    stop_s = time.monotonic() - stop_began
+
+    record_property("worker_kill_to_new_poller_s", round(polling_s, 2))
+    record_property("worker_kill_to_readyz_200_s", round(ready_s, 2))
+    record_property("sigterm_stop_s", round(stop_s, 2))
+    print(f"worker SIGKILL -> new worker polling {polling_s:.2f} s, /readyz 200 {ready_s:.2f} s")
+    print(f"SIGTERM -> carepath up exited {stop_s:.2f} s")
+    assert ready
+    assert polling_s < 15
+    assert liveness.failures == [], "the API stopped answering while the worker was down"
+    assert len(liveness.answers) > 10
+    [exited] = [e for e in up.log_events("child_exited") if e["child"] == "worker"]
+    assert exited["pid"] == worker.pid
+    assert exited["reason"] == "killed by SIGKILL"
+    [restarted] = [e for e in up.log_events("child_restarted") if e["child"] == "worker"]
+    assert restarted["pid"] == new_worker.pid
+    assert code == 0
+    assert stop_s < 10
+
+
+def test_killed_api_is_restarted_and_answers_again(up: Up, record_property: Any) -> None:
+    up.start()
+    up.wait_healthy("/readyz")
+    api = up.role("api")
+    worker_pid = up.role("worker").pid
+
+    killed_at = time.monotonic()
+    api.kill()
+    new_api = up.wait_for_new("api", api.pid)
+    _wait_for(lambda: _answers(up.url + "/livez"), "/livez 200 from the new API")
+    back_s = time.monotonic() - killed_at
+    ready = httpx.get(up.url + "/readyz", timeout=5)
+    worker_after = up.role("worker").pid
+    code, _out, _err = up.stop(signal.SIGTERM)
+
+    record_property("api_kill_to_livez_200_s", round(back_s, 2))
+    print(f"API SIGKILL -> /livez 200 again {back_s:.2f} s")
+    assert back_s < 15
+    assert ready.status_code == 200
+    assert worker_after == worker_pid, "the worker was restarted with the API"
+    [exited] = [e for e in up.log_events("child_exited") if e["child"] == "api"]
+    assert exited["pid"] == api.pid
+    assert exited["reason"] == "killed by SIGKILL"
+    assert [e["pid"] for e in up.log_events("child_restarted")] == [new_api.pid]
+    assert code == 0
+
+
+def test_killed_servers_are_restarted_on_the_same_data(up: Up, record_property: Any) -> None:
+    up.start()
+    up.wait_healthy("/readyz")
+    referral = httpx.post(
+        up.url + "/episodes",
+        json={"client_ref": "MRN-9", "program_id": "adult-iop", "referral_source": "self"},
+        headers=_auth(up.data_dir),
+        timeout=30,
+    )
+    assert referral.status_code == 201, referral.text
+    episode_id = referral.json()["episode_id"]
+
+    recovered: dict[str, float] = {}
+    for server in ("temporal", "postgres"):
+        old = up.server(server)
+        killed_at = time.monotonic()
+        old.kill()
+        _wait_for(functools.partial(_server_replaced, up, server, old.pid), f"a new {server}")
+        _wait_for(lambda: _answers(up.url + "/readyz"), f"/readyz 200 after {server} came back")
+        recovered[server] = time.monotonic() - killed_at
+    episode = httpx.get(f"{up.url}/episodes/{episode_id}", headers=_auth(up.data_dir), timeout=30)
+    code, _out, _err = up.stop(signal.SIGTERM)
+
+    for server, seconds in recovered.items():
+        record_property(f"{server}_kill_to_readyz_200_s", round(seconds, 2))
+        print(f"{server} SIGKILL -> /readyz 200 again {seconds:.2f} s")
+    assert episode.status_code == 200, episode.text
+    assert episode.json()["state"]["client_ref"] == "MRN-9"
+    assert sorted(e["child"] for e in up.log_events("child_restarted")) == [
+        "postgres",
+        "temporal",
+    ]
+    assert code == 0
+
+
+def test_sigterm_stops_the_whole_tree_within_10_s_even_with_a_frozen_worker(
+    up: Up, record_property: Any
+) -> None:
+    up.start()
+    up.wait_healthy("/readyz")
+    tree = up.descendants()
+    # SIGSTOP: the worker can no longer act on SIGTERM, only SIGKILL ends it.
+    up.role("worker").suspend()
+
+    assert up.proc is not None
+    began = time.monotonic()
+    up.proc.send_signal(signal.SIGTERM)
+    code = up.proc.wait(timeout=30)
+    took_s = time.monotonic() - began
+
+    record_property("sigterm_stop_with_frozen_worker_s", round(took_s, 2))
+    print(f"SIGTERM with a frozen worker -> carepath up exited {took_s:.2f} s")
+    assert code == 0
+    assert took_s < 10
+    _, alive = psutil.wait_procs(tree, timeout=1)
+    assert alive == [], f"left behind: {[p.pid for p in alive]}"
+    assert [e["child"] for e in up.log_events("child_killed")] == ["worker"]
+
+
+def test_api_without_a_worker_is_live_but_not_ready(
+    tmp_path: Path, fresh_database_url: str, dev_server: WorkflowEnvironment
+) -> None:
+    port = free_port()
+    queue = f"nobody-polls-{uuid.uuid4().hex[:8]}"
+    env = {
+        **os.environ,
+        "CAREPATH_DATA_DIR": str(tmp_path),
+        "CAREPATH_API_PORT": str(port),
+        "CAREPATH_TEMPORAL_ADDRESS": dev_server.client.service_client.config.target_host,
+        "CAREPATH_DATABASE_URL": fresh_database_url,
+        "CAREPATH_TEMPORAL_TASK_QUEUE": queue,
+        "CAREPATH_USERS_FILE": str(write_users_file(tmp_path)),
+        "CAREPATH_LOG_FORMAT": "json",
+    }
+    with (tmp_path / "api.log").open("wb") as log:
+        api = subprocess.Popen([CAREPATH, "api"], env=env, stdout=log, stderr=log)
+    try:
+        _wait_for(
+            lambda: api.poll() is not None or _answers(f"http://127.0.0.1:{port}/livez"),
+            "carepath api",
+            on_failure=lambda: (tmp_path / "api.log").read_text(errors="replace"),
+        )
+        assert api.poll() is None, (tmp_path / "api.log").read_text(errors="replace")
+        ready = httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=5)
+        live = httpx.get(f"http://127.0.0.1:{port}/livez", timeout=5)
+    finally:
+        api.terminate()
+        try:
+            api.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            api.kill()
+            api.wait()
+
+    assert live.status_code == 200
+    assert ready.status_code == 503
+    assert ready.headers["content-type"] == "application/problem+json"
+    assert int(ready.headers["retry-after"]) > 0
+    assert ready.json()["detail"].startswith("not ready: worker:")
+    assert queue in ready.json()["detail"]
+
+
+# --- helpers of the supervision tests ----------------------------------------------------
+
+
+def _answers(url: str) -> bool:
+    try:
+        return httpx.get(url, timeout=2).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def _server_replaced(up: Up, name: str, old_pid: int) -> bool:
+    try:
+        return up.server(name).pid != old_pid
+    except LookupError:
+        return False
+
+
+def _wait_for(
+    condition: Callable[[], Any],
+    what: str,
+    timeout: float = 15.0,
+    on_failure: Callable[[], str] = lambda: "",
+) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        result = condition()
+        if result:
+            return result
+        time.sleep(0.05)
+    pytest.fail(f"{what}: not within {timeout:.0f} s\n{on_failure()}")
+
+
+def _wait_until_polling(up: Up, pid: int, since: float, timeout: float = 15.0) -> float:
+    """Seconds from `since` until Temporal lists a poller of the worker process `pid`."""
+
+    async def wait() -> float | None:
+        client = await connect(f"127.0.0.1:{up.temporal_port}", "default")
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            identities = await recent_pollers(client, "carepath-episodes")
+            if any(identity.startswith(f"{pid}@") for identity in identities):
+                return time.monotonic() - since
+            await asyncio.sleep(0.05)
+        return None
+
+    # Its own loop in its own thread: the test session's event loop stays untouched.
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as thread:
+        took_s = thread.submit(asyncio.run, wait()).result()
+    if took_s is None:
+        pytest.fail(f"the new worker (pid {pid}) did not poll within {timeout:.0f} s")
+    return took_s
+
+
+@dataclass
+class _Liveness:
+    answers: list[int] = field(default_factory=list)
+    failures: list[str] = field(default_factory=list)
+
+
+@contextlib.contextmanager
+def _liveness_watch(url: str) -> Iterator[_Liveness]:
+    """Ask /livez every 50 ms in a thread while the block runs; record what went wrong."""
+    seen = _Liveness()
+    done = threading.Event()
+
+    def watch() -> None:
+        with httpx.Client(timeout=2) as http:
+            while not done.is_set():
+                try:
+                    status = http.get(url + "/livez").status_code
+                except httpx.HTTPError as exc:
+                    seen.failures.append(f"{type(exc).__name__}: {exc}")
+                else:
+                    seen.answers.append(status)
+                    if status != 200:
+                        seen.failures.append(f"status {status}")
+                done.wait(0.05)
+
+    thread = threading.Thread(target=watch, daemon=True)
+    thread.start()
+    try:
+        yield seen
+    finally:
+        done.set()
+        thread.join()
