@@ -16,7 +16,7 @@ import asyncio
 import contextlib
 import signal
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -103,26 +103,38 @@ async def _wait_ready_after(
     return time.monotonic() - since
 
 
-async def test_worker_killed_during_a_burst_loses_and_duplicates_nothing(
-    stack: UpStack, report: list[str]
+async def _burst_through_fault(
+    stack: UpStack, report: list[str], name: str, fault: Callable[[], Awaitable[float]]
 ) -> None:
+    """Admit one episode per client, start a burst of commands, run `fault` a second in
+    (it returns the seconds until the stack was ready again), finish the burst, audit."""
     ledger = Ledger()
     async with staff(stack, ledger, CLIENTS) as clients:
         episodes = await asyncio.gather(
-            *(c.admitted_episode(f"MRN-W{i}") for i, c in enumerate(clients))
+            *(c.admitted_episode(f"MRN-{n}") for n, c in enumerate(clients))
         )
         burst = asyncio.create_task(_burst(clients, list(episodes), COMMANDS_PER_CLIENT))
         await asyncio.sleep(1.0)
-        worker = stack.process("worker")
-        killed_at = time.monotonic()
-        worker.send_signal(signal.SIGKILL)
-        recovered = await _wait_ready_after(stack, killed_at, "worker", worker.pid)
+        recovered = await fault()
         await burst
 
     audit = await audit_store(stack, ledger)
-    report.append(_figures("worker SIGKILL", ledger, audit, recovered))
+    report.append(_figures(name, ledger, audit, recovered))
+    # Five commands admit each episode; every command of the burst got its answer.
     assert len(ledger.accepted) == CLIENTS * (COMMANDS_PER_CLIENT + 5)
     _assert_clean(audit)
+
+
+async def test_worker_killed_during_a_burst_loses_and_duplicates_nothing(
+    stack: UpStack, report: list[str]
+) -> None:
+    async def kill_worker() -> float:
+        worker = stack.process("worker")
+        killed_at = time.monotonic()
+        worker.send_signal(signal.SIGKILL)
+        return await _wait_ready_after(stack, killed_at, "worker", worker.pid)
+
+    await _burst_through_fault(stack, report, "worker SIGKILL", kill_worker)
 
 
 async def test_temporal_killed_with_timers_pending_fires_each_timer_once(
@@ -191,13 +203,7 @@ async def _wait_for_no_shows(
 async def test_postgres_down_for_thirty_seconds_under_load_loses_nothing(
     stack: UpStack, report: list[str]
 ) -> None:
-    ledger = Ledger()
-    async with staff(stack, ledger, CLIENTS) as clients:
-        episodes = await asyncio.gather(
-            *(c.admitted_episode(f"MRN-P{i}") for i, c in enumerate(clients))
-        )
-        burst = asyncio.create_task(_burst(clients, list(episodes), COMMANDS_PER_CLIENT))
-        await asyncio.sleep(1.0)
+    async def freeze_then_kill_postgres() -> float:
         frozen = stack.postgres_processes()
         down_at = time.monotonic()
         for process in frozen:
@@ -209,13 +215,11 @@ async def test_postgres_down_for_thirty_seconds_under_load_loses_nothing(
             with contextlib.suppress(psutil.Error):
                 process.send_signal(signal.SIGKILL)
                 process.send_signal(signal.SIGCONT)
-        recovered = await _wait_ready_after(stack, down_at)
-        await burst
+        return await _wait_ready_after(stack, down_at)
 
-    audit = await audit_store(stack, ledger)
-    report.append(_figures("postgres stopped 30 s, then killed", ledger, audit, recovered))
-    assert len(ledger.accepted) == CLIENTS * (COMMANDS_PER_CLIENT + 5)
-    _assert_clean(audit)
+    await _burst_through_fault(
+        stack, report, "postgres stopped 30 s, then killed", freeze_then_kill_postgres
+    )
 
 
 async def test_fifty_concurrent_conflicting_commands_apply_exactly_one(
