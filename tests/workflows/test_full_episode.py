@@ -7,12 +7,14 @@ exact simulated moment it fires, and the whole episode takes seconds of wall tim
 from __future__ import annotations
 
 import uuid
+from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
 
 import pytest
 from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 
+from devstack.embedded_temporal import find_binary
 from domain import commands as c
 from domain.events import Event
 from domain.state import EpisodeState, Stage
@@ -20,6 +22,7 @@ from domain.vocabulary import AttendanceStatus, DischargeReason, ReviewOutcome
 from programs import load_catalog
 from store.event_store import EventStore
 from testing import samples
+from workers.temporal import DATA_CONVERTER, register_search_attributes
 from workflows.client import EpisodeClient
 from workflows.messages import CommandResult, EpisodeView, workflow_id_for
 
@@ -81,6 +84,24 @@ class Driver:
             c.CompletePlanReview(command_id=self.ids(), actor=samples.CLINICIAN, outcome=outcome)
         )
         return True
+
+
+@pytest.fixture(scope="module")
+async def time_skipping_env() -> AsyncIterator[WorkflowEnvironment]:
+    """A time-skipping server of this module's own.
+
+    The shared one can be left unable to skip time by an earlier test (a workflow ended
+    while its activity ran); the longest scenario must not inherit that.
+    """
+    env = await WorkflowEnvironment.start_time_skipping(
+        test_server_existing_path=str(find_binary("temporal-test-server")),
+        data_converter=DATA_CONVERTER,
+    )
+    try:
+        await register_search_attributes(env.client, env.client.namespace)
+        yield env
+    finally:
+        await env.shutdown()
 
 
 @pytest.fixture
