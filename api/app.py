@@ -250,6 +250,16 @@ def create_app(resources: ApiResources) -> FastAPI:
         "The episode's current state, as the running workflow holds it",
     )
 
+    async def read_stored(request: Request, user: User, episode_id: str) -> list[Any]:
+        """The episode's stored events, after the access gate; 404 when it has none."""
+        await gate.check(request, user, episode_id)
+        stored = await resources.store.read_stream(episode_id)
+        if not stored:
+            raise EpisodeNotFound(
+                f"no episode {episode_id!r}: check the id (it is returned on referral)"
+            )
+        return list(stored)
+
     @app.get(
         "/episodes/{episode_id}/timeline",
         response_model=TimelineResponse,
@@ -259,12 +269,7 @@ def create_app(resources: ApiResources) -> FastAPI:
     async def get_timeline(episode_id: str, request: Request, user: Reader) -> TimelineResponse:
         # From the store, not from the workflow: a workflow run holds only the entries
         # since its last continue-as-new, the store holds the episode's whole life.
-        await gate.check(request, user, episode_id)
-        stored = await resources.store.read_stream(episode_id)
-        if not stored:
-            raise EpisodeNotFound(
-                f"no episode {episode_id!r}: check the id (it is returned on referral)"
-            )
+        stored = await read_stored(request, user, episode_id)
         return TimelineResponse(
             episode_id=episode_id,
             entries=tuple(
@@ -286,12 +291,7 @@ def create_app(resources: ApiResources) -> FastAPI:
         summary="The episode's events as stored in the audit record, in order",
     )
     async def get_events(episode_id: str, request: Request, user: Reader) -> EventsResponse:
-        await gate.check(request, user, episode_id)
-        stored = await resources.store.read_stream(episode_id)
-        if not stored:
-            raise EpisodeNotFound(
-                f"no episode {episode_id!r}: check the id (it is returned on referral)"
-            )
+        stored = await read_stored(request, user, episode_id)
         return EventsResponse(
             episode_id=episode_id,
             events=[
