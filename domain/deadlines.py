@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any, Generic, TypeVar
 
 from domain import events as ev
@@ -64,7 +64,7 @@ def _pending_sessions(state: EpisodeState) -> tuple[Session, ...]:
 
 
 def _no_shows_due(state: EpisodeState) -> Iterable[Due[Session]]:
-    grace = timedelta(minutes=state.rules.no_show_grace_minutes)
+    grace = state.rules.grace
     return (Due(s.ends_at + grace, s, s.session_id) for s in _pending_sessions(state))
 
 
@@ -97,7 +97,7 @@ def _no_contact_due(state: EpisodeState) -> tuple[Due[None], ...]:
         return ()
     if state.last_contact_at is None:  # pragma: no cover - admission sets it
         return ()
-    return _once(state.last_contact_at + timedelta(days=state.rules.no_contact_days))
+    return _once(state.last_contact_at + state.rules.no_contact_after)
 
 
 def _open_no_contact_review(em: Emitter, _due: Due[None]) -> None:
@@ -158,9 +158,10 @@ def _flag_review_overdue(em: Emitter, due: Due[None]) -> None:
 
 def _review_reminder_due(state: EpisodeState) -> tuple[Due[None], ...]:
     review_due = _review_due_at(state)
-    if review_due is None or state.review_reminded or state.rules.review_reminder_days == 0:
+    reminder = state.rules.reminder_before_review
+    if review_due is None or state.review_reminded or not reminder:
         return ()
-    return _once(review_due - timedelta(days=state.rules.review_reminder_days))
+    return _once(review_due - reminder)
 
 
 def _remind_of_review(em: Emitter, _due: Due[None]) -> None:

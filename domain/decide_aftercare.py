@@ -44,7 +44,7 @@ def report_relapse(em: Emitter, cmd: c.ReportRelapse) -> None:
         aftercare.reassessment_level,
         EscalationTrigger.RELAPSE_REPORTED,
         kind=TaskKind.REASSESSMENT,
-        due_hours=aftercare.reassessment_due_hours,
+        due=aftercare.reassessment_due,
     )
 
 

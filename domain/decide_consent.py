@@ -7,8 +7,6 @@ team do not.
 
 from __future__ import annotations
 
-from datetime import timedelta
-
 from domain import commands_care as c
 from domain import events as ev
 from domain.emitter import Emitter
@@ -91,7 +89,7 @@ def record_authorization(em: Emitter, cmd: c.RecordAuthorization) -> None:
     AUTHORIZATION.check(em.now, cmd.ends_at, "ends_at")
     if cmd.ends_at <= cmd.starts_at:
         raise InvalidCommand("the authorization ends before it starts: check starts_at and ends_at")
-    reminder = timedelta(days=em.program.authorizations.reminder_days_before_expiry)
+    reminder = em.program.authorizations.reminder_before_expiry
     em.emit(
         ev.AuthorizationRecorded,
         authorization_id=cmd.authorization_id,

@@ -13,9 +13,11 @@ from domain.errors import (
     LevelOfCareOverrideRequired,
     WrongStage,
 )
+from domain.programs import ProgramDefinition
 from domain.roles import CLINICAL, FRONT_DESK, OVERSIGHT
 from domain.rules import rule
 from domain.state import DeadlineRules, Stage
+from domain.vocabulary import CURRENT_RULES
 
 _SCREENABLE = frozenset({Stage.REFERRED, Stage.SCREENING})
 
@@ -125,10 +127,36 @@ def admit_client(em: Emitter, cmd: c.AdmitClient) -> None:
     em.emit(
         ev.ClientAdmitted,
         phase_id=program.phases[0].id,
-        plan_due_at=em.now + timedelta(days=program.planning.initial_plan_due_days),
-        rules=DeadlineRules(
-            no_show_grace_minutes=program.attendance.no_show_grace_minutes,
-            no_contact_days=program.escalation.no_contact_days,
-            review_reminder_days=program.planning.review_reminder_days,
-        ),
+        plan_due_at=em.now + program.planning.initial_plan_due,
+        rules=admission_rules(program, em.rules_revision),
+    )
+
+
+def _whole(value: timedelta, unit: timedelta) -> int:
+    return int(value // unit)
+
+
+def admission_rules(program: ProgramDefinition, revision: int) -> DeadlineRules:
+    """The timing rules an episode is admitted under, for the rules revision in force.
+
+    Revision 1 recorded whole minutes and days only; later revisions record the exact
+    durations, the time zone and the phases' lengths as well.
+    """
+    attendance, planning = program.attendance, program.planning
+    legacy = DeadlineRules(
+        no_show_grace_minutes=_whole(attendance.no_show_grace, timedelta(minutes=1)),
+        no_contact_days=_whole(program.escalation.no_contact, timedelta(days=1)),
+        review_reminder_days=_whole(planning.review_reminder, timedelta(days=1)),
+    )
+    if revision < CURRENT_RULES:
+        return legacy
+    return legacy.model_copy(
+        update={
+            "revision": revision,
+            "timezone": program.timezone,
+            "no_show_grace": attendance.no_show_grace,
+            "no_contact": program.escalation.no_contact,
+            "review_reminder": planning.review_reminder,
+            "phase_durations": {phase.id: phase.duration for phase in program.phases},
+        }
     )

@@ -80,9 +80,7 @@ def record_treatment_plan(em: Emitter, cmd: c.RecordTreatmentPlan) -> None:
     em.require_stage(TREATMENT_STAGES, "record a treatment plan")
     program, state = em.program, em.state
     _check_plan(cmd.plan, program)
-    review_due_at = state.review_due_at or em.now + timedelta(
-        days=program.planning.review_every_days
-    )
+    review_due_at = state.review_due_at or em.now + program.planning.review_every
     em.emit(
         ev.TreatmentPlanRecorded,
         plan=cmd.plan,
@@ -116,7 +114,7 @@ def complete_plan_review(em: Emitter, cmd: c.CompletePlanReview) -> None:
         ev.PlanReviewCompleted,
         outcome=cmd.outcome,
         notes=cmd.notes,
-        next_review_due_at=em.now + timedelta(days=em.program.planning.review_every_days),
+        next_review_due_at=em.now + em.program.planning.review_every,
     )
     if following is not None:
         em.emit(ev.PhaseAdvanced, from_phase=em.state.phase_id, to_phase=following.id)
@@ -129,11 +127,11 @@ def _cancel_future_sessions(em: Emitter) -> None:
 
 
 def _hold(em: Emitter, kind: HoldKind, review_days: int | None) -> None:
-    days = review_days or em.program.hold.review_days
+    review = timedelta(days=review_days) if review_days else em.program.hold.review
     em.emit(
         ev.EpisodePutOnHold,
         kind=kind,
-        review_due_at=em.now + timedelta(days=days),
+        review_due_at=em.now + review,
         resume_stage=em.state.stage,
     )
     _cancel_future_sessions(em)
@@ -205,12 +203,15 @@ def step_down(em: Emitter, cmd: c.StepDown) -> None:
     if state.aftercare_plan is None:
         raise StepDownRequiresAftercarePlan("record an aftercare plan before stepping down")
     _cancel_future_sessions(em)
-    offsets = program.aftercare.check_in_offsets_days
+    aftercare = program.aftercare
+    window = aftercare.check_in_window
     em.emit(
         ev.ClientSteppedDown,
         to_level=cmd.to_level,
-        check_ins_due=tuple(em.now + timedelta(days=days) for days in offsets),
-        check_in_window_days=program.aftercare.check_in_window_days,
+        check_ins_due=tuple(em.now + offset for offset in aftercare.check_in_offsets),
+        check_in_window_days=window.days,
+        # Exact, for episodes under the current rules (a drill's window is seconds long).
+        check_in_window=window if state.rules.current else None,
     )
 
 

@@ -17,17 +17,21 @@ from domain.events import Event, current_schema_version
 from domain.evolution import evolve_event
 from domain.programs import ProgramCatalog, ProgramDefinition
 from domain.state import EpisodeState, Stage
+from domain.vocabulary import CURRENT_RULES
 
 E = TypeVar("E", bound=EventBase)
 
 
 @dataclass(frozen=True)
 class DecisionContext:
-    """What the decider may know of the world: the time and the program definitions."""
+    """What the decider may know of the world: the time, the program definitions, and
+    the revision of the pathway's rules that an admission now records (the workflow
+    passes the first revision when it replays a history recorded before the current)."""
 
     episode_id: str
     now: datetime
     programs: ProgramCatalog
+    rules_revision: int = CURRENT_RULES
 
 
 class Emitter:
@@ -55,6 +59,10 @@ class Emitter:
     @property
     def program(self) -> ProgramDefinition:
         return self._ctx.programs.get(self.state.program_id)
+
+    @property
+    def rules_revision(self) -> int:
+        return self._ctx.rules_revision
 
     @property
     def next_seq(self) -> int:

@@ -23,7 +23,7 @@ def raise_task(
     trigger: EscalationTrigger,
     *,
     kind: TaskKind | None = None,
-    due_hours: int | None = None,
+    due: timedelta | None = None,
     escalated_from: str | None = None,
 ) -> None:
     """Open an escalation task at `level` (capped at the ladder's top) and notify staff."""
@@ -34,7 +34,7 @@ def raise_task(
         level=rung.level,
         task_kind=kind or rung.task,
         trigger=trigger,
-        due_at=em.now + timedelta(hours=due_hours or rung.due_hours),
+        due_at=em.now + (due if due is not None else rung.due),
         notify=rung.notify,
         escalated_from=escalated_from,
     )
@@ -58,9 +58,9 @@ def consecutive_no_shows(state: EpisodeState) -> int:
     return count
 
 
-def no_shows_in_window(state: EpisodeState, session: Session, days: int) -> int:
-    """No-shows among sessions that started in the `days` up to this session's start."""
-    since = session.starts_at - timedelta(days=days)
+def no_shows_in_window(state: EpisodeState, session: Session, window: timedelta) -> int:
+    """No-shows among sessions that started in the `window` up to this session's start."""
+    since = session.starts_at - window
     return sum(
         1
         for s in state.sessions
@@ -80,7 +80,7 @@ def after_no_show(em: Emitter, session_id: str) -> None:
     for level, threshold in enumerate(policy.consecutive_no_shows, start=1):
         if count >= threshold:
             target = level
-    in_window = no_shows_in_window(state, session, policy.window_days)
+    in_window = no_shows_in_window(state, session, policy.window)
     if in_window >= policy.window_no_shows and policy.window_level > target:
         target, trigger = policy.window_level, EscalationTrigger.NO_SHOWS_IN_WINDOW
     if target == 0:
@@ -104,5 +104,5 @@ def no_contact(em: Emitter) -> None:
         policy.no_contact_level,
         EscalationTrigger.NO_CONTACT,
         kind=TaskKind.ADMINISTRATIVE_DISCHARGE_REVIEW,
-        due_hours=policy.no_contact_due_hours,
+        due=policy.no_contact_due,
     )

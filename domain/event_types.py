@@ -8,6 +8,7 @@ the actor model, so the stored record never changes shape because state or comma
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
@@ -27,6 +28,7 @@ from domain.vocabulary import (
     ScreeningFindings,
     Stage,
     TreatmentPlan,
+    later_field,
 )
 
 
@@ -146,6 +148,7 @@ class ClientSteppedDown(EventBase):
     to_level: LevelOfCare
     check_ins_due: tuple[AwareDatetime, ...]
     check_in_window_days: int
+    check_in_window: timedelta | None = later_field()
 
 
 class EpisodeDischarged(EventBase):

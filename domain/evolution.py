@@ -192,7 +192,9 @@ def _aftercare_plan(state: EpisodeState, e: ev.AftercarePlanRecorded) -> Episode
 
 
 def _stepped_down(state: EpisodeState, e: ev.ClientSteppedDown) -> EpisodeState:
-    window = timedelta(days=e.check_in_window_days)
+    window = e.check_in_window
+    if window is None:
+        window = timedelta(days=e.check_in_window_days)
     check_ins = tuple(
         CheckIn(number=i, due_at=due, closes_at=due + window)
         for i, due in enumerate(e.check_ins_due, start=1)

@@ -8,22 +8,66 @@ file still yields a complete, clinically sensible program.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, Literal
+from datetime import timedelta
+from typing import Any, ClassVar, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
+from domain.durations import Duration, PositiveDuration, legacy_units
 from domain.errors import ProgramDefinitionInvalid, UnknownProgram
 from domain.vocabulary import LevelOfCare, StaffRecipient, TaskKind
 
+WEEK = timedelta(weeks=1)
+
 
 class _Section(BaseModel):
+    """A part of a program definition. Durations are ISO 8601 (`PT60M`, `P14D`); the
+    fields in `LEGACY` are the unit-named integers older definitions used instead."""
+
     model_config = ConfigDict(frozen=True, extra="forbid")
+
+    LEGACY: ClassVar[dict[str, tuple[str, str]]] = {}
+
+    @model_validator(mode="before")
+    @classmethod
+    def _legacy_units(cls, data: Any) -> Any:
+        return legacy_units(data, cls.LEGACY)
 
 
 class Phase(_Section):
+    """A phase of the program. `duration` is how long it is planned to last: when it is
+    up, the primary clinician is reminded to review the phase. Advancing out of it before
+    `min_duration` (by default the whole duration) needs a reason."""
+
+    LEGACY: ClassVar[dict[str, tuple[str, str]]] = {"weeks": ("duration", "weeks")}
+
     id: str = Field(min_length=1)
     name: str = Field(min_length=1)
-    weeks: int = Field(ge=1, le=52)
+    duration: PositiveDuration = Field(le=timedelta(weeks=52))
+    min_duration: Duration | None = None
+
+    @model_validator(mode="after")
+    def _min_within(self) -> Phase:
+        if self.min_duration is not None and self.min_duration > self.duration:
+            raise ValueError("min_duration must not exceed duration")
+        return self
+
+    @property
+    def weeks(self) -> float:
+        return self.duration / WEEK
+
+    @property
+    def earliest_advance(self) -> timedelta:
+        """How long after the phase began it may be advanced without a reason."""
+        return self.duration if self.min_duration is None else self.min_duration
 
 
 class Intensity(_Section):
@@ -53,55 +97,90 @@ class Intensity(_Section):
 
 
 class Planning(_Section):
-    initial_plan_due_days: int = Field(default=7, ge=1, le=60)
-    review_every_days: int = Field(default=14, ge=1, le=120)
-    review_reminder_days: int = Field(default=2, ge=0, le=30)
+    LEGACY: ClassVar[dict[str, tuple[str, str]]] = {
+        "initial_plan_due_days": ("initial_plan_due", "days"),
+        "review_every_days": ("review_every", "days"),
+        "review_reminder_days": ("review_reminder", "days"),
+    }
+
+    initial_plan_due: PositiveDuration = Field(default=timedelta(days=7), le=timedelta(days=60))
+    review_every: PositiveDuration = Field(default=timedelta(days=14), le=timedelta(days=120))
+    # How long before a review falls due its reminder goes out; zero sends none.
+    review_reminder: Duration = Field(default=timedelta(days=2), le=timedelta(days=30))
 
 
 class Attendance(_Section):
-    no_show_grace_minutes: int = Field(default=60, ge=0, le=7 * 24 * 60)
+    """When an unrecorded session counts as a no-show, and what a session may be.
+
+    `min_session` is the shortest session that may be scheduled; `backdate_window` how
+    far in the past a session may still be scheduled (to record one held earlier)."""
+
+    LEGACY: ClassVar[dict[str, tuple[str, str]]] = {
+        "no_show_grace_minutes": ("no_show_grace", "minutes"),
+    }
+
+    no_show_grace: Duration = Field(default=timedelta(minutes=60), le=timedelta(days=7))
+    min_session: PositiveDuration = Field(default=timedelta(minutes=30))
+    backdate_window: Duration = Field(default=timedelta(days=7), le=timedelta(days=90))
 
 
 class EscalationLevel(_Section):
+    LEGACY: ClassVar[dict[str, tuple[str, str]]] = {"due_hours": ("due", "hours")}
+
     level: int = Field(ge=1, le=9)
     task: TaskKind
-    due_hours: int = Field(ge=1, le=24 * 30)
+    due: PositiveDuration = Field(le=timedelta(days=30))
     notify: tuple[StaffRecipient, ...] = Field(min_length=1)
 
 
 DEFAULT_LADDER = (
     EscalationLevel(
-        level=1, task=TaskKind.OUTREACH, due_hours=24, notify=(StaffRecipient.PRIMARY_CLINICIAN,)
+        level=1,
+        task=TaskKind.OUTREACH,
+        due=timedelta(hours=24),
+        notify=(StaffRecipient.PRIMARY_CLINICIAN,),
     ),
     EscalationLevel(
         level=2,
         task=TaskKind.OUTREACH,
-        due_hours=24,
+        due=timedelta(hours=24),
         notify=(StaffRecipient.CARE_COORDINATOR, StaffRecipient.SUPERVISOR),
     ),
     EscalationLevel(
-        level=3, task=TaskKind.CASE_REVIEW, due_hours=48, notify=(StaffRecipient.SUPERVISOR,)
+        level=3,
+        task=TaskKind.CASE_REVIEW,
+        due=timedelta(hours=48),
+        notify=(StaffRecipient.SUPERVISOR,),
     ),
     EscalationLevel(
         level=4,
         task=TaskKind.DIRECTOR_REVIEW,
-        due_hours=48,
+        due=timedelta(hours=48),
         notify=(StaffRecipient.CLINICAL_DIRECTOR,),
     ),
 )
 
 
 class Escalation(_Section):
-    """The absence ladder. `consecutive_no_shows[i]` consecutive no-shows open level i + 1."""
+    """The absence ladder. `consecutive_no_shows[i]` consecutive no-shows open level i + 1.
+
+    A week below the program's minimum hours opens a task at `below_intensity_level`."""
+
+    LEGACY: ClassVar[dict[str, tuple[str, str]]] = {
+        "window_days": ("window", "days"),
+        "no_contact_days": ("no_contact", "days"),
+        "no_contact_due_hours": ("no_contact_due", "hours"),
+    }
 
     levels: tuple[EscalationLevel, ...] = Field(default=DEFAULT_LADDER, min_length=1)
     consecutive_no_shows: tuple[int, ...] = Field(default=(1, 2, 3), min_length=1)
     window_no_shows: int = Field(default=4, ge=1)
-    window_days: int = Field(default=14, ge=1)
+    window: PositiveDuration = timedelta(days=14)
     window_level: int = Field(default=3, ge=1)
-    no_contact_days: int = Field(default=14, ge=1)
+    no_contact: PositiveDuration = timedelta(days=14)
     no_contact_level: int = Field(default=4, ge=1)
-    no_contact_due_hours: int = Field(default=72, ge=1)
+    no_contact_due: PositiveDuration = timedelta(hours=72)
+    below_intensity_level: int = Field(default=1, ge=1)
 
     @model_validator(mode="after")
     def _consistent(self) -> Escalation:
@@ -113,7 +192,7 @@ class Escalation(_Section):
             raise ValueError("consecutive_no_shows must be strictly increasing positive counts")
         if len(counts) > len(numbers):
             raise ValueError("consecutive_no_shows names more levels than are defined")
-        for name in ("window_level", "no_contact_level"):
+        for name in ("window_level", "no_contact_level", "below_intensity_level"):
             if getattr(self, name) > len(numbers):
                 raise ValueError(f"{name} names a level that is not defined")
         return self
@@ -127,27 +206,47 @@ class Escalation(_Section):
 
 
 class Hold(_Section):
-    review_days: int = Field(default=14, ge=1, le=90)
+    LEGACY: ClassVar[dict[str, tuple[str, str]]] = {"review_days": ("review", "days")}
+
+    review: PositiveDuration = Field(default=timedelta(days=14), le=timedelta(days=90))
+
+
+_CHECK_IN_OFFSETS = tuple(timedelta(days=d) for d in (7, 30, 90, 180, 365))
 
 
 class Aftercare(_Section):
-    check_in_offsets_days: tuple[int, ...] = Field(default=(7, 30, 90, 180, 365), min_length=1)
-    check_in_window_days: int = Field(default=7, ge=0, le=60)
+    """Aftercare check-ins fall due at each offset after step-down, and may be recorded
+    within `check_in_window` either side of it (outside it only with a reason)."""
+
+    LEGACY: ClassVar[dict[str, tuple[str, str]]] = {
+        "check_in_offsets_days": ("check_in_offsets", "days"),
+        "check_in_window_days": ("check_in_window", "days"),
+        "reassessment_due_hours": ("reassessment_due", "hours"),
+    }
+
+    check_in_offsets: tuple[PositiveDuration, ...] = Field(
+        default=_CHECK_IN_OFFSETS, min_length=1, max_length=20
+    )
+    check_in_window: Duration = Field(default=timedelta(days=7), le=timedelta(days=60))
     outreach_level: int = Field(default=1, ge=1)
     reassessment_level: int = Field(default=2, ge=1)
-    reassessment_due_hours: int = Field(default=72, ge=1)
+    reassessment_due: PositiveDuration = timedelta(hours=72)
     fhir_status: Literal["active", "finished"] = "active"
 
     @model_validator(mode="after")
     def _increasing(self) -> Aftercare:
-        offsets = list(self.check_in_offsets_days)
-        if offsets != sorted(set(offsets)) or offsets[0] < 1:
-            raise ValueError("check_in_offsets_days must be strictly increasing positive days")
+        offsets = list(self.check_in_offsets)
+        if offsets != sorted(set(offsets)):
+            raise ValueError("check_in_offsets must be strictly increasing")
         return self
 
 
 class Authorizations(_Section):
-    reminder_days_before_expiry: int = Field(default=7, ge=0, le=90)
+    LEGACY: ClassVar[dict[str, tuple[str, str]]] = {
+        "reminder_days_before_expiry": ("reminder_before_expiry", "days"),
+    }
+
+    reminder_before_expiry: Duration = Field(default=timedelta(days=7), le=timedelta(days=90))
 
 
 class ProgramDefinition(BaseModel):
@@ -156,6 +255,12 @@ class ProgramDefinition(BaseModel):
     id: str = Field(pattern=r"^[a-z0-9][a-z0-9-]{1,62}$")
     name: str = Field(min_length=1)
     population: str = Field(pattern=r"^(adult|adolescent)$")
+    # The clinic's IANA time zone: weeks, clinic days and the times shown to staff are
+    # local to it. Events are stored in UTC whatever it is.
+    timezone: str = "UTC"
+    # False for a drill or demo program whose timers are not clinical: its phases need
+    # not add up to the weeks of a treatment plan.
+    clinical: bool = True
     level_of_care: LevelOfCare = LevelOfCare.IOP
     phases: tuple[Phase, ...] = Field(min_length=1)
     intensity: Intensity = Intensity()
@@ -166,15 +271,32 @@ class ProgramDefinition(BaseModel):
     aftercare: Aftercare = Aftercare()
     authorizations: Authorizations = Authorizations()
 
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, name: str) -> str:
+        try:
+            ZoneInfo(name)
+        except (ZoneInfoNotFoundError, ValueError):
+            near = sorted(z for z in available_timezones() if z.split("/")[-1] == name)
+            hint = f" (did you mean {near[0]!r}?)" if near else ""
+            raise ValueError(
+                f"{name!r} is not an IANA time zone such as 'America/New_York'{hint}"
+            ) from None
+        return name
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
     @model_validator(mode="after")
     def _consistent(self) -> ProgramDefinition:
         ids = [phase.id for phase in self.phases]
         if len(ids) != len(set(ids)):
             raise ValueError(f"phase ids must be unique, got {ids}")
         total = sum(phase.weeks for phase in self.phases)
-        if not self.intensity.min_weeks <= total <= self.intensity.max_weeks:
+        if self.clinical and not self.intensity.min_weeks <= total <= self.intensity.max_weeks:
             raise ValueError(
-                f"phases last {total} weeks in total, outside intensity.min_weeks.."
+                f"phases last {total:g} weeks in total, outside intensity.min_weeks.."
                 f"max_weeks ({self.intensity.min_weeks}..{self.intensity.max_weeks})"
             )
         top = self.escalation.top_level

@@ -9,9 +9,10 @@ this vocabulary and `domain.actors`.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Annotated, Any
+from zoneinfo import ZoneInfo
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 from pydantic_core import PydanticUndefined
@@ -110,14 +111,71 @@ class ReferralSource(StrEnum):
     OTHER = "other"
 
 
+def _absent(value: object) -> bool:
+    return value is None
+
+
+# A field added to a stored model after histories were recorded: left out of the stored
+# form while unset, so every event recorded before it keeps its bytes and its hash.
+def later_field(default: None = None) -> Any:
+    return Field(default=default, exclude_if=_absent)
+
+
+# The revisions of the pathway's rules. An episode keeps the revision it was admitted
+# under for its whole life; see `DeadlineRules.revision`.
+FIRST_RULES = 1
+CURRENT_RULES = 2
+
+
 class DeadlineRules(BaseModel):
-    """The program's timing rules, fixed at admission, so `next_deadline(state)` needs no catalog."""
+    """The program's timing rules, fixed at admission, so `next_deadline(state)` needs no catalog.
+
+    Revision 2 (episodes admitted from the clinical-depth release on) adds exact
+    durations, the program's time zone and phase lengths, and the rules that come with
+    them: one open task per concern, below-intensity tasks, local weeks, phase reviews,
+    check-in windows and session guards. An episode admitted before keeps revision 1
+    (`revision` unset) and the rules it was admitted under.
+    """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     no_show_grace_minutes: int = 60
     no_contact_days: int = 14
     review_reminder_days: int = 2
+    revision: int | None = later_field()
+    timezone: str | None = later_field()
+    no_show_grace: timedelta | None = later_field()
+    no_contact: timedelta | None = later_field()
+    review_reminder: timedelta | None = later_field()
+    # Each phase's planned duration, by phase id.
+    phase_durations: dict[str, timedelta] | None = later_field()
+
+    @property
+    def current(self) -> bool:
+        """Whether the episode runs under the current revision of the rules."""
+        return (self.revision or FIRST_RULES) >= CURRENT_RULES
+
+    @property
+    def grace(self) -> timedelta:
+        if self.no_show_grace is not None:
+            return self.no_show_grace
+        return timedelta(minutes=self.no_show_grace_minutes)
+
+    @property
+    def no_contact_after(self) -> timedelta:
+        if self.no_contact is not None:
+            return self.no_contact
+        return timedelta(days=self.no_contact_days)
+
+    @property
+    def reminder_before_review(self) -> timedelta:
+        if self.review_reminder is not None:
+            return self.review_reminder
+        return timedelta(days=self.review_reminder_days)
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone or "UTC")
 
 
 class LevelOfCare(StrEnum):

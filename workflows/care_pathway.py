@@ -49,6 +49,7 @@ with workflow.unsafe.imports_passed_through():
     from domain.idempotency import command_fingerprint, reused_key
     from domain.programs import ProgramCatalog
     from domain.state import EpisodeState
+    from domain.vocabulary import CURRENT_RULES, FIRST_RULES
     from workflows.command_ledger import CommandLedger
     from workflows.messages import (
         APPEND_EVENTS_ACTIVITY,
@@ -113,6 +114,9 @@ SEED_SEARCH_ATTRIBUTES = "seed-published-search-attributes"
 READMISSION_FROM_MAIN_LOOP = "readmission-started-from-main-loop"
 # A run whose first command was refused ends instead of waiting without an episode.
 END_RUN_WITHOUT_EPISODE = "end-run-without-episode"
+# Admissions record the current revision of the pathway's rules (`DeadlineRules`); an
+# episode admitted in a history recorded before keeps the first revision.
+CURRENT_RULES_AT_ADMISSION = "admit-under-current-rules"
 
 log = structlog.get_logger("carepath.workflow")
 
@@ -147,6 +151,9 @@ class CarePathwayWorkflow:
         # whose events were found already stored, see `_apply`), earlier runs' as a filter.
         self._ledger = CommandLedger(inp.applied_commands)
         self._timer_deadline: datetime | None = None
+        # The rules revision an admission records, settled by the first command this run
+        # applies (a patch marker cannot be written from a validator or a query).
+        self._rules_revision: int | None = None
 
     @workflow.run
     async def run(self, inp: CarePathwayInput) -> EpisodeView:
@@ -301,6 +308,9 @@ class CarePathwayWorkflow:
         """
         # The episode's own ticks are not requests: nobody can repeat one.
         fingerprint = None if isinstance(command, Tick) else command_fingerprint(command)
+        if self._rules_revision is None:
+            current = workflow.patched(CURRENT_RULES_AT_ADMISSION)
+            self._rules_revision = CURRENT_RULES if current else FIRST_RULES
         async with self._lock:
             events = self._known_answer(command, fingerprint)
             if (
@@ -448,7 +458,10 @@ class CarePathwayWorkflow:
 
     def _decide(self, command: Command) -> tuple[Event, ...]:
         ctx = DecisionContext(
-            episode_id=self._episode_id, now=workflow.now(), programs=self._programs
+            episode_id=self._episode_id,
+            now=workflow.now(),
+            programs=self._programs,
+            rules_revision=self._rules_revision or CURRENT_RULES,
         )
         try:
             return decide(self._state, command, ctx)

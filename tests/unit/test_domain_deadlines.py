@@ -33,7 +33,7 @@ class TestNextDeadline:
         assert next_deadline(ep.s) == S1 + 3 * HOUR + HOUR
 
     def test_grace_period_comes_from_the_program(self) -> None:
-        catalog = catalog_with(attendance={"no_show_grace_minutes": 15})
+        catalog = catalog_with(attendance={"no_show_grace": "PT15M"})
         ep = Episode(catalog=catalog).in_program().session("s1", S1, hours=2)
         assert next_deadline(ep.s) == S1 + 2 * HOUR + timedelta(minutes=15)
 
@@ -120,7 +120,7 @@ class TestTick:
         assert ep.s.review_due_at == T0 + 28 * DAY
 
     def test_no_reminder_when_the_program_sets_none(self) -> None:
-        catalog = catalog_with(planning={"review_reminder_days": 0})
+        catalog = catalog_with(planning={"review_reminder": "PT0S"})
         ep = Episode(catalog=catalog).in_program()
         assert "plan_review_due_soon" not in types(ep.tick(T0 + 13 * DAY))
 

@@ -133,5 +133,5 @@ class TestPlanReviews:
             ep.decide(ep.make(c.CompletePlanReview, outcome=ReviewOutcome.ADVANCE_PHASE))
 
     def test_review_cadence_comes_from_the_program(self) -> None:
-        ep = Episode(catalog=catalog_with(planning={"review_every_days": 30})).in_program()
+        ep = Episode(catalog=catalog_with(planning={"review_every": "P30D"})).in_program()
         assert ep.s.review_due_at == T0 + 30 * DAY

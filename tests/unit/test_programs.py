@@ -3,6 +3,7 @@ with the field and the reason."""
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -29,13 +30,15 @@ def write(tmp_path: Path, name: str, data: Any) -> Path:
 
 class TestShippedPrograms:
     def test_adult_and_adolescent_programs_ship(self) -> None:
-        assert load_catalog().ids() == ("adolescent-iop", "adult-iop")
+        assert load_catalog().ids() == ("adolescent-iop", "adult-iop", "drill")
 
     def test_adult_program_matches_the_design_defaults(self) -> None:
         adult = load_catalog().get("adult-iop")
         assert [p.weeks for p in adult.phases] == [4, 4, 4]
         assert (adult.intensity.min_weekly_hours, adult.intensity.max_weekly_hours) == (9, 19)
-        assert adult.aftercare.check_in_offsets_days == (7, 30, 90, 180, 365)
+        assert adult.aftercare.check_in_offsets == tuple(
+            timedelta(days=d) for d in (7, 30, 90, 180, 365)
+        )
         assert adult.escalation.consecutive_no_shows == (1, 2, 3)
 
     def test_adolescent_program_needs_at_least_six_hours(self) -> None:
@@ -48,8 +51,8 @@ class TestShippedPrograms:
 
     def test_minimal_definition_gets_the_design_defaults(self) -> None:
         program = parse_program(MINIMAL)
-        assert program.planning.review_every_days == 14
-        assert program.escalation.no_contact_days == 14
+        assert program.planning.review_every == timedelta(days=14)
+        assert program.escalation.no_contact == timedelta(days=14)
 
 
 class TestInvalidDefinitions:
@@ -59,8 +62,12 @@ class TestInvalidDefinitions:
             ({"population": "elderly"}, "population", "pattern"),
             ({"intensity": {"min_weekly_hours": 20}}, "intensity", "must not exceed"),
             ({"phases": []}, "phases", "at least 1"),
-            ({"planning": {"review_every_days": 0}}, "planning.review_every_days", "greater"),
-            ({"aftercare": {"check_in_offsets_days": [30, 7]}}, "aftercare", "increasing"),
+            ({"planning": {"review_every": "PT0S"}}, "planning.review_every", "greater"),
+            ({"planning": {"review_every": 14}}, "planning.review_every", "no unit"),
+            ({"attendance": {"no_show_grace": "soon"}}, "attendance.no_show_grace", "duration"),
+            ({"aftercare": {"check_in_offsets": ["P30D", "P7D"]}}, "aftercare", "increasing"),
+            ({"timezone": "New_York"}, "timezone", "America/New_York"),
+            ({"timezone": "Mars/Olympus"}, "timezone", "IANA"),
             ({"escalation": {"consecutive_no_shows": [2, 1]}}, "escalation", "increasing"),
             ({"escalation": {"window_level": 9}}, "escalation", "window_level"),
             ({"unknown_section": 1}, "unknown_section", "Extra inputs"),
@@ -84,7 +91,7 @@ class TestInvalidDefinitions:
 
     def test_ladder_levels_must_be_numbered_in_order(self) -> None:
         levels = [
-            {"level": 2, "task": "outreach", "due_hours": 24, "notify": ["supervisor"]},
+            {"level": 2, "task": "outreach", "due": "PT24H", "notify": ["supervisor"]},
         ]
         escalation = {"levels": levels, "consecutive_no_shows": [1], "window_level": 1}
         escalation |= {"no_contact_level": 1}
@@ -145,3 +152,52 @@ class TestLoader:
         with pytest.raises(UnknownProgram, match="none loaded"):
             catalog.get("x")
         assert "adult-iop" in load_catalog()
+
+
+class TestDurations:
+    """Given program durations, when read, then ISO 8601 and the old unit-named integers
+    come to the same values."""
+
+    def test_given_old_integer_fields_when_parsed_then_they_equal_the_iso_durations(
+        self,
+    ) -> None:
+        old = parse_program(
+            MINIMAL
+            | {
+                "phases": [{"id": "p", "name": "P", "weeks": 4}],
+                "planning": {"review_every_days": 30, "review_reminder_days": 0},
+                "attendance": {"no_show_grace_minutes": 45},
+                "escalation": {"window_days": 10, "no_contact_due_hours": 12},
+                "aftercare": {"check_in_offsets_days": [7, 30], "check_in_window_days": 3},
+                "hold": {"review_days": 5},
+                "authorizations": {"reminder_days_before_expiry": 2},
+            }
+        )
+        new = parse_program(
+            MINIMAL
+            | {
+                "phases": [{"id": "p", "name": "P", "duration": "P4W"}],
+                "planning": {"review_every": "P30D", "review_reminder": "PT0S"},
+                "attendance": {"no_show_grace": "PT45M"},
+                "escalation": {"window": "P10D", "no_contact_due": "PT12H"},
+                "aftercare": {"check_in_offsets": ["P7D", "P30D"], "check_in_window": "P3D"},
+                "hold": {"review": "P5D"},
+                "authorizations": {"reminder_before_expiry": "P2D"},
+            }
+        )
+        assert old == new
+        assert new.phases[0].weeks == 4
+
+    def test_given_seconds_when_parsed_then_timers_can_be_seconds_long(self) -> None:
+        program = parse_program(MINIMAL | {"attendance": {"no_show_grace": "PT30S"}})
+        assert program.attendance.no_show_grace == timedelta(seconds=30)
+
+    def test_given_both_names_for_one_duration_when_parsed_then_it_is_refused(self) -> None:
+        with pytest.raises(ProgramDefinitionInvalid, match="either 'review_days' or 'review'"):
+            parse_program(MINIMAL | {"hold": {"review_days": 5, "review": "P5D"}})
+
+    def test_given_the_drill_program_when_loaded_then_it_is_marked_not_clinical(self) -> None:
+        drill = load_catalog().get("drill")
+        assert drill.clinical is False
+        assert "not clinical" in drill.name.lower() or "drill" in drill.name.lower()
+        assert drill.attendance.no_show_grace <= timedelta(seconds=30)

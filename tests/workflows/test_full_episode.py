@@ -27,7 +27,7 @@ from workflows.client import EpisodeClient
 from workflows.messages import CommandResult, EpisodeView, workflow_id_for
 
 ADULT = load_catalog().get("adult-iop")
-GRACE = timedelta(minutes=ADULT.attendance.no_show_grace_minutes)
+GRACE = ADULT.attendance.no_show_grace
 WEEK = timedelta(days=7)
 SESSION_HOURS = 3
 # Week 2's three sessions are missed: the ladder climbs one rung per consecutive no-show.
@@ -185,7 +185,7 @@ async def test_full_adult_episode_from_referral_to_discharge(
         (ci.due_at - aftercare.stepped_down_at).days  # type: ignore[operator]
         for ci in aftercare.check_ins
     ]
-    assert offsets == list(ADULT.aftercare.check_in_offsets_days)
+    assert offsets == [o.days for o in ADULT.aftercare.check_in_offsets]
 
     for check_in in aftercare.check_ins:
         if check_in.number == MISSED_CHECK_IN:
