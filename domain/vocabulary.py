@@ -442,6 +442,8 @@ class TaskKind(StrEnum):
     ADMINISTRATIVE_DISCHARGE_REVIEW = "administrative_discharge_review"
     AFTERCARE_OUTREACH = "aftercare_outreach"
     REASSESSMENT = "reassessment"
+    # A week below the program's minimum hours: review the plan's intensity with the client.
+    INTENSITY_REVIEW = "intensity_review"
 
 
 class EscalationTrigger(StrEnum):
@@ -451,6 +453,7 @@ class EscalationTrigger(StrEnum):
     NO_CONTACT = "no_contact"
     CHECK_IN_MISSED = "check_in_missed"
     RELAPSE_REPORTED = "relapse_reported"
+    BELOW_INTENSITY = "below_intensity"
 
 
 class AuthorizationFlag(StrEnum):
