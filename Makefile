@@ -9,7 +9,7 @@ STAMP := $(VENV)/.carepath-installed
 PACKAGES := domain workflows activities workers store audit api cli devstack programs
 LINTED := $(PACKAGES) testing tests bench
 
-.PHONY: install up test test-fast lint typecheck bench record-histories clean
+.PHONY: install up drill test test-fast lint typecheck bench record-histories clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -24,6 +24,11 @@ install: $(STAMP)
 ## Start the whole engine (Temporal dev server, PostgreSQL, worker, API); Ctrl-C stops it.
 up: $(STAMP)
 	$(BIN)/carepath up $(ARGS)
+
+## With `make up` running: refer a client to the drill program, leave three sessions
+## unrecorded, and print each rung of the escalation ladder as it is reached.
+drill: $(STAMP)
+	$(BIN)/python -m testing.drill $(ARGS)
 
 ## Run the whole suite: lint, types, then unit, workflow (time-skipping), replay and
 ## integration (real servers), with the domain's coverage gate.

@@ -48,8 +48,9 @@ READ_ROLES = (*STAFF_ROLES, Role.AUDITOR)
 # The demo users `carepath up` writes on first run: user id and programs per role.
 DEMO_USERS: dict[Role, tuple[str, tuple[str, ...]]] = {
     Role.INTAKE_COORDINATOR: ("ivy.intake", (ALL_PROGRAMS,)),
-    # Scoped to one program, to show program scoping: adolescent episodes are invisible.
-    Role.CLINICIAN: ("cal.clinician", ("adult-iop",)),
+    # Scoped to show program scoping: adolescent episodes are invisible to this clinician.
+    # The drill program (programs/drill.yaml) is there to try escalations on.
+    Role.CLINICIAN: ("cal.clinician", ("adult-iop", "drill")),
     Role.SUPERVISOR: ("sue.supervisor", (ALL_PROGRAMS,)),
     Role.CLINICAL_DIRECTOR: ("dan.director", (ALL_PROGRAMS,)),
     Role.AUDITOR: ("ada.auditor", (ALL_PROGRAMS,)),
