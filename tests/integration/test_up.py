@@ -6,11 +6,9 @@ import asyncio
 import concurrent.futures
 import contextlib
 import functools
-import json
 import os
 import signal
 import subprocess
-import sys
 import threading
 import time
 import uuid
@@ -28,43 +26,25 @@ from temporalio.testing import WorkflowEnvironment
 from api.auth import demo_tokens
 from devstack.processes import free_port
 from domain.actors import Role
+from testing.up import CAREPATH, UpStack
 from workers.health import recent_pollers
 from workers.temporal import connect
 
 pytestmark = pytest.mark.integration
 
-CAREPATH = str(Path(sys.executable).parent / "carepath")
 READY_TIMEOUT_S = 90
 
 
-class Up:
-    """One `carepath up` process with its own ports and data dir.
-
-    Its output goes to files beside the data dir, not to pipes: nobody reads a pipe while
-    the stack runs, and a full one would stall every child that logs.
-    """
+class Up(UpStack):
+    """`UpStack` as these tests drive it: its output beside the data dir (some tests need
+    the data dir not to exist before `carepath up` creates it), and failures that name
+    what the stack printed."""
 
     def __init__(self, data_dir: Path, extra_env: dict[str, str] | None = None) -> None:
-        self.data_dir = data_dir
-        self.api_port = free_port()
-        self.temporal_port = free_port()
-        self.env = {
-            **os.environ,
-            "CAREPATH_DATA_DIR": str(data_dir),
-            "CAREPATH_API_PORT": str(self.api_port),
-            "CAREPATH_TEMPORAL_PORT": str(self.temporal_port),
-            "CAREPATH_TEMPORAL_UI_PORT": str(free_port()),
-            "CAREPATH_POSTGRES_PORT": str(free_port()),
-            "CAREPATH_LOG_FORMAT": "json",
-            **(extra_env or {}),
-        }
-        self.proc: subprocess.Popen[bytes] | None = None
+        super().__init__(data_dir, extra_env)
+        self.temporal_port = int(self.env["CAREPATH_TEMPORAL_PORT"])
         self.out_path = data_dir.parent / f"{data_dir.name}.up.out"
         self.err_path = data_dir.parent / f"{data_dir.name}.up.err"
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.api_port}"
 
     def start(self) -> None:
         self.data_dir.parent.mkdir(parents=True, exist_ok=True)
@@ -78,43 +58,19 @@ class Up:
         )
 
     def wait_healthy(self, path: str = "/healthz") -> httpx.Response:
-        assert self.proc is not None
-        deadline = time.monotonic() + READY_TIMEOUT_S
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                pytest.fail(f"carepath up exited early: {self.output()[1]}")
-            try:
-                response = httpx.get(self.url + path, timeout=2)
-                if response.status_code == 200:
-                    return response
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.2)
-        pytest.fail(f"carepath up did not become healthy in time: {self.output()[1]}")
-
-    def descendants(self) -> list[psutil.Process]:
-        assert self.proc is not None
         try:
-            return psutil.Process(self.proc.pid).children(recursive=True)
-        except psutil.NoSuchProcess:
-            return []
+            self.wait_ready(READY_TIMEOUT_S, path)
+        except (RuntimeError, TimeoutError) as exc:
+            pytest.fail(f"carepath up did not become healthy: {exc}")
+        return httpx.get(self.url + path, timeout=5)
 
     def role(self, role: str) -> psutil.Process:
         """The running `carepath <role>` child (worker or api)."""
-        for child in self.descendants():
-            with contextlib.suppress(psutil.Error):
-                if child.cmdline()[-2:] == ["cli.main", role]:
-                    return child
-        raise LookupError(f"no {role} child under carepath up")
+        return self.process(role)
 
     def server(self, name: str) -> psutil.Process:
         """The embedded server `name` (temporal, or postgres: its postmaster)."""
-        assert self.proc is not None
-        for child in self.descendants():
-            with contextlib.suppress(psutil.Error):
-                if child.name() == name and child.ppid() == self.proc.pid:
-                    return child
-        raise LookupError(f"no {name} child under carepath up")
+        return self.process(name)
 
     def wait_for_new(self, role: str, old_pid: int, timeout: float = 15.0) -> psutil.Process:
         deadline = time.monotonic() + timeout
@@ -127,17 +83,10 @@ class Up:
         pytest.fail(f"no new {role} child within {timeout} s: {self.output()[1]}")
 
     def log_events(self, event: str) -> list[dict[str, Any]]:
-        """The JSON log lines the tree wrote to stderr with this `event`."""
-        found = []
-        for line in self.output()[1].splitlines():
-            if line.startswith("{"):
-                with contextlib.suppress(json.JSONDecodeError):
-                    record = json.loads(line)
-                    if record.get("event") == event:
-                        found.append(record)
-        return found
+        """The JSON log lines the tree wrote with this `event`."""
+        return [record for record in self.log_lines() if record.get("event") == event]
 
-    def stop(self, sig: int = signal.SIGINT) -> tuple[int, str, str]:
+    def signal_and_wait(self, sig: int = signal.SIGINT) -> tuple[int, str, str]:
         assert self.proc is not None
         self.proc.send_signal(sig)
         self.proc.wait(timeout=60)
@@ -219,7 +168,7 @@ def test_up_serves_refers_stops_cleanly_and_resumes(up: Up) -> None:
     episode_id = referral.json()["episode_id"]
     _wait_for(lambda: up.log_events("checkpoint_taken"), "the worker's checkpoint")
 
-    code, out, err = up.stop(signal.SIGINT)
+    code, out, err = up.signal_and_wait(signal.SIGINT)
     assert "checkpoints_disabled" not in err
     assert code == 0
     assert "API" in out
@@ -236,7 +185,7 @@ def test_up_serves_refers_stops_cleanly_and_resumes(up: Up) -> None:
         f"{up.url}/episodes/{episode_id}/events", headers=_auth(up.data_dir), timeout=30
     )
     children = up.descendants()
-    code, _out, _err = up.stop(signal.SIGTERM)
+    code, _out, _err = up.signal_and_wait(signal.SIGTERM)
 
     assert again.status_code == 200
     assert again.json()["state"]["client_ref"] == "MRN-7"
@@ -318,7 +267,7 @@ def test_with_external_servers_up_starts_no_server_of_its_own(
             timeout=30,
         )
     finally:
-        code, out, _err = instance.stop(signal.SIGINT)
+        code, out, _err = instance.signal_and_wait(signal.SIGINT)
         instance.kill_tree()
 
     assert health.json()["status"] == "ok"
@@ -346,7 +295,7 @@ def test_killed_worker_is_restarted_while_the_api_keeps_answering(
         )
         ready_s = time.monotonic() - killed_at
     stop_began = time.monotonic()
-    code, _out, _err = up.stop(signal.SIGTERM)
+    code, _out, _err = up.signal_and_wait(signal.SIGTERM)
     stop_s = time.monotonic() - stop_began
 
     record_property("worker_kill_to_new_poller_s", round(polling_s, 2))
@@ -380,7 +329,7 @@ def test_killed_api_is_restarted_and_answers_again(up: Up, record_property: Any)
     back_s = time.monotonic() - killed_at
     ready = httpx.get(up.url + "/readyz", timeout=5)
     worker_after = up.role("worker").pid
-    code, _out, _err = up.stop(signal.SIGTERM)
+    code, _out, _err = up.signal_and_wait(signal.SIGTERM)
 
     record_property("api_kill_to_livez_200_s", round(back_s, 2))
     print(f"API SIGKILL -> /livez 200 again {back_s:.2f} s")
@@ -415,7 +364,7 @@ def test_killed_servers_are_restarted_on_the_same_data(up: Up, record_property: 
         _wait_for(lambda: _answers(up.url + "/readyz"), f"/readyz 200 after {server} came back")
         recovered[server] = time.monotonic() - killed_at
     episode = httpx.get(f"{up.url}/episodes/{episode_id}", headers=_auth(up.data_dir), timeout=30)
-    code, _out, _err = up.stop(signal.SIGTERM)
+    code, _out, _err = up.signal_and_wait(signal.SIGTERM)
 
     for server, seconds in recovered.items():
         record_property(f"{server}_kill_to_readyz_200_s", round(seconds, 2))
