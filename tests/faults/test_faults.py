@@ -34,8 +34,9 @@ COMMANDS_PER_CLIENT = 20
 
 
 @pytest.fixture
-def stack(tmp_path: Path) -> Iterator[UpStack]:
-    up = UpStack(tmp_path / "carepath-data")
+def stack(server_data_dir: Path) -> Iterator[UpStack]:
+    # Not pytest's tmp_path: see `server_directory` in tests/conftest.py.
+    up = UpStack(server_data_dir / "carepath-data")
     up.start()
     try:
         up.wait_ready()

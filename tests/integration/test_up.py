@@ -113,8 +113,10 @@ class Up(UpStack):
 
 
 @pytest.fixture
-def data_dir(tmp_path: Path) -> Path:
-    return tmp_path / "carepath-data"
+def data_dir(server_data_dir: Path) -> Path:
+    # Not under pytest's tmp_path: the embedded PostgreSQL runs as another user there when
+    # we are root, and must traverse every parent (see `server_directory`).
+    return server_data_dir / "carepath-data"
 
 
 @pytest.fixture
