@@ -37,6 +37,11 @@ DISPLAY_EDITION = AsamEdition.FOURTH
 """The edition whose names are shown when no assessment names one (before assessment,
 or for a client referred out at screening)."""
 
+EDITION_NAMES: Mapping[AsamEdition, str] = {
+    AsamEdition.THIRD: "The ASAM Criteria, 3rd edition (2013)",
+    AsamEdition.FOURTH: "The ASAM Criteria, 4th edition (2023)",
+}
+
 STORED_FIELDS: tuple[str, ...] = tuple(AsamRatings.model_fields)
 """The `AsamRatings` field of each dimension, in dimension order (1 to 6)."""
 
