@@ -79,7 +79,7 @@ class ReferOut(CommandBase):
         "/refer-out",
         example={
             "level_of_care": "php",
-            "summary": "needs daily structure: referred to the partial hospitalization program",
+            "summary": "needs daily structure: referred to a level 2.5 program",
         },
     )
 
