@@ -12,12 +12,13 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Self
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, computed_field
 
+from domain import asam
 from domain.commands import ReferralSource
 from domain.events import Event
 from domain.state import EpisodeState
-from domain.vocabulary import LongText, Ref
+from domain.vocabulary import AsamEdition, LevelOfCare, LongText, Ref
 
 
 class _Copied(BaseModel):
@@ -62,10 +63,87 @@ class ReferralRequest(BaseModel):
     reason: LongText | None = None
 
 
+class AsamDimensionResponse(_Closed):
+    """One rated ASAM dimension, named as the assessment's edition names it."""
+
+    number: int
+    name: str
+    rating: int
+    stored_as: str = Field(description="The `asam_ratings` field that holds this rating.")
+
+
+class LevelOfCareResponse(_Closed):
+    """A level of care of the episode, with its number and name in the shown edition."""
+
+    field: str = Field(description="The state field that holds the level.")
+    value: LevelOfCare
+    level: str
+    name: str
+    display: str
+
+
+class AsamViewResponse(_Closed):
+    """The episode's ASAM ratings and levels of care in words: the assessment's edition,
+    or the 4th edition before an assessment names one."""
+
+    edition: AsamEdition
+    edition_name: str
+    dimensions: list[AsamDimensionResponse]
+    levels_of_care: list[LevelOfCareResponse]
+
+    @classmethod
+    def of_state(cls, state: EpisodeState) -> AsamViewResponse:
+        edition = asam.edition_of(state)
+        assessment = state.assessment
+        dimensions = (
+            [
+                AsamDimensionResponse(
+                    number=r.dimension.number,
+                    name=r.dimension.name,
+                    rating=r.rating,
+                    stored_as=r.dimension.field,
+                )
+                for r in asam.rated(edition, assessment.asam_ratings)
+            ]
+            if assessment is not None
+            else []
+        )
+        held = (
+            ("recommended_level", assessment.recommended_level if assessment else None),
+            ("referred_out_to", state.referred_out_to),
+            ("stepped_up_to", state.stepped_up_to),
+        )
+        levels = []
+        for name, level in held:
+            if level is not None:
+                shown = asam.level_name(level, edition)
+                levels.append(
+                    LevelOfCareResponse(
+                        field=name,
+                        value=level,
+                        level=shown.code,
+                        name=shown.name,
+                        display=shown.display,
+                    )
+                )
+        return cls(
+            edition=edition,
+            edition_name=asam.EDITION_NAMES[edition],
+            dimensions=dimensions,
+            levels_of_care=levels,
+        )
+
+
 class EpisodeResponse(_Copied):
     episode_id: str
     workflow_id: str
     state: EpisodeState | None
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def asam(self) -> AsamViewResponse | None:
+        """The state's ASAM ratings and levels of care named in the assessment's edition."""
+        return None if self.state is None else AsamViewResponse.of_state(self.state)
 
 
 class EpisodeSummaryResponse(_Copied):

@@ -7,6 +7,9 @@
   (cancelled, or an excused absence, with that reason);
 - Task per escalation: requested while open, failed once overdue, completed when resolved,
   cancelled if the episode closed with it open;
+- Observation for the assessment (once recorded): one component per ASAM dimension with
+  the rating as its value, and the recommended level of care as the value, both coded
+  and named in the edition the assessment records (`domain.asam`);
 - Provenance: every resource above as target, one agent per actor who changed the record,
   each stored event as a source entity carrying its hash, and the chain's head as signature;
 - AuditEvent: the export itself (who exported, when, which episode).
@@ -24,10 +27,11 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
+from domain import asam
 from domain.actors import Actor, Role
 from domain.evolution import evolve_event
 from domain.state import EpisodeState, Session, Stage, Task
-from domain.vocabulary import AttendanceStatus
+from domain.vocabulary import AsamEdition, AttendanceStatus, LevelOfCare
 from store.chain import GENESIS_HASH
 from store.records import StoredEvent
 
@@ -39,6 +43,7 @@ SESSION_SYSTEM = "urn:carepath:session"
 TASK_SYSTEM = "urn:carepath:task"
 EVENT_SYSTEM = "urn:carepath:event"
 PROGRAM_SYSTEM = "urn:carepath:program"
+ASAM_SYSTEM = "urn:carepath:asam"
 _ID_NAMESPACE = uuid.UUID("6f1c1b9e-52a4-4c55-9a8e-3c0f0e1a7d21")
 
 # EpisodeOfCare.status of each stage; aftercare is the program's choice (`episode_of_care_status`).
@@ -240,6 +245,67 @@ def task(state: EpisodeState, item: Task) -> dict[str, Any]:
     }
 
 
+def asam_dimension_system(edition: AsamEdition) -> str:
+    """The code system of `edition`'s dimensions (codes "1" to "6")."""
+    return f"{ASAM_SYSTEM}:{edition.value}:dimension"
+
+
+def asam_level_system(edition: AsamEdition) -> str:
+    """The code system of `edition`'s levels of care (codes are level numbers, "2.1", "1-WM")."""
+    return f"{ASAM_SYSTEM}:{edition.value}:level-of-care"
+
+
+def level_of_care_concept(level: LevelOfCare, edition: AsamEdition) -> dict[str, Any]:
+    """A level of care as a CodeableConcept: the edition's level number and name."""
+    shown = asam.level_name(level, edition)
+    return {
+        "coding": [
+            {"system": asam_level_system(edition), "code": shown.code, "display": shown.display}
+        ],
+        "text": shown.display,
+    }
+
+
+def assessment_observation(state: EpisodeState, stored: Sequence[StoredEvent]) -> dict[str, Any]:
+    """The latest assessment: ratings per dimension and the recommended level of care."""
+    assessment = state.assessment
+    if assessment is None:  # pragma: no cover - bundle() exports it only once recorded
+        raise ValueError("no assessment recorded")
+    edition = assessment.asam_edition
+    recorded = [e for e in stored if e.event_type == "assessment_recorded"]
+    title = f"ASAM multidimensional assessment, {asam.EDITION_NAMES[edition]}"
+    return {
+        "resourceType": "Observation",
+        "id": _uuid(state.episode_id, "assessment"),
+        "status": "final",
+        "code": {
+            "coding": [{"system": ASAM_SYSTEM, "code": edition.value, "display": title}],
+            "text": title,
+        },
+        "subject": _patient(state),
+        "focus": [{"reference": _url(_uuid(state.episode_id, "episode"))}],
+        "effectiveDateTime": _at(recorded[-1].occurred_at),
+        "valueCodeableConcept": level_of_care_concept(assessment.recommended_level, edition),
+        "component": [
+            {
+                "code": {
+                    "coding": [
+                        {
+                            "system": asam_dimension_system(edition),
+                            "code": str(r.dimension.number),
+                            "display": r.dimension.name,
+                        }
+                    ],
+                    "text": r.dimension.label,
+                },
+                "valueInteger": r.rating,
+            }
+            for r in asam.rated(edition, assessment.asam_ratings)
+        ],
+        "note": [{"text": "diagnoses (ICD-10-CM): " + ", ".join(assessment.diagnoses)}],
+    }
+
+
 def provenance(
     state: EpisodeState, stored: Sequence[StoredEvent], targets: list[str], exported_at: datetime
 ) -> dict[str, Any]:
@@ -334,6 +400,8 @@ def bundle(
         *(appointment(state, s) for s in state.sessions),
         *(task(state, t) for t in state.tasks),
     ]
+    if state.assessment is not None:
+        resources.append(assessment_observation(state, stored))
     targets = [_url(r["id"]) for r in resources]
     resources.append(provenance(state, stored, targets, exported_at))
     resources.append(audit_event(state, stored, exporter, exported_at))

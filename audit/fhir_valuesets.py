@@ -83,6 +83,19 @@ TASK_INTENT = frozenset(
 )
 # http://hl7.org/fhir/ValueSet/request-priority
 REQUEST_PRIORITY = frozenset({"routine", "urgent", "asap", "stat"})
+# http://hl7.org/fhir/ValueSet/observation-status
+OBSERVATION_STATUS = frozenset(
+    {
+        "registered",
+        "preliminary",
+        "final",
+        "amended",
+        "corrected",
+        "cancelled",
+        "entered-in-error",
+        "unknown",
+    }
+)
 # http://hl7.org/fhir/ValueSet/provenance-entity-role
 PROVENANCE_ENTITY_ROLE = frozenset({"derivation", "revision", "quotation", "source", "removal"})
 # http://hl7.org/fhir/ValueSet/audit-event-action and audit-event-outcome
@@ -106,6 +119,7 @@ CODED_FIELDS: Mapping[str, tuple[tuple[str, frozenset[str]], ...]] = {
         ("intent", TASK_INTENT),
         ("priority", REQUEST_PRIORITY),
     ),
+    "Observation": (("status", OBSERVATION_STATUS),),
     "Provenance": (("entity.role", PROVENANCE_ENTITY_ROLE),),
     "AuditEvent": (("action", AUDIT_EVENT_ACTION), ("outcome", AUDIT_EVENT_OUTCOME)),
 }

@@ -426,7 +426,22 @@ def _print_episode(episode: dict[str, Any], as_json: bool) -> None:
         for key, value in state.items()
         if value not in (None, [], {}, False)
     ]
+    rows += _asam_rows(episode.get("asam"))
     _print_table(("FIELD", "VALUE"), rows)
+
+
+def _asam_rows(view: dict[str, Any] | None) -> list[tuple[str, str]]:
+    """The ratings and levels of care as the assessment's edition names them."""
+    if not view or not (view["dimensions"] or view["levels_of_care"]):
+        return []
+    rows = [("asam edition", view["edition"])]
+    rows += [
+        (f"dimension {d['number']}: {d['name']}", str(d["rating"])) for d in view["dimensions"]
+    ]
+    rows += [
+        (level["field"].replace("_", " "), level["display"]) for level in view["levels_of_care"]
+    ]
+    return rows
 
 
 def _text(value: Any) -> str:

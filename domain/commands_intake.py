@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from domain.command_base import CommandBase, Endpoint, ReferralSource
 from domain.vocabulary import (
+    ASAM_FOURTH_EDITION_FIELDS,
     AsamEdition,
     AsamRatings,
     Icd10Code,
@@ -78,7 +79,7 @@ class ReferOut(CommandBase):
         "/refer-out",
         example={
             "level_of_care": "php",
-            "summary": "needs daily structure: referred to the partial hospitalization program",
+            "summary": "needs daily structure: referred to a level 2.5 program",
         },
     )
 
@@ -109,9 +110,32 @@ class RecordAssessment(CommandBase):
 
     type: Literal["record_assessment"] = "record_assessment"
     asam_edition: AsamEdition
-    asam_ratings: AsamRatings
+    asam_ratings: AsamRatings = Field(
+        description=(
+            "The rating of each dimension by its number in the recorded edition: the "
+            "field names are the 3rd edition's; a 4th-edition assessment may give the "
+            "4th edition's names instead (see domain/asam.py)."
+        )
+    )
     diagnoses: tuple[Icd10Code, ...] = items(at_least=1)
     recommended_level: LevelOfCare
+
+    @model_validator(mode="before")
+    @classmethod
+    def _names_of_the_edition(cls, data: Any) -> Any:
+        """A 3rd-edition assessment may not use the 4th edition's dimension names: they
+        name other content under the same numbers (dimension 4 is not readiness)."""
+        if not isinstance(data, dict) or data.get("asam_edition") != AsamEdition.THIRD.value:
+            return data
+        ratings = data.get("asam_ratings")
+        if isinstance(ratings, dict):
+            foreign = sorted(set(ratings) & set(ASAM_FOURTH_EDITION_FIELDS))
+            if foreign:
+                raise ValueError(
+                    f"{', '.join(foreign)}: 4th-edition dimension names in a 3rd-edition "
+                    "assessment; use the 3rd edition's names or record asam-criteria-4"
+                )
+        return data
 
 
 class OverrideLevelOfCare(CommandBase):

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from domain.asam import refuse_merged_levels
 from domain.command_base import CommandBase
 from domain.commands_care import Tick
 from domain.commands_intake import ReferClient
@@ -68,6 +69,7 @@ def decide(
             )
         now = command.now if isinstance(command, Tick) else None
         em = Emitter(state, command, ctx, now=now)
+    refuse_merged_levels(state, command, ctx.rules_revision)
     rule_for(command.type).decide(em, command)
     return tuple(em.events)
 

@@ -14,7 +14,7 @@ from enum import StrEnum
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, AliasChoices, BaseModel, ConfigDict, Field
 from pydantic_core import PydanticUndefined
 
 # --- what a value may hold at all --------------------------------------------------------
@@ -179,15 +179,36 @@ class DeadlineRules(BaseModel):
 
 
 class LevelOfCare(StrEnum):
-    """ASAM levels of care (and the IOP itself, ASAM 2.1)."""
+    """ASAM levels of care (and the IOP itself, ASAM 2.1).
 
-    EARLY_INTERVENTION = "early_intervention"  # ASAM 0.5
-    OUTPATIENT = "outpatient"  # ASAM 1
-    IOP = "iop"  # ASAM 2.1
-    PHP = "php"  # ASAM 2.5, partial hospitalization
-    RESIDENTIAL = "residential"  # ASAM 3.x
-    WITHDRAWAL_MANAGEMENT = "withdrawal_management"  # ASAM WM levels
-    INPATIENT = "inpatient"  # ASAM 4, medically managed intensive inpatient
+    The values are stored in events and never change. Their names differ between the
+    editions of the ASAM Criteria (2.5 is "partial hospitalization" in the 3rd edition,
+    "high-intensity outpatient" in the 4th): `domain.asam` holds the level number and
+    name of each value per edition. `RESIDENTIAL` and `WITHDRAWAL_MANAGEMENT` are the
+    merged values of earlier releases: still read, and `RESIDENTIAL` still accepted; new
+    episodes name the distinct withdrawal management level instead.
+    """
+
+    EARLY_INTERVENTION = "early_intervention"  # 3rd ed. 0.5
+    OUTPATIENT = "outpatient"  # 3rd ed. 1, 4th ed. 1.5 outpatient therapy
+    IOP = "iop"  # 2.1
+    PHP = "php"  # 2.5: 3rd ed. partial hospitalization, 4th ed. high-intensity outpatient
+    RESIDENTIAL = "residential"  # 3.x, level not named (merged, earlier releases)
+    WITHDRAWAL_MANAGEMENT = "withdrawal_management"  # WM, level not named (merged, earlier)
+    INPATIENT = "inpatient"  # 4, medically managed intensive inpatient
+    # Added with the edition-aware vocabulary (`domain.asam`).
+    REMISSION_MONITORING = "remission_monitoring"  # 4th ed. 1.0
+    MEDICALLY_MANAGED_OUTPATIENT = "medically_managed_outpatient"  # 4th ed. 1.7
+    MEDICALLY_MANAGED_INTENSIVE_OUTPATIENT = "medically_managed_intensive_outpatient"  # 4th 2.7
+    LOW_INTENSITY_RESIDENTIAL = "low_intensity_residential"  # 3.1
+    POPULATION_SPECIFIC_RESIDENTIAL = "population_specific_residential"  # 3rd ed. 3.3
+    HIGH_INTENSITY_RESIDENTIAL = "high_intensity_residential"  # 3.5
+    MEDICALLY_MANAGED_RESIDENTIAL = "medically_managed_residential"  # 3.7
+    WITHDRAWAL_MANAGEMENT_1 = "withdrawal_management_1"  # 3rd ed. 1-WM
+    WITHDRAWAL_MANAGEMENT_2 = "withdrawal_management_2"  # 3rd ed. 2-WM
+    WITHDRAWAL_MANAGEMENT_3_2 = "withdrawal_management_3_2"  # 3rd ed. 3.2-WM
+    WITHDRAWAL_MANAGEMENT_3_7 = "withdrawal_management_3_7"  # 3rd ed. 3.7-WM
+    WITHDRAWAL_MANAGEMENT_4 = "withdrawal_management_4"  # 3rd ed. 4-WM
 
 
 HIGHER_LEVELS_OF_CARE = frozenset(
@@ -196,6 +217,15 @@ HIGHER_LEVELS_OF_CARE = frozenset(
         LevelOfCare.RESIDENTIAL,
         LevelOfCare.WITHDRAWAL_MANAGEMENT,
         LevelOfCare.INPATIENT,
+        LevelOfCare.MEDICALLY_MANAGED_INTENSIVE_OUTPATIENT,
+        LevelOfCare.LOW_INTENSITY_RESIDENTIAL,
+        LevelOfCare.POPULATION_SPECIFIC_RESIDENTIAL,
+        LevelOfCare.HIGH_INTENSITY_RESIDENTIAL,
+        LevelOfCare.MEDICALLY_MANAGED_RESIDENTIAL,
+        LevelOfCare.WITHDRAWAL_MANAGEMENT_2,
+        LevelOfCare.WITHDRAWAL_MANAGEMENT_3_2,
+        LevelOfCare.WITHDRAWAL_MANAGEMENT_3_7,
+        LevelOfCare.WITHDRAWAL_MANAGEMENT_4,
     }
 )
 
@@ -205,17 +235,63 @@ class AsamEdition(StrEnum):
     FOURTH = "asam-criteria-4"
 
 
+# The 4th edition's names of the six dimensions, accepted as input names of the
+# `AsamRatings` field that stores the dimension of the same number (see `domain.asam`).
+ASAM_FOURTH_EDITION_FIELDS = (
+    "intoxication_withdrawal_addiction_medications",
+    "biomedical_conditions",
+    "psychiatric_cognitive_conditions",
+    "substance_use_related_risks",
+    "recovery_environment_interactions",
+    "person_centered_considerations",
+)
+
+
+def _rating(number: int) -> Any:
+    """The field of dimension `number` (1..6): stored under its own name, read under that
+    name or under the 4th edition's name of the same dimension number."""
+    # The ratings model's own field names, in dimension order (they are stored).
+    stored = _ASAM_STORED_FIELDS[number - 1]
+    alias = ASAM_FOURTH_EDITION_FIELDS[number - 1]
+    return Field(
+        ge=0,
+        le=4,
+        validation_alias=AliasChoices(stored, alias),
+        description=f"Dimension {number} of the recorded edition (4th-edition name: {alias}).",
+    )
+
+
+_ASAM_STORED_FIELDS = (
+    "acute_intoxication_withdrawal",
+    "biomedical",
+    "emotional_behavioral_cognitive",
+    "readiness_to_change",
+    "relapse_continued_use",
+    "recovery_environment",
+)
+
+
 class AsamRatings(BaseModel):
-    """Risk ratings (0 none .. 4 severe) on the six ASAM dimensions."""
+    """Risk ratings (0 none .. 4 severe) on the six ASAM dimensions, by dimension number.
+
+    Each field holds the rating of the dimension with that number in the edition the
+    assessment records. The field names are the 3rd edition's and are kept because they
+    are stored; `domain.asam` names each dimension per edition. The 4th edition's names
+    (`intoxication_withdrawal_addiction_medications`, `biomedical_conditions`,
+    `psychiatric_cognitive_conditions`, `substance_use_related_risks`,
+    `recovery_environment_interactions`, `person_centered_considerations`) are accepted
+    as input for dimensions 1 to 6 and stored under the same field as the number's
+    3rd-edition name.
+    """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    acute_intoxication_withdrawal: int = Field(ge=0, le=4)
-    biomedical: int = Field(ge=0, le=4)
-    emotional_behavioral_cognitive: int = Field(ge=0, le=4)
-    readiness_to_change: int = Field(ge=0, le=4)
-    relapse_continued_use: int = Field(ge=0, le=4)
-    recovery_environment: int = Field(ge=0, le=4)
+    acute_intoxication_withdrawal: int = _rating(1)
+    biomedical: int = _rating(2)
+    emotional_behavioral_cognitive: int = _rating(3)
+    readiness_to_change: int = _rating(4)
+    relapse_continued_use: int = _rating(5)
+    recovery_environment: int = _rating(6)
 
 
 def _upper(code: str) -> str:

@@ -109,6 +109,8 @@ async def test_staff_drive_an_episode_from_the_cli(
     assert json.loads(admitted[1])["stage"] == "treatment_planning"
     assert "MRN-31" in shown[1]
     assert "FIELD" in shown[1]
+    assert "dimension 4: Readiness to change" in shown[1], "3rd-edition names"
+    assert "Level 2.1: Intensive outpatient services" in shown[1]
     assert events[1].splitlines()[0].split() == ["SEQ", "EVENT", "OCCURRED", "AT", "ACTOR", "HASH"]
     assert no_token[0] == 1
     assert "CAREPATH_TOKEN" in no_token[2]
