@@ -35,7 +35,7 @@ class TestUsersFile:
         clinician = await auth.authenticate(tokens[Role.CLINICIAN])
 
         assert clinician.role is Role.CLINICIAN
-        assert clinician.programs == ("adult-iop",)
+        assert clinician.programs == ("adult-iop", "drill")
         with pytest.raises(ProblemError, match="not known") as refused:
             await auth.authenticate("guess")
         assert refused.value.status == 401
