@@ -93,7 +93,7 @@ class Driver:
     async def at(self, stage: str) -> str:
         """A new episode at `stage`: referred, assessment, assessed, assessed_php,
         in_program, on_hold, attended, with_task, plans_ready, aftercare, relapsed,
-        with_consent."""
+        reassessed (the relapse's reassessment task resolved), with_consent."""
         episode_id = await self.refer()
         if stage == "referred":
             return episode_id
@@ -141,7 +141,17 @@ class Driver:
         if stage == "aftercare":
             return episode_id
         await self.ok("intake", episode_id, "report_relapse")
-        assert stage == "relapsed", stage
+        if stage == "relapsed":
+            return episode_id
+        assert stage == "reassessed", stage
+        (task_id,) = await self.open_task_ids(episode_id)
+        await self.ok(
+            "clinician",
+            episode_id,
+            "resolve_task",
+            {"outcome": "reassessed: readmit to IOP"},
+            task_id=task_id,
+        )
         return episode_id
 
     async def open_task_ids(self, episode_id: str) -> list[str]:

@@ -59,7 +59,8 @@ async def _sessions(driver: Driver, episode_id: str, past: bool) -> None:
         if past:
             await driver.past_session(episode_id, f"s-{i}")
         else:
-            body = example("schedule_session", session_id=f"s-{i}", starts_at=now_iso(60 * 24))
+            starts_at = now_iso(60 * 24 + 240 * i)  # apart: sessions may not overlap
+            body = example("schedule_session", session_id=f"s-{i}", starts_at=starts_at)
             await driver.ok("intake", episode_id, "schedule_session", body)
 
 
@@ -107,7 +108,8 @@ CASES: dict[str, Case] = {
         "in_program",
         shared=True,
         body=lambda i: (
-            _example("schedule_session", session_id=f"new-{i}", starts_at=now_iso(60)),
+            # Four hours apart: a client's sessions may not overlap.
+            _example("schedule_session", session_id=f"new-{i}", starts_at=now_iso(60 + 240 * i)),
             {},
         ),
     ),
@@ -141,10 +143,15 @@ CASES: dict[str, Case] = {
         ),
     ),
     "resolve_task": Case("with_task", shared=False, lookup=_open_task),
-    "record_check_in": Case("aftercare", shared=True, body=lambda i: ({"check_in": i + 1}, {})),
+    # Later check-ins are not due yet: recorded early, with the reason.
+    "record_check_in": Case(
+        "aftercare",
+        shared=True,
+        body=lambda i: ({"check_in": i + 1, "reason": "seen early at a clinic visit"}, {}),
+    ),
     "report_relapse": Case("aftercare", shared=True),
     "readmit_client": Case(
-        "relapsed",
+        "reassessed",
         shared=False,
         body=lambda i: (_example("readmit_client", new_episode_id=new_id("readmit")), {}),
     ),
