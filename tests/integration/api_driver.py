@@ -80,13 +80,15 @@ class Driver:
         episode_id: str = response.json()["episode_id"]
         return episode_id
 
-    async def past_session(self, episode_id: str, session_id: str) -> None:
-        """A session that started ten minutes ago and has not ended (attendance is due)."""
+    async def past_session(
+        self, episode_id: str, session_id: str, minutes_ago: float = 10, hours: float = 3
+    ) -> None:
+        """A session that started `minutes_ago` (attendance can be recorded)."""
         body = {
             "session_id": session_id,
             "kind": "group_process",
-            "starts_at": now_iso(-10),
-            "hours": 3,
+            "starts_at": now_iso(-minutes_ago),
+            "hours": hours,
         }
         await self.ok("intake", episode_id, "schedule_session", body)
 
