@@ -36,6 +36,7 @@ _SUBJECTS = {
     "plan_review_due_soon": "treatment plan review due",
     "plan_review_overdue": "treatment plan review overdue",
     "hold_review_overdue": "hold review overdue",
+    "phase_review_due": "phase review due",
 }
 _EXTERNAL_SUBJECT = "an update from the care team"
 
@@ -139,7 +140,14 @@ def _subject(event: Event) -> str:
 
 
 def _due_at(event: Event) -> datetime | None:
-    for field in ("due_at", "review_due_at", "plan_due_at", "closes_at", "ends_at"):
+    for field in (
+        "due_at",
+        "review_due_at",
+        "plan_due_at",
+        "closes_at",
+        "ends_at",
+        "planned_end",
+    ):
         value = getattr(event, field, None)
         if isinstance(value, datetime):
             return value

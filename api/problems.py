@@ -169,7 +169,8 @@ async def _domain_error(request: Request, exc: Exception) -> JSONResponse:
     detail = exc.message
     if status == 503 and request.method == "POST":
         detail += "; " + retry_advice(request)
-    return problem_response(request, exc.code, detail, status)
+    errors = [dict(item) for item in exc.errors] or None
+    return problem_response(request, exc.code, detail, status, errors)
 
 
 def retry_advice(request: Request) -> str:

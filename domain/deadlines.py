@@ -220,6 +220,29 @@ def _remind_of_expiry(em: Emitter, due: Due[Authorization]) -> None:
     )
 
 
+# --- phase_review_due: a phase's planned duration is up (current rules only) -----------
+
+
+def phase_planned_end(state: EpisodeState) -> datetime | None:
+    """When the current phase's planned duration is up, under the current rules."""
+    durations = state.rules.phase_durations
+    started = state.phase_started_at
+    if not state.rules.current or durations is None or started is None:
+        return None
+    duration = durations.get(state.phase_id or "")
+    return started + duration if duration is not None else None
+
+
+def _phase_review_due(state: EpisodeState) -> tuple[Due[None], ...]:
+    if state.stage not in TREATMENT_STAGES or state.phase_review_sent_for == state.phase_id:
+        return ()
+    return _once(phase_planned_end(state))
+
+
+def _remind_of_phase_review(em: Emitter, due: Due[None]) -> None:
+    em.emit(ev.PhaseReviewDue, phase_id=em.state.phase_id, planned_end=due.at)
+
+
 # --- the table ------------------------------------------------------------------------
 
 DEADLINE_RULES: tuple[DeadlineRule[Any], ...] = (
@@ -233,6 +256,7 @@ DEADLINE_RULES: tuple[DeadlineRule[Any], ...] = (
     DeadlineRule("hold_review_due", _hold_review_due, _flag_hold_review),
     DeadlineRule("check_in_closes", _check_ins_due, _miss_check_in),
     DeadlineRule("authorization_reminder", _reminders_due, _remind_of_expiry),
+    DeadlineRule("phase_review_due", _phase_review_due, _remind_of_phase_review),
 )
 
 

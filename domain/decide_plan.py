@@ -4,6 +4,7 @@ step-up, step-down (with its required plans) and discharge."""
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
 from domain import commands_plan as c
 from domain import events as ev
@@ -11,11 +12,13 @@ from domain.emitter import Emitter
 from domain.errors import (
     InvalidCommand,
     NoFurtherPhase,
+    PhaseAdvanceTooEarly,
     ReasonRequired,
     ScheduleOutsideIntensityBounds,
     StepDownRequiresAftercarePlan,
     StepDownRequiresRelapsePreventionPlan,
 )
+from domain.local_text import local_time, span
 from domain.programs import Phase, ProgramDefinition
 from domain.roles import CLINICAL, OVERSIGHT
 from domain.rules import rule
@@ -32,47 +35,111 @@ from domain.vocabulary import (
 _STEP_DOWN_LEVELS = frozenset({LevelOfCare.OUTPATIENT, LevelOfCare.EARLY_INTERVENTION})
 
 
-def _check_intensity(plan: TreatmentPlan, program: ProgramDefinition) -> None:
+Violation = dict[str, Any]
+
+
+def _bound(rule_name: str, actual: float, low: float, high: float, message: str) -> Violation:
+    return {"rule": rule_name, "actual": actual, "min": low, "max": high, "message": message}
+
+
+def _intensity_violations(plan: TreatmentPlan, program: ProgramDefinition) -> list[Violation]:
+    """Every intensity bound the plan's weekly schedule breaks, with the numbers."""
     bounds = program.intensity
+    found: list[Violation] = []
     days = len(plan.weekly_schedule)
     if not bounds.min_sessions_per_week <= days <= bounds.max_sessions_per_week:
-        raise ScheduleOutsideIntensityBounds(
-            f"the weekly schedule has {days} program days: {program.id} requires "
-            f"{bounds.min_sessions_per_week}-{bounds.max_sessions_per_week} a week; "
-            "adjust the schedule"
+        found.append(
+            _bound(
+                "sessions_per_week",
+                days,
+                bounds.min_sessions_per_week,
+                bounds.max_sessions_per_week,
+                f"the weekly schedule has {days} program days: {program.id} requires "
+                f"{bounds.min_sessions_per_week}-{bounds.max_sessions_per_week} a week",
+            )
         )
     for block in plan.weekly_schedule:
         if not bounds.min_session_hours <= block.hours <= bounds.max_session_hours:
-            raise ScheduleOutsideIntensityBounds(
+            violation = _bound(
+                "session_hours",
+                block.hours,
+                bounds.min_session_hours,
+                bounds.max_session_hours,
                 f"the program day on weekday {block.weekday} lasts {block.hours} h: "
-                f"{program.id} requires {bounds.min_session_hours}-{bounds.max_session_hours} h "
-                "per program day; adjust its hours"
+                f"{program.id} requires {bounds.min_session_hours:g}-"
+                f"{bounds.max_session_hours:g} h per program day",
             )
+            found.append({**violation, "weekday": block.weekday})
     total = plan.weekly_hours
     if not bounds.min_weekly_hours <= total <= bounds.max_weekly_hours:
-        raise ScheduleOutsideIntensityBounds(
-            f"the weekly schedule totals {total:g} h: {program.id} requires "
-            f"{bounds.min_weekly_hours:g}-{bounds.max_weekly_hours:g} h a week; "
-            "add or remove hours"
+        found.append(
+            _bound(
+                "weekly_hours",
+                total,
+                bounds.min_weekly_hours,
+                bounds.max_weekly_hours,
+                f"the weekly schedule totals {total:g} h: {program.id} requires "
+                f"{bounds.min_weekly_hours:g}-{bounds.max_weekly_hours:g} h a week",
+            )
         )
+    return found
 
 
-def _check_plan(plan: TreatmentPlan, program: ProgramDefinition) -> None:
+def _structure_violations(plan: TreatmentPlan) -> list[Violation]:
+    found: list[Violation] = []
     weekdays = [block.weekday for block in plan.weekly_schedule]
     if len(weekdays) != len(set(weekdays)):
-        raise InvalidCommand("the weekly schedule lists a weekday twice: merge those blocks")
+        found.append(
+            {
+                "rule": "weekday_once",
+                "message": "the weekly schedule lists a weekday twice: merge those blocks",
+            }
+        )
     if plan.primary_clinician not in {member.user_id for member in plan.care_team}:
-        raise InvalidCommand(
-            f"primary clinician {plan.primary_clinician!r} is not on the care team: "
-            "add them to the care team or choose a team member"
+        found.append(
+            {
+                "rule": "primary_clinician_on_team",
+                "message": f"primary clinician {plan.primary_clinician!r} is not on the care "
+                "team: add them to the care team or choose a team member",
+            }
         )
     problem_ids = {problem.problem_id for problem in plan.problems}
     unknown = sorted({p for goal in plan.goals for p in goal.problem_ids} - problem_ids)
     if unknown:
-        raise InvalidCommand(
-            f"goals name unknown problems {unknown}: list those problems in the plan"
+        found.append(
+            {
+                "rule": "goal_problems_known",
+                "message": f"goals name unknown problems {unknown}: list those problems in "
+                "the plan",
+            }
         )
-    _check_intensity(plan, program)
+    return found
+
+
+def _check_plan(plan: TreatmentPlan, program: ProgramDefinition) -> None:
+    """Refuse a plan that breaks any rule, naming every rule it breaks at once."""
+    structure = _structure_violations(plan)
+    intensity = _intensity_violations(plan, program)
+    violations = tuple(structure + intensity)
+    if not violations:
+        return
+    if not intensity:
+        message = "; ".join(v["message"] for v in structure)
+        raise InvalidCommand(message, errors=violations)
+    b = program.intensity
+    program_bounds = (
+        f"{program.id} asks for {b.min_weekly_hours:g}-{b.max_weekly_hours:g} h a week in "
+        f"{b.min_sessions_per_week}-{b.max_sessions_per_week} program days of "
+        f"{b.min_session_hours:g}-{b.max_session_hours:g} h, for {b.min_weeks}-{b.max_weeks} "
+        "weeks"
+    )
+    count = len(violations)
+    listed = "; ".join(v["message"] for v in violations)
+    raise ScheduleOutsideIntensityBounds(
+        f"the plan breaks {count} rule{'s' if count > 1 else ''}: {listed} "
+        f"({program_bounds}); adjust the schedule",
+        errors=violations,
+    )
 
 
 @rule(c.RecordTreatmentPlan, roles=CLINICAL)
@@ -99,17 +166,53 @@ def _next_phase(em: Emitter) -> Phase:
     return following
 
 
+def _early_reason(em: Emitter, reason: str | None) -> str | None:
+    """Under the current rules, the reason an advance before the phase's earliest advance
+    needs (None for an advance on time); refuses an early advance without one."""
+    state = em.state
+    started = state.phase_started_at
+    if not state.rules.current or started is None:
+        return None
+    phase = next((p for p in em.program.phases if p.id == state.phase_id), None)
+    if phase is None:  # pragma: no cover - the phase comes from the program at admission
+        return None
+    earliest = started + phase.earliest_advance
+    if em.now >= earliest:
+        return None
+    if not reason:
+        zone = state.rules.zone
+        raise PhaseAdvanceTooEarly(
+            f"phase {phase.id!r} began {local_time(started, zone)} and may be advanced from "
+            f"{local_time(earliest, zone)} ({span(phase.earliest_advance)} in it): "
+            "give a reason to advance it earlier, or wait"
+        )
+    return reason
+
+
+def _advance(em: Emitter, following: Phase, early_reason: str | None) -> None:
+    if early_reason is None:
+        em.emit(ev.PhaseAdvanced, from_phase=em.state.phase_id, to_phase=following.id)
+    else:
+        em.emit(
+            ev.PhaseAdvanced,
+            from_phase=em.state.phase_id,
+            to_phase=following.id,
+            early_reason=early_reason,
+        )
+
+
 @rule(c.AdvancePhase, roles=CLINICAL)
 def advance_phase(em: Emitter, cmd: c.AdvancePhase) -> None:
     em.require_stage({Stage.IN_PROGRAM}, "advance the phase")
     following = _next_phase(em)
-    em.emit(ev.PhaseAdvanced, from_phase=em.state.phase_id, to_phase=following.id)
+    _advance(em, following, _early_reason(em, cmd.reason))
 
 
 @rule(c.CompletePlanReview, roles=CLINICAL)
 def complete_plan_review(em: Emitter, cmd: c.CompletePlanReview) -> None:
     em.require_stage({Stage.IN_PROGRAM}, "complete a plan review")
     following = _next_phase(em) if cmd.outcome is ReviewOutcome.ADVANCE_PHASE else None
+    early_reason = _early_reason(em, cmd.reason) if following is not None else None
     em.emit(
         ev.PlanReviewCompleted,
         outcome=cmd.outcome,
@@ -117,7 +220,7 @@ def complete_plan_review(em: Emitter, cmd: c.CompletePlanReview) -> None:
         next_review_due_at=em.now + em.program.planning.review_every,
     )
     if following is not None:
-        em.emit(ev.PhaseAdvanced, from_phase=em.state.phase_id, to_phase=following.id)
+        _advance(em, following, early_reason)
 
 
 def _cancel_future_sessions(em: Emitter) -> None:

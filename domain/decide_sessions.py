@@ -6,6 +6,8 @@ escalation ladder and authorization check see the corrected record.
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
+
 from domain import commands_care as c
 from domain import events as ev
 from domain.emitter import Emitter
@@ -15,12 +17,16 @@ from domain.errors import (
     DuplicateId,
     InvalidCommand,
     ReasonRequired,
+    SessionBackdatedTooFar,
     SessionClosed,
     SessionNotStarted,
+    SessionOverlap,
+    SessionTooShort,
     UnknownReference,
 )
 from domain.escalation import after_no_show
 from domain.horizons import SESSION
+from domain.local_text import local_time, span
 from domain.roles import CLINICAL, FRONT_DESK
 from domain.rules import rule
 from domain.state import TREATMENT_STAGES, Session, Stage
@@ -62,6 +68,39 @@ def _attended_hours(status: AttendanceStatus, hours: float | None, session: Sess
     return session.hours if status is AttendanceStatus.ATTENDED else 0.0
 
 
+def _check_session_guards(em: Emitter, session_id: str, starts_at: datetime, hours: float) -> None:
+    """Under the current rules: a session lasts at least the program's shortest session,
+    starts no further back than its backdate window, and overlaps none of the client's
+    other non-cancelled sessions."""
+    state = em.state
+    if not state.rules.current:
+        return
+    attendance, zone = em.program.attendance, state.rules.zone
+    length = timedelta(hours=hours)
+    if length < attendance.min_session:
+        raise SessionTooShort(
+            f"a session of {span(length)} is shorter than {em.program.id}'s shortest session "
+            f"of {span(attendance.min_session)}: give it at least that many hours"
+        )
+    earliest = em.now - attendance.backdate_window
+    if starts_at < earliest:
+        raise SessionBackdatedTooFar(
+            f"starts_at {local_time(starts_at, zone)} is more than "
+            f"{span(attendance.backdate_window)} in the past: a session may be entered "
+            f"late only if it started from {local_time(earliest, zone)} on; check the date"
+        )
+    ends_at = starts_at + length
+    for other in state.sessions:
+        if other.cancelled or other.session_id == session_id:
+            continue
+        if starts_at < other.ends_at and other.starts_at < ends_at:
+            raise SessionOverlap(
+                f"the session would overlap session {other.session_id!r} "
+                f"({local_time(other.starts_at, zone)} to {local_time(other.ends_at, zone)}): "
+                "choose another time, or move or cancel that session first"
+            )
+
+
 @rule(c.ScheduleSession, roles=FRONT_DESK)
 def schedule_session(em: Emitter, cmd: c.ScheduleSession) -> None:
     em.require_stage(TREATMENT_STAGES, "schedule a session")
@@ -71,6 +110,7 @@ def schedule_session(em: Emitter, cmd: c.ScheduleSession) -> None:
             f"session {cmd.session_id!r} already exists: use a new session id, "
             "or reschedule the existing session"
         )
+    _check_session_guards(em, cmd.session_id, cmd.starts_at, cmd.hours)
     em.emit(
         ev.SessionScheduled,
         session_id=cmd.session_id,
@@ -85,11 +125,13 @@ def reschedule_session(em: Emitter, cmd: c.RescheduleSession) -> None:
     em.require_stage(TREATMENT_STAGES, "reschedule a session")
     SESSION.check(em.now, cmd.starts_at, "starts_at")
     session = _open_session(em, cmd.session_id, "reschedule it")
+    hours = cmd.hours or session.hours
+    _check_session_guards(em, session.session_id, cmd.starts_at, hours)
     em.emit(
         ev.SessionRescheduled,
         session_id=session.session_id,
         starts_at=cmd.starts_at,
-        hours=cmd.hours or session.hours,
+        hours=hours,
     )
 
 

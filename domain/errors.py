@@ -6,9 +6,26 @@ error type that crosses process boundaries (Temporal failures, HTTP problem docu
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
+# How each refusal answers over HTTP (README, "Status codes"): a refusal that conflicts
+# with what the episode holds (its stage, a record it has or lacks, a session at the same
+# time) is a 409; a command that is invalid in itself (malformed, outside the program's
+# bounds, naming what the episode does not have, lacking a reason a rule asks for) is
+# an `InvalidCommand`, a 422.
+
 
 class CarePathError(Exception):
-    """Root of every refusal CarePath makes on purpose."""
+    """Root of every refusal CarePath makes on purpose.
+
+    `errors` lists each rule the command broke, structured (`rule`, `message` and the
+    numbers involved), where a refusal names several; it is empty when the message says
+    it all. The API sends it as the problem document's `errors`."""
+
+    def __init__(self, *args: object, errors: tuple[Mapping[str, Any], ...] = ()) -> None:
+        super().__init__(*args)
+        self.errors = errors
 
     @property
     def code(self) -> str:
@@ -84,9 +101,10 @@ class LevelOfCareOverrideRequired(CarePathError):
     other than the program's, and no supervisor override has been recorded."""
 
 
-class ScheduleOutsideIntensityBounds(CarePathError):
+class ScheduleOutsideIntensityBounds(InvalidCommand):
     """Raised when a treatment plan's weekly schedule breaks the program's intensity bounds
-    (weekly hours, sessions per week or hours per session)."""
+    (weekly hours, sessions per week, hours per session, weeks); names every bound it
+    breaks, in the message and in `errors`."""
 
 
 class AttendanceAlreadyRecorded(CarePathError):
@@ -95,6 +113,19 @@ class AttendanceAlreadyRecorded(CarePathError):
 
 class AttendanceNotRecorded(CarePathError):
     """Raised when a correction names a session whose attendance was never recorded."""
+
+
+class SessionTooShort(InvalidCommand):
+    """Raised when a session would last less than the program's shortest session."""
+
+
+class SessionBackdatedTooFar(InvalidCommand):
+    """Raised when a session would start further in the past than the program's backdate
+    window allows."""
+
+
+class SessionOverlap(CarePathError):
+    """Raised when a session would overlap another of the client's non-cancelled sessions."""
 
 
 class SessionNotStarted(CarePathError):
@@ -109,6 +140,11 @@ class NoFurtherPhase(CarePathError):
     """Raised when phase advancement is asked for in the program's last phase."""
 
 
+class PhaseAdvanceTooEarly(ReasonRequired):
+    """Raised when a phase is advanced before the program's earliest advance without a
+    reason."""
+
+
 class StepDownRequiresRelapsePreventionPlan(CarePathError):
     """Raised when step-down is attempted without a relapse-prevention plan on record."""
 
@@ -119,6 +155,15 @@ class StepDownRequiresAftercarePlan(CarePathError):
 
 class RelapseNotReported(CarePathError):
     """Raised when readmission is asked for while no relapse has been reported."""
+
+
+class ReassessmentOpen(CarePathError):
+    """Raised when readmission is asked for while the reassessment task is still open and
+    no supervisor overrides it with a reason."""
+
+
+class CheckInOutsideWindow(ReasonRequired):
+    """Raised when an aftercare check-in is recorded outside its window without a reason."""
 
 
 class CheckInAlreadyCompleted(CarePathError):

@@ -105,6 +105,9 @@ class PhaseAdvanced(EventBase):
     type: Literal["phase_advanced"] = "phase_advanced"
     from_phase: str
     to_phase: str
+    # Under the current rules: why the phase was advanced before the program's earliest
+    # advance (`Phase.earliest_advance`); unset for an advance on time.
+    early_reason: str | None = later_field()
 
 
 class PlanReviewCompleted(EventBase):

@@ -18,6 +18,7 @@ from domain.vocabulary import (
     SessionKind,
     StaffRecipient,
     TaskKind,
+    later_field,
 )
 
 # --- sessions -----------------------------------------------------------------------
@@ -124,6 +125,16 @@ class PlanReviewOverdue(EventBase):
     )
 
 
+class PhaseReviewDue(EventBase):
+    """A phase's planned duration is up (counted from admission or the last phase
+    advance, paused while on hold): the primary clinician reviews whether to advance."""
+
+    type: Literal["phase_review_due"] = "phase_review_due"
+    phase_id: str
+    planned_end: AwareDatetime
+    notify: tuple[StaffRecipient, ...] = (StaffRecipient.PRIMARY_CLINICIAN,)
+
+
 class HoldReviewOverdue(EventBase):
     type: Literal["hold_review_overdue"] = "hold_review_overdue"
     review_due_at: AwareDatetime
@@ -136,6 +147,8 @@ class HoldReviewOverdue(EventBase):
 class CheckInCompleted(EventBase):
     type: Literal["check_in_completed"] = "check_in_completed"
     check_in: int
+    # Under the current rules: why a check-in outside its window was recorded anyway.
+    outside_window_reason: str | None = later_field()
 
 
 class CheckInMissed(EventBase):
@@ -151,6 +164,9 @@ class RelapseReported(EventBase):
 class ClientReadmitted(EventBase):
     type: Literal["client_readmitted"] = "client_readmitted"
     new_episode_id: str
+    # Under the current rules: a supervisor's reason for readmitting while the
+    # reassessment task was still open.
+    reassessment_override: str | None = later_field()
 
 
 # --- consent and payer authorization ---------------------------------------------------

@@ -47,6 +47,7 @@ from domain.event_types_care import (
     HoldReviewOverdue,
     InitialPlanOverdue,
     PartyNotified,
+    PhaseReviewDue,
     PlanReviewDueSoon,
     PlanReviewOverdue,
     RelapseReported,
@@ -90,6 +91,7 @@ __all__ = [
     "LevelOfCareOverridden",
     "PartyNotified",
     "PhaseAdvanced",
+    "PhaseReviewDue",
     "PlanReviewCompleted",
     "PlanReviewDueSoon",
     "PlanReviewOverdue",
@@ -150,7 +152,8 @@ Event = Annotated[
     | ConsentRevoked
     | PartyNotified
     | AuthorizationRecorded
-    | AuthorizationExpiring,
+    | AuthorizationExpiring
+    | PhaseReviewDue,
     Field(discriminator="type"),
 ]
 

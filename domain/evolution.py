@@ -112,6 +112,7 @@ def _admitted(state: EpisodeState, e: ev.ClientAdmitted) -> EpisodeState:
             "rules": e.rules,
             "last_contact_at": e.occurred_at,
             "next_week_check_at": e.occurred_at + WEEK,
+            "phase_started_at": e.occurred_at if e.rules.current else None,
         }
     )
 
@@ -133,7 +134,14 @@ def _plan_recorded(state: EpisodeState, e: ev.TreatmentPlanRecorded) -> EpisodeS
 
 
 def _phase_advanced(state: EpisodeState, e: ev.PhaseAdvanced) -> EpisodeState:
-    return state.model_copy(update={"phase_id": e.to_phase})
+    update: dict[str, Any] = {"phase_id": e.to_phase}
+    if state.rules.current:
+        update["phase_started_at"] = e.occurred_at
+    return state.model_copy(update=update)
+
+
+def _phase_review_due(state: EpisodeState, e: ev.PhaseReviewDue) -> EpisodeState:
+    return state.model_copy(update={"phase_review_sent_for": e.phase_id})
 
 
 def _review_completed(state: EpisodeState, e: ev.PlanReviewCompleted) -> EpisodeState:
@@ -169,6 +177,7 @@ def _resumed(state: EpisodeState, e: ev.EpisodeResumed) -> EpisodeState:
             "tasks": tasks,
             "plan_due_at": _shift(state.plan_due_at, paused),
             "review_due_at": _shift(state.review_due_at, paused),
+            "phase_started_at": _shift(state.phase_started_at, paused),
             "last_contact_at": e.occurred_at,
             "no_contact_review_opened": False,
             "attendance_weeks": (*state.attendance_weeks, *cut_short(state, e.held_since)),
@@ -410,6 +419,7 @@ _EVOLVERS: dict[type[ev.EventBase], Evolver] = {
     ev.PartyNotified: _unchanged,
     ev.AuthorizationRecorded: _authorization_recorded,
     ev.AuthorizationExpiring: _authorization_expiring,
+    ev.PhaseReviewDue: _phase_review_due,
 }
 
 

@@ -29,6 +29,7 @@ from domain.vocabulary import (
     Stage,
     TaskKind,
     TreatmentPlan,
+    later_field,
 )
 
 # Stage and DeadlineRules live in the vocabulary (events use them); many modules still
@@ -167,6 +168,10 @@ class EpisodeState(_Frozen):
     admitted_at: datetime | None = None
     rules: DeadlineRules = DeadlineRules()
     phase_id: str | None = None
+    # Under the current rules: when the current phase began (admission or the last
+    # advance, moved on by holds), and the phase whose review reminder went out.
+    phase_started_at: datetime | None = later_field()
+    phase_review_sent_for: str | None = later_field()
     plan: TreatmentPlan | None = None
     plan_revision: int = 0
     plan_due_at: datetime | None = None

@@ -466,7 +466,11 @@ class CarePathwayWorkflow:
         try:
             return decide(self._state, command, ctx)
         except CarePathError as err:
-            raise ApplicationError(err.message, type=err.code, non_retryable=True) from None
+            # A refusal that names several broken rules carries them as its details.
+            details = (list(map(dict, err.errors)),) if err.errors else ()
+            raise ApplicationError(
+                err.message, *details, type=err.code, non_retryable=True
+            ) from None
 
     async def _drain_outbox(self) -> None:
         while self._outbox:

@@ -11,7 +11,7 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
-from typing import Annotated, TypeVar
+from typing import Annotated, Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 from temporalio.client import (
@@ -58,8 +58,10 @@ class EpisodeNotFound(CarePathError):
 class CommandRejected(CarePathError):
     """Raised when the episode refused a command; `code` is the domain error's type."""
 
-    def __init__(self, error_type: str, message: str) -> None:
-        super().__init__(message)
+    def __init__(
+        self, error_type: str, message: str, errors: tuple[dict[str, Any], ...] = ()
+    ) -> None:
+        super().__init__(message, errors=errors)
         self.error_type = error_type
 
     @property
@@ -271,8 +273,16 @@ class EpisodeClient:
 def _rejection(err: WorkflowUpdateFailedError) -> CarePathError:
     cause = err.cause
     if isinstance(cause, ApplicationError) and cause.type:
-        return CommandRejected(cause.type, cause.message)
+        return CommandRejected(cause.type, cause.message, _broken_rules(cause))
     return CommandRejected("CommandFailed", str(cause or err))
+
+
+def _broken_rules(cause: ApplicationError) -> tuple[dict[str, Any], ...]:
+    """The structured list of broken rules a refusal carries as its first detail, if any."""
+    details = cause.details
+    if not details or not isinstance(details[0], list):
+        return ()
+    return tuple(item for item in details[0] if isinstance(item, dict))
 
 
 def _rpc_error(err: RPCError, episode_id: str) -> CarePathError:

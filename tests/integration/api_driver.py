@@ -80,20 +80,22 @@ class Driver:
         episode_id: str = response.json()["episode_id"]
         return episode_id
 
-    async def past_session(self, episode_id: str, session_id: str) -> None:
-        """A session that started ten minutes ago and has not ended (attendance is due)."""
+    async def past_session(
+        self, episode_id: str, session_id: str, minutes_ago: float = 10, hours: float = 3
+    ) -> None:
+        """A session that started `minutes_ago` (attendance can be recorded)."""
         body = {
             "session_id": session_id,
             "kind": "group_process",
-            "starts_at": now_iso(-10),
-            "hours": 3,
+            "starts_at": now_iso(-minutes_ago),
+            "hours": hours,
         }
         await self.ok("intake", episode_id, "schedule_session", body)
 
     async def at(self, stage: str) -> str:
         """A new episode at `stage`: referred, assessment, assessed, assessed_php,
         in_program, on_hold, attended, with_task, plans_ready, aftercare, relapsed,
-        with_consent."""
+        reassessed (the relapse's reassessment task resolved), with_consent."""
         episode_id = await self.refer()
         if stage == "referred":
             return episode_id
@@ -141,7 +143,17 @@ class Driver:
         if stage == "aftercare":
             return episode_id
         await self.ok("intake", episode_id, "report_relapse")
-        assert stage == "relapsed", stage
+        if stage == "relapsed":
+            return episode_id
+        assert stage == "reassessed", stage
+        (task_id,) = await self.open_task_ids(episode_id)
+        await self.ok(
+            "clinician",
+            episode_id,
+            "resolve_task",
+            {"outcome": "reassessed: readmit to IOP"},
+            task_id=task_id,
+        )
         return episode_id
 
     async def open_task_ids(self, episode_id: str) -> list[str]:

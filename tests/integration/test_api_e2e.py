@@ -36,7 +36,12 @@ class TestReferralToDischarge:
         await d.ok(
             "clinician", episode_id, "record_attendance", {"status": "attended"}, session_id="s-1"
         )
-        await d.ok("clinician", episode_id, "complete_plan_review", {"outcome": "advance_phase"})
+        await d.ok(
+            "clinician",
+            episode_id,
+            "complete_plan_review",
+            {"outcome": "advance_phase", "reason": "stabilization goals met early"},
+        )
         await d.ok("clinician", episode_id, "record_relapse_prevention_plan")
         await d.ok("clinician", episode_id, "record_aftercare_plan")
         stepped = await d.ok("clinician", episode_id, "step_down")

@@ -55,12 +55,16 @@ async def _open_task(driver: Driver, episode_id: str, i: int) -> Body:
 
 
 async def _sessions(driver: Driver, episode_id: str, past: bool) -> None:
+    if past:
+        # Half-hour sessions a minute apart (a client's sessions may not overlap), one per
+        # role that records attendance; none is past its no-show grace yet.
+        for i in range(len(allowed_roles("record_attendance"))):
+            await driver.past_session(episode_id, f"s-{i}", minutes_ago=10 + 31 * i, hours=0.5)
+        return
     for i in range(len(ROLE_USERS)):
-        if past:
-            await driver.past_session(episode_id, f"s-{i}")
-        else:
-            body = example("schedule_session", session_id=f"s-{i}", starts_at=now_iso(60 * 24))
-            await driver.ok("intake", episode_id, "schedule_session", body)
+        starts_at = now_iso(60 * 24 + 240 * i)  # apart: sessions may not overlap
+        body = example("schedule_session", session_id=f"s-{i}", starts_at=starts_at)
+        await driver.ok("intake", episode_id, "schedule_session", body)
 
 
 async def _future_sessions(driver: Driver, episode_id: str) -> None:
@@ -107,7 +111,8 @@ CASES: dict[str, Case] = {
         "in_program",
         shared=True,
         body=lambda i: (
-            _example("schedule_session", session_id=f"new-{i}", starts_at=now_iso(60)),
+            # Four hours apart: a client's sessions may not overlap.
+            _example("schedule_session", session_id=f"new-{i}", starts_at=now_iso(60 + 240 * i)),
             {},
         ),
     ),
@@ -141,10 +146,15 @@ CASES: dict[str, Case] = {
         ),
     ),
     "resolve_task": Case("with_task", shared=False, lookup=_open_task),
-    "record_check_in": Case("aftercare", shared=True, body=lambda i: ({"check_in": i + 1}, {})),
+    # Later check-ins are not due yet: recorded early, with the reason.
+    "record_check_in": Case(
+        "aftercare",
+        shared=True,
+        body=lambda i: ({"check_in": i + 1, "reason": "seen early at a clinic visit"}, {}),
+    ),
     "report_relapse": Case("aftercare", shared=True),
     "readmit_client": Case(
-        "relapsed",
+        "reassessed",
         shared=False,
         body=lambda i: (_example("readmit_client", new_episode_id=new_id("readmit")), {}),
     ),

@@ -93,10 +93,12 @@ async def drive_episode(episodes: EpisodeClient) -> DrivenEpisode:
     # The next command's events must occur strictly after the recorded moment.
     await asyncio.sleep(0.05)
     await episodes.send(episode_id, plan)
-    # Sessions that began ten minutes ago: attendance can be recorded, no timer is due yet.
+    # Half-hour sessions back to back, the last begun ten minutes ago: attendance can be
+    # recorded, no timer is due yet (a client's sessions may not overlap).
     started = datetime.now(UTC) - timedelta(minutes=10)
-    for session_id in ("s1", "s2", "s3"):
-        await episodes.send(episode_id, samples.session(ids, session_id, started))
+    for i, session_id in enumerate(("s1", "s2", "s3")):
+        starts_at = started - (2 - i) * timedelta(minutes=30)
+        await episodes.send(episode_id, samples.session(ids, session_id, starts_at, hours=0.5))
     for session_id, status in (("s1", AttendanceStatus.ATTENDED), ("s2", AttendanceStatus.NO_SHOW)):
         await episodes.send(
             episode_id,

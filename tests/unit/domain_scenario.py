@@ -17,6 +17,7 @@ from domain.events import Event
 from domain.programs import ProgramCatalog, parse_program
 from domain.state import EpisodeState
 from domain.vocabulary import (
+    CURRENT_RULES,
     AftercarePlan,
     AsamEdition,
     CareTeamMember,
@@ -88,8 +89,11 @@ class Episode:
         program_id: str = "adult-iop",
         episode_id: str = "ep-1",
         catalog: ProgramCatalog = CATALOG,
+        rules_revision: int = CURRENT_RULES,
     ) -> None:
         self.catalog = catalog
+        # FIRST_RULES: an episode as admitted before the current rules (an old history).
+        self.rules_revision = rules_revision
         self.program_id = program_id
         self.episode_id = episode_id
         self.now = T0
@@ -101,7 +105,10 @@ class Episode:
 
     def ctx(self, now: datetime | None = None) -> DecisionContext:
         return DecisionContext(
-            episode_id=self.episode_id, now=now or self.now, programs=self.catalog
+            episode_id=self.episode_id,
+            now=now or self.now,
+            programs=self.catalog,
+            rules_revision=self.rules_revision,
         )
 
     def decide(self, command: c.Command) -> tuple[Event, ...]:
@@ -206,6 +213,20 @@ class Episode:
     def in_aftercare(self) -> Episode:
         self.ready_to_step_down()
         self.run(self.make(c.StepDown))
+        return self
+
+    def reassessed_after_relapse(self) -> Episode:
+        """In aftercare, a relapse reported and its reassessment task resolved."""
+        self.run(self.make(c.ReportRelapse))
+        task = next(t for t in self.s.tasks if t.kind.value == "reassessment")
+        self.run(self.make(c.ResolveTask, task_id=task.task_id, outcome="reassessed: readmit"))
+        return self
+
+    def phase_elapsed(self) -> Episode:
+        """Move the clock to the end of the current phase's planned duration."""
+        assert self.s.phase_started_at is not None
+        assert self.s.rules.phase_durations
+        self.now = self.s.phase_started_at + self.s.rules.phase_durations[self.s.phase_id or ""]
         return self
 
 

@@ -15,7 +15,7 @@ from domain.errors import (
     WrongStage,
 )
 from domain.state import Stage
-from domain.vocabulary import EscalationTrigger, TaskKind
+from domain.vocabulary import FIRST_RULES, EscalationTrigger, TaskKind
 
 
 class TestCheckIns:
@@ -32,8 +32,10 @@ class TestCheckIns:
         assert events[1].task_kind is TaskKind.AFTERCARE_OUTREACH
         assert events[1].trigger is EscalationTrigger.CHECK_IN_MISSED
 
-    def test_late_check_in_is_still_recorded(self) -> None:
-        ep = Episode().in_aftercare()
+    def test_given_the_first_rules_when_a_check_in_is_late_then_it_is_still_recorded(
+        self,
+    ) -> None:
+        ep = Episode(rules_revision=FIRST_RULES).in_aftercare()
         ep.tick(T0 + 14 * DAY)
         ep.advance(15 * DAY)
         assert types(ep.run(ep.make(c.RecordCheckIn, check_in=1))) == ["check_in_completed"]
@@ -73,8 +75,7 @@ class TestRelapseAndReadmission:
         assert events[1].due_at == T0 + 72 * HOUR
 
     def test_readmission_links_the_new_episode_and_closes_this_one(self) -> None:
-        ep = Episode().in_aftercare()
-        ep.run(ep.make(c.ReportRelapse))
+        ep = Episode().in_aftercare().reassessed_after_relapse()
         events = ep.run(
             ep.make(c.ReadmitClient, new_episode_id="ep-2", summary="relapse; readmitted to IOP")
         )

@@ -200,6 +200,7 @@ KIND_EVENTS = {
     "hold_review_due": "hold_review_overdue",
     "check_in_closes": "check_in_missed",
     "authorization_reminder": "authorization_expiring",
+    "phase_review_due": "phase_review_due",
 }
 
 
@@ -295,6 +296,7 @@ class TestTheTableOfDeadlineRules:
             "weekly_hours_check",
             "plan_review_overdue",
             "authorization_reminder",
+            "phase_review_due",
         ]
 
     def test_references_name_the_session_task_check_in_and_authorization(self) -> None:

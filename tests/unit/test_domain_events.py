@@ -15,8 +15,7 @@ from domain.errors import CarePathError, InvalidCommand, StepDownRequiresAfterca
 
 
 def full_history() -> list[e.Event]:
-    ep = Episode().in_aftercare()
-    ep.run(ep.make(c.ReportRelapse))
+    ep = Episode().in_aftercare().reassessed_after_relapse()
     ep.run(ep.make(c.ReadmitClient, new_episode_id="ep-2", summary="readmitted"))
     return ep.history
 

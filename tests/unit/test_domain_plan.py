@@ -83,16 +83,16 @@ class TestTreatmentPlan:
 
 class TestPhases:
     def test_advancing_moves_to_the_next_phase(self) -> None:
-        ep = Episode().in_program()
+        ep = Episode().in_program().phase_elapsed()
         events = ep.run(ep.make(c.AdvancePhase))
         assert types(events) == ["phase_advanced"]
         assert (events[0].from_phase, events[0].to_phase) == ("stabilization", "skills")
         assert ep.s.phase_id == "skills"
 
     def test_advancing_past_the_last_phase_suggests_step_down(self) -> None:
-        ep = Episode().in_program()
+        ep = Episode().in_program().phase_elapsed()
         ep.run(ep.make(c.AdvancePhase))
-        ep.run(ep.make(c.AdvancePhase))
+        ep.phase_elapsed().run(ep.make(c.AdvancePhase))
         with pytest.raises(NoFurtherPhase, match="step the client down or discharge"):
             ep.decide(ep.make(c.AdvancePhase))
 
@@ -121,14 +121,14 @@ class TestPlanReviews:
         assert ep.s.review_due_at == T0 + 27 * DAY
 
     def test_review_that_advances_the_phase_advances_it(self) -> None:
-        ep = Episode().in_program()
+        ep = Episode().in_program().phase_elapsed()
         events = ep.run(ep.make(c.CompletePlanReview, outcome=ReviewOutcome.ADVANCE_PHASE))
         assert types(events) == ["plan_review_completed", "phase_advanced"]
 
     def test_review_advancing_from_the_last_phase_is_refused_whole(self) -> None:
-        ep = Episode().in_program()
+        ep = Episode().in_program().phase_elapsed()
         ep.run(ep.make(c.AdvancePhase))
-        ep.run(ep.make(c.AdvancePhase))
+        ep.phase_elapsed().run(ep.make(c.AdvancePhase))
         with pytest.raises(NoFurtherPhase):
             ep.decide(ep.make(c.CompletePlanReview, outcome=ReviewOutcome.ADVANCE_PHASE))
 

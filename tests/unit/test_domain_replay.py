@@ -45,6 +45,7 @@ class TestPendingDeadlines:
             "plan_review_reminder",
             "no_contact_review",
             "plan_review_overdue",
+            "phase_review_due",
         ]
 
     def test_nothing_is_pending_for_a_closed_or_missing_episode(self) -> None:

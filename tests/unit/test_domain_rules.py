@@ -47,7 +47,7 @@ class TestRegistry:
         ]
 
     def test_the_decider_dispatches_to_the_registered_rule(self) -> None:
-        ep = Episode().in_program()
+        ep = Episode().in_program().phase_elapsed()
         events = ep.decide(ep.make(c.AdvancePhase, actor=DIRECTOR))
 
         assert rule_for("advance_phase").decide.__name__ == "advance_phase"

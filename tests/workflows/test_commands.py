@@ -172,6 +172,25 @@ async def test_long_episode_continues_as_new_keeping_state_and_sequence(
     assert [e.seq for e in result.events] == [len(stored) + 1]
 
 
+async def _resolve_reassessment(
+    episodes: EpisodeClient, episode_id: str, ids: samples.CommandIds
+) -> None:
+    """Readmission waits for the reassessment a reported relapse opens."""
+    view = await episodes.view(episode_id)
+    assert view.state is not None
+    for task in view.state.tasks:
+        if task.kind.value == "reassessment" and not task.resolved:
+            await episodes.send(
+                episode_id,
+                c.ResolveTask(
+                    command_id=ids(),
+                    actor=samples.CLINICIAN,
+                    task_id=task.task_id,
+                    outcome="reassessed: readmit to IOP",
+                ),
+            )
+
+
 async def test_readmission_opens_a_new_linked_episode(
     episodes: EpisodeClient, store: EventStore, client: Client
 ) -> None:
@@ -179,6 +198,7 @@ async def test_readmission_opens_a_new_linked_episode(
     old_id = await _ready_to_step_down(episodes, ids)
     await episodes.send(old_id, c.StepDown(command_id=ids(), actor=samples.CLINICIAN))
     await episodes.send(old_id, c.ReportRelapse(command_id=ids(), actor=samples.CLINICIAN))
+    await _resolve_reassessment(episodes, old_id, ids)
     new_id = str(uuid.uuid4())
 
     result = await episodes.send(

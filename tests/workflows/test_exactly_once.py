@@ -366,6 +366,18 @@ class TestReadmissionStart:
             c.ReportRelapse(command_id=ids(), actor=samples.CLINICIAN),
         ):
             await episodes.send(old_id, command)
+        view = await episodes.view(old_id)
+        assert view.state is not None
+        reassessment = next(t for t in view.state.tasks if t.kind.value == "reassessment")
+        await episodes.send(
+            old_id,
+            c.ResolveTask(
+                command_id=ids(),
+                actor=samples.CLINICIAN,
+                task_id=reassessment.task_id,
+                outcome="reassessed: readmit to IOP",
+            ),
+        )
         new_id = str(uuid.uuid4())
         # Something else holds the new episode's workflow id for a while.
         queue = f"occupant-{uuid.uuid4().hex[:8]}"

@@ -80,8 +80,12 @@ class Driver:
         if state.review_due_at is None or state.review_due_at > moment:
             return False
         await self.sleep_until(state.review_due_at - timedelta(hours=1))
+        # The review falls an hour before the phase's planned end: advancing needs a reason.
+        reason = "phase goals met at the review" if outcome is ReviewOutcome.ADVANCE_PHASE else None
         await self.send(
-            c.CompletePlanReview(command_id=self.ids(), actor=samples.CLINICIAN, outcome=outcome)
+            c.CompletePlanReview(
+                command_id=self.ids(), actor=samples.CLINICIAN, outcome=outcome, reason=reason
+            )
         )
         return True
 
@@ -164,6 +168,7 @@ async def test_full_adult_episode_from_referral_to_discharge(
     assert in_program.phase_id == ADULT.phases[-1].id
     advanced = await driver.events_of("phase_advanced")
     assert [e.to_phase for e in advanced] == [p.id for p in ADULT.phases[1:]]  # type: ignore[attr-defined]
+    assert all(e.early_reason for e in advanced)  # type: ignore[attr-defined]
     assert await driver.events_of("plan_review_overdue") == []
     low_weeks = [e for e in await driver.events_of("weekly_attendance_checked") if e.below_minimum]  # type: ignore[attr-defined]
     assert len(low_weeks) >= 1, "the week of no-shows is flagged below the program minimum"
