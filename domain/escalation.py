@@ -27,7 +27,6 @@ from domain.emitter import Emitter
 from domain.state import EpisodeState, Session, Task
 from domain.vocabulary import AttendanceStatus, EscalationTrigger, TaskKind
 
-
 ATTENDANCE = "attendance"
 """The concern of a client's run of no-shows, whichever threshold raised it."""
 

@@ -4,6 +4,7 @@ ladder one chain at a time (each rung notified at most once per chain)."""
 
 from __future__ import annotations
 
+import contextlib
 from collections import Counter
 from datetime import timedelta
 
@@ -82,9 +83,7 @@ def below_intensity(ep: Episode, pick: int) -> None:
     if ep.s.is_closed:
         return
     em = Emitter(ep.s, c.Tick(now=ep.now), ep.ctx(), now=ep.now)
-    raise_task(
-        em, 1 + pick % 3, EscalationTrigger.BELOW_INTENSITY, kind=TaskKind.INTENSITY_REVIEW
-    )
+    raise_task(em, 1 + pick % 3, EscalationTrigger.BELOW_INTENSITY, kind=TaskKind.INTENSITY_REVIEW)
     ep.history.extend(em.events)
     ep.state = em.state
 
@@ -138,10 +137,8 @@ def walk(steps: list[Step], stage: str) -> Episode:
             cmd = command(ep, action, pick)
             if cmd is None:
                 continue
-            try:
+            with contextlib.suppress(CarePathError):  # refused commands leave nothing
                 ep.run(cmd)
-            except CarePathError:
-                pass
         check_concerns(ep.s)
     return ep
 

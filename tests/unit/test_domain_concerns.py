@@ -140,7 +140,8 @@ class TestOverdueTasksAreEscalatedNotDuplicated:
             "escalation_task_superseded",
         ]
         higher, closed = events[1], events[2]
-        assert isinstance(higher, EscalationRaised) and isinstance(closed, EscalationTaskSuperseded)
+        assert isinstance(higher, EscalationRaised)
+        assert isinstance(closed, EscalationTaskSuperseded)
         assert higher.level == 2
         assert higher.trigger is EscalationTrigger.TASK_OVERDUE
         assert higher.escalated_from == outreach.task_id
