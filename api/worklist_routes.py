@@ -112,7 +112,8 @@ def worklist_router(worklists: Worklists) -> APIRouter:
     @router.get(
         "/tasks",
         response_model=OpenTasksResponse,
-        summary="Open escalation tasks (outreach, case reviews, ...), soonest due first",
+        summary="Open escalation tasks (outreach, case reviews, ...; at most one per concern, "
+        "superseded ones left out), soonest due first",
     )
     async def open_tasks(
         user: Reader,

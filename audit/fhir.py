@@ -6,7 +6,7 @@
 - Appointment per session: booked, fulfilled (attended or partial), noshow, cancelled
   (cancelled, or an excused absence, with that reason);
 - Task per escalation: requested while open, failed once overdue, completed when resolved,
-  cancelled if the episode closed with it open;
+  cancelled if the episode closed with it open or a task one rung up superseded it;
 - Observation for the assessment (once recorded): one component per ASAM dimension with
   the rating as its value, and the recommended level of care as the value, both coded
   and named in the edition the assessment records (`domain.asam`);
@@ -220,13 +220,21 @@ def appointment(state: EpisodeState, session: Session) -> dict[str, Any]:
 def task_status(state: EpisodeState, task: Task) -> str:
     if task.resolved:
         return "completed"
-    if state.is_closed:
+    if state.is_closed or task.superseded_by is not None:
         return "cancelled"
     return "failed" if task.overdue else "requested"
 
 
+def _business_status(item: Task) -> str:
+    if item.resolved:
+        return "resolved"
+    if item.superseded_by is not None:
+        return f"superseded by {item.superseded_by}"
+    return "overdue" if item.overdue else "open"
+
+
 def task(state: EpisodeState, item: Task) -> dict[str, Any]:
-    business = "resolved" if item.resolved else "overdue" if item.overdue else "open"
+    business = _business_status(item)
     return {
         "resourceType": "Task",
         "id": _uuid(state.episode_id, "task", item.task_id),

@@ -22,7 +22,14 @@ from typing import Any, Generic, TypeVar
 
 from domain import events as ev
 from domain.emitter import Emitter
-from domain.escalation import after_no_show, no_contact, raise_task, task_overdue
+from domain.escalation import (
+    after_no_show,
+    concern_of,
+    no_contact,
+    open_task_for,
+    raise_task,
+    task_overdue,
+)
 from domain.state import TREATMENT_STAGES, Authorization, CheckIn, EpisodeState, Session, Task
 from domain.vocabulary import AttendanceStatus, EscalationTrigger, Stage, TaskKind
 from domain.weeks import tally, week_ending
@@ -82,7 +89,7 @@ def _record_no_show(em: Emitter, due: Due[Session]) -> None:
 def _tasks_due(state: EpisodeState) -> Iterable[Due[Task]]:
     if state.stage is Stage.ON_HOLD:
         return ()
-    return (Due(t.due_at, t, t.task_id) for t in state.tasks if not t.resolved and not t.overdue)
+    return (Due(t.due_at, t, t.task_id) for t in state.tasks if t.is_open and not t.overdue)
 
 
 def _escalate_overdue_task(em: Emitter, due: Due[Task]) -> None:
@@ -96,6 +103,10 @@ def _no_contact_due(state: EpisodeState) -> tuple[Due[None], ...]:
     if state.stage not in TREATMENT_STAGES or state.no_contact_review_opened:
         return ()
     if state.last_contact_at is None:  # pragma: no cover - admission sets it
+        return ()
+    if state.rules.current and open_task_for(state, concern_of(EscalationTrigger.NO_CONTACT)):
+        # The review of lost contact is still open: another would duplicate it. Once it
+        # is closed, a client still out of contact for the period gets a new one.
         return ()
     return _once(state.last_contact_at + state.rules.no_contact_after)
 

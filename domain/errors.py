@@ -174,6 +174,11 @@ class TaskAlreadyResolved(CarePathError):
     """Raised when an escalation task that is already resolved is resolved again."""
 
 
+class TaskSuperseded(CarePathError):
+    """Raised when a task that a higher task of the same concern replaced is resolved: the
+    message names the task now open for that concern."""
+
+
 class ConsentRequired(CarePathError):
     """Raised when a notification to family or an external party has no active consent
     (42 CFR Part 2) covering that recipient and scope."""

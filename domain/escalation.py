@@ -5,6 +5,17 @@ and supervisor; third consecutive, or too many in a window: clinical case review
 not done by its due time escalates one level up. Excused absences never count. Every
 threshold comes from the program definition. Staff close tasks with `ResolveTask`, whose
 rule is in `domain.decide_tasks`.
+
+Under the current rules (`DeadlineRules.current`) every task belongs to a concern: a
+client's run of no-shows (consecutive or in a window) is the one "attendance" concern,
+and every other trigger (no contact, a missed check-in, a relapse, a week below
+intensity, ...) is its own. At most one task per concern is open. A trigger that calls
+for a level at or below the open task of its concern opens nothing; one that calls for a
+higher level, or the open task going overdue, supersedes it: the task one rung up is
+raised (naming it in `escalated_from`, and notifying that rung's staff) and the lower one
+is closed by `EscalationTaskSuperseded`. At the top rung an overdue task stays open,
+flagged overdue. Episodes admitted under the first revision keep the first rules: every
+trigger opens a task of its own and an overdue task stays open beside the next.
 """
 
 from __future__ import annotations
@@ -16,6 +27,25 @@ from domain.emitter import Emitter
 from domain.state import EpisodeState, Session, Task
 from domain.vocabulary import AttendanceStatus, EscalationTrigger, TaskKind
 
+ATTENDANCE = "attendance"
+"""The concern of a client's run of no-shows, whichever threshold raised it."""
+
+_CONCERNS: dict[EscalationTrigger, str] = {
+    EscalationTrigger.CONSECUTIVE_NO_SHOWS: ATTENDANCE,
+    EscalationTrigger.NO_SHOWS_IN_WINDOW: ATTENDANCE,
+}
+
+
+def concern_of(trigger: EscalationTrigger) -> str:
+    """The concern a trigger raises a task for: attendance for no-shows; any other trigger
+    is a concern of its own, named after it. (An overdue task keeps its task's concern.)"""
+    return _CONCERNS.get(trigger, trigger.value)
+
+
+def open_task_for(state: EpisodeState, concern: str) -> Task | None:
+    """The open task of a concern, if any (there is at most one under the current rules)."""
+    return next((t for t in state.tasks if t.is_open and t.concern == concern), None)
+
 
 def raise_task(
     em: Emitter,
@@ -25,10 +55,32 @@ def raise_task(
     kind: TaskKind | None = None,
     due: timedelta | None = None,
     escalated_from: str | None = None,
+    concern: str | None = None,
 ) -> None:
-    """Open an escalation task at `level` (capped at the ladder's top) and notify staff."""
+    """Open an escalation task at `level` (capped at the ladder's top) and notify staff.
+
+    Under the current rules the task belongs to `concern` (by default the trigger's,
+    `concern_of`): if a task of that concern is open at this level or above, nothing is
+    opened; if one is open below, the new task supersedes it.
+    """
     rung = em.program.escalation.level(level)
-    em.emit(
+    if not em.state.rules.current:
+        em.emit(
+            ev.EscalationRaised,
+            task_id=f"task-{em.next_seq}",
+            level=rung.level,
+            task_kind=kind or rung.task,
+            trigger=trigger,
+            due_at=em.now + (due if due is not None else rung.due),
+            notify=rung.notify,
+            escalated_from=escalated_from,
+        )
+        return
+    concern = concern or concern_of(trigger)
+    lower = open_task_for(em.state, concern)
+    if lower is not None and lower.level >= rung.level:
+        return  # the open task of this concern already stands at this rung or above
+    raised = em.emit(
         ev.EscalationRaised,
         task_id=f"task-{em.next_seq}",
         level=rung.level,
@@ -36,8 +88,16 @@ def raise_task(
         trigger=trigger,
         due_at=em.now + (due if due is not None else rung.due),
         notify=rung.notify,
-        escalated_from=escalated_from,
+        escalated_from=lower.task_id if lower is not None else escalated_from,
+        concern=concern,
     )
+    if lower is not None:
+        em.emit(
+            ev.EscalationTaskSuperseded,
+            task_id=lower.task_id,
+            level=lower.level,
+            superseded_by=raised.task_id,
+        )
 
 
 def consecutive_no_shows(state: EpisodeState) -> int:
@@ -85,7 +145,7 @@ def after_no_show(em: Emitter, session_id: str) -> None:
         target, trigger = policy.window_level, EscalationTrigger.NO_SHOWS_IN_WINDOW
     if target == 0:
         return
-    if any(not t.resolved and t.level >= target for t in state.tasks):
+    if not state.rules.current and any(not t.resolved and t.level >= target for t in state.tasks):
         return  # a task at this level or above is already open for this client
     raise_task(em, target, trigger)
 
@@ -94,7 +154,15 @@ def task_overdue(em: Emitter, task: Task) -> None:
     """A task missed its due time: record it and escalate one level up (unless at the top)."""
     em.emit(ev.EscalationTaskOverdue, task_id=task.task_id, level=task.level)
     if task.level < em.program.escalation.top_level:
-        raise_task(em, task.level + 1, EscalationTrigger.TASK_OVERDUE, escalated_from=task.task_id)
+        # Under the current rules the task is the open one of its concern, so the task
+        # one rung up supersedes it; under the first rules it stays open beside it.
+        raise_task(
+            em,
+            task.level + 1,
+            EscalationTrigger.TASK_OVERDUE,
+            escalated_from=task.task_id,
+            concern=task.concern,
+        )
 
 
 def no_contact(em: Emitter) -> None:

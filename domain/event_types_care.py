@@ -90,12 +90,26 @@ class EscalationRaised(EventBase):
     due_at: AwareDatetime
     notify: tuple[StaffRecipient, ...]
     escalated_from: str | None = None
+    # What the task is about (`domain.escalation.concern_of`): at most one task per
+    # concern is open. Set under the current rules only.
+    concern: str | None = later_field()
 
 
 class EscalationTaskOverdue(EventBase):
     type: Literal["escalation_task_overdue"] = "escalation_task_overdue"
     task_id: str
     level: int
+
+
+class EscalationTaskSuperseded(EventBase):
+    """An open task closed because its concern moved up a rung: `superseded_by` is the
+    higher task that replaces it (current rules; that task names this one in
+    `escalated_from`). No notice of its own: the higher task's raising notifies."""
+
+    type: Literal["escalation_task_superseded"] = "escalation_task_superseded"
+    task_id: str
+    level: int
+    superseded_by: str
 
 
 class TaskResolved(EventBase):

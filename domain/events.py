@@ -44,6 +44,7 @@ from domain.event_types_care import (
     ConsentRevoked,
     EscalationRaised,
     EscalationTaskOverdue,
+    EscalationTaskSuperseded,
     HoldReviewOverdue,
     InitialPlanOverdue,
     PartyNotified,
@@ -84,6 +85,7 @@ __all__ = [
     "EpisodeResumed",
     "EscalationRaised",
     "EscalationTaskOverdue",
+    "EscalationTaskSuperseded",
     "Event",
     "EventBase",
     "HoldReviewOverdue",
@@ -139,6 +141,7 @@ Event = Annotated[
     | WeeklyAttendanceChecked
     | EscalationRaised
     | EscalationTaskOverdue
+    | EscalationTaskSuperseded
     | TaskResolved
     | InitialPlanOverdue
     | PlanReviewDueSoon

@@ -168,7 +168,8 @@ def _resumed(state: EpisodeState, e: ev.EpisodeResumed) -> EpisodeState:
     # Clocks that were paused by the hold restart where they stopped.
     paused = e.occurred_at - e.held_since
     tasks = tuple(
-        t if t.resolved else t.model_copy(update={"due_at": t.due_at + paused}) for t in state.tasks
+        t if not t.is_open else t.model_copy(update={"due_at": t.due_at + paused})
+        for t in state.tasks
     )
     return state.model_copy(
         update={
@@ -282,6 +283,8 @@ def _escalation_raised(state: EpisodeState, e: ev.EscalationRaised) -> EpisodeSt
         due_at=e.due_at,
         notify=e.notify,
     )
+    if e.concern is not None:
+        task = task.model_copy(update={"concern": e.concern, "escalated_from": e.escalated_from})
     update: dict[str, Any] = {"tasks": (*state.tasks, task)}
     if e.trigger is EscalationTrigger.NO_CONTACT:
         update["no_contact_review_opened"] = True
@@ -290,6 +293,10 @@ def _escalation_raised(state: EpisodeState, e: ev.EscalationRaised) -> EpisodeSt
 
 def _task_overdue(state: EpisodeState, e: ev.EscalationTaskOverdue) -> EpisodeState:
     return _replace_task(state, e.task_id, overdue=True)
+
+
+def _task_superseded(state: EpisodeState, e: ev.EscalationTaskSuperseded) -> EpisodeState:
+    return _replace_task(state, e.task_id, superseded_by=e.superseded_by)
 
 
 def _task_resolved(state: EpisodeState, e: ev.TaskResolved) -> EpisodeState:
@@ -405,6 +412,7 @@ _EVOLVERS: dict[type[ev.EventBase], Evolver] = {
     ev.WeeklyAttendanceChecked: _week_checked,
     ev.EscalationRaised: _escalation_raised,
     ev.EscalationTaskOverdue: _task_overdue,
+    ev.EscalationTaskSuperseded: _task_superseded,
     ev.TaskResolved: _task_resolved,
     ev.InitialPlanOverdue: _initial_plan_overdue,
     ev.PlanReviewDueSoon: _review_due_soon,

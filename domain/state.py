@@ -91,6 +91,16 @@ class Task(_Frozen):
     notify: tuple[StaffRecipient, ...]
     resolved: bool = False
     overdue: bool = False
+    # Current rules only (`domain.escalation`): what the task is about, the lower task of
+    # the same concern it replaced, and the higher task that replaced it.
+    concern: str | None = later_field()
+    escalated_from: str | None = later_field()
+    superseded_by: str | None = later_field()
+
+    @property
+    def is_open(self) -> bool:
+        """Neither resolved by staff nor superseded by a task one rung up."""
+        return not self.resolved and self.superseded_by is None
 
 
 class Hold(_Frozen):
@@ -212,7 +222,7 @@ class EpisodeState(_Frozen):
         """The highest level among open escalation tasks; 0 when none is open."""
         if self.is_closed:
             return 0
-        return max((task.level for task in self.tasks if not task.resolved), default=0)
+        return max((task.level for task in self.tasks if task.is_open), default=0)
 
     def session(self, session_id: str) -> Session | None:
         return next((s for s in self.sessions if s.session_id == session_id), None)

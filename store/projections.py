@@ -286,8 +286,9 @@ def _open_tasks(state: EpisodeState) -> list[dict[str, Any]]:
             "on_hold": state.stage is Stage.ON_HOLD,
             "notify": [recipient.value for recipient in task.notify],
         }
+        # A superseded task is closed: the task one rung up stands for its concern.
         for task in state.tasks
-        if not task.resolved
+        if task.is_open
     ]
 
 

@@ -138,7 +138,7 @@ def episode_events(
 
 def _resolve_first_open_task(b: StreamBuilder) -> None:
     assert b.state is not None
-    task = next((t for t in b.state.tasks if not t.resolved and t.level == 1), None)
+    task = next((t for t in b.state.tasks if t.is_open and t.level == 1), None)
     if task is not None:
         b.run(
             c.ResolveTask(

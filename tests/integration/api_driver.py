@@ -158,7 +158,8 @@ class Driver:
 
     async def open_task_ids(self, episode_id: str) -> list[str]:
         state = (await self.http.get(f"/episodes/{episode_id}", headers=bearer("director"))).json()
-        return [t["task_id"] for t in state["state"]["tasks"] if not t["resolved"]]
+        tasks = state["state"]["tasks"]
+        return [t["task_id"] for t in tasks if not t["resolved"] and not t.get("superseded_by")]
 
 
 def new_id(prefix: str) -> str:

@@ -213,6 +213,36 @@ class TestProgramScoping:
         assert all(x["episode_id"] == teen for x in teen_deadlines["deadlines"])
 
 
+class TestOneOpenTaskPerConcern:
+    async def test_given_a_superseded_task_when_staff_list_and_resolve_it_then_only_its_successor_counts(
+        self, api: httpx.AsyncClient
+    ) -> None:
+        d = Driver(api)
+        episode_id = await d.at("in_program")
+        for session_id in ("s-a", "s-b"):
+            await d.past_session(episode_id, session_id)
+            await d.ok(
+                "clinician", episode_id, "record_attendance", {"status": "no_show"},
+                session_id=session_id,
+            )  # fmt: skip
+        state = (await api.get(f"/episodes/{episode_id}", headers=bearer("director"))).json()
+        outreach, higher = state["state"]["tasks"]
+        assert outreach["superseded_by"] == higher["task_id"]
+        assert higher["escalated_from"] == outreach["task_id"]
+
+        tasks = (await api.get("/tasks", headers=bearer("clinician"))).json()["tasks"]
+        mine = [t for t in tasks if t["episode_id"] == episode_id]
+        refused = await d.send(
+            "supervisor", episode_id, "resolve_task", {"outcome": "reached"},
+            task_id=outreach["task_id"],
+        )  # fmt: skip
+
+        assert [(t["task_id"], t["level"]) for t in mine] == [(higher["task_id"], 2)]
+        assert refused.status_code == 409
+        assert refused.json()["title"] == "TaskSuperseded"
+        assert f"stands at task '{higher['task_id']}'" in refused.json()["detail"]
+
+
 class TestAccessLog:
     """Every access is recorded, the records cannot be changed, and they export as FHIR."""
 

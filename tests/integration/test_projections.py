@@ -47,14 +47,15 @@ class TestLiveProjection:
         assert summary["program_id"] == "adult-iop"
         assert summary["primary_clinician"] == "cal.clinician"
         assert summary["last_seq"] == len(events)
-        # Two no-shows escalated twice; the first two tasks went overdue and escalated again.
+        # A no-show's outreach went overdue twice: each time the task one rung up
+        # superseded it, so only the level-3 task is open.
         assert summary["escalation_level"] == 3
         assert summary["last_event_at"] == events[-1].occurred_at
         assert summary["closed_at"] is None
         caseload = {(r["clinician_id"], r["is_primary"]) for r in models["caseload"]}
         assert caseload == {("cal.clinician", True), ("pat.psychiatrist", False)}
         tasks = {t["level"]: t["overdue"] for t in models["open_tasks"]}
-        assert tasks == {1: True, 2: True, 3: False}
+        assert tasks == {3: False}
         assert all(t["due_at"] > t["opened_at"] for t in models["open_tasks"])
         kinds = {d["kind"] for d in models["upcoming_deadlines"]}
         assert {"task_due", "plan_review_overdue"} <= kinds

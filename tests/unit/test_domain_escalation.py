@@ -6,6 +6,7 @@ from datetime import datetime
 
 import pytest
 from domain_scenario import DAY, DIRECTOR, HOUR, SUPERVISOR, T0, Episode, types
+from first_rules import FirstRulesEpisode
 
 from domain import commands as c
 from domain.errors import CommandNotAllowed, TaskAlreadyResolved, UnknownReference
@@ -33,7 +34,7 @@ def only_case_review_open(ep: Episode) -> Task:
     """Resolve the outreach tasks, leaving the case review open."""
     review = next(t for t in ep.s.tasks if t.kind is TaskKind.CASE_REVIEW)
     for task in ep.s.tasks:
-        if task is not review:
+        if task is not review and task.is_open:
             ep.run(ep.make(c.ResolveTask, actor=SUPERVISOR, task_id=task.task_id, outcome="ok"))
     return review
 
@@ -61,7 +62,7 @@ class TestAbsenceLadder:
         no_shows(ep, sessions_every_other_day(ep, 1))
         ep.session("s1", T0 + 3 * DAY)
         ep.now = T0 + 3 * DAY + 3 * HOUR
-        events = ep.attendance("s1", "no_show")
+        events = raised(ep.attendance("s1", "no_show"))
         assert events[-1].level == 2
         assert events[-1].notify == (StaffRecipient.CARE_COORDINATOR, StaffRecipient.SUPERVISOR)
 
@@ -70,8 +71,7 @@ class TestAbsenceLadder:
         starts = sessions_every_other_day(ep, 3)
         no_shows(ep, starts[:2])
         ep.now = starts[2] + 3 * HOUR
-        events = ep.attendance("s2", "no_show")
-        review = events[-1]
+        review = raised(ep.attendance("s2", "no_show"))[-1]
         assert review.task_kind is TaskKind.CASE_REVIEW
         assert review.trigger is EscalationTrigger.CONSECUTIVE_NO_SHOWS
         assert review.due_at == ep.now + 48 * HOUR
@@ -89,7 +89,7 @@ class TestAbsenceLadder:
         ep.now = starts[1] + 3 * HOUR
         ep.attendance("s1", "excused")
         ep.now = starts[2] + 3 * HOUR
-        events = ep.attendance("s2", "no_show")
+        events = raised(ep.attendance("s2", "no_show"))
         assert events[-1].level == 2
 
     def test_attendance_breaks_the_streak(self) -> None:
@@ -111,6 +111,7 @@ class TestAbsenceLadder:
         for i, status in enumerate(pattern):
             ep.now = starts[i] + 3 * HOUR
             last = ep.attendance(f"s{i}", status)
+        last = tuple(raised(last))
         assert last[-1].trigger is EscalationTrigger.NO_SHOWS_IN_WINDOW
         assert last[-1].level == 3
 
@@ -126,7 +127,9 @@ class TestAbsenceLadder:
 
 class TestTasks:
     def test_overdue_outreach_escalates_one_level_up(self) -> None:
-        ep = Episode().in_program()
+        # The first rules: the outreach stays open beside the new task (see
+        # test_domain_concerns.py for the current rules, where it is superseded).
+        ep = FirstRulesEpisode().in_program()
         no_shows(ep, sessions_every_other_day(ep, 1))
         task = ep.s.tasks[0]
         events = ep.tick(task.due_at)

@@ -276,7 +276,7 @@ async def _check_no_show_escalation(driver: Driver, session_id: str, fired_at: d
 async def _resolve_open_tasks(driver: Driver) -> None:
     state = await driver.state()
     for task in state.tasks:
-        if not task.resolved:
+        if task.is_open:
             actor = samples.DIRECTOR if task.level >= 3 else samples.CLINICIAN
             await driver.send(
                 c.ResolveTask(
