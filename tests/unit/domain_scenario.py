@@ -17,6 +17,7 @@ from domain.events import Event
 from domain.programs import ProgramCatalog, parse_program
 from domain.state import EpisodeState
 from domain.vocabulary import (
+    CURRENT_RULES,
     AftercarePlan,
     AsamEdition,
     CareTeamMember,
@@ -88,8 +89,11 @@ class Episode:
         program_id: str = "adult-iop",
         episode_id: str = "ep-1",
         catalog: ProgramCatalog = CATALOG,
+        rules_revision: int = CURRENT_RULES,
     ) -> None:
         self.catalog = catalog
+        # The rules revision an admission records (FIRST_RULES: as recorded histories did).
+        self.rules_revision = rules_revision
         self.program_id = program_id
         self.episode_id = episode_id
         self.now = T0
@@ -101,7 +105,10 @@ class Episode:
 
     def ctx(self, now: datetime | None = None) -> DecisionContext:
         return DecisionContext(
-            episode_id=self.episode_id, now=now or self.now, programs=self.catalog
+            episode_id=self.episode_id,
+            now=now or self.now,
+            programs=self.catalog,
+            rules_revision=self.rules_revision,
         )
 
     def decide(self, command: c.Command) -> tuple[Event, ...]:
