@@ -61,6 +61,11 @@ def local_day(moment: datetime, zone: ZoneInfo) -> date:
     return moment.astimezone(zone).date()
 
 
+def last_local_day(end: datetime, zone: ZoneInfo) -> date:
+    """The last local day a window ending (exclusively) at `end` covers."""
+    return local_day(end - timedelta(microseconds=1), zone)
+
+
 def week_from(moment: datetime, rules: DeadlineRules) -> datetime:
     """The end of the week that starts at `moment`: an admission, a resume, or where the
     week before ended (under the current rules, the week starts on `moment`'s local day)."""
@@ -123,3 +128,61 @@ def weeks_so_far(state: EpisodeState) -> tuple[AttendanceWeek, ...]:
     """Every week of the episode, oldest first: the closed ones, then the open one."""
     current = open_week(state)
     return (*state.attendance_weeks, *((current,) if current is not None else ()))
+
+
+@dataclass(frozen=True)
+class WeekReport:
+    """One week as staff read it: its moments (UTC) and its local calendar days, the hours
+    attended as the sessions now stand, and the check's verdict once judged.
+
+    `status` is `judged` (checked at its end), `open` (in progress, or the one the
+    episode left treatment in) or `cut_short` (a hold interrupted it; never judged).
+    """
+
+    start: datetime
+    end: datetime
+    timezone: str
+    first_day: date
+    last_day: date
+    attended_hours: float
+    minimum_hours: float | None
+    below_minimum: bool | None
+    status: str
+
+    @property
+    def local_start(self) -> str:
+        return self.start.astimezone(ZoneInfo(self.timezone)).isoformat()
+
+    @property
+    def local_end(self) -> str:
+        return self.end.astimezone(ZoneInfo(self.timezone)).isoformat()
+
+
+def week_reports(state: EpisodeState) -> tuple[WeekReport, ...]:
+    """Every week of the episode, oldest first, in the clinic's local days (UTC for an
+    episode admitted under the first rules, whose weeks were counted in UTC)."""
+    zone = state.rules.zone
+    current = open_week(state)
+    closed = [
+        (w, "judged" if w.below_minimum is not None else "cut_short")
+        for w in state.attendance_weeks
+    ]
+    return tuple(
+        WeekReport(
+            start=week.start,
+            end=week.end,
+            timezone=zone.key,
+            first_day=local_day(week.start, zone),
+            last_day=last_local_day(week.end, zone),
+            attended_hours=round(tally(state.sessions, week.start, week.end).hours, 2),
+            minimum_hours=week.minimum_hours,
+            below_minimum=week.below_minimum,
+            status=status,
+        )
+        for week, status in (*closed, *(((current, "open"),) if current is not None else ()))
+    )
+
+
+def latest_judged(state: EpisodeState) -> AttendanceWeek | None:
+    """The last week the weekly check judged, if any."""
+    return next((w for w in reversed(state.attendance_weeks) if w.below_minimum is not None), None)

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 from itertools import pairwise
 from zoneinfo import ZoneInfo
 
-from domain_scenario import CATALOG, DAY, HOUR, Episode, plan
+from domain_scenario import CATALOG, HOUR, Episode, plan
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -108,9 +108,7 @@ class TestDaylightSaving:
 
     def test_then_the_check_events_stay_in_utc(self) -> None:
         ep = admitted_in_new_york(local(2026, 3, 4, 15))
-        (check,) = [
-            e for e in ep.tick(local(2026, 3, 11)) if e.type == "weekly_attendance_checked"
-        ]
+        (check,) = [e for e in ep.tick(local(2026, 3, 11)) if e.type == "weekly_attendance_checked"]
         assert check.week_end.utcoffset() == timedelta(0)
         assert check.model_dump(mode="json")["week_end"] == "2026-03-11T04:00:00Z"
 
