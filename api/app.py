@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from importlib.metadata import version
 from typing import Annotated, Any
+from zoneinfo import ZoneInfo
 
 import structlog
 from fastapi import Depends, FastAPI, Query, Request
@@ -35,6 +36,8 @@ from api.command_routes import IdempotencyKey, command_router, role_first
 from api.health_routes import PROBE_PATHS, health_router
 from api.problems import Problem, ProblemError, install_problem_handlers
 from api.schemas import (
+    AttendanceResponse,
+    AttendanceWeekResponse,
     DeadlinesResponse,
     EpisodeListResponse,
     EpisodeResponse,
@@ -44,6 +47,7 @@ from api.schemas import (
     StoredEventResponse,
     TimelineEntryResponse,
     TimelineResponse,
+    local_time,
 )
 from api.scoping import EpisodeGate
 from api.worklist_routes import worklist_router
@@ -51,6 +55,7 @@ from domain.actors import Role
 from domain.commands import ReferClient
 from domain.programs import ProgramCatalog
 from domain.state import Stage
+from domain.weeks import last_local_day, local_day
 from store.access_log import AccessLog
 from store.event_store import EventStore
 from store.worklists import Worklists
@@ -223,7 +228,11 @@ def create_app(resources: ApiResources) -> FastAPI:
 
         async def endpoint(episode_id: str, request: Request, user: Reader) -> _WorkflowRead:
             await gate.check(request, user, episode_id)
-            return body.of(await read(episode_id))
+            answer = body.of(await read(episode_id))
+            if isinstance(answer, DeadlinesResponse):
+                # Due times on the clinic's clock too; the moments themselves stay UTC.
+                answer = answer.in_zone(await worklists.episode_timezone(episode_id))
+            return answer
 
         app.add_api_route(
             "/episodes/{episode_id}" + path,
@@ -249,6 +258,24 @@ def create_app(resources: ApiResources) -> FastAPI:
         episodes.view,
         "The episode's current state, as the running workflow holds it",
     )
+
+    @app.get(
+        "/episodes/{episode_id}/attendance",
+        response_model=AttendanceResponse,
+        responses=PROBLEM_RESPONSES,
+        summary="Hours attended week by week against the program's minimum (the attended-"
+        "hours read model), in the clinic's local days",
+    )
+    async def get_attendance(episode_id: str, request: Request, user: Reader) -> AttendanceResponse:
+        program = await gate.check(request, user, episode_id)
+        zone = await worklists.episode_timezone(episode_id)
+        rows = await worklists.attendance(episode_id)
+        return AttendanceResponse(
+            episode_id=episode_id,
+            program_id=program,
+            timezone=zone,
+            weeks=tuple(_attendance_week(row, zone) for row in rows),
+        )
 
     async def read_stored(request: Request, user: User, episode_id: str) -> list[Any]:
         """The episode's stored events, after the access gate; 404 when it has none."""
@@ -313,6 +340,17 @@ def create_app(resources: ApiResources) -> FastAPI:
 
     _document_security(app)
     return app
+
+
+def _attendance_week(row: dict[str, Any], zone: str) -> AttendanceWeekResponse:
+    start, end = row["week_start"], row["week_end"]
+    return AttendanceWeekResponse(
+        **row,
+        local_start=local_time(start, zone),
+        local_end=local_time(end, zone),
+        first_day=local_day(start, ZoneInfo(zone)),
+        last_day=last_local_day(end, ZoneInfo(zone)),
+    )
 
 
 def _safe(value: str) -> bool:

@@ -9,8 +9,9 @@ the domain's models (events, the episode state), which are the record itself.
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Any, Self
+from datetime import date, datetime
+from typing import Any, Literal, Self
+from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, ConfigDict, Field, computed_field
 
@@ -19,6 +20,7 @@ from domain.commands import ReferralSource
 from domain.events import Event
 from domain.state import EpisodeState
 from domain.vocabulary import AsamEdition, LevelOfCare, LongText, Ref
+from domain.weeks import WeekReport, week_reports
 
 
 class _Copied(BaseModel):
@@ -134,6 +136,37 @@ class AsamViewResponse(_Closed):
         )
 
 
+def local_time(moment: datetime, timezone: str) -> str:
+    """`moment` as the clinic's wall-clock time, with its offset (ISO 8601)."""
+    return moment.astimezone(ZoneInfo(timezone)).isoformat()
+
+
+class WeekResponse(_Closed):
+    """One week of attendance against the program's minimum, in the clinic's local days.
+
+    `start`/`end` are UTC moments (the week is `[start, end)`); `local_start`/`local_end`
+    the same moments on the clinic's clock; `first_day`..`last_day` its local dates.
+    `attended_hours` is the attendance as now recorded; `minimum_hours` and
+    `below_minimum` are the weekly check's verdict, absent until the week is judged.
+    """
+
+    start: datetime
+    end: datetime
+    local_start: str
+    local_end: str
+    timezone: str
+    first_day: date
+    last_day: date
+    attended_hours: float
+    minimum_hours: float | None
+    below_minimum: bool | None
+    status: Literal["judged", "open", "cut_short"]
+
+    @classmethod
+    def of_report(cls, report: WeekReport) -> WeekResponse:
+        return cls.model_validate(report, from_attributes=True)
+
+
 class EpisodeResponse(_Copied):
     episode_id: str
     workflow_id: str
@@ -144,6 +177,14 @@ class EpisodeResponse(_Copied):
     def asam(self) -> AsamViewResponse | None:
         """The state's ASAM ratings and levels of care named in the assessment's edition."""
         return None if self.state is None else AsamViewResponse.of_state(self.state)
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def weeks(self) -> list[WeekResponse]:
+        """Hours attended against the program's minimum, week by week (local days)."""
+        if self.state is None:
+            return []
+        return [WeekResponse.of_report(report) for report in week_reports(self.state)]
 
 
 class EpisodeSummaryResponse(_Copied):
@@ -178,14 +219,67 @@ class PendingDeadlineResponse(_Closed):
     kind: str
     due_at: datetime
     ref: str | None = None
+    # `due_at` on the clinic's clock (the episode's time zone), once the route adds it.
+    due_local: str | None = None
 
 
 class DeadlinesResponse(_Closed):
-    """Everything pending for an episode, and the earliest moment among them."""
+    """Everything pending for an episode, and the earliest moment among them.
+
+    Moments are UTC; `timezone` is the clinic's and the `*_local` fields show the same
+    moments on its clock.
+    """
 
     episode_id: str
     next_deadline: datetime | None
     pending: tuple[PendingDeadlineResponse, ...]
+    timezone: str | None = None
+    next_deadline_local: str | None = None
+
+    def in_zone(self, timezone: str) -> DeadlinesResponse:
+        """This answer with every due time also shown on the clock of `timezone`."""
+        return self.model_copy(
+            update={
+                "timezone": timezone,
+                "next_deadline_local": (
+                    local_time(self.next_deadline, timezone) if self.next_deadline else None
+                ),
+                "pending": tuple(
+                    item.model_copy(update={"due_local": local_time(item.due_at, timezone)})
+                    for item in self.pending
+                ),
+            }
+        )
+
+
+class AttendanceWeekResponse(_Closed):
+    """One row of the attended-hours read model: a week's attendance as now recorded
+    (`hours` and the count of each outcome) beside the weekly check's verdict
+    (`checked_hours`, `minimum_hours`, `below_minimum`; absent until judged)."""
+
+    week_start: datetime
+    week_end: datetime
+    local_start: str
+    local_end: str
+    first_day: date
+    last_day: date
+    hours: float
+    attended: int
+    partial: int
+    excused: int
+    no_shows: int
+    checked_hours: float | None
+    minimum_hours: float | None
+    below_minimum: bool | None
+
+
+class AttendanceResponse(_Closed):
+    """An episode's weeks of attendance, oldest first, the open one included."""
+
+    episode_id: str
+    program_id: str
+    timezone: str
+    weeks: tuple[AttendanceWeekResponse, ...]
 
 
 class TimelineEntryResponse(_Closed):

@@ -1,4 +1,5 @@
-"""Staff worklists: caseload, open escalation tasks, upcoming deadlines across episodes.
+"""Staff worklists: caseload, open escalation tasks, upcoming deadlines, episodes below
+the program's weekly intensity, across episodes.
 
 Served from the PostgreSQL read models (store.worklists), limited to the
 caller's programs. A clinician's caseload defaults to their own.
@@ -6,14 +7,16 @@ caller's programs. A clinician's caseload defaults to their own.
 
 # No `from __future__ import annotations`: FastAPI reads the route signatures at run time.
 
-from datetime import datetime
-from typing import Annotated
+from datetime import date, datetime
+from typing import Annotated, Any
+from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Depends, Query
 from pydantic import AwareDatetime, BaseModel
 
 from api.auth import READ_ROLES, User, require_role
 from domain.actors import Role
+from domain.weeks import last_local_day, local_day
 from store.worklists import Worklists
 from workflows.client import SAFE_VALUE
 
@@ -75,6 +78,44 @@ class UpcomingDeadline(BaseModel):
 
 class UpcomingDeadlinesResponse(BaseModel):
     deadlines: list[UpcomingDeadline]
+
+
+class BelowIntensityEntry(BaseModel):
+    """An open episode whose latest judged week fell below the program's minimum."""
+
+    episode_id: str
+    client_ref: str
+    program_id: str
+    stage: str
+    primary_clinician: str | None
+    week_start: datetime
+    week_end: datetime
+    timezone: str
+    first_day: date
+    last_day: date
+    attended_hours: float
+    minimum_hours: float
+    shortfall_hours: float
+
+    @classmethod
+    def of_row(cls, row: dict[str, Any]) -> "BelowIntensityEntry":
+        """The entry of a worklist row, with the week's local days and its shortfall."""
+        zone = ZoneInfo(row["timezone"])
+        attended, minimum = float(row["attended_hours"]), float(row["minimum_hours"])
+        return cls(
+            **row
+            | {
+                "first_day": local_day(row["week_start"], zone),
+                "last_day": last_local_day(row["week_end"], zone),
+                "attended_hours": attended,
+                "minimum_hours": minimum,
+                "shortfall_hours": round(minimum - attended, 2),
+            }
+        )
+
+
+class BelowIntensityResponse(BaseModel):
+    episodes: list[BelowIntensityEntry]
 
 
 def _programs(user: User, program_id: str | None) -> tuple[list[str] | None, str | None]:
@@ -142,5 +183,23 @@ def worklist_router(worklists: Worklists) -> APIRouter:
         programs, program = _programs(user, program_id)
         rows = await worklists.upcoming_deadlines(programs, program, due_before, limit)
         return UpcomingDeadlinesResponse(deadlines=[UpcomingDeadline(**row) for row in rows])
+
+    @router.get(
+        "/worklists/below-intensity",
+        response_model=BelowIntensityResponse,
+        summary="Open episodes whose latest judged week fell below the program's minimum "
+        "hours, the largest shortfall first",
+    )
+    async def below_intensity(
+        user: Reader,
+        program_id: ProgramFilter = None,
+        clinician_id: Annotated[
+            str | None, Query(pattern=SAFE_VALUE, description="Only this primary clinician's")
+        ] = None,
+        limit: Limit = 500,
+    ) -> BelowIntensityResponse:
+        programs, program = _programs(user, program_id)
+        rows = await worklists.below_intensity(programs, program, clinician_id, limit)
+        return BelowIntensityResponse(episodes=[BelowIntensityEntry.of_row(row) for row in rows])
 
     return router

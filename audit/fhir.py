@@ -10,6 +10,11 @@
 - Observation for the assessment (once recorded): one component per ASAM dimension with
   the rating as its value, and the recommended level of care as the value, both coded
   and named in the edition the assessment records (`domain.asam`);
+- Observation per judged week of attendance (episodes under the current rules): the hours
+  attended, the program's weekly minimum as reference range, interpretation L (below)
+  or N, the week as effective period and its local days in a note;
+- Flag "below program intensity", active while the episode is open and its latest judged
+  week fell below the minimum (current rules);
 - Provenance: every resource above as target, one agent per actor who changed the record,
   each stored event as a source entity carrying its hash, and the chain's head as signature;
 - AuditEvent: the export itself (who exported, when, which episode).
@@ -30,8 +35,9 @@ from typing import Any
 from domain import asam
 from domain.actors import Actor, Role
 from domain.evolution import evolve_event
-from domain.state import EpisodeState, Session, Stage, Task
+from domain.state import AttendanceWeek, EpisodeState, Session, Stage, Task
 from domain.vocabulary import AsamEdition, AttendanceStatus, LevelOfCare
+from domain.weeks import last_local_day, latest_judged, local_day
 from store.chain import GENESIS_HASH
 from store.records import StoredEvent
 
@@ -44,6 +50,10 @@ TASK_SYSTEM = "urn:carepath:task"
 EVENT_SYSTEM = "urn:carepath:event"
 PROGRAM_SYSTEM = "urn:carepath:program"
 ASAM_SYSTEM = "urn:carepath:asam"
+WEEK_SYSTEM = "urn:carepath:attendance-week"
+CODE_SYSTEM = "urn:carepath:code"
+UCUM = "http://unitsofmeasure.org"
+_INTERPRETATION_SYSTEM = "http://terminology.hl7.org/CodeSystem/v3-ObservationInterpretation"
 _ID_NAMESPACE = uuid.UUID("6f1c1b9e-52a4-4c55-9a8e-3c0f0e1a7d21")
 
 # EpisodeOfCare.status of each stage; aftercare is the program's choice (`episode_of_care_status`).
@@ -314,6 +324,114 @@ def assessment_observation(state: EpisodeState, stored: Sequence[StoredEvent]) -
     }
 
 
+def _hours(value: float) -> dict[str, Any]:
+    return {"value": value, "unit": "h", "system": UCUM, "code": "h"}
+
+
+def _local_days(state: EpisodeState, week: AttendanceWeek) -> str:
+    zone = state.rules.zone
+    first, last = local_day(week.start, zone), last_local_day(week.end, zone)
+    return f"{first.isoformat()}..{last.isoformat()} ({zone.key})"
+
+
+def judged_weeks(state: EpisodeState) -> tuple[AttendanceWeek, ...]:
+    """The weeks the export shows: those the weekly check judged, under the current rules
+    (an export of an episode admitted before keeps its earlier form)."""
+    if not state.rules.current:
+        return ()
+    return tuple(w for w in state.attendance_weeks if w.below_minimum is not None)
+
+
+def intensity_observation(state: EpisodeState, week: AttendanceWeek) -> dict[str, Any]:
+    """One judged week: hours attended against the program's weekly minimum."""
+    below = bool(week.below_minimum)
+    minimum = week.minimum_hours or 0.0
+    return {
+        "resourceType": "Observation",
+        "id": _uuid(state.episode_id, "week", _at(week.start)),
+        "identifier": [{"system": WEEK_SYSTEM, "value": f"{state.episode_id}/{_at(week.start)}"}],
+        "status": "final",
+        "category": [
+            {
+                "coding": [
+                    {
+                        "system": "http://terminology.hl7.org/CodeSystem/observation-category",
+                        "code": "therapy",
+                        "display": "Therapy",
+                    }
+                ]
+            }
+        ],
+        "code": {
+            "coding": [
+                {
+                    "system": CODE_SYSTEM,
+                    "code": "weekly-attended-hours",
+                    "display": "Treatment hours attended in a week of the program",
+                }
+            ],
+            "text": "weekly attended treatment hours",
+        },
+        "subject": _patient(state),
+        "focus": [{"reference": _url(_uuid(state.episode_id, "episode"))}],
+        "effectivePeriod": {"start": _at(week.start), "end": _at(week.end)},
+        "valueQuantity": _hours(week.attended_hours or 0.0),
+        "interpretation": [
+            {
+                "coding": [
+                    {
+                        "system": _INTERPRETATION_SYSTEM,
+                        "code": "L" if below else "N",
+                        "display": "Low" if below else "Normal",
+                    }
+                ]
+            }
+        ],
+        "referenceRange": [
+            {"low": _hours(minimum), "text": f"program minimum: {minimum:g} hours a week"}
+        ],
+        "note": [{"text": f"local week {_local_days(state, week)}"}],
+    }
+
+
+def intensity_flag(state: EpisodeState) -> dict[str, Any] | None:
+    """A Flag while the open episode's latest judged week fell below the minimum."""
+    latest = latest_judged(state) if state.rules.current and not state.is_closed else None
+    if latest is None or not latest.below_minimum:
+        return None
+    return {
+        "resourceType": "Flag",
+        "id": _uuid(state.episode_id, "flag", "below-intensity"),
+        "status": "active",
+        "category": [
+            {
+                "coding": [
+                    {
+                        "system": "http://terminology.hl7.org/CodeSystem/flag-category",
+                        "code": "clinical",
+                        "display": "Clinical",
+                    }
+                ]
+            }
+        ],
+        "code": {
+            "coding": [
+                {
+                    "system": CODE_SYSTEM,
+                    "code": "below-intensity",
+                    "display": "Below the program's weekly treatment intensity",
+                }
+            ],
+            "text": (
+                f"attended {latest.attended_hours or 0:g} of a minimum "
+                f"{latest.minimum_hours or 0:g} hours in the week {_local_days(state, latest)}"
+            ),
+        },
+        "subject": _patient(state),
+        "period": {"start": _at(latest.end)},
+    }
+
+
 def provenance(
     state: EpisodeState, stored: Sequence[StoredEvent], targets: list[str], exported_at: datetime
 ) -> dict[str, Any]:
@@ -407,6 +525,8 @@ def bundle(
         care_plan(state, stored),
         *(appointment(state, s) for s in state.sessions),
         *(task(state, t) for t in state.tasks),
+        *(intensity_observation(state, w) for w in judged_weeks(state)),
+        *((flag,) if (flag := intensity_flag(state)) is not None else ()),
     ]
     if state.assessment is not None:
         resources.append(assessment_observation(state, stored))

@@ -102,6 +102,22 @@ PROVENANCE_ENTITY_ROLE = frozenset({"derivation", "revision", "quotation", "sour
 AUDIT_EVENT_ACTION = frozenset({"C", "R", "U", "D", "E"})
 AUDIT_EVENT_OUTCOME = frozenset({"0", "4", "8", "12"})
 
+OBSERVATION_STATUS = frozenset(
+    {
+        "registered",
+        "preliminary",
+        "final",
+        "amended",
+        "corrected",
+        "cancelled",
+        "entered-in-error",
+        "unknown",
+    }
+)
+# The v3 ObservationInterpretation codes the weekly-hours observation uses.
+OBSERVATION_INTERPRETATION = frozenset({"L", "N"})
+FLAG_STATUS = frozenset({"active", "inactive", "entered-in-error"})
+
 # resourceType -> (dotted path to a code, allowed codes); a path step over a list visits each item.
 CODED_FIELDS: Mapping[str, tuple[tuple[str, frozenset[str]], ...]] = {
     "Bundle": (("type", BUNDLE_TYPE),),
@@ -119,7 +135,11 @@ CODED_FIELDS: Mapping[str, tuple[tuple[str, frozenset[str]], ...]] = {
         ("intent", TASK_INTENT),
         ("priority", REQUEST_PRIORITY),
     ),
-    "Observation": (("status", OBSERVATION_STATUS),),
+    "Observation": (
+        ("status", OBSERVATION_STATUS),
+        ("interpretation.coding.code", OBSERVATION_INTERPRETATION),
+    ),
+    "Flag": (("status", FLAG_STATUS),),
     "Provenance": (("entity.role", PROVENANCE_ENTITY_ROLE),),
     "AuditEvent": (("action", AUDIT_EVENT_ACTION), ("outcome", AUDIT_EVENT_OUTCOME)),
 }

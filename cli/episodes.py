@@ -98,6 +98,7 @@ def add_parser(sub: Any) -> None:
             ("events", "an episode's stored events"),
             ("timeline", "an episode's whole timeline, from the event store"),
             ("deadlines", "everything pending for an episode and when it falls due"),
+            ("attendance", "an episode's hours attended week by week against the minimum"),
         )
     ]
     for parser in reads:
@@ -110,6 +111,11 @@ def add_parser(sub: Any) -> None:
     tasks.add_argument("--program")
     tasks.add_argument("--min-level", type=int)
     tasks.add_argument("--overdue", action="store_true", help="only overdue tasks")
+    below = ep.add_parser(
+        "below-intensity", help="open episodes whose latest judged week fell below the minimum"
+    )
+    below.add_argument("--program")
+    below.add_argument("--clinician", help="only this primary clinician's episodes")
     due = ep.add_parser("due", help="upcoming deadlines across open episodes")
     due.add_argument("--program")
     due.add_argument("--before", help="ISO 8601 time, e.g. 2026-01-09T00:00:00Z")
@@ -168,7 +174,18 @@ _LISTINGS: dict[str, tuple[str, str, tuple[str, ...], Params]] = {
         ("seq", "type", "occurred_at", "actor_id", "actor_role"),
         None,
     ),
-    "deadlines": ("/episodes/{episode_id}/deadlines", "pending", ("kind", "due_at", "ref"), None),
+    "deadlines": (
+        "/episodes/{episode_id}/deadlines",
+        "pending",
+        ("kind", "due_at", "due_local", "ref"),
+        None,
+    ),
+    "attendance": (
+        "/episodes/{episode_id}/attendance",
+        "weeks",
+        ("first_day", "last_day", "hours", "checked_hours", "minimum_hours", "below_minimum"),
+        None,
+    ),
     "list": (
         "/episodes",
         "episodes",
@@ -211,6 +228,21 @@ _LISTINGS: dict[str, tuple[str, str, tuple[str, ...], Params]] = {
             "min_level": a.min_level,
             "overdue_only": a.overdue or None,
         },
+    ),
+    "below-intensity": (
+        "/worklists/below-intensity",
+        "episodes",
+        (
+            "episode_id",
+            "client_ref",
+            "program_id",
+            "first_day",
+            "last_day",
+            "attended_hours",
+            "minimum_hours",
+            "primary_clinician",
+        ),
+        lambda a: {"program_id": a.program, "clinician_id": a.clinician},
     ),
     "due": (
         "/deadlines",

@@ -123,10 +123,19 @@ def _week_check_due(state: EpisodeState) -> tuple[Due[None], ...]:
 
 
 def _check_week(em: Emitter, due: Due[None]) -> None:
-    start, end = week_ending(due.at)
+    """Judge the week that ended: record its hours against the program's minimum and,
+    under the current rules, open an intensity review for the primary clinician when it
+    fell short.
+
+    Every judged week counts, the first one and one with nothing scheduled included: the
+    check only runs in treatment stages, where attendance is expected, and a week without
+    a single session is a gap in care the clinic wants to hear of. A week a hold cut
+    short is never judged.
+    """
+    start, end = week_ending(due.at, em.state.rules)
     hours = tally(em.state.sessions, start, end).hours
     minimum = em.program.intensity.min_weekly_hours
-    em.emit(
+    checked = em.emit(
         ev.WeeklyAttendanceChecked,
         week_start=start,
         week_end=end,
@@ -134,6 +143,13 @@ def _check_week(em: Emitter, due: Due[None]) -> None:
         minimum_hours=minimum,
         below_minimum=hours < minimum,
     )
+    if checked.below_minimum and em.state.rules.current:
+        raise_task(
+            em,
+            em.program.escalation.below_intensity_level,
+            EscalationTrigger.BELOW_INTENSITY,
+            kind=TaskKind.INTENSITY_REVIEW,
+        )
 
 
 # --- initial_plan_due: no treatment plan by the program's deadline ---------------------

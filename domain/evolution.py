@@ -26,7 +26,7 @@ from domain.state import (
     Task,
 )
 from domain.vocabulary import BILLABLE_ATTENDANCE, EscalationTrigger
-from domain.weeks import WEEK, cut_short
+from domain.weeks import cut_short, week_from
 
 
 def _shift(moment: datetime | None, by: timedelta) -> datetime | None:
@@ -111,7 +111,7 @@ def _admitted(state: EpisodeState, e: ev.ClientAdmitted) -> EpisodeState:
             "plan_due_at": e.plan_due_at,
             "rules": e.rules,
             "last_contact_at": e.occurred_at,
-            "next_week_check_at": e.occurred_at + WEEK,
+            "next_week_check_at": week_from(e.occurred_at, e.rules),
             "phase_started_at": e.occurred_at if e.rules.current else None,
         }
     )
@@ -181,8 +181,11 @@ def _resumed(state: EpisodeState, e: ev.EpisodeResumed) -> EpisodeState:
             "phase_started_at": _shift(state.phase_started_at, paused),
             "last_contact_at": e.occurred_at,
             "no_contact_review_opened": False,
-            "attendance_weeks": (*state.attendance_weeks, *cut_short(state, e.held_since)),
-            "next_week_check_at": e.occurred_at + WEEK,
+            "attendance_weeks": (
+                *state.attendance_weeks,
+                *cut_short(state, e.held_since, e.occurred_at),
+            ),
+            "next_week_check_at": week_from(e.occurred_at, state.rules),
         }
     )
 
@@ -266,7 +269,7 @@ def _week_checked(state: EpisodeState, e: ev.WeeklyAttendanceChecked) -> Episode
     return state.model_copy(
         update={
             "attendance_weeks": (*state.attendance_weeks, week),
-            "next_week_check_at": e.week_end + WEEK,
+            "next_week_check_at": week_from(e.week_end, state.rules),
         }
     )
 

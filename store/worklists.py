@@ -1,4 +1,6 @@
-"""Staff worklists read from the read models: caseload, open tasks, upcoming deadlines.
+"""Staff worklists read from the read models: caseload, open tasks, upcoming deadlines,
+episodes whose last judged week fell below the program's minimum; and one episode's weeks
+of attendance.
 
 The rows come from the tables the projector keeps (store/projections.py); these queries
 only filter them, always by the programs the caller may see.
@@ -99,6 +101,55 @@ class Worklists:
             limit,
         )
 
+    async def below_intensity(
+        self,
+        programs: Sequence[str] | None,
+        program_id: str | None = None,
+        clinician_id: str | None = None,
+        limit: int = 500,
+    ) -> list[Row]:
+        """Open episodes in treatment whose latest judged week fell below the minimum,
+        the largest shortfall first, each with its clinic's time zone."""
+        return await self._rows(
+            "WITH latest AS ("
+            " SELECT DISTINCT ON (episode_id) episode_id, week_start, week_end, "
+            " checked_hours, minimum_hours, below_minimum FROM attended_hours "
+            " WHERE below_minimum IS NOT NULL ORDER BY episode_id, week_start DESC) "
+            "SELECT l.episode_id, e.client_ref, e.program_id, e.stage, e.primary_clinician, "
+            "l.week_start, l.week_end, l.checked_hours AS attended_hours, l.minimum_hours, "
+            f"{_ZONE} AS timezone "
+            "FROM latest l JOIN episode_summary e USING (episode_id) "
+            "LEFT JOIN projection_snapshots s USING (episode_id) "
+            "WHERE l.below_minimum AND e.closed_at IS NULL "
+            "AND e.stage IN ('treatment_planning', 'in_program', 'on_hold') "
+            "AND ($1::text[] IS NULL OR e.program_id = ANY($1)) "
+            "AND ($2::text IS NULL OR e.program_id = $2) "
+            "AND ($3::text IS NULL OR e.primary_clinician = $3) "
+            "ORDER BY l.minimum_hours - l.checked_hours DESC, l.week_end, l.episode_id "
+            "LIMIT $4",
+            _array(programs),
+            program_id,
+            clinician_id,
+            limit,
+        )
+
+    async def attendance(self, episode_id: str) -> list[Row]:
+        """One episode's weeks of attendance (the `attended_hours` read model), oldest first."""
+        return await self._rows(
+            "SELECT week_start, week_end, hours, attended, partial, excused, no_shows, "
+            "checked_hours, minimum_hours, below_minimum FROM attended_hours "
+            "WHERE episode_id = $1 ORDER BY week_start",
+            episode_id,
+        )
+
+    async def episode_timezone(self, episode_id: str) -> str:
+        """The time zone an episode's clinic days are counted in: the one its admission
+        recorded (current rules), else UTC (not admitted yet, or the first rules)."""
+        zone = await self._value(
+            f"SELECT {_ZONE} FROM projection_snapshots s WHERE episode_id = $1", episode_id
+        )
+        return zone or "UTC"
+
     async def _rows(self, sql: str, *args: Any) -> list[Row]:
         try:
             async with self._pool.acquire(timeout=5.0) as conn:
@@ -113,6 +164,10 @@ class Worklists:
         except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
             raise _unavailable(exc) from None
         return None if value is None else str(value)
+
+
+# The time zone an episode's admission recorded (`DeadlineRules.timezone`), else UTC.
+_ZONE = "coalesce(s.state->'rules'->>'timezone', 'UTC')"
 
 
 def _array(values: Sequence[str] | None) -> list[str] | None:

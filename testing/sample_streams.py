@@ -76,10 +76,12 @@ def episode_events(
     start: datetime = T0,
     clinician: str = samples.CLINICIAN.user_id,
     discharge: bool = False,
+    catalog: ProgramCatalog | None = None,
 ) -> list[Event]:
     """One adult IOP episode: admission, a family consent and notice, `sessions` sessions
-    with mixed attendance (escalations included), a resolved task, optionally discharge."""
-    b = StreamBuilder(episode_id, start)
+    with mixed attendance (escalations included), a resolved task, optionally discharge.
+    `catalog` replaces the built-in programs (e.g. the adult program in another zone)."""
+    b = StreamBuilder(episode_id, start, catalog)
     b.run(samples.referral(b.ids, client_ref=f"MRN-{episode_id}"))
     for command in samples.admission(b.ids, primary=clinician):
         b.advance_to(b.now + timedelta(hours=1))

@@ -23,6 +23,7 @@ from devstack.processes import free_port
 from store.db import Pool
 from store.event_store import EventStore
 from testing import samples
+from testing.sample_streams import episode_events
 from testing.stack import api_app
 from workers.worker import build_worker
 
@@ -132,3 +133,22 @@ async def test_commands_lists_every_staff_command(
     assert code == 0
     assert {"record-attendance", "discharge", "record-authorization"} <= commands
     assert "tick" not in commands
+
+
+async def test_given_a_short_week_then_the_cli_lists_it_and_shows_the_weeks(
+    capsys: pytest.CaptureFixture[str], api_url: str, db_pool: Pool
+) -> None:
+    await EventStore(db_pool).append("ep-short", episode_events("ep-short", sessions=5))
+
+    code, out, _ = await cli(capsys, api_url, "supervisor", "episode", "below-intensity")
+    weeks_code, weeks, _ = await cli(
+        capsys, api_url, "clinician", "episode", "attendance", "ep-short"
+    )
+
+    assert code == weeks_code == 0
+    assert "ep-short" in out
+    assert "MRN-ep-short" in out
+    assert "2026-01-05" in out
+    assert weeks.splitlines()[0].split()[:2] == ["FIRST", "DAY"]
+    assert "2026-01-05" in weeks
+    assert "2026-01-11" in weeks

@@ -59,15 +59,16 @@ class TestLiveProjection:
         assert all(t["due_at"] > t["opened_at"] for t in models["open_tasks"])
         kinds = {d["kind"] for d in models["upcoming_deadlines"]}
         assert {"task_due", "plan_review_overdue"} <= kinds
-        # Weeks run from admission (11:00 on the Monday): the checked one, then the open one.
+        # The clinic's weeks (UTC here) run from midnight of the admission day: the checked
+        # one, then the open one.
         hours = models["attended_hours"]
-        admitted = events[0].occurred_at + timedelta(hours=3)
+        admission_day = events[0].occurred_at.replace(hour=0)
         assert [(h["week_start"], h["hours"], h["below_minimum"]) for h in hours] == [
-            (admitted, Decimal("8.00"), True),
-            (admitted + timedelta(days=7), 0, None),
+            (admission_day, Decimal("8.00"), True),
+            (admission_day + timedelta(days=7), 0, None),
         ]
-        assert (hours[0]["attended"], hours[0]["partial"], hours[0]["no_shows"]) == (2, 1, 1)
-        assert hours[1]["no_shows"] == 1
+        assert (hours[0]["attended"], hours[0]["partial"], hours[0]["no_shows"]) == (2, 1, 0)
+        assert hours[1]["no_shows"] == 2
         (consent,) = models["episode_consents"]
         assert (consent["recipient_kind"], consent["revoked"]) == ("family", False)
 
@@ -160,13 +161,13 @@ class TestAttendedHours:
         check = next(e for e in events if isinstance(e, WeeklyAttendanceChecked))
         store = EventStore(db_pool)
         await store.append("ep-k", events)
-        # s4 was a no-show in the checked week; it turns out the client attended.
+        # s2 was recorded partial in the checked week; the client stayed the whole session.
         correction = CorrectAttendance(
             command_id="fix-1",
             actor=samples.CLINICIAN,
-            session_id="s4",
+            session_id="s2",
             status=AttendanceStatus.ATTENDED,
-            reason="signed in late",
+            reason="signed out late",
         )
         ctx = DecisionContext("ep-k", events[-1].occurred_at, load_catalog())
         await store.append("ep-k", list(decide(fold(events), correction, ctx)))
@@ -174,7 +175,7 @@ class TestAttendedHours:
         first = (await read_models(db_pool))["attended_hours"][0]
 
         assert first["week_start"] == check.week_start
-        assert (first["hours"], first["checked_hours"]) == (Decimal("11.00"), Decimal("8.00"))
+        assert (first["hours"], first["checked_hours"]) == (Decimal("9.00"), Decimal("8.00"))
         assert first["below_minimum"] is True
 
 

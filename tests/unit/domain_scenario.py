@@ -92,7 +92,7 @@ class Episode:
         rules_revision: int = CURRENT_RULES,
     ) -> None:
         self.catalog = catalog
-        # FIRST_RULES: an episode as admitted before the current rules (an old history).
+        # The rules revision an admission records (FIRST_RULES: as recorded histories did).
         self.rules_revision = rules_revision
         self.program_id = program_id
         self.episode_id = episode_id

@@ -31,7 +31,7 @@ from audit.verify import check_stream
 from domain import commands as c
 from domain.events import Event, dump_event
 from domain.state import Stage
-from domain.vocabulary import DischargeReason
+from domain.vocabulary import FIRST_RULES, DischargeReason
 from store.chain import GENESIS_HASH, chain_hash
 from store.records import StoredEvent
 
@@ -270,3 +270,81 @@ class TestFhirBundle:
         ep = Episode().in_aftercare()
         assert fhir.care_plan_status(ep.s) == "completed"
         assert fhir_bundle(ep)["entry"][0]["resource"]["status"] == "active"
+
+
+def short_week_episode(**kwargs: Any) -> Episode:
+    """In program, 3 of the adult minimum 9 hours attended in the first week, judged."""
+    ep = Episode(**kwargs).in_program()
+    ep.session("s0", T0 + DAY)
+    ep.now = T0 + DAY + 3 * HOUR
+    ep.attendance("s0", "attended")
+    ep.tick(T0 + 8 * DAY)
+    return ep
+
+
+class TestFhirIntensity:
+    def test_given_a_judged_short_week_then_it_is_an_observation_with_the_minimum_as_range(
+        self,
+    ) -> None:
+        document = fhir_bundle(short_week_episode())
+
+        Bundle.model_validate(document)
+        assert code_problems(document) == []
+        (week,) = resources(document, "Observation")
+        assert week["valueQuantity"]["value"] == 3
+        assert week["referenceRange"][0]["low"]["value"] == 9
+        assert week["interpretation"][0]["coding"][0]["code"] == "L"
+        assert week["effectivePeriod"] == {
+            "start": (T0 - 9 * HOUR).isoformat(),
+            "end": (T0 - 9 * HOUR + 7 * DAY).isoformat(),
+        }
+        assert week["note"][0]["text"] == "local week 2026-01-05..2026-01-11 (UTC)"
+
+    def test_given_the_latest_week_below_minimum_then_the_episode_carries_an_active_flag(
+        self,
+    ) -> None:
+        document = fhir_bundle(short_week_episode())
+
+        (flag,) = resources(document, "Flag")
+        assert flag["status"] == "active"
+        assert flag["code"]["coding"][0]["code"] == "below-intensity"
+        assert "attended 3 of a minimum 9 hours" in flag["code"]["text"]
+        (provenance,) = resources(document, "Provenance")
+        assert {"reference": f"urn:uuid:{flag['id']}"} in provenance["target"]
+
+    def test_given_a_week_at_the_minimum_then_it_reads_normal_and_no_flag_is_raised(
+        self,
+    ) -> None:
+        ep = Episode().in_program()
+        for index in range(3):
+            ep.session(f"s{index}", T0 + (index + 1) * DAY)
+            ep.now = T0 + (index + 1) * DAY + 3 * HOUR
+            ep.attendance(f"s{index}", "attended")
+        ep.tick(T0 + 8 * DAY)
+
+        document = fhir_bundle(ep)
+
+        (week,) = resources(document, "Observation")
+        assert week["interpretation"][0]["coding"][0]["code"] == "N"
+        assert resources(document, "Flag") == []
+
+    def test_given_the_episode_closed_then_no_flag_remains(self) -> None:
+        ep = short_week_episode()
+        ep.run(
+            ep.make(
+                c.Discharge,
+                actor=SUPERVISOR,
+                discharge_reason=DischargeReason.AGAINST_ADVICE,
+                summary="left the program",
+            )
+        )
+
+        document = fhir_bundle(ep)
+
+        assert len(resources(document, "Observation")) == 1
+        assert resources(document, "Flag") == []
+
+    def test_given_the_first_rules_then_the_export_keeps_its_earlier_form(self) -> None:
+        document = fhir_bundle(short_week_episode(rules_revision=FIRST_RULES))
+
+        assert resources(document, "Observation") == resources(document, "Flag") == []

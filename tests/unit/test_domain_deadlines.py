@@ -27,7 +27,8 @@ class TestNextDeadline:
 
     def test_after_admission_the_first_weekly_check_is_due_first(self) -> None:
         ep = Episode().admitted()
-        assert next_deadline(ep.s) == T0 + 7 * DAY
+        # The clinic's week (UTC here): from midnight of the admission day, 7 days.
+        assert next_deadline(ep.s) == T0 - 9 * HOUR + 7 * DAY
 
     def test_a_session_is_due_at_its_end_plus_grace(self) -> None:
         ep = Episode().in_program().session("s1", S1, hours=3)

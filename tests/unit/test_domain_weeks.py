@@ -1,5 +1,8 @@
 """A week of attendance (`domain.weeks`): the episode's own weeks, which the weekly
-intensity check judges and the attended-hours read model shows."""
+intensity check judges and the attended-hours read model shows.
+
+Weeks of exactly 7 x 24 h from admission are the first rules' (recorded histories); the
+clinic's local weeks of the current rules are in `test_domain_local_weeks.py`."""
 
 from __future__ import annotations
 
@@ -10,7 +13,7 @@ from domain_scenario import DAY, HOUR, T0, Episode, plan
 
 from domain import commands as c
 from domain.state import AttendanceWeek, EpisodeState
-from domain.vocabulary import HoldKind
+from domain.vocabulary import FIRST_RULES, HoldKind
 from domain.weeks import WEEK, open_week, tally, week_ending, weeks_so_far
 
 # A Wednesday afternoon: neither an ISO week's start nor midnight.
@@ -18,7 +21,7 @@ WEDNESDAY = T0 + 2 * DAY + 5 * HOUR
 
 
 def admitted_on_wednesday() -> Episode:
-    ep = Episode().assessed()
+    ep = Episode(rules_revision=FIRST_RULES).assessed()
     ep.now = WEDNESDAY
     ep.run(ep.make(c.AdmitClient))
     ep.run(ep.make(c.RecordTreatmentPlan, plan=plan()))
@@ -62,7 +65,9 @@ class TestTheWeek:
             1,
         )
 
-    def test_the_first_week_starts_at_admission_not_on_a_calendar_monday(self) -> None:
+    def test_given_the_first_rules_then_the_first_week_starts_at_admission_not_at_midnight(
+        self,
+    ) -> None:
         ep = admitted_on_wednesday()
         assert open_week(ep.s) == AttendanceWeek(start=WEDNESDAY, end=WEDNESDAY + WEEK)
 
