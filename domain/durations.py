@@ -13,9 +13,7 @@ from collections.abc import Mapping
 from datetime import timedelta
 from typing import Annotated, Any
 
-from pydantic import BeforeValidator, Field, TypeAdapter
-
-_TIMEDELTA = TypeAdapter(timedelta)
+from pydantic import BeforeValidator, Field
 
 UNITS = {
     "seconds": timedelta(seconds=1),
@@ -35,12 +33,6 @@ def _iso_only(value: Any) -> Any:
     return value
 
 
-def _not_negative(value: timedelta) -> timedelta:
-    if value < timedelta(0):
-        raise ValueError("a duration cannot be negative")
-    return value
-
-
 # At most about a year and a half: no program timer is longer than a year of aftercare.
 Duration = Annotated[
     timedelta,
@@ -48,16 +40,6 @@ Duration = Annotated[
     Field(ge=timedelta(0), le=timedelta(days=550)),
 ]
 PositiveDuration = Annotated[Duration, Field(gt=timedelta(0))]
-
-
-def parse_duration(text: str) -> timedelta:
-    """An ISO 8601 duration as a `timedelta` (raises `ValueError` with the reason)."""
-    return _not_negative(_TIMEDELTA.validate_python(_iso_only(text)))
-
-
-def iso(value: timedelta) -> str:
-    """The ISO 8601 form of a duration, as program files write it."""
-    return str(_TIMEDELTA.dump_python(value, mode="json"))
 
 
 def legacy_units(data: Any, fields: Mapping[str, tuple[str, str]]) -> Any:

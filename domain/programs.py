@@ -284,10 +284,6 @@ class ProgramDefinition(BaseModel):
             ) from None
         return name
 
-    @property
-    def zone(self) -> ZoneInfo:
-        return ZoneInfo(self.timezone)
-
     @model_validator(mode="after")
     def _consistent(self) -> ProgramDefinition:
         ids = [phase.id for phase in self.phases]

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 import yaml
 
+from domain.durations import legacy_units
 from domain.errors import ProgramDefinitionInvalid, UnknownProgram
 from domain.programs import ProgramCatalog, parse_program
 from programs import BUILTIN_DIR, load_catalog, load_program_file
@@ -201,3 +202,19 @@ class TestDurations:
         assert drill.clinical is False
         assert "not clinical" in drill.name.lower() or "drill" in drill.name.lower()
         assert drill.attendance.no_show_grace <= timedelta(seconds=30)
+
+    def test_given_a_phase_minimum_longer_than_the_phase_when_parsed_then_it_is_refused(
+        self,
+    ) -> None:
+        phase = {"id": "p", "name": "P", "duration": "P4W", "min_duration": "P5W"}
+        with pytest.raises(ProgramDefinitionInvalid, match="min_duration must not exceed"):
+            parse_program(MINIMAL | {"phases": [phase]})
+
+    def test_given_an_old_integer_field_holding_text_when_parsed_then_it_is_refused(
+        self,
+    ) -> None:
+        with pytest.raises(ProgramDefinitionInvalid, match="review_days must be a number"):
+            parse_program(MINIMAL | {"hold": {"review_days": "P5D"}})
+
+    def test_given_something_other_than_a_mapping_then_legacy_units_leaves_it(self) -> None:
+        assert legacy_units(None, {"review_days": ("review", "days")}) is None
