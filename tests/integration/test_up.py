@@ -58,10 +58,17 @@ class Up(UpStack):
         )
 
     def wait_healthy(self, path: str = "/healthz") -> httpx.Response:
+        """Wait for `path` to answer 200 and for the banner: until it is printed, the
+        supervisor is still starting up, and a child that dies then fails the start-up."""
         try:
             self.wait_ready(READY_TIMEOUT_S, path)
         except (RuntimeError, TimeoutError) as exc:
             pytest.fail(f"carepath up did not become healthy: {exc}")
+        deadline = time.monotonic() + READY_TIMEOUT_S
+        while "CarePath is running." not in self.output()[0]:
+            if time.monotonic() > deadline or self.proc is None or self.proc.poll() is not None:
+                pytest.fail(f"carepath up printed no banner: {self.output()[1]}")
+            time.sleep(0.05)
         return httpx.get(self.url + path, timeout=5)
 
     def role(self, role: str) -> psutil.Process:
