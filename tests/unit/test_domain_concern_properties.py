@@ -1,6 +1,10 @@
 """Property test: under any sequence of commands and ticks, an episode under the current
 rules has at most one open escalation task per concern, and a concern's tasks climb the
-ladder one chain at a time (each rung notified at most once per chain)."""
+ladder one chain at a time (each rung notified at most once per chain).
+
+The sequences include long waits: the tick after one judges the weeks that passed, and
+weeks below the program's intensity open intensity reviews (`domain.deadlines`
+`_check_week`), a concern of their own beside attendance, lost contact and the rest."""
 
 from __future__ import annotations
 
@@ -17,15 +21,18 @@ from domain import next_deadline
 from domain.emitter import Emitter
 from domain.errors import CarePathError
 from domain.escalation import raise_task
-from domain.events import Event
+from domain.events import EscalationRaised, Event
 from domain.state import EpisodeState
 from domain.vocabulary import AttendanceStatus, EscalationTrigger, SessionKind, TaskKind
 
 ACTIONS = (
     "schedule", "schedule", "attend", "attend", "no_show", "no_show", "no_show", "resolve",
     "tick", "tick_deadline", "tick_deadline", "tick_deadline", "below_intensity", "hold",
-    "resume", "relapse", "check_in",
+    "resume", "relapse", "check_in", "wait", "wait",
 )  # fmt: skip
+
+WAIT_DAYS = 28
+"""The longest wait: up to four weeks pass before the next tick."""
 
 Step = tuple[str, int, int]
 steps_strategy = st.lists(
@@ -59,6 +66,9 @@ def command(ep: Episode, action: str, pick: int) -> c.Command | None:
                 c.ResolveTask, actor=SUPERVISOR, task_id=tasks[pick % len(tasks)], outcome="ok"
             )
         case "tick":
+            return c.Tick(now=ep.now)
+        case "wait":
+            ep.now += timedelta(days=1 + pick % WAIT_DAYS)
             return c.Tick(now=ep.now)
         case "tick_deadline":
             deadline = next_deadline(s)
@@ -103,6 +113,21 @@ def check_concerns(state: EpisodeState) -> None:
         assert higher.concern == task.concern
         assert higher.level > task.level
         assert higher.escalated_from == task.task_id
+    for task in state.tasks:
+        if task.escalated_from is None:
+            continue
+        lower = state.task(task.escalated_from)
+        assert lower is not None
+        assert lower.concern == task.concern, (lower, task)
+        assert lower.superseded_by == task.task_id, (lower, task)
+
+
+def check_intensity_reviews(history: list[Event]) -> None:
+    """A week below intensity opens an intensity review of its own concern, never a task of
+    another kind or concern; only its overdue successors take the ladder's rung tasks."""
+    for e in history:
+        if isinstance(e, EscalationRaised) and e.trigger is EscalationTrigger.BELOW_INTENSITY:
+            assert (e.task_kind, e.concern) == (TaskKind.INTENSITY_REVIEW, "below_intensity"), e
 
 
 def check_notifications(history: list[Event]) -> None:
@@ -140,6 +165,7 @@ def walk(steps: list[Step], stage: str) -> Episode:
             with contextlib.suppress(CarePathError):  # refused commands leave nothing
                 ep.run(cmd)
         check_concerns(ep.s)
+    check_intensity_reviews(ep.history)
     return ep
 
 
@@ -168,3 +194,20 @@ def test_given_a_scripted_walk_when_tasks_climb_then_the_walk_reaches_supersessi
     ]  # fmt: skip
     ep = walk(script, "in_program")
     assert "escalation_task_superseded" in [e.type for e in ep.history]
+
+
+def test_given_long_waits_when_weeks_are_judged_then_intensity_reviews_climb_on_their_own() -> None:
+    """A guard on the generator: waits judge short weeks, whose reviews open and climb on
+    their own concern while no-shows climb attendance's."""
+    script: list[Step] = [
+        ("schedule", 1, 12), ("no_show", 1, 0), ("wait", 0, 6), ("wait", 0, 13),
+        ("tick_deadline", 1, 0), ("wait", 0, 20),
+    ]  # fmt: skip
+    ep = walk(script, "in_program")
+    below = [
+        e for e in ep.history if isinstance(e, EscalationRaised) and e.concern == "below_intensity"
+    ]
+    assert below[0].trigger is EscalationTrigger.BELOW_INTENSITY
+    assert any(e.escalated_from is not None for e in below), "a review climbed a rung"
+    concerns = {t.concern for t in ep.s.tasks}
+    assert {"attendance", "below_intensity"} <= concerns
