@@ -32,7 +32,19 @@ from domain.vocabulary import (
     TreatmentPlan,
 )
 
-_STEP_DOWN_LEVELS = frozenset({LevelOfCare.OUTPATIENT, LevelOfCare.EARLY_INTERVENTION})
+_STEP_DOWN_LEVELS = frozenset(
+    {
+        LevelOfCare.OUTPATIENT,
+        LevelOfCare.EARLY_INTERVENTION,
+        # The 4th edition's levels below IOP.
+        LevelOfCare.MEDICALLY_MANAGED_OUTPATIENT,
+        LevelOfCare.REMISSION_MONITORING,
+    }
+)
+
+
+def _choices(levels: frozenset[LevelOfCare]) -> str:
+    return ", ".join(sorted(level.value for level in levels))
 
 
 Violation = dict[str, Any]
@@ -261,8 +273,9 @@ def step_up(em: Emitter, cmd: c.StepUp) -> None:
     em.require_stage(allowed, "step the client up")
     if cmd.to_level not in HIGHER_LEVELS_OF_CARE:
         raise InvalidCommand(
-            f"{cmd.to_level.value} is not a higher level of care than IOP: "
-            "choose php, residential, withdrawal_management or inpatient"
+            f"{cmd.to_level.value} is not a higher level of care than IOP: choose one of "
+            f"{_choices(HIGHER_LEVELS_OF_CARE - {LevelOfCare.WITHDRAWAL_MANAGEMENT})} "
+            "(docs/asam.md names them per edition)"
         )
     if not cmd.intent_to_return and cmd.summary is None:
         raise ReasonRequired(
@@ -296,8 +309,8 @@ def step_down(em: Emitter, cmd: c.StepDown) -> None:
     state, program = em.state, em.program
     if cmd.to_level not in _STEP_DOWN_LEVELS:
         raise InvalidCommand(
-            f"{cmd.to_level.value} is not a step down from IOP: choose outpatient "
-            "or early_intervention (use step-up for higher levels)"
+            f"{cmd.to_level.value} is not a step down from IOP: choose one of "
+            f"{_choices(_STEP_DOWN_LEVELS)} (use step-up for higher levels)"
         )
     if state.relapse_prevention_plan is None:
         raise StepDownRequiresRelapsePreventionPlan(

@@ -348,3 +348,21 @@ class TestWithdrawalManagementLevels:
         assert asam.level_display(LevelOfCare.WITHDRAWAL_MANAGEMENT, AsamEdition.FOURTH) == (
             "Level WM: Withdrawal management (level not named)"
         )
+
+
+class TestStepsBetweenLevels:
+    def test_given_an_iop_client_when_stepped_down_to_4th_edition_level_1_7_then_it_is_accepted(
+        self,
+    ) -> None:
+        ep = Episode().ready_to_step_down()
+        ep.run(ep.make(c.StepDown, to_level=LevelOfCare.MEDICALLY_MANAGED_OUTPATIENT))
+        assert ep.s.stage.value == "aftercare"
+
+    def test_given_a_refused_step_up_then_the_message_lists_levels_above_iop_not_merged_wm(
+        self,
+    ) -> None:
+        ep = Episode().in_program()
+        with pytest.raises(InvalidCommand) as refused:
+            ep.run(ep.make(c.StepUp, to_level=LevelOfCare.OUTPATIENT, intent_to_return=True))
+        assert "withdrawal_management_3_7" in refused.value.message
+        assert "withdrawal_management," not in refused.value.message
