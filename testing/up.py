@@ -73,7 +73,8 @@ class UpStack:
         started = time.monotonic()
         while time.monotonic() - started < timeout:
             if self.proc is not None and self.proc.poll() is not None:
-                raise RuntimeError(f"carepath up exited early:\n{self.tail()}")
+                code = self.proc.returncode
+                raise RuntimeError(f"carepath up exited early (status {code}):\n{self.tail()}")
             with contextlib.suppress(httpx.HTTPError):
                 if httpx.get(self.url + path, timeout=2).status_code == 200:
                     return time.monotonic() - started
