@@ -219,8 +219,9 @@ class TestOneOpenTaskPerConcern:
     ) -> None:
         d = Driver(api)
         episode_id = await d.at("in_program")
-        for session_id in ("s-a", "s-b"):
-            await d.past_session(episode_id, session_id)
+        # Back to back and in the past (sessions may not overlap): s-a, then s-b.
+        for session_id, minutes_ago in (("s-a", 130), ("s-b", 10)):
+            await d.past_session(episode_id, session_id, minutes_ago=minutes_ago, hours=2)
             await d.ok(
                 "clinician", episode_id, "record_attendance", {"status": "no_show"},
                 session_id=session_id,
