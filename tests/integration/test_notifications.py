@@ -199,6 +199,14 @@ class TestExternalRecipients:
         (sent,) = [line for line in logs if line["event"] == "notification_sent"]
         assert (sent["key"], sent["recipient"]) == (body["key"], "family")
         assert "family-contact-1" not in repr(logs)
+        # Staff asked about the reference find the notice as docs/webhooks.md shows.
+        async with db_pool.acquire() as conn:
+            found = await conn.fetchrow(
+                "SELECT episode_id, recipient FROM notifications_sent WHERE left(encode("
+                "sha256(convert_to(notification_key, 'UTF8')), 'hex'), 32) = $1",
+                body["key"].removeprefix("ref-"),
+            )
+        assert dict(found or {}) == {"episode_id": EP, "recipient": "family:family-contact-1"}
 
     async def test_a_consent_revoked_before_sending_withholds_the_message(
         self, db_pool: Pool, stored_events: list[Event]
