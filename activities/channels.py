@@ -1,5 +1,10 @@
 """Delivery channels for notifications: structured log, signed webhook, SMTP.
 
+The webhook follows Standard Webhooks: `webhook-id` (the notification's stable
+reference, for deduplication), `webhook-timestamp` (the attempt's time, so a receiver can
+refuse a replayed request) and `webhook-signature` (`v1,` and the base64 HMAC-SHA256 of
+`id.timestamp.body`, one per active secret while a secret is being rotated).
+
 A channel raises `NotificationDeliveryFailed` when trying again later may work (the
 activity fails and Temporal retries it with backoff) and `NotificationRejected` when it
 will not (a 4xx answer, an unknown address): the activity then fails without retrying.
@@ -8,16 +13,19 @@ will not (a 4xx answer, an unknown address): the activity then fails without ret
 from __future__ import annotations
 
 import asyncio
+import base64
 import hashlib
 import hmac
 import smtplib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
+from datetime import UTC, datetime
 from email.message import EmailMessage
 from typing import TYPE_CHECKING, Protocol
 from urllib.parse import urlsplit
 
 import httpx
 import structlog
+from standardwebhooks import Webhook
 
 from domain.errors import CarePathError
 from store.chain import canonical_json
@@ -27,8 +35,14 @@ if TYPE_CHECKING:
 
 log = structlog.get_logger("carepath.notifications")
 
-SIGNATURE_HEADER = "X-CarePath-Signature"
+WEBHOOK_ID_HEADER = "webhook-id"
+WEBHOOK_TIMESTAMP_HEADER = "webhook-timestamp"
+WEBHOOK_SIGNATURE_HEADER = "webhook-signature"
+# Before Standard Webhooks: HMAC of the body alone (no timestamp, so replayable). Sent
+# only while CAREPATH_NOTIFY_WEBHOOK_LEGACY_SIGNATURE is on, for receivers not yet moved.
+LEGACY_SIGNATURE_HEADER = "X-CarePath-Signature"
 IDEMPOTENCY_HEADER = "Idempotency-Key"
+WEBHOOK_SECRET_PREFIX = "whsec_"
 # Answers worth retrying: timeouts, "too early", rate limits, and every 5xx.
 _RETRYABLE_STATUS = frozenset({408, 425, 429})
 
@@ -60,32 +74,75 @@ class LogChannel:
 
 
 def sign_body(secret: bytes, body: bytes) -> str:
-    """The value of the signature header: `sha256=` and the HMAC-SHA256 of the body."""
+    """The legacy signature header's value: `sha256=` and the HMAC-SHA256 of the body."""
     return "sha256=" + hmac.new(secret, body, hashlib.sha256).hexdigest()
 
 
-class WebhookChannel:
-    """POSTs the message as JSON, signed with HMAC-SHA256, with an idempotency key.
+def webhook_secret_bytes(secret: str) -> bytes:
+    """The key bytes of a webhook secret: a Standard Webhooks `whsec_<base64>` secret is
+    decoded; any other string (secrets set before) is used as its UTF-8 bytes."""
+    if secret.startswith(WEBHOOK_SECRET_PREFIX):
+        encoded = secret.removeprefix(WEBHOOK_SECRET_PREFIX)
+        return base64.b64decode(encoded + "=" * (-len(encoded) % 4), validate=True)
+    return secret.encode("utf-8")
 
-    The body is the same on every attempt, so a receiver can drop a repeat by the
-    `Idempotency-Key` header (the notification's event-derived key).
+
+def webhook_signature(
+    secrets: Sequence[bytes], msg_id: str, timestamp: datetime, body: bytes
+) -> str:
+    """The `webhook-signature` value: `v1,<base64 HMAC>` per secret, space-separated."""
+    text = body.decode("utf-8")
+    return " ".join(Webhook(secret).sign(msg_id, timestamp, text) for secret in secrets)
+
+
+class WebhookChannel:
+    """POSTs the message as JSON, signed per Standard Webhooks.
+
+    The body and `webhook-id` are the same on every attempt, so a receiver can drop a
+    repeat by that id; the timestamp is each attempt's own, so a retry an hour later is
+    not mistaken for a replay. `previous_secrets` add a signature each while receivers
+    move to a new secret.
     """
 
     name = "webhook"
 
-    def __init__(self, url: str, secret: bytes, timeout: float = 10.0) -> None:
+    def __init__(
+        self,
+        url: str,
+        secret: bytes,
+        timeout: float = 10.0,
+        *,
+        previous_secrets: Sequence[bytes] = (),
+        legacy_signature: bool = False,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
         self._url = url
         self._secret = secret
+        self._secrets = (secret, *previous_secrets)
         self._timeout = timeout
+        self._legacy = legacy_signature
+        self._clock = clock
         self._host = urlsplit(url).hostname or "?"
+
+    def headers(self, notification: Notification, body: bytes) -> dict[str, str]:
+        """The headers of one attempt to deliver `body`."""
+        # Whole seconds: the signed timestamp and the header must be the same number.
+        at = self._clock().astimezone(UTC).replace(microsecond=0)
+        msg_id = notification.reference
+        headers = {
+            "Content-Type": "application/json",
+            WEBHOOK_ID_HEADER: msg_id,
+            WEBHOOK_TIMESTAMP_HEADER: str(int(at.timestamp())),
+            WEBHOOK_SIGNATURE_HEADER: webhook_signature(self._secrets, msg_id, at, body),
+            IDEMPOTENCY_HEADER: msg_id,
+        }
+        if self._legacy:
+            headers[LEGACY_SIGNATURE_HEADER] = sign_body(self._secret, body)
+        return headers
 
     async def send(self, notification: Notification) -> None:
         body = canonical_json(notification.message())
-        headers = {
-            "Content-Type": "application/json",
-            IDEMPOTENCY_HEADER: notification.key,
-            SIGNATURE_HEADER: sign_body(self._secret, body),
-        }
+        headers = self.headers(notification, body)
         try:
             async with httpx.AsyncClient(timeout=self._timeout) as client:
                 response = await client.post(self._url, content=body, headers=headers)

@@ -4,16 +4,20 @@ Messages carry no clinical detail: the episode reference, what is due or overdue
 when, and a link for staff. Each notification has a key derived from its event and
 recipient (`episode:seq:recipient`); the `notifications_sent` ledger records delivered
 keys, so a retried activity skips what it already sent, and channels that can
-deduplicate (the webhook's idempotency key, e-mail's Message-ID) get the same key again
-if the activity failed between sending and recording.
+deduplicate (the webhook's `webhook-id`, e-mail's Message-ID) get the same reference
+again if the activity failed between sending and recording.
 
 Staff notices come from events that carry a `notify` tuple. Family and external parties
 are only contacted through a `party_notified` event - which the domain emits only under
 an active consent - and only if that consent is still active when the message goes out.
+What leaves for them, and what the log says about them, names neither the episode nor
+the recipient's reference (that reference links a person to a Part 2 program): they get
+an opaque reference, a digest of the key, which staff can look up (docs/webhooks.md).
 """
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -59,10 +63,22 @@ class Notification:
     def external(self) -> bool:
         return self.consent_id is not None
 
+    @property
+    def reference(self) -> str:
+        """What identifies this notification outside the ledger (webhook id, message
+        `key`, log lines): the key for staff; for family and external parties a digest
+        of it, which names neither the episode nor the recipient."""
+        return external_reference(self.key) if self.external else self.key
+
+    @property
+    def recipient_label(self) -> str:
+        """The recipient as log lines name it: staff in full, others by kind only."""
+        return self.recipient.split(":", 1)[0] if self.external else self.recipient
+
     def message(self) -> dict[str, Any]:
         """The JSON body a webhook receives."""
         body: dict[str, Any] = {
-            "key": self.key,
+            "key": self.reference,
             "recipient": self.recipient,
             "subject": self.subject,
             "due_at": self.due_at.isoformat() if self.due_at else None,
@@ -77,7 +93,7 @@ class Notification:
         if self.external:
             return (
                 f"You have {self.subject}. Please contact the program for details.\n"
-                f"Reference: {self.key}\n"
+                f"Reference: {self.reference}\n"
             )
         due = f" by {self.due_at.isoformat()}" if self.due_at else ""
         lines = [f"CarePath: {self.subject}{due}.", f"Episode: {self.episode_id}"]
@@ -86,13 +102,24 @@ class Notification:
         return "\n".join(lines) + "\n"
 
     def log_fields(self) -> dict[str, Any]:
+        """What a log line says about this notification: no family or external party's
+        reference (the episode id stays: log lines do not leave CarePath's operators)."""
         return {
-            "key": self.key,
+            "key": self.reference,
             "episode_id": self.episode_id,
-            "recipient": self.recipient,
+            "recipient": self.recipient_label,
             "subject": self.subject,
             "due_at": self.due_at.isoformat() if self.due_at else None,
         }
+
+
+def external_reference(key: str) -> str:
+    """The opaque reference of a family or external party's notification with `key`.
+
+    A SHA-256 digest: stable (a resend carries the same one, so the receiver can drop
+    it), and without the episode's UUID nobody can derive it from the recipient.
+    """
+    return "ref-" + hashlib.sha256(key.encode("utf-8")).hexdigest()[:32]
 
 
 def notifications_for(inp: NotifyInput, link_base: str | None = None) -> list[Notification]:
@@ -221,7 +248,12 @@ class NotificationActivities:
                 continue
             if not await self._consented(note):
                 withheld += 1
-                log.warning("notification_withheld", key=note.key, reason="consent not active")
+                log.warning(
+                    "notification_withheld",
+                    key=note.reference,
+                    episode_id=note.episode_id,
+                    reason="consent not active",
+                )
                 continue
             try:
                 await self._channel.send(note)

@@ -134,7 +134,9 @@ async def _fold_and_write(
 
 async def _record_failure(conn: Connection, episode_id: str, seq: int, exc: Exception) -> None:
     reason = _describe(exc)
-    log.warning("projection_failed", episode_id=episode_id, seq=seq, reason=reason)
+    # The log line names the kind of failure only: an exception's message may quote a
+    # value of the event. The full reason stays in `projection_failures`.
+    log.warning("projection_failed", episode_id=episode_id, seq=seq, error=type(exc).__name__)
     await conn.execute(
         "INSERT INTO projection_failures (episode_id, seq, reason) VALUES ($1, $2, $3) "
         "ON CONFLICT (episode_id) DO NOTHING",

@@ -33,6 +33,16 @@ PHI_KEYS = frozenset(
         "notes",
         "summary",
         "justification",
+        # A second line of defence behind the rule that no log call passes these at all
+        # (tests/integration/test_phi_scan.py): client and family references, clinical text.
+        "client_ref",
+        "mrn",
+        "recipient_ref",
+        "diagnosis",
+        "description",
+        "problems",
+        "goals",
+        "discharge_summary",
     }
 )
 

@@ -123,7 +123,9 @@ class Settings(BaseSettings):
     )
     notify_webhook_url: str | None = None
     notify_webhook_secret: SecretStr | None = Field(
-        default=None, description="HMAC-SHA256 key for the webhook's X-CarePath-Signature."
+        default=None,
+        description="Standard Webhooks signing secret (`whsec_<base64>`; any other string is "
+        "used as its UTF-8 bytes): HMAC-SHA256 key of the `webhook-signature` header.",
     )
     notify_webhook_timeout: float = Field(default=10.0, gt=0)
     smtp_host: str | None = None
@@ -148,6 +150,18 @@ class Settings(BaseSettings):
     )
     log_format: Literal["auto", "json", "console"] = "auto"
     log_level: Literal["debug", "info", "warning", "error"] = "info"
+
+    # Webhook secret rotation and migration (docs/webhooks.md)
+    notify_webhook_previous_secrets: list[SecretStr] = Field(
+        default_factory=list,
+        description="Secrets being retired, JSON list: each adds a signature to "
+        "`webhook-signature` until every receiver verifies with the new secret.",
+    )
+    notify_webhook_legacy_signature: bool = Field(
+        default=False,
+        description="Also send the pre-Standard-Webhooks `X-CarePath-Signature` (HMAC of the "
+        "body alone, replayable) for receivers not yet moved; turn off once they are.",
+    )
 
     @property
     def effective_users_file(self) -> Path:

@@ -2,11 +2,20 @@
 
 from __future__ import annotations
 
+import binascii
+
+from pydantic import SecretStr
 from temporalio.client import Client
 from temporalio.worker import Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
-from activities.channels import Channel, LogChannel, SmtpChannel, WebhookChannel
+from activities.channels import (
+    Channel,
+    LogChannel,
+    SmtpChannel,
+    WebhookChannel,
+    webhook_secret_bytes,
+)
 from activities.event_store import EventStoreActivities
 from activities.notifications import NotificationActivities, NotificationLedger
 from store.event_store import EventStore
@@ -57,10 +66,8 @@ def notification_channel(settings: Settings) -> Channel:
                 "CAREPATH_NOTIFY_CHANNEL=webhook needs CAREPATH_NOTIFY_WEBHOOK_URL and "
                 "CAREPATH_NOTIFY_WEBHOOK_SECRET (the key that signs each body)"
             )
-        return WebhookChannel(
-            settings.notify_webhook_url,
-            settings.notify_webhook_secret.get_secret_value().encode("utf-8"),
-            timeout=settings.notify_webhook_timeout,
+        return webhook_channel(
+            settings, settings.notify_webhook_url, settings.notify_webhook_secret
         )
     if settings.notify_channel == "smtp":
         if not settings.smtp_host:
@@ -77,3 +84,32 @@ def notification_channel(settings: Settings) -> Channel:
             timeout=settings.smtp_timeout,
         )
     return LogChannel()
+
+
+def webhook_channel(settings: Settings, url: str, secret: SecretStr) -> WebhookChannel:
+    """The webhook channel; StartupError if a secret is empty or not valid `whsec_` base64."""
+    keys: list[bytes] = []
+    for name, value in (
+        ("CAREPATH_NOTIFY_WEBHOOK_SECRET", secret),
+        *(
+            ("CAREPATH_NOTIFY_WEBHOOK_PREVIOUS_SECRETS", v)
+            for v in settings.notify_webhook_previous_secrets
+        ),
+    ):
+        try:
+            key = webhook_secret_bytes(value.get_secret_value())
+        except (binascii.Error, ValueError):
+            raise StartupError(
+                f"{name}: a whsec_ secret must be base64 after the prefix: generate one "
+                "as docs/webhooks.md shows"
+            ) from None
+        if not key:
+            raise StartupError(f"{name} is empty: set a random secret as docs/webhooks.md shows")
+        keys.append(key)
+    return WebhookChannel(
+        url,
+        keys[0],
+        timeout=settings.notify_webhook_timeout,
+        previous_secrets=keys[1:],
+        legacy_signature=settings.notify_webhook_legacy_signature,
+    )

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-import hashlib
-import hmac
+import base64
 import json
 from datetime import timedelta
 
 import pytest
 from local_servers import smtp_sink, webhook_receiver
+from standardwebhooks import Webhook
+from structlog.testing import capture_logs
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
@@ -18,8 +19,7 @@ from activities.channels import (
     WebhookChannel,
 )
 from activities.notifications import NotificationActivities, NotificationLedger
-from domain.events import ConsentRevoked, Event
-from domain.vocabulary import TaskKind
+from domain.events import ConsentRevoked, EscalationRaised, Event
 from store import EventStore
 from store.db import Pool
 from testing.sample_streams import episode_events
@@ -56,7 +56,7 @@ def activities(pool: Pool, channel: object) -> NotificationActivities:
 
 
 class TestWebhook:
-    async def test_each_notice_is_posted_signed_with_an_event_derived_idempotency_key(
+    async def test_each_notice_is_posted_signed_per_standard_webhooks_with_an_event_derived_id(
         self, db_pool: Pool, stored_events: list[Event]
     ) -> None:
         with webhook_receiver() as hook:
@@ -65,25 +65,22 @@ class TestWebhook:
                 acts.send_notifications, batch(stored_events, "escalation_raised")
             )
 
-        # The first outreach (a short week's intensity review may come before it).
-        first = next(
-            e
-            for e in stored_events
-            if e.type == "escalation_raised" and e.task_kind is TaskKind.OUTREACH  # type: ignore[union-attr]
-        )
+        first = next(e for e in stored_events if isinstance(e, EscalationRaised))
         assert result.sent == len(hook.requests) >= 2
+        request = hook.requests[0]
+        # The package's own verifier: signature and timestamp (within 5 minutes).
+        Webhook(base64.b64encode(SECRET).decode()).verify(request.body, request.headers)
+        assert "X-CarePath-Signature" not in request.headers
         key = f"{EP}:{first.seq}:primary_clinician:cal.clinician"
-        request = next(r for r in hook.requests if r.headers["Idempotency-Key"] == key)
-        expected = "sha256=" + hmac.new(SECRET, request.body, hashlib.sha256).hexdigest()
-        assert request.headers["X-CarePath-Signature"] == expected
+        assert request.headers["webhook-id"] == request.headers["Idempotency-Key"] == key
         body = json.loads(request.body)
         assert body == {
             "key": key,
             "episode_id": EP,
             "seq": first.seq,
             "recipient": "primary_clinician:cal.clinician",
-            "subject": "outreach task due (escalation level 1)",
-            "due_at": first.due_at.isoformat(),  # type: ignore[union-attr]
+            "subject": f"{first.task_kind.value.replace('_', ' ')} task due (escalation level 1)",
+            "due_at": first.due_at.isoformat(),
             "link": f"{LINKS}/episodes/{EP}",
         }
 
@@ -97,7 +94,7 @@ class TestWebhook:
             again = await ActivityEnvironment().run(acts.send_notifications, inp)
 
         assert (again.sent, again.already_sent) == (0, first.sent)
-        keys = [r.headers["Idempotency-Key"] for r in hook.requests]
+        keys = [r.headers["webhook-id"] for r in hook.requests]
         assert len(keys) == len(set(keys)) == first.sent
 
     async def test_a_server_error_fails_the_attempt_and_the_retry_repeats_the_same_key(
@@ -114,7 +111,7 @@ class TestWebhook:
         assert result.sent == 1
         failed, delivered = hook.requests
         assert failed.body == delivered.body
-        assert failed.headers["Idempotency-Key"] == delivered.headers["Idempotency-Key"]
+        assert failed.headers["webhook-id"] == delivered.headers["webhook-id"]
 
     async def test_a_refusal_fails_without_retry_and_names_the_setting(
         self, db_pool: Pool, stored_events: list[Event]
@@ -185,17 +182,31 @@ class TestExternalRecipients:
     async def test_family_is_notified_under_an_active_consent_without_an_episode_reference(
         self, db_pool: Pool, stored_events: list[Event]
     ) -> None:
-        with webhook_receiver() as hook:
+        with webhook_receiver() as hook, capture_logs() as logs:
             acts = activities(db_pool, WebhookChannel(hook.url, SECRET))
             result = await ActivityEnvironment().run(
                 acts.send_notifications, batch(stored_events, "party_notified")
             )
 
         assert result.sent == 1
-        body = json.loads(hook.requests[0].body)
+        (request,) = hook.requests
+        body = json.loads(request.body)
         assert body["recipient"] == "family:family-contact-1"
-        assert "episode_id" not in body
+        assert body["key"] == request.headers["webhook-id"]
+        assert body["key"].startswith("ref-")
+        assert EP not in request.body.decode() + json.dumps(request.headers)
         assert "link" not in body
+        (sent,) = [line for line in logs if line["event"] == "notification_sent"]
+        assert (sent["key"], sent["recipient"]) == (body["key"], "family")
+        assert "family-contact-1" not in repr(logs)
+        # Staff asked about the reference find the notice as docs/webhooks.md shows.
+        async with db_pool.acquire() as conn:
+            found = await conn.fetchrow(
+                "SELECT episode_id, recipient FROM notifications_sent WHERE left(encode("
+                "sha256(convert_to(notification_key, 'UTF8')), 'hex'), 32) = $1",
+                body["key"].removeprefix("ref-"),
+            )
+        assert dict(found or {}) == {"episode_id": EP, "recipient": "family:family-contact-1"}
 
     async def test_a_consent_revoked_before_sending_withholds_the_message(
         self, db_pool: Pool, stored_events: list[Event]
@@ -224,6 +235,18 @@ class TestChannelSettings:
     def test_the_webhook_channel_needs_its_url_and_secret(self) -> None:
         with pytest.raises(StartupError, match="CAREPATH_NOTIFY_WEBHOOK_SECRET"):
             notification_channel(Settings(notify_channel="webhook", notify_webhook_url="http://x"))
+
+    def test_a_whsec_secret_that_is_not_base64_stops_the_worker_naming_the_setting(
+        self,
+    ) -> None:
+        settings = Settings(
+            notify_channel="webhook",
+            notify_webhook_url="http://x",
+            notify_webhook_secret="whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+            notify_webhook_previous_secrets=["whsec_not base64!"],
+        )
+        with pytest.raises(StartupError, match="CAREPATH_NOTIFY_WEBHOOK_PREVIOUS_SECRETS"):
+            notification_channel(settings)
 
     def test_the_default_channel_is_the_log(self) -> None:
         assert notification_channel(Settings()).name == "log"

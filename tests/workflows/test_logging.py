@@ -77,6 +77,14 @@ def test_phi_keys_are_redacted() -> None:
     assert event == {"event": "x", "date_of_birth": "[redacted]", "seq": 3}
 
 
+def test_client_and_family_references_and_clinical_text_are_redacted_too() -> None:
+    fields = {"client_ref": "MRN-1", "recipient_ref": "family-contact-1", "description": "x"}
+
+    event = redact_phi(None, "info", {"event": "x", **fields})
+
+    assert event == {"event": "x", **dict.fromkeys(fields, "[redacted]")}
+
+
 def test_logs_are_json_lines_when_not_on_a_terminal() -> None:
     program = (
         "import logging, structlog\n"
