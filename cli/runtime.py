@@ -21,8 +21,9 @@ from store.db import Pool, create_pool
 from store.event_store import EventStore
 from store.migrations import migrate
 from workers.checkpoints import checkpoint_key
+from workers.payload_codec import payload_keyring
 from workers.settings import DEFAULT_TEMPORAL_RPC_TIMEOUT, Settings
-from workers.temporal import connect
+from workers.temporal import connect, data_converter
 
 
 @dataclass(frozen=True)
@@ -36,6 +37,8 @@ class Runtime:
     checkpoint_key: bytes | None = None
     # Seconds the API waits for Temporal per call (CAREPATH_TEMPORAL_RPC_TIMEOUT).
     rpc_timeout: float = DEFAULT_TEMPORAL_RPC_TIMEOUT
+    # The Temporal UI's origin, the one the codec endpoints answer cross-origin.
+    codec_ui_origin: str | None = None
 
     def api_resources(self, authenticator: Authenticator) -> ApiResources:
         return ApiResources(
@@ -46,6 +49,7 @@ class Runtime:
             authenticator=authenticator,
             checkpoint_key=self.checkpoint_key,
             rpc_timeout=self.rpc_timeout,
+            codec_ui_origin=self.codec_ui_origin,
         )
 
 
@@ -54,7 +58,10 @@ async def open_runtime(
 ) -> Runtime:
     """Connect to both servers and apply pending migrations; the caller closes `pool`."""
     programs = load_catalog(settings.programs_dir)
-    temporal = await connect(temporal_address, settings.temporal_namespace, timeout=connect_timeout)
+    converter = data_converter(payload_keyring(settings))
+    temporal = await connect(
+        temporal_address, settings.temporal_namespace, converter, timeout=connect_timeout
+    )
     pool = await create_pool(database_url, settings.db_pool_min, settings.db_pool_max)
     try:
         await migrate(pool)
@@ -71,6 +78,7 @@ async def open_runtime(
         task_queue=settings.temporal_task_queue,
         checkpoint_key=key,
         rpc_timeout=settings.temporal_rpc_timeout,
+        codec_ui_origin=settings.effective_codec_ui_origin,
     )
 
 

@@ -28,7 +28,7 @@ from devstack.processes import free_port
 from domain.actors import Role
 from testing.up import CAREPATH, UpStack
 from workers.health import recent_pollers
-from workers.temporal import connect
+from workers.temporal import PLAIN_CONVERTER, connect
 
 pytestmark = pytest.mark.integration
 
@@ -489,7 +489,7 @@ def _wait_until_polling(up: Up, pid: int, since: float, timeout: float = 15.0) -
     """Seconds from `since` until Temporal lists a poller of the worker process `pid`."""
 
     async def wait() -> float | None:
-        client = await connect(f"127.0.0.1:{up.temporal_port}", "default")
+        client = await connect(f"127.0.0.1:{up.temporal_port}", "default", PLAIN_CONVERTER)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             identities = await recent_pollers(client, "carepath-episodes")
