@@ -36,6 +36,7 @@ def api_app(
     authenticator: Authenticator,
     *,
     rpc_timeout: float = DEFAULT_TEMPORAL_RPC_TIMEOUT,
+    codec_ui_origin: str | None = None,
 ) -> FastAPI:
     """The HTTP API over `temporal` and `store`, sending commands to `task_queue`."""
     return create_app(
@@ -46,5 +47,6 @@ def api_app(
             task_queue=task_queue,
             authenticator=authenticator,
             rpc_timeout=rpc_timeout,
+            codec_ui_origin=codec_ui_origin,
         )
     )
