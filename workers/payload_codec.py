@@ -10,7 +10,7 @@ Each encrypted payload is the whole original payload (metadata and data), serial
 sealed under the keyring's active key with a fresh 96-bit nonce; its metadata names the
 encoding and the key id, which is also bound to the ciphertext as associated data. A
 keyring holds every key still needed to read history: rotating adds a key and makes it
-the active one, older payloads stay readable under their own key id (docs/security-keys.md).
+the active one, older payloads stay readable under their own key id (docs/payload-encryption.md).
 
 Payloads without the `binary/encrypted` encoding (histories recorded before encryption
 was turned on) decode as they are, so running episodes continue across the upgrade.
@@ -204,7 +204,7 @@ def _configured_keyring(settings: Settings) -> Keyring:
     raise StartupError(
         "no payload keys: set CAREPATH_PAYLOAD_KEYS_FILE to a keys document "
         '({"active": "<id>", "keys": {"<id>": "<base64 of 32 random bytes>"}}), '
-        "see docs/security-keys.md"
+        "see docs/payload-encryption.md"
     )
 
 

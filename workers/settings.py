@@ -149,7 +149,7 @@ class Settings(BaseSettings):
     log_format: Literal["auto", "json", "console"] = "auto"
     log_level: Literal["debug", "info", "warning", "error"] = "info"
 
-    # Payload encryption and the codec server (docs/security-keys.md)
+    # Payload encryption and the codec server (docs/payload-encryption.md)
     payload_keys: SecretStr | None = Field(
         default=None,
         description='The payload keys document inline, JSON: {"active": "<id>", "keys": '
