@@ -23,7 +23,7 @@ from store.migrations import migrate
 from workers.checkpoints import checkpoint_key
 from workers.payload_codec import payload_keyring
 from workers.settings import DEFAULT_TEMPORAL_RPC_TIMEOUT, Settings
-from workers.temporal import connect, data_converter
+from workers.temporal import PLAIN_CONVERTER, connect, data_converter
 
 
 @dataclass(frozen=True)
@@ -58,20 +58,22 @@ async def open_runtime(
 ) -> Runtime:
     """Connect to both servers and apply pending migrations; the caller closes `pool`."""
     programs = load_catalog(settings.programs_dir)
-    converter = data_converter(payload_keyring(settings))
-    temporal = await connect(
-        temporal_address, settings.temporal_namespace, converter, timeout=connect_timeout
+    reachable = await connect(
+        temporal_address, settings.temporal_namespace, PLAIN_CONVERTER, timeout=connect_timeout
     )
     pool = await create_pool(database_url, settings.db_pool_min, settings.db_pool_max)
     try:
         await migrate(pool)
         # After both servers answered, so a failed start reports only its one-line cause.
         key = checkpoint_key(settings, required=False)
+        config = reachable.config()
+        config["data_converter"] = data_converter(payload_keyring(settings))
     except BaseException:
         await pool.close()
         raise
     return Runtime(
-        temporal=temporal,
+        # The same connection; every payload through it is encrypted.
+        temporal=Client(**config),
         pool=pool,
         store=EventStore(pool),
         programs=programs,

@@ -26,9 +26,9 @@ from temporalio.testing import WorkflowEnvironment
 from api.auth import demo_tokens
 from devstack.processes import free_port
 from domain.actors import Role
-from testing.payload_keys import TEST_KEYS_FILE
 from testing.up import CAREPATH, UpStack
 from workers.health import recent_pollers
+from workers.payload_codec import new_keys_document
 from workers.temporal import PLAIN_CONVERTER, connect
 
 pytestmark = pytest.mark.integration
@@ -237,7 +237,7 @@ def test_unreachable_external_temporal_names_the_setting_and_leaves_no_server(
         {
             "CAREPATH_TEMPORAL_ADDRESS": address,
             "CAREPATH_TEMPORAL_CONNECT_TIMEOUT": "1",
-            "CAREPATH_PAYLOAD_KEYS_FILE": str(TEST_KEYS_FILE),
+            "CAREPATH_PAYLOAD_KEYS": new_keys_document(),
         },
     )
     code, stderr = instance.run_to_exit()
@@ -271,7 +271,7 @@ def test_with_external_servers_up_starts_no_server_of_its_own(
         {
             "CAREPATH_TEMPORAL_ADDRESS": address,
             "CAREPATH_DATABASE_URL": fresh_database_url,
-            "CAREPATH_PAYLOAD_KEYS_FILE": str(TEST_KEYS_FILE),
+            "CAREPATH_PAYLOAD_KEYS": new_keys_document(),
         },
     )
     instance.start()
@@ -431,7 +431,7 @@ def test_api_without_a_worker_is_live_but_not_ready(
         "CAREPATH_API_PORT": str(port),
         "CAREPATH_TEMPORAL_ADDRESS": dev_server.client.service_client.config.target_host,
         "CAREPATH_DATABASE_URL": fresh_database_url,
-        "CAREPATH_PAYLOAD_KEYS_FILE": str(TEST_KEYS_FILE),
+        "CAREPATH_PAYLOAD_KEYS": new_keys_document(),
         "CAREPATH_TEMPORAL_TASK_QUEUE": queue,
         "CAREPATH_USERS_FILE": str(write_users_file(tmp_path)),
         "CAREPATH_LOG_FORMAT": "json",
