@@ -57,6 +57,8 @@ def _outcome(status: int) -> AccessOutcome:
 
 
 def _action(method: str, template: str) -> AccessAction:
+    if template.endswith("/decode"):
+        return "read"  # the codec server's decode hands out payloads' plaintext
     if method in {"GET", "HEAD"}:
         return "export" if template.endswith(("/export", "/access-log")) else "read"
     return "create" if template == "/episodes" else "update"
@@ -130,7 +132,8 @@ class AccessLogMiddleware:
             raise
         status = next((m["status"] for m in held if m["type"] == "http.response.start"), 500)
         record = access_record(scope, status)
-        if scope["method"] not in {"GET", "HEAD"} or status >= 400:
+        hands_out = scope["method"] in {"GET", "HEAD"} or record.action == "read"
+        if not hands_out or status >= 400:
             await self.spool.write_or_keep(record)
         else:
             try:

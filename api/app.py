@@ -32,6 +32,7 @@ from api.auth import (
     require_actor,
     require_role,
 )
+from api.codec_routes import install_codec
 from api.command_routes import IdempotencyKey, command_router, role_first
 from api.health_routes import PROBE_PATHS, health_router
 from api.problems import Problem, ProblemError, install_problem_handlers
@@ -105,6 +106,8 @@ class ApiResources:
     checkpoint_key: bytes | None = None
     # Seconds any call into Temporal may take before the caller gets 503.
     rpc_timeout: float = DEFAULT_TEMPORAL_RPC_TIMEOUT
+    # The Temporal UI's origin, which may call the codec endpoints cross-origin.
+    codec_ui_origin: str | None = None
 
 
 def create_app(resources: ApiResources) -> FastAPI:
@@ -137,6 +140,10 @@ def create_app(resources: ApiResources) -> FastAPI:
     app.include_router(command_router(episodes, gate))
     app.include_router(worklist_router(worklists))
     app.include_router(health_router(resources.temporal, resources.store, resources.task_queue))
+    codec = resources.temporal.data_converter.payload_codec
+    if codec is not None:
+        # The client's own codec: the endpoints decode with the keys the API encrypts with.
+        install_codec(app, codec, resources.codec_ui_origin)
 
     async def refer_client(
         request: Request,

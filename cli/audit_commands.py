@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import getpass
 import json
 import sys
@@ -32,9 +33,10 @@ from store.db import Pool, create_pool
 from store.event_store import EventStore
 from workers.checkpoints import KEY_FILE
 from workers.checkpoints import checkpoint_key as stored_checkpoint_key
+from workers.payload_codec import payload_keyring
 from workers.replay import replay
 from workers.settings import Settings
-from workers.temporal import connect
+from workers.temporal import connect, data_converter
 from workflows.client import EpisodeClient
 
 
@@ -69,6 +71,7 @@ async def _temporal(settings: Settings) -> Client:
     return await connect(
         settings.effective_temporal_address,
         settings.temporal_namespace,
+        data_converter(payload_keyring(settings)),
         timeout=settings.temporal_connect_timeout,
     )
 
@@ -196,7 +199,7 @@ async def _determinism(settings: Settings, args: argparse.Namespace) -> int:
     report: DeterminismReport = await check_determinism(
         client,
         None if args.all else args.episode_id,
-        replay=replay,
+        replay=functools.partial(replay, data_converter=client.data_converter),
         include_closed=args.include_closed,
     )
     if args.json:

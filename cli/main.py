@@ -29,6 +29,11 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--data-dir", help="where embedded servers keep data (CAREPATH_DATA_DIR)")
     sub.add_parser("worker", help="run the Temporal worker against configured servers")
     sub.add_parser("api", help="run the HTTP API against configured servers")
+    sub.add_parser(
+        "codec-server",
+        help="serve POST /encode and /decode for the Temporal UI and CLI (payload keys, "
+        "users, access log as configured)",
+    )
 
     db = sub.add_parser("db", help="database administration")
     db_sub = db.add_subparsers(dest="db_command", required=True, metavar="DB_COMMAND")
@@ -96,6 +101,10 @@ def _dispatch(args: argparse.Namespace) -> int:
         from cli.serve import run_api
 
         return asyncio.run(run_api(settings))
+    if args.command == "codec-server":
+        from cli.serve import run_codec_server
+
+        return asyncio.run(run_codec_server(settings))
     if args.command == "db" and args.db_command in db_commands.COMMANDS:
         return asyncio.run(db_commands.run_db(settings, args))
     if args.command == "db":

@@ -21,8 +21,9 @@ from store.db import Pool, create_pool
 from store.event_store import EventStore
 from store.migrations import migrate
 from workers.checkpoints import checkpoint_key
+from workers.payload_codec import payload_keyring
 from workers.settings import DEFAULT_TEMPORAL_RPC_TIMEOUT, Settings
-from workers.temporal import connect
+from workers.temporal import PLAIN_CONVERTER, connect, data_converter
 
 
 @dataclass(frozen=True)
@@ -36,6 +37,8 @@ class Runtime:
     checkpoint_key: bytes | None = None
     # Seconds the API waits for Temporal per call (CAREPATH_TEMPORAL_RPC_TIMEOUT).
     rpc_timeout: float = DEFAULT_TEMPORAL_RPC_TIMEOUT
+    # The Temporal UI's origin, the one the codec endpoints answer cross-origin.
+    codec_ui_origin: str | None = None
 
     def api_resources(self, authenticator: Authenticator) -> ApiResources:
         return ApiResources(
@@ -46,6 +49,7 @@ class Runtime:
             authenticator=authenticator,
             checkpoint_key=self.checkpoint_key,
             rpc_timeout=self.rpc_timeout,
+            codec_ui_origin=self.codec_ui_origin,
         )
 
 
@@ -54,23 +58,29 @@ async def open_runtime(
 ) -> Runtime:
     """Connect to both servers and apply pending migrations; the caller closes `pool`."""
     programs = load_catalog(settings.programs_dir)
-    temporal = await connect(temporal_address, settings.temporal_namespace, timeout=connect_timeout)
+    reachable = await connect(
+        temporal_address, settings.temporal_namespace, PLAIN_CONVERTER, timeout=connect_timeout
+    )
     pool = await create_pool(database_url, settings.db_pool_min, settings.db_pool_max)
     try:
         await migrate(pool)
         # After both servers answered, so a failed start reports only its one-line cause.
         key = checkpoint_key(settings, required=False)
+        config = reachable.config()
+        config["data_converter"] = data_converter(payload_keyring(settings))
     except BaseException:
         await pool.close()
         raise
     return Runtime(
-        temporal=temporal,
+        # The same connection; every payload through it is encrypted.
+        temporal=Client(**config),
         pool=pool,
         store=EventStore(pool),
         programs=programs,
         task_queue=settings.temporal_task_queue,
         checkpoint_key=key,
         rpc_timeout=settings.temporal_rpc_timeout,
+        codec_ui_origin=settings.effective_codec_ui_origin,
     )
 
 

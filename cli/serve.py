@@ -1,4 +1,5 @@
-"""`carepath worker`, `carepath api`, `carepath db migrate`: one role each, external servers.
+"""`carepath worker`, `carepath api`, `carepath codec-server`, `carepath db migrate`: one
+role each, external servers.
 
 These are what containers run (docker-compose.yml), and what `carepath up` runs as its
 supervised child processes. The checkpoint schedule runs in the worker role only, so a
@@ -11,13 +12,17 @@ import asyncio
 import signal
 
 import structlog
+import uvicorn
 
 from api.auth import build_authenticator
+from api.codec_routes import codec_app
 from cli.runtime import api_server, open_runtime
+from store.access_log import AccessLog
 from store.db import create_pool
 from store.migrations import migrate
 from workers.checkpoints import checkpoint_schedule
 from workers.errors import StartupError
+from workers.payload_codec import EncryptionCodec, payload_keyring
 from workers.settings import Settings
 from workers.worker import build_notifications, build_worker
 
@@ -77,6 +82,32 @@ async def run_api(settings: Settings) -> int:
         await serve
     finally:
         await runtime.pool.close()
+    return 0
+
+
+async def run_codec_server(settings: Settings) -> int:
+    """The codec endpoints alone; they need the payload keys, the users and the database
+    (for the access log), not Temporal."""
+    authenticator = build_authenticator(settings)
+    codec = EncryptionCodec(payload_keyring(settings))
+    pool = await create_pool(_database_url(settings), settings.db_pool_min, settings.db_pool_max)
+    try:
+        app = codec_app(codec, authenticator, AccessLog(pool), settings.effective_codec_ui_origin)
+        config = uvicorn.Config(
+            app,
+            host=settings.codec_server_host,
+            port=settings.codec_server_port,
+            log_config=None,
+            lifespan="off",
+        )
+        server = uvicorn.Server(config)
+        log.info(
+            "codec_server_started",
+            url=f"http://{settings.codec_server_host}:{settings.codec_server_port}",
+        )
+        await server.serve()
+    finally:
+        await pool.close()
     return 0
 
 

@@ -26,6 +26,7 @@ import httpx
 import structlog
 
 from api.auth import build_authenticator, ensure_users_file
+from api.codec_routes import CODEC_PREFIX
 from cli.runtime import open_runtime
 from devstack.embedded_temporal import EmbeddedTemporal
 from devstack.processes import describe_exit, require_free_port
@@ -33,6 +34,7 @@ from devstack.stack import LocalServers, prepare_data_dir, start_local_servers
 from devstack.supervisor import ChildProcess, Supervisor
 from domain.actors import Role
 from workers.errors import StartupError
+from workers.payload_codec import KEYS_FILE as PAYLOAD_KEYS_FILE
 from workers.settings import Settings
 from workers.temporal import register_search_attributes
 from workers.worker import notification_channel
@@ -94,7 +96,8 @@ async def run_up(settings: Settings) -> int:
 
 
 async def _start(settings: Settings, data_dir: Path, supervisor: Supervisor) -> _Stack:
-    servers = await start_local_servers(settings, supervisor)
+    api_url = f"http://{_local_host(settings.api_host)}:{settings.api_port}"
+    servers = await start_local_servers(settings, supervisor, codec_endpoint=api_url + CODEC_PREFIX)
     temporal_address = settings.effective_temporal_address
     # Migrations run here, once, before either role starts (theirs then find nothing to do).
     runtime = await open_runtime(
@@ -120,12 +123,17 @@ async def _start(settings: Settings, data_dir: Path, supervisor: Supervisor) -> 
         # With the embedded PostgreSQL the key is generated into the data dir; the
         # children see an external database, so they are handed the key itself.
         env["CAREPATH_CHECKPOINT_KEY"] = runtime.checkpoint_key.decode("utf-8")
+    if servers.temporal is not None and settings.payload_keys is None:
+        # The children see an external Temporal: they are pointed at the keys file that
+        # was generated into the data dir (or the configured one).
+        env["CAREPATH_PAYLOAD_KEYS_FILE"] = str(
+            (settings.payload_keys_file or data_dir / PAYLOAD_KEYS_FILE).resolve()
+        )
     for role, stop_timeout_s in (("worker", WORKER_STOP_S), ("api", API_STOP_S)):
         await supervisor.start(
             role, ChildProcess(_role_argv(role), env), stop_timeout_s=stop_timeout_s
         )
 
-    api_url = f"http://{_local_host(settings.api_host)}:{settings.api_port}"
     await _wait_until_ready(api_url, supervisor)
     return _Stack(servers, api_url)
 
@@ -191,6 +199,7 @@ def _print_banner(settings: Settings, stack: _Stack, tokens: dict[Role, str]) ->
     ]
     if temporal is not None and temporal.ui_url:
         lines.append(f"  Temporal UI    {temporal.ui_url}")
+        lines.append(f"  Codec server   {api}{CODEC_PREFIX} (payloads are encrypted)")
     lines.append(f"  Temporal       {settings.effective_temporal_address}")
     lines.append(f"  Data dir       {stack.servers.data_dir}")
     if tokens:

@@ -35,9 +35,18 @@ class EmbeddedTemporal:
     """`temporal server start-dev` bound to loopback, data in `data_dir/temporal.db`."""
 
     def __init__(
-        self, data_dir: Path, port: int, ui_port: int, *, ui: bool = True, host: str = "127.0.0.1"
+        self,
+        data_dir: Path,
+        port: int,
+        ui_port: int,
+        *,
+        ui: bool = True,
+        host: str = "127.0.0.1",
+        codec_endpoint: str | None = None,
     ) -> None:
         self.data_dir = data_dir
+        # Where the UI sends payloads to be decoded (CarePath's codec endpoints).
+        self.codec_endpoint = codec_endpoint
         self.port = port
         self.ui_port = ui_port
         self.ui = ui
@@ -92,6 +101,8 @@ class EmbeddedTemporal:
             "error",
         ]
         argv += ["--ui-port", str(self.ui_port)] if self.ui else ["--headless"]
+        if self.ui and self.codec_endpoint:
+            argv += ["--ui-codec-endpoint", self.codec_endpoint]
         argv += search_attribute_args()
         self._proc = spawn(argv, self.log_path)
 

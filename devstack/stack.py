@@ -48,11 +48,14 @@ POSTGRES_STOP_S = 5.0
 TEMPORAL_STOP_S = 3.0
 
 
-async def start_local_servers(settings: Settings, supervisor: Supervisor) -> LocalServers:
+async def start_local_servers(
+    settings: Settings, supervisor: Supervisor, *, codec_endpoint: str | None = None
+) -> LocalServers:
     """The embedded PostgreSQL and Temporal dev server, unless external ones are configured.
 
     Started in dependency order and handed to `supervisor`, which stops them (also when
-    this raises) and, once it watches, restarts them.
+    this raises) and, once it watches, restarts them. The dev server's UI decodes
+    payloads through `codec_endpoint`.
     """
     data_dir = prepare_data_dir(settings.data_dir)
     if settings.database_url is None:
@@ -65,7 +68,11 @@ async def start_local_servers(settings: Settings, supervisor: Supervisor) -> Loc
     temporal: EmbeddedTemporal | None = None
     if settings.temporal_address is None:
         temporal = EmbeddedTemporal(
-            data_dir, settings.temporal_port, settings.temporal_ui_port, ui=settings.temporal_ui
+            data_dir,
+            settings.temporal_port,
+            settings.temporal_ui_port,
+            ui=settings.temporal_ui,
+            codec_endpoint=codec_endpoint,
         )
         await supervisor.start("temporal", temporal, stop_timeout_s=TEMPORAL_STOP_S)
     return LocalServers(data_dir, database_url, temporal)

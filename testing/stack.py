@@ -16,15 +16,15 @@ from api.auth import Authenticator
 from devstack.embedded_temporal import find_binary
 from programs import load_catalog
 from store.event_store import EventStore
+from testing.payload_keys import TEST_CONVERTER
 from workers.settings import DEFAULT_TEMPORAL_RPC_TIMEOUT, search_attribute_args
-from workers.temporal import DATA_CONVERTER
 
 
 async def start_dev_server() -> WorkflowEnvironment:
     """A Temporal dev server (in memory) that knows CarePath's search attributes."""
     return await WorkflowEnvironment.start_local(
         dev_server_existing_path=str(find_binary("temporal")),
-        data_converter=DATA_CONVERTER,
+        data_converter=TEST_CONVERTER,
         dev_server_extra_args=search_attribute_args(),
     )
 
@@ -36,6 +36,7 @@ def api_app(
     authenticator: Authenticator,
     *,
     rpc_timeout: float = DEFAULT_TEMPORAL_RPC_TIMEOUT,
+    codec_ui_origin: str | None = None,
 ) -> FastAPI:
     """The HTTP API over `temporal` and `store`, sending commands to `task_queue`."""
     return create_app(
@@ -46,5 +47,6 @@ def api_app(
             task_queue=task_queue,
             authenticator=authenticator,
             rpc_timeout=rpc_timeout,
+            codec_ui_origin=codec_ui_origin,
         )
     )

@@ -52,10 +52,13 @@ async def recent_pollers(
 async def _this_host_polls() -> bool:
     # Imported here: the settings and the client are only needed when run as a script.
     from workers.settings import Settings
-    from workers.temporal import connect
+    from workers.temporal import PLAIN_CONVERTER, connect
 
     settings = Settings()
-    client = await connect(settings.effective_temporal_address, settings.temporal_namespace)
+    # Asking about pollers carries no payload: no keys needed.
+    client = await connect(
+        settings.effective_temporal_address, settings.temporal_namespace, PLAIN_CONVERTER
+    )
     identities = await recent_pollers(client, settings.temporal_task_queue)
     # The SDK's default worker identity is "<pid>@<hostname>"; in a container the
     # hostname is the container's, so this asks about this container's worker only.

@@ -12,21 +12,24 @@ from collections.abc import AsyncIterator, Iterable, Sequence
 from pathlib import Path
 
 from temporalio.client import WorkflowHistory
+from temporalio.converter import DataConverter
 from temporalio.worker import Interceptor, Replayer
 
-from workers.temporal import DATA_CONVERTER
 from workers.worker import SANDBOX_RUNNER, WORKFLOWS
 
 
 def build_replayer(
-    workflows: Sequence[type] | None = None, interceptors: Sequence[Interceptor] = ()
+    data_converter: DataConverter,
+    workflows: Sequence[type] | None = None,
+    interceptors: Sequence[Interceptor] = (),
 ) -> Replayer:
     """A replayer of CarePath's workflows (or of `workflows`, to test the check itself);
-    `interceptors` see what the replayed code does (the replay tests compare it with
-    what was recorded)."""
+    `data_converter` holds the keys of the histories' payloads (a client's
+    `data_converter`, or the tests' test-key converter); `interceptors` see what the
+    replayed code does (the replay tests compare it with what was recorded)."""
     return Replayer(
         workflows=list(workflows or WORKFLOWS),
-        data_converter=DATA_CONVERTER,
+        data_converter=data_converter,
         workflow_runner=SANDBOX_RUNNER,
         interceptors=list(interceptors),
     )
@@ -47,6 +50,8 @@ async def replay(
     histories: Iterable[WorkflowHistory],
     workflows: Sequence[type] | None = None,
     interceptors: Sequence[Interceptor] = (),
+    *,
+    data_converter: DataConverter,
 ) -> dict[str, Exception | None]:
     """Replay each history; map its run id to the failure, or None if it replayed cleanly."""
     items = list(histories)
@@ -56,7 +61,7 @@ async def replay(
             yield history
 
     results: dict[str, Exception | None] = {}
-    replayer = build_replayer(workflows, interceptors)
+    replayer = build_replayer(data_converter, workflows, interceptors)
     async with replayer.workflow_replay_iterator(feed()) as stream:
         async for result in stream:
             results[result.history.run_id] = result.replay_failure

@@ -162,6 +162,31 @@ class Settings(BaseSettings):
         description="Also send the pre-Standard-Webhooks `X-CarePath-Signature` (HMAC of the "
         "body alone, replayable) for receivers not yet moved; turn off once they are.",
     )
+    # Payload encryption and the codec server (docs/payload-encryption.md)
+    payload_keys: SecretStr | None = Field(
+        default=None,
+        description='The payload keys document inline, JSON: {"active": "<id>", "keys": '
+        '{"<id>": "<base64 of 32 random bytes>", ...}}; takes precedence over the file.',
+    )
+    payload_keys_file: Path | None = Field(
+        default=None,
+        description="A file holding the payload keys document; unset with the embedded "
+        "Temporal means <data dir>/payload-keys.json, generated once (mode 0600).",
+    )
+    payload_key_id: str | None = Field(
+        default=None,
+        description="Id of the key that encrypts new payloads; unset uses the document's "
+        '"active" (or its only key). Older keys stay in the document to read old payloads.',
+    )
+    codec_ui_origin: str | None = Field(
+        default=None,
+        description="The one browser origin (the Temporal UI) the codec endpoints answer "
+        "cross-origin; unset: http://127.0.0.1:<CAREPATH_TEMPORAL_UI_PORT>.",
+    )
+    codec_server_host: str = Field(
+        default="127.0.0.1", description="Where `carepath codec-server` listens."
+    )
+    codec_server_port: int = Field(default=8089, ge=1, le=65535)
 
     @property
     def effective_users_file(self) -> Path:
@@ -178,3 +203,7 @@ class Settings(BaseSettings):
     @property
     def effective_temporal_address(self) -> str:
         return self.temporal_address or f"127.0.0.1:{self.temporal_port}"
+
+    @property
+    def effective_codec_ui_origin(self) -> str:
+        return self.codec_ui_origin or f"http://127.0.0.1:{self.temporal_ui_port}"

@@ -1,8 +1,14 @@
-"""The Temporal client: one data converter (pydantic) for every process, and connecting."""
+"""The Temporal client: the data converter every process uses, and connecting.
+
+Every client, worker and replayer converts with pydantic and encrypts every payload and
+failure detail (`data_converter`, workers.payload_codec). `PLAIN_CONVERTER` has no codec:
+it serves only calls that carry no payload (asking about pollers).
+"""
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 
 from temporalio.api.enums.v1 import IndexedValueType
 from temporalio.api.operatorservice.v1 import (
@@ -11,13 +17,25 @@ from temporalio.api.operatorservice.v1 import (
 )
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
-from temporalio.converter import DataConverter
+from temporalio.converter import DataConverter, DefaultFailureConverterWithEncodedAttributes
 from temporalio.service import RPCError, RPCStatusCode
 
 from workers.errors import StartupError
+from workers.payload_codec import EncryptionCodec, Keyring
 from workers.settings import SEARCH_ATTRIBUTES
 
-DATA_CONVERTER: DataConverter = pydantic_data_converter
+PLAIN_CONVERTER: DataConverter = pydantic_data_converter
+
+
+def data_converter(keyring: Keyring) -> DataConverter:
+    """Pydantic payloads, sealed under `keyring`; failure messages and stack traces move
+    into the (encrypted) encoded attributes, so a failure's text is no PHI channel."""
+    return dataclasses.replace(
+        pydantic_data_converter,
+        payload_codec=EncryptionCodec(keyring),
+        failure_converter_class=DefaultFailureConverterWithEncodedAttributes,
+    )
+
 
 _INDEXED_TYPES = {
     "Keyword": IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD,
@@ -30,6 +48,7 @@ _INDEXED_TYPES = {
 async def connect(
     address: str,
     namespace: str,
+    converter: DataConverter,
     *,
     timeout: float = 10.0,
     setting: str = "CAREPATH_TEMPORAL_ADDRESS",
@@ -39,7 +58,7 @@ async def connect(
     last: Exception | None = None
     while True:
         try:
-            return await Client.connect(address, namespace=namespace, data_converter=DATA_CONVERTER)
+            return await Client.connect(address, namespace=namespace, data_converter=converter)
         except Exception as exc:
             last = exc
         if asyncio.get_running_loop().time() >= deadline:

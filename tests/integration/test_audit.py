@@ -41,6 +41,7 @@ from store.checkpoints import take_checkpoint
 from store.db import Pool
 from store.event_store import EventStore
 from testing import samples
+from testing.payload_keys import TEST_CONVERTER, TEST_KEYS_FILE
 from testing.stack import api_app
 from workers.replay import replay
 from workers.worker import build_worker
@@ -123,6 +124,7 @@ def audit_cli(
 
     async def run(*argv: str, key: str | None = None) -> int:
         monkeypatch.setenv("CAREPATH_DATABASE_URL", fresh_database_url)
+        monkeypatch.setenv("CAREPATH_PAYLOAD_KEYS_FILE", str(TEST_KEYS_FILE))
         monkeypatch.setenv(
             "CAREPATH_TEMPORAL_ADDRESS", dev_server.client.service_client.config.target_host
         )
@@ -311,7 +313,11 @@ class TestDeterminism:
     ) -> None:
         driven = await drive_episode(stack.episodes)
 
-        report = await check_determinism(stack.temporal, driven.episode_id, replay=replay)
+        report = await check_determinism(
+            stack.temporal,
+            driven.episode_id,
+            replay=functools.partial(replay, data_converter=TEST_CONVERTER),
+        )
         status = await audit_cli("audit", "determinism", driven.episode_id)
 
         assert report.ok, report.runs
@@ -327,7 +333,9 @@ class TestDeterminism:
         report = await check_determinism(
             stack.temporal,
             driven.episode_id,
-            replay=functools.partial(replay, workflows=[DivergentCarePathway]),
+            replay=functools.partial(
+                replay, data_converter=TEST_CONVERTER, workflows=[DivergentCarePathway]
+            ),
         )
 
         assert not report.ok

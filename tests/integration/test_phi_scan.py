@@ -198,7 +198,6 @@ class TestNoPhiOutsidePayloads:
         assert len(family) == 1
         assert episode_id not in family[0], "the family's notice names no episode"
 
-    @pytest.mark.xfail(strict=True, reason="payload encryption (issue 12 item 1) not merged yet")
     async def test_given_a_full_episode_with_phi_when_the_raw_temporal_history_is_scanned_then_none_appears(
         self,
         stack: tuple[httpx.AsyncClient, list[Received]],

@@ -23,7 +23,7 @@ from temporalio.client import Client
 from store.db import Pool
 from store.event_store import EventStore
 from testing.stack import api_app
-from workers.temporal import DATA_CONVERTER
+from workers.temporal import PLAIN_CONVERTER
 
 pytestmark = pytest.mark.integration
 
@@ -131,7 +131,7 @@ class TestReadiness:
         self, db_pool: Pool
     ) -> None:
         with _silent_listener() as address:
-            hanging = await Client.connect(address, data_converter=DATA_CONVERTER, lazy=True)
+            hanging = await Client.connect(address, data_converter=PLAIN_CONVERTER, lazy=True)
             async with _client_of(hanging, db_pool, "carepath-episodes") as http:
                 started = time.monotonic()
                 response = await asyncio.wait_for(http.get("/readyz"), timeout=10)

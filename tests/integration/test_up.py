@@ -28,7 +28,8 @@ from devstack.processes import free_port
 from domain.actors import Role
 from testing.up import CAREPATH, UpStack
 from workers.health import recent_pollers
-from workers.temporal import connect
+from workers.payload_codec import new_keys_document
+from workers.temporal import PLAIN_CONVERTER, connect
 
 pytestmark = pytest.mark.integration
 
@@ -233,7 +234,11 @@ def test_unreachable_external_temporal_names_the_setting_and_leaves_no_server(
     address = f"127.0.0.1:{free_port()}"
     instance = Up(
         data_dir,
-        {"CAREPATH_TEMPORAL_ADDRESS": address, "CAREPATH_TEMPORAL_CONNECT_TIMEOUT": "1"},
+        {
+            "CAREPATH_TEMPORAL_ADDRESS": address,
+            "CAREPATH_TEMPORAL_CONNECT_TIMEOUT": "1",
+            "CAREPATH_PAYLOAD_KEYS": new_keys_document(),
+        },
     )
     code, stderr = instance.run_to_exit()
 
@@ -263,7 +268,11 @@ def test_with_external_servers_up_starts_no_server_of_its_own(
     address = dev_server.client.service_client.config.target_host
     instance = Up(
         data_dir,
-        {"CAREPATH_TEMPORAL_ADDRESS": address, "CAREPATH_DATABASE_URL": fresh_database_url},
+        {
+            "CAREPATH_TEMPORAL_ADDRESS": address,
+            "CAREPATH_DATABASE_URL": fresh_database_url,
+            "CAREPATH_PAYLOAD_KEYS": new_keys_document(),
+        },
     )
     instance.start()
     try:
@@ -422,6 +431,7 @@ def test_api_without_a_worker_is_live_but_not_ready(
         "CAREPATH_API_PORT": str(port),
         "CAREPATH_TEMPORAL_ADDRESS": dev_server.client.service_client.config.target_host,
         "CAREPATH_DATABASE_URL": fresh_database_url,
+        "CAREPATH_PAYLOAD_KEYS": new_keys_document(),
         "CAREPATH_TEMPORAL_TASK_QUEUE": queue,
         "CAREPATH_USERS_FILE": str(write_users_file(tmp_path)),
         "CAREPATH_LOG_FORMAT": "json",
@@ -489,7 +499,7 @@ def _wait_until_polling(up: Up, pid: int, since: float, timeout: float = 15.0) -
     """Seconds from `since` until Temporal lists a poller of the worker process `pid`."""
 
     async def wait() -> float | None:
-        client = await connect(f"127.0.0.1:{up.temporal_port}", "default")
+        client = await connect(f"127.0.0.1:{up.temporal_port}", "default", PLAIN_CONVERTER)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             identities = await recent_pollers(client, "carepath-episodes")

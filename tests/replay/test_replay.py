@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from testing.payload_keys import TEST_CONVERTER
 from workers.replay import load_history, replay
 
 HISTORIES = sorted((Path(__file__).parent / "histories").glob("*.json"))
@@ -23,6 +24,6 @@ def test_histories_are_committed() -> None:
 async def test_history_replays_without_nondeterminism(path: Path) -> None:
     history = load_history(path)
 
-    results = await replay([history])
+    results = await replay([history], data_converter=TEST_CONVERTER)
 
     assert results == {history.run_id: None}

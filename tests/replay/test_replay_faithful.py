@@ -19,6 +19,7 @@ Two checks close that gap:
 from __future__ import annotations
 
 import dataclasses
+import logging
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -37,8 +38,8 @@ import domain.decider
 from domain.decider import evolve
 from domain.events import ClientReferred, Event, dump_event
 from domain.state import EpisodeState
+from testing.payload_keys import TEST_CONVERTER
 from workers.replay import load_history, replay
-from workers.temporal import DATA_CONVERTER
 from workflows.messages import CarePathwayInput, CommandResult
 
 HISTORIES_DIR = Path(__file__).parent / "histories"
@@ -85,34 +86,35 @@ class KeepWhatReplayAnswers(Interceptor):
         return _Inbound
 
 
-def recorded_results(history: WorkflowHistory) -> Iterator[tuple[str, CommandResult]]:
-    """(update id, result) of every command the history answered successfully."""
+async def recorded_results(history: WorkflowHistory) -> list[tuple[str, CommandResult]]:
+    """(update id, result) of every command the history answered successfully, decrypted
+    with the test key as the replayer decrypts them."""
+    found = []
     for event in history.events:
         if not event.HasField("workflow_execution_update_completed_event_attributes"):
             continue
         completed = event.workflow_execution_update_completed_event_attributes
         if completed.outcome.HasField("success"):
-            [result] = DATA_CONVERTER.payload_converter.from_payloads(
+            [result] = await TEST_CONVERTER.decode(
                 completed.outcome.success.payloads, [CommandResult]
             )
-            yield completed.meta.update_id, result
+            found.append((completed.meta.update_id, result))
+    return found
 
 
-def starting_snapshot(history: WorkflowHistory) -> EpisodeState | None:
+async def starting_snapshot(history: WorkflowHistory) -> EpisodeState | None:
     """The state the run started from (carried from the run before it), if any."""
     started = history.events[0].workflow_execution_started_event_attributes
-    [inp] = DATA_CONVERTER.payload_converter.from_payloads(
-        started.input.payloads, [CarePathwayInput]
-    )
+    [inp] = await TEST_CONVERTER.decode(started.input.payloads, [CarePathwayInput])
     return inp.snapshot
 
 
-def differences(history: WorkflowHistory, replayed: Replayed) -> list[str]:
+async def differences(history: WorkflowHistory, replayed: Replayed) -> list[str]:
     """Every way the replayed run differs from the record, each naming seq and field."""
     found: list[str] = []
-    folded = starting_snapshot(history)
+    folded = await starting_snapshot(history)
     covered = True  # the recorded results hold every event so far
-    for update_id, recorded in recorded_results(history):
+    for update_id, recorded in await recorded_results(history):
         mine = replayed.results.get(update_id)
         if mine is None:
             found.append(f"update {update_id}: answered when recorded, not when replayed")
@@ -171,14 +173,16 @@ async def replay_and_compare(paths: list[Path]) -> dict[str, list[str]]:
     failure counts as one)."""
     REPLAYED.clear()
     histories = {path.stem: load_history(path) for path in paths}
-    failures = await replay(histories.values(), interceptors=[KeepWhatReplayAnswers()])
+    failures = await replay(
+        histories.values(), interceptors=[KeepWhatReplayAnswers()], data_converter=TEST_CONVERTER
+    )
     report: dict[str, list[str]] = {}
     for name, history in histories.items():
         failure = failures[history.run_id]
         if failure is not None:
             report[name] = [f"replay failed: {failure}"]
         else:
-            report[name] = differences(history, REPLAYED.get(history.run_id, Replayed()))
+            report[name] = await differences(history, REPLAYED.get(history.run_id, Replayed()))
     return report
 
 
@@ -216,7 +220,7 @@ class TestADeciderThatChangesEventContent:
     @pytest.mark.usefixtures("lower_case_client_refs")
     async def test_recorded_results_name_the_changed_field(self) -> None:
         referral = HISTORIES_DIR / "test_referral_persists_client_referred_before_answering.json"
-        update_id = next(recorded_results(load_history(referral)))[0]
+        update_id = (await recorded_results(load_history(referral)))[0][0]
 
         report = await replay_and_compare([referral])
 
@@ -229,14 +233,22 @@ class TestADeciderThatChangesEventContent:
         ]
 
     @pytest.mark.usefixtures("lower_case_client_refs")
-    async def test_a_history_with_store_digests_fails_its_workflow_task(self) -> None:
+    async def test_a_history_with_store_digests_fails_its_workflow_task(
+        self, caplog: pytest.LogCaptureFixture
+    ) -> None:
         history = load_history(WITH_DIGESTS)
 
-        failures = await replay([history])
+        with caplog.at_level(logging.WARNING):
+            failures = await replay([history], data_converter=TEST_CONVERTER)
 
-        failure = str(failures[history.run_id])
-        assert "StoreDivergence" in failure
-        assert f"episode {_episode_id(history)}: seq 1 (client_referred)" in failure
+        # The task failure's text travels encrypted; the worker's own log names the cause.
+        assert "Encoded failure" in str(failures[history.run_id])
+        causes = [r.exc_info[1] for r in caplog.records if r.exc_info and r.exc_info[1]]
+        assert any(
+            type(cause).__name__ == "StoreDivergence"
+            and f"episode {_episode_id(history)}: seq 1 (client_referred)" in str(cause)
+            for cause in causes
+        )
 
     @pytest.mark.usefixtures("lower_case_client_refs")
     async def test_every_history_whose_run_decided_a_referral_now_fails(self) -> None:
@@ -246,10 +258,10 @@ class TestADeciderThatChangesEventContent:
         decided_referral = {
             path.stem
             for path, history in ((p, load_history(p)) for p in HISTORIES)
-            if starting_snapshot(history) is None
+            if await starting_snapshot(history) is None
             and any(
                 e.type == "client_referred"
-                for _, result in recorded_results(history)
+                for _, result in await recorded_results(history)
                 for e in result.events
             )
         }

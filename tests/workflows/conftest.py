@@ -25,8 +25,9 @@ from domain.commands import ReferClient
 from domain.programs import ProgramDefinition
 from store.db import Pool
 from store.event_store import EventStore
+from testing.payload_keys import TEST_CONVERTER
 from workers.replay import save_history
-from workers.temporal import DATA_CONVERTER, register_search_attributes
+from workers.temporal import register_search_attributes
 from workers.worker import build_worker
 from workflows.client import EpisodeClient
 from workflows.messages import CommandResult, workflow_id_for
@@ -39,7 +40,7 @@ RECORD_ENV = "CAREPATH_RECORD_HISTORIES"
 async def time_skipping_env() -> AsyncIterator[WorkflowEnvironment]:
     env = await WorkflowEnvironment.start_time_skipping(
         test_server_existing_path=str(find_binary("temporal-test-server")),
-        data_converter=DATA_CONVERTER,
+        data_converter=TEST_CONVERTER,
     )
     try:
         await register_search_attributes(env.client, env.client.namespace)

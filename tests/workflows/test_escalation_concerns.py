@@ -24,7 +24,8 @@ from domain.state import EpisodeState, Stage, Task
 from programs import load_catalog
 from store.event_store import EventStore
 from testing import samples
-from workers.temporal import DATA_CONVERTER, register_search_attributes
+from testing.payload_keys import TEST_CONVERTER
+from workers.temporal import register_search_attributes
 from workflows.client import EpisodeClient
 
 ADULT = load_catalog().get("adult-iop")
@@ -38,7 +39,7 @@ async def time_skipping_env() -> AsyncIterator[WorkflowEnvironment]:
     """A time-skipping server of this module's own (see test_full_episode.py)."""
     env = await WorkflowEnvironment.start_time_skipping(
         test_server_existing_path=str(find_binary("temporal-test-server")),
-        data_converter=DATA_CONVERTER,
+        data_converter=TEST_CONVERTER,
     )
     try:
         await register_search_attributes(env.client, env.client.namespace)

@@ -22,7 +22,8 @@ from domain.vocabulary import AttendanceStatus, DischargeReason, ReviewOutcome
 from programs import load_catalog
 from store.event_store import EventStore
 from testing import samples
-from workers.temporal import DATA_CONVERTER, register_search_attributes
+from testing.payload_keys import TEST_CONVERTER
+from workers.temporal import register_search_attributes
 from workflows.client import EpisodeClient
 from workflows.messages import CommandResult, EpisodeView, workflow_id_for
 
@@ -99,7 +100,7 @@ async def time_skipping_env() -> AsyncIterator[WorkflowEnvironment]:
     """
     env = await WorkflowEnvironment.start_time_skipping(
         test_server_existing_path=str(find_binary("temporal-test-server")),
-        data_converter=DATA_CONVERTER,
+        data_converter=TEST_CONVERTER,
     )
     try:
         await register_search_attributes(env.client, env.client.namespace)

@@ -16,6 +16,7 @@ from temporalio.client import Client
 from domain.actors import Actor, Role
 from domain.commands import ReferClient, ReferralSource
 from programs import load_catalog
+from testing.payload_keys import TEST_CONVERTER
 from workers.logging import add_temporal_context, redact_phi
 from workers.replay import build_replayer
 from workflows.client import EpisodeClient
@@ -66,7 +67,7 @@ async def test_workflow_and_activity_lines_carry_temporal_context_once(
 
     history = await client.get_workflow_handle(workflow_id_for(episode_id)).fetch_history()
     captured.clear()
-    await build_replayer().replay_workflow(history)
+    await build_replayer(TEST_CONVERTER).replay_workflow(history)
 
     assert [line for line in captured if line["event"] == "command_applied"] == []
 
