@@ -34,6 +34,12 @@ from api.auth import (
 )
 from api.command_routes import IdempotencyKey, command_router, role_first
 from api.health_routes import PROBE_PATHS, health_router
+from api.limits import (
+    AuthFailureLimiter,
+    HttpLimits,
+    RequestLimitMiddleware,
+    SecurityHeadersMiddleware,
+)
 from api.problems import Problem, ProblemError, install_problem_handlers
 from api.schemas import (
     AttendanceResponse,
@@ -78,7 +84,9 @@ PROBLEM_RESPONSES: dict[int | str, dict[str, object]] = {
         403: "The caller's role or programs do not allow this",
         404: "No such episode in the caller's programs",
         409: "The command conflicts with the episode's state",
+        413: "The request body is larger than CAREPATH_MAX_BODY_BYTES",
         422: "Invalid request or unknown program",
+        429: "Too many failed authentications from this address; see Retry-After",
         503: "Temporal or PostgreSQL unavailable",
     }.items()
 }
@@ -105,6 +113,8 @@ class ApiResources:
     checkpoint_key: bytes | None = None
     # Seconds any call into Temporal may take before the caller gets 503.
     rpc_timeout: float = DEFAULT_TEMPORAL_RPC_TIMEOUT
+    # Request body size, JSON depth, failed authentications per address (api.limits).
+    limits: HttpLimits = field(default_factory=HttpLimits)
 
 
 def create_app(resources: ApiResources) -> FastAPI:
@@ -117,6 +127,14 @@ def create_app(resources: ApiResources) -> FastAPI:
     app.state.authenticator = resources.authenticator
     pool = resources.store.pool
     app.add_middleware(AccessLogMiddleware, access_log=AccessLog(pool))
+    # Added last, so they wrap the rest: an oversized body is refused before it is
+    # read, and every answer (refusals included) carries the security headers.
+    limits = resources.limits
+    app.state.auth_limiter = AuthFailureLimiter(
+        limits.auth_failure_limit, limits.auth_failure_window_seconds
+    )
+    app.add_middleware(RequestLimitMiddleware, limits=limits)
+    app.add_middleware(SecurityHeadersMiddleware)
     episodes = EpisodeClient(
         resources.temporal,
         resources.task_queue,

@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import uvicorn
 from temporalio.client import Client
 
 from api.app import ApiResources, create_app
 from api.auth import Authenticator
+from api.limits import HttpLimits
 from domain.programs import ProgramCatalog
 from programs import load_catalog
 from store.db import Pool, create_pool
@@ -36,6 +37,8 @@ class Runtime:
     checkpoint_key: bytes | None = None
     # Seconds the API waits for Temporal per call (CAREPATH_TEMPORAL_RPC_TIMEOUT).
     rpc_timeout: float = DEFAULT_TEMPORAL_RPC_TIMEOUT
+    # Request limits of the API (CAREPATH_MAX_BODY_BYTES and the others).
+    limits: HttpLimits = field(default_factory=HttpLimits)
 
     def api_resources(self, authenticator: Authenticator) -> ApiResources:
         return ApiResources(
@@ -46,6 +49,7 @@ class Runtime:
             authenticator=authenticator,
             checkpoint_key=self.checkpoint_key,
             rpc_timeout=self.rpc_timeout,
+            limits=self.limits,
         )
 
 
@@ -71,6 +75,12 @@ async def open_runtime(
         task_queue=settings.temporal_task_queue,
         checkpoint_key=key,
         rpc_timeout=settings.temporal_rpc_timeout,
+        limits=HttpLimits(
+            max_body_bytes=settings.max_body_bytes,
+            max_json_depth=settings.max_json_depth,
+            auth_failure_limit=settings.auth_failure_limit,
+            auth_failure_window_seconds=settings.auth_failure_window_seconds,
+        ),
     )
 
 

@@ -146,7 +146,7 @@ def _servers_using(data_dir: Path) -> list[psutil.Process]:
 
 def _auth(data_dir: Path, role: Role = Role.INTAKE_COORDINATOR) -> dict[str, str]:
     """The demo token `carepath up` wrote for `role` into the data dir's users file."""
-    return {"Authorization": f"Bearer {demo_tokens(data_dir / 'users.yaml')[role]}"}
+    return {"Authorization": f"Bearer {demo_tokens(data_dir)[role]}"}
 
 
 def _gone(processes: list[psutil.Process]) -> list[psutil.Process]:
@@ -183,7 +183,7 @@ def test_up_serves_refers_stops_cleanly_and_resumes(up: Up) -> None:
     assert "API" in out
     assert "/docs" in out
     assert "Ctrl-C" in out
-    assert demo_tokens(up.data_dir / "users.yaml")[Role.AUDITOR] in out
+    assert demo_tokens(up.data_dir)[Role.AUDITOR] in out
     assert (up.data_dir / "users.yaml").stat().st_mode & 0o777 == 0o600
     assert _gone(children) == [], "a child process outlived carepath up"
 
