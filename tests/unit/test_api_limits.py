@@ -126,6 +126,8 @@ class TestBodyLimit:
             ('{"a": [1, {"b": 2}]}', 3),
             ('{"a": "[[[[[[[[[[", "b": "\\"[["}', 1),
             ("[[[]], [[[]]]]", 4),
+            ('["\\\\", "[[", "\\\\\\"[["]', 1),
+            ("[" * 500, 500),
         ],
     )
     def test_json_depth_counts_brackets_outside_strings(self, text: str, depth: int) -> None:
