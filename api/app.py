@@ -35,6 +35,12 @@ from api.auth import (
 from api.codec_routes import install_codec
 from api.command_routes import IdempotencyKey, command_router, role_first
 from api.health_routes import PROBE_PATHS, health_router
+from api.limits import (
+    AuthFailureLimiter,
+    HttpLimits,
+    RequestLimitMiddleware,
+    SecurityHeadersMiddleware,
+)
 from api.problems import Problem, ProblemError, install_problem_handlers
 from api.schemas import (
     AttendanceResponse,
@@ -79,7 +85,9 @@ PROBLEM_RESPONSES: dict[int | str, dict[str, object]] = {
         403: "The caller's role or programs do not allow this",
         404: "No such episode in the caller's programs",
         409: "The command conflicts with the episode's state",
+        413: "The request body is larger than CAREPATH_MAX_BODY_BYTES",
         422: "Invalid request or unknown program",
+        429: "Too many failed authentications from this address; see Retry-After",
         503: "Temporal or PostgreSQL unavailable",
     }.items()
 }
@@ -108,6 +116,8 @@ class ApiResources:
     rpc_timeout: float = DEFAULT_TEMPORAL_RPC_TIMEOUT
     # The Temporal UI's origin, which may call the codec endpoints cross-origin.
     codec_ui_origin: str | None = None
+    # Request body size, JSON depth, failed authentications per address (api.limits).
+    limits: HttpLimits = field(default_factory=HttpLimits)
 
 
 def create_app(resources: ApiResources) -> FastAPI:
@@ -120,6 +130,14 @@ def create_app(resources: ApiResources) -> FastAPI:
     app.state.authenticator = resources.authenticator
     pool = resources.store.pool
     app.add_middleware(AccessLogMiddleware, access_log=AccessLog(pool))
+    # Added last, so they wrap the rest: an oversized body is refused before it is
+    # read, and every answer (refusals included) carries the security headers.
+    limits = resources.limits
+    app.state.auth_limiter = AuthFailureLimiter(
+        limits.auth_failure_limit, limits.auth_failure_window_seconds
+    )
+    app.add_middleware(RequestLimitMiddleware, limits=limits)
+    app.add_middleware(SecurityHeadersMiddleware)
     episodes = EpisodeClient(
         resources.temporal,
         resources.task_queue,

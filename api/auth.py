@@ -1,8 +1,10 @@
 """Who is calling: bearer tokens, from a users file (embedded) or RS256 JWTs (production).
 
-Embedded default: `<data dir>/users.yaml` maps tokens to a user id, a role and the
-programs the user works in; `carepath up` creates it on first run with one demo user per
-role. Production: set CAREPATH_JWKS_URL (with CAREPATH_JWT_ISSUER and
+Embedded default: `<data dir>/users.yaml` maps token digests (`sha256:<hex>`) to a user
+id, a role and the programs the user works in; `carepath up` creates it on first run with
+one demo user per role, and `carepath users ...` (cli.users) adds, rotates and removes
+users, printing each new token once. Failed authentications are limited per client
+address (api.limits). Production: set CAREPATH_JWKS_URL (with CAREPATH_JWT_ISSUER and
 CAREPATH_JWT_AUDIENCE) and tokens are JWTs signed by the identity provider, whose role
 and programs are claims.
 
@@ -29,6 +31,7 @@ from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from api.limits import AuthFailureLimiter
 from api.problems import ProblemError
 from domain.actors import Actor, Role
 from domain.vocabulary import Ref
@@ -133,7 +136,11 @@ def _digest(token: str) -> str:
 
 
 class UsersFileAuthenticator:
-    """Tokens from a YAML users file, re-read when the file changes."""
+    """Tokens from a YAML users file, re-read when the file changes.
+
+    A token is found by its SHA-256 digest, never compared with stored tokens: how long
+    a lookup takes says nothing about how much of a guess was right.
+    """
 
     def __init__(self, path: Path) -> None:
         self._path = path
@@ -169,8 +176,8 @@ class UsersFileAuthenticator:
         user = self._by_digest.get(_digest(token))
         if user is None:
             raise unauthenticated(
-                "the bearer token is not known: use a token from the users file "
-                "(`carepath up` prints one per role)",
+                "the bearer token is not known: use a token `carepath users add` or "
+                "`carepath users rotate` printed",
                 "invalid_token",
             )
         return user
@@ -202,38 +209,106 @@ def _first(exc: ValidationError) -> str:
     return f"{loc}: {err['msg']}"
 
 
-def ensure_users_file(path: Path) -> tuple[bool, dict[Role, str]]:
+USERS_FILE_HEADER = (
+    "# CarePath users: sha256:<digest of a bearer token> -> user id, role, programs\n"
+    "# ('*' = every program). Manage them with `carepath users add|rotate|remove|list`,\n"
+    "# which print a new token once; the API re-reads this file when it changes. Only\n"
+    "# token digests are kept here: a token that is lost is rotated, not recovered.\n"
+)
+# Beside the users file `carepath up` creates: the demo users' plain tokens, written once.
+DEMO_TOKENS_FILE = "demo-tokens.txt"
+
+
+def token_digest(token: str) -> str:
+    """The key a users file holds for a token: `sha256:<hex digest>`."""
+    return "sha256:" + _digest(token)
+
+
+def new_token() -> str:
+    """A fresh bearer token: 256 random bits, URL-safe."""
+    return secrets.token_urlsafe(32)
+
+
+def write_private(path: Path, text: str) -> None:
+    """Replace `path` with `text` at once (a reader sees the old or the new file), mode 0600."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
+    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as out:
+            out.write(text)
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
+
+
+def ensure_users_file(
+    path: Path, demo_tokens_file: Path | None = None
+) -> tuple[bool, dict[Role, str]]:
     """Create the users file with one demo user per role unless it exists.
 
-    Returns whether it was created and each role's first plain-text token found in it
-    (what the banner prints).
+    The file holds only the tokens' digests. Returns whether it was created and, only
+    then, each demo user's plain token (what the banner prints once); they are also
+    written to `demo_tokens_file` (default: `demo-tokens.txt` beside the users file,
+    mode 0600) for the demo's tools. An existing file is left alone and no token is
+    returned: `carepath users rotate` issues new ones.
     """
-    created = False
-    if not path.exists():
-        tokens = {
-            secrets.token_urlsafe(32): {
-                "user_id": user_id,
-                "role": role.value,
-                "programs": list(programs),
-            }
-            for role, (user_id, programs) in DEMO_USERS.items()
+    if path.exists():
+        return False, {}
+    tokens = {role: new_token() for role in DEMO_USERS}
+    entries = {
+        token_digest(tokens[role]): {
+            "user_id": user_id,
+            "role": role.value,
+            "programs": list(programs),
         }
-        header = (
-            "# CarePath users: bearer token -> user id, role, programs ('*' = every program).\n"
-            "# Created by `carepath up` with one demo user per role. Add or remove users\n"
-            "# here (the API re-reads the file); a key 'sha256:<hex>' holds a token's digest\n"
-            "# instead of the token.\n"
-        )
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w", encoding="utf-8") as out:
-            out.write(header + yaml.safe_dump({"tokens": tokens}, sort_keys=False))
-        created = True
-    return created, demo_tokens(path)
+        for role, (user_id, programs) in DEMO_USERS.items()
+    }
+    demo_file = demo_tokens_file or path.parent / DEMO_TOKENS_FILE
+    write_private(demo_file, _demo_tokens_text(tokens))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as out:
+        out.write(USERS_FILE_HEADER + yaml.safe_dump({"tokens": entries}, sort_keys=False))
+    return True, tokens
 
 
-def demo_tokens(path: Path) -> dict[Role, str]:
-    """The first plain-text token of each role in a users file."""
+def _demo_tokens_text(tokens: dict[Role, str]) -> str:
+    lines = [
+        "# CarePath demo tokens: role, user id, bearer token. Written once by `carepath up`",
+        "# when it created the users file, which keeps only their digests. For the demo",
+        "# only: delete this file, and issue tokens with `carepath users rotate USER_ID`.",
+    ]
+    lines += [f"{role.value} {DEMO_USERS[role][0]} {token}" for role, token in tokens.items()]
+    return "\n".join(lines) + "\n"
+
+
+def demo_tokens(data_dir: Path) -> dict[Role, str]:
+    """The demo users' plain tokens `carepath up` wrote into `data_dir` ({} if none).
+
+    From `demo-tokens.txt`; a users file written before digests were the default still
+    holds plain tokens, and those are read from it instead.
+    """
+    found: dict[Role, str] = {}
+    try:
+        text = (data_dir / DEMO_TOKENS_FILE).read_text(encoding="utf-8")
+    except OSError:
+        return _plain_tokens(data_dir / "users.yaml")
+    for line in text.splitlines():
+        fields = line.split()
+        if len(fields) == 3 and not line.startswith("#"):
+            try:
+                found.setdefault(Role(fields[0]), fields[2])
+            except ValueError:
+                continue
+    return found
+
+
+def _plain_tokens(path: Path) -> dict[Role, str]:
+    """The first plain-text token of each role in an old users file."""
     try:
         document = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     except (OSError, yaml.YAMLError):
@@ -370,7 +445,8 @@ class NoUsers:
 
 bearer_scheme = HTTPBearer(
     auto_error=False,
-    description="A token from the users file (`carepath up` prints a demo token per role) "
+    description="A token `carepath users add|rotate` printed (`carepath up` prints a demo "
+    "token per role when it creates the users file) "
     "or, in production, a JWT from the identity provider.",
 )
 
@@ -386,10 +462,20 @@ async def current_user(
     if credentials is None:
         raise unauthenticated(
             "this endpoint needs a bearer token: send 'Authorization: Bearer <token>' "
-            "(`carepath up` prints a demo token per role)"
+            "(`carepath users add|rotate` prints a token)"
         )
     authenticator: Authenticator = getattr(request.app.state, "authenticator", NoUsers())
-    user = await authenticator.authenticate(credentials.credentials)
+    # Guessing tokens is slowed down per address (api.limits.AuthFailureLimiter): 429.
+    limiter: AuthFailureLimiter | None = getattr(request.app.state, "auth_limiter", None)
+    address = request.client.host if request.client else "(unknown)"
+    if limiter is not None:
+        limiter.check(address)
+    try:
+        user = await authenticator.authenticate(credentials.credentials)
+    except ProblemError as refused:
+        if limiter is not None and refused.status == 401:
+            limiter.failed(address)
+        raise
     # The access log (api.access) records who made the request.
     request.state.user = user
     return user

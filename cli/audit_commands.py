@@ -1,6 +1,7 @@
 """The audit subcommands' implementations (parsed in `cli.audit`).
 
-They connect to PostgreSQL and Temporal directly and only read.
+They connect to PostgreSQL and Temporal directly and only read, but for their own
+access records (cli.audit_access), written before anything read is printed.
 """
 
 from __future__ import annotations
@@ -8,7 +9,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import functools
-import getpass
 import json
 import sys
 from collections.abc import AsyncIterator, Sequence
@@ -25,6 +25,7 @@ from audit.errors import AuditError, InvalidAsOf
 from audit.export import ExportFormat, export_episode
 from audit.replay import AuditReplay, replay_episode
 from audit.verify import StreamReport, VerifyReport, verify_all, verify_episode
+from cli.audit_access import audited, operator_id
 from devstack.embedded_postgres import EmbeddedPostgres
 from domain.actors import Actor, Role
 from programs import load_catalog
@@ -91,7 +92,7 @@ async def _replay(settings: Settings, args: argparse.Namespace) -> int:
     episodes = None
     if as_of is None:
         episodes = EpisodeClient(await _temporal(settings), settings.temporal_task_queue)
-    async with _store(settings) as store:
+    async with _store(settings) as store, audited(store.pool, settings, args, "read"):
         report = await replay_episode(
             store, args.episode_id, as_of, episodes, key=checkpoint_key(settings)
         )
@@ -149,11 +150,12 @@ async def _verify(settings: Settings, args: argparse.Namespace) -> int:
                 "set CAREPATH_CHECKPOINT_KEY to the key it was signed with"
             )
         checkpoint = await asyncio.to_thread(load_checkpoint, Path(args.checkpoint))
-    async with _store(settings) as store:
+    async with _store(settings) as store, audited(store.pool, settings, args, "read") as access:
         if args.all:
             report = await verify_all(
                 store, key=key, checkpoint=checkpoint, progress=ProgressBar(sys.stderr, "streams")
             )
+            access.read(stream.episode_id for stream in report.streams)
         else:
             one = await verify_episode(store, args.episode_id, key=key, checkpoint=checkpoint)
             report = VerifyReport(ok=one.ok, streams=(one,))
@@ -196,12 +198,16 @@ def _anomalies(what: str, items: Sequence[StreamReport] | Sequence[Any]) -> int:
 
 async def _determinism(settings: Settings, args: argparse.Namespace) -> int:
     client = await _temporal(settings)
-    report: DeterminismReport = await check_determinism(
-        client,
-        None if args.all else args.episode_id,
-        replay=functools.partial(replay, data_converter=client.data_converter),
-        include_closed=args.include_closed,
-    )
+    # Histories hold what the commands carried: reading them is recorded like the store's.
+    async with _store(settings) as store, audited(store.pool, settings, args, "read") as access:
+        report: DeterminismReport = await check_determinism(
+            client,
+            None if args.all else args.episode_id,
+            replay=functools.partial(replay, data_converter=client.data_converter),
+            include_closed=args.include_closed,
+        )
+        if args.all:
+            access.read(run.episode_id for run in report.runs)
     if args.json:
         print(report.model_dump_json(indent=2))
     else:
@@ -214,12 +220,12 @@ async def _determinism(settings: Settings, args: argparse.Namespace) -> int:
 
 async def _export(settings: Settings, args: argparse.Namespace) -> int:
     fmt = ExportFormat(args.export_format)
-    async with _store(settings) as store:
+    async with _store(settings) as store, audited(store.pool, settings, args, "export"):
         text = await export_episode(
             store,
             args.episode_id,
             fmt,
-            exporter=Actor(user_id=getpass.getuser() or "auditor", role=Role.AUDITOR),
+            exporter=Actor(user_id=operator_id(settings), role=Role.AUDITOR),
             exported_at=datetime.now(UTC),
             programs=load_catalog(settings.programs_dir),
         )

@@ -1,9 +1,9 @@
 """`carepath episode ...`: the API, from a terminal. Tables for people, `--json` for scripts.
 
 Every subcommand calls the HTTP API with a bearer token (`--token` or CAREPATH_TOKEN;
-`carepath up` prints a demo token per role). Any staff command is
-`carepath episode do EPISODE COMMAND --field value ...` (or `--body JSON`); the most
-frequent have their own subcommand. An error prints one line and exits 1.
+`carepath users add|rotate` prints one; the first `carepath up` a demo token per role).
+Any staff command is `carepath episode do EPISODE COMMAND --field value ...` (or
+`--body JSON`); the most frequent have their own subcommand. An error prints one line and exits 1.
 """
 
 from __future__ import annotations

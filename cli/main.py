@@ -12,6 +12,7 @@ from pydantic import ValidationError
 from cli import access, episodes
 from cli import audit as audit_cli
 from cli import db as db_commands
+from cli import users as users_cli
 from cli.episodes import CliError
 from domain.errors import CarePathError
 from workers.errors import StartupError
@@ -44,6 +45,7 @@ def build_parser() -> argparse.ArgumentParser:
     audit_cli.add_parser(sub)
     access.add_parser(sub)
     access.attach_to_audit(sub.choices["audit"])
+    users_cli.add_parser(sub)
     return parser
 
 
@@ -87,6 +89,8 @@ def _dispatch(args: argparse.Namespace) -> int:
 
     if args.command == "audit":
         return audit_cli.run(settings, args)
+    if args.command == "users":
+        return users_cli.run(settings, args)
 
     configure_logging(settings.log_format, settings.log_level)
     if args.command == "up":

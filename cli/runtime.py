@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import uvicorn
 from temporalio.client import Client
 
 from api.app import ApiResources, create_app
 from api.auth import Authenticator
+from api.limits import HttpLimits
 from domain.programs import ProgramCatalog
 from programs import load_catalog
 from store.db import Pool, create_pool
@@ -39,6 +40,8 @@ class Runtime:
     rpc_timeout: float = DEFAULT_TEMPORAL_RPC_TIMEOUT
     # The Temporal UI's origin, the one the codec endpoints answer cross-origin.
     codec_ui_origin: str | None = None
+    # Request limits of the API (CAREPATH_MAX_BODY_BYTES and the others).
+    limits: HttpLimits = field(default_factory=HttpLimits)
 
     def api_resources(self, authenticator: Authenticator) -> ApiResources:
         return ApiResources(
@@ -50,6 +53,7 @@ class Runtime:
             checkpoint_key=self.checkpoint_key,
             rpc_timeout=self.rpc_timeout,
             codec_ui_origin=self.codec_ui_origin,
+            limits=self.limits,
         )
 
 
@@ -81,6 +85,12 @@ async def open_runtime(
         checkpoint_key=key,
         rpc_timeout=settings.temporal_rpc_timeout,
         codec_ui_origin=settings.effective_codec_ui_origin,
+        limits=HttpLimits(
+            max_body_bytes=settings.max_body_bytes,
+            max_json_depth=settings.max_json_depth,
+            auth_failure_limit=settings.auth_failure_limit,
+            auth_failure_window_seconds=settings.auth_failure_window_seconds,
+        ),
     )
 
 

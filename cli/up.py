@@ -25,7 +25,7 @@ from pathlib import Path
 import httpx
 import structlog
 
-from api.auth import build_authenticator, ensure_users_file
+from api.auth import DEMO_TOKENS_FILE, build_authenticator, ensure_users_file
 from api.codec_routes import CODEC_PREFIX
 from cli.runtime import open_runtime
 from devstack.embedded_temporal import EmbeddedTemporal
@@ -62,7 +62,10 @@ async def run_up(settings: Settings) -> int:
     require_free_port(settings.api_host, settings.api_port, "the HTTP API", "CAREPATH_API_PORT")
     tokens: dict[Role, str] = {}
     if not settings.jwks_url:
-        _, tokens = ensure_users_file(settings.effective_users_file)
+        # Tokens come back only when the file is created: it keeps their digests only.
+        _, tokens = ensure_users_file(
+            settings.effective_users_file, settings.data_dir / DEMO_TOKENS_FILE
+        )
     # The children would fail on these too, but here the error is one line and nothing runs.
     build_authenticator(settings)
     notification_channel(settings)
@@ -202,12 +205,19 @@ def _print_banner(settings: Settings, stack: _Stack, tokens: dict[Role, str]) ->
         lines.append(f"  Codec server   {api}{CODEC_PREFIX} (payloads are encrypted)")
     lines.append(f"  Temporal       {settings.effective_temporal_address}")
     lines.append(f"  Data dir       {stack.servers.data_dir}")
-    if tokens:
+    if settings.jwks_url:
+        lines.append(f"  Auth           JWTs verified against {settings.jwks_url}")
+    elif tokens:
+        demo_file = settings.data_dir / DEMO_TOKENS_FILE
         lines.append(
-            f"Demo tokens (from {settings.effective_users_file}; export CAREPATH_TOKEN=...):"
+            f"Demo tokens, shown this once (also in {demo_file}, mode 0600; "
+            "export CAREPATH_TOKEN=...):"
         )
         lines += [f"  {role.value:<19}{token}" for role, token in tokens.items()]
-    elif settings.jwks_url:
-        lines.append(f"  Auth           JWTs verified against {settings.jwks_url}")
+    else:
+        lines.append(
+            f"  Users          {settings.effective_users_file} (token digests only); "
+            "a new token: carepath users rotate USER_ID (or: carepath users add)"
+        )
     lines.append(f"Press Ctrl-C to stop (or kill -TERM {os.getpid()}).")
     print("\n".join(lines), flush=True)

@@ -81,6 +81,37 @@ class AccessLog:
                 "check that PostgreSQL is up and migrated (`carepath db migrate`)"
             ) from None
 
+    async def record_many(self, entries: list[AccessRecord]) -> None:
+        """Append records in one transaction (all or none); raises `DatabaseUnavailable`."""
+        try:
+            async with self._pool.acquire(timeout=5.0) as conn, conn.transaction():
+                await conn.executemany(
+                    f"INSERT INTO access_log ({_COLUMNS}, at) "
+                    "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, COALESCE($12, now()))",
+                    [
+                        (
+                            e.user_id,
+                            e.role,
+                            e.action,
+                            e.resource,
+                            e.outcome,
+                            e.status,
+                            e.method,
+                            e.path,
+                            e.episode_id,
+                            e.command_id,
+                            e.client_ip,
+                            e.at,
+                        )
+                        for e in entries
+                    ],
+                )
+        except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            raise DatabaseUnavailable(
+                f"the access log could not be written ({type(exc).__name__}); "
+                "check that PostgreSQL is up and migrated (`carepath db migrate`)"
+            ) from None
+
     async def read(
         self,
         *,

@@ -23,7 +23,7 @@ from typing import Any
 
 import httpx
 
-from api.auth import demo_tokens
+from api.auth import DEMO_TOKENS_FILE, demo_tokens
 from domain.actors import Role
 from domain.commands_intake import RecordAssessment, RecordScreening
 from domain.commands_plan import RecordTreatmentPlan
@@ -37,10 +37,13 @@ FIRST_START = timedelta(seconds=5)
 
 class Drill:
     def __init__(self, api_url: str, data_dir: Path) -> None:
-        tokens = demo_tokens(data_dir / "users.yaml")
+        tokens = demo_tokens(data_dir)
         missing = [r.value for r in (Role.INTAKE_COORDINATOR, Role.CLINICIAN) if r not in tokens]
         if missing:
-            sys.exit(f"no demo token for {', '.join(missing)} in {data_dir / 'users.yaml'}")
+            sys.exit(
+                f"no demo token for {', '.join(missing)} in {data_dir / DEMO_TOKENS_FILE} "
+                "(`carepath up` writes it when it creates the users file)"
+            )
         self.tokens = tokens
         self.http = httpx.Client(base_url=api_url, timeout=30)
 

@@ -66,7 +66,7 @@ class UpStack:
 
     def headers(self, role: Role) -> dict[str, str]:
         """The bearer header of the demo user `carepath up` wrote for `role`."""
-        return {"Authorization": f"Bearer {demo_tokens(self.data_dir / 'users.yaml')[role]}"}
+        return {"Authorization": f"Bearer {demo_tokens(self.data_dir)[role]}"}
 
     def wait_ready(self, timeout: float = 90.0, path: str = "/readyz") -> float:
         """Block until `path` answers 200; return the seconds it took."""

@@ -187,6 +187,33 @@ class Settings(BaseSettings):
         default="127.0.0.1", description="Where `carepath codec-server` listens."
     )
     codec_server_port: int = Field(default=8089, ge=1, le=65535)
+    # Request limits and audited command-line access (README "Authentication")
+    max_body_bytes: int = Field(
+        default=256 * 1024,
+        ge=1024,
+        description="Largest request body the API reads; a larger one is answered 413 "
+        "before it is parsed.",
+    )
+    max_json_depth: int = Field(
+        default=32,
+        ge=4,
+        description="Deepest nesting of arrays and objects a JSON request body may have "
+        "(deeper: 400).",
+    )
+    auth_failure_limit: int = Field(
+        default=10,
+        ge=0,
+        description="Failed authentications a client address may have within "
+        "CAREPATH_AUTH_FAILURE_WINDOW_SECONDS before it gets 429 (0: no limit).",
+    )
+    auth_failure_window_seconds: float = Field(
+        default=60.0, gt=0, description="The window failed authentications are counted in."
+    )
+    operator_id: str | None = Field(
+        default=None,
+        description="Who runs `carepath audit ...` on this machine, as the access log "
+        "records it; unset uses the operating-system user.",
+    )
 
     @property
     def effective_users_file(self) -> Path:

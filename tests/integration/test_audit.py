@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import csv
 import functools
+import getpass
 import io
 import json
 import re
@@ -399,3 +400,90 @@ class TestExport:
             assert statuses == ["booked", "fulfilled", "noshow"]
         assert status == 0
         assert response.headers["content-type"].startswith("application/fhir+json")
+
+
+class TestAuditAccessRecords:
+    """Every audit command leaves its access-log row, from the CLI as from the API."""
+
+    async def _rows(self, pool: Pool, since_id: int = 0) -> list[dict[str, object]]:
+        rows = await pool.fetch(
+            "SELECT user_id, role, action, resource, outcome, status, method, episode_id "
+            "FROM access_log WHERE id > $1 ORDER BY id",
+            since_id,
+        )
+        return [dict(row) for row in rows]
+
+    async def test_cli_export_leaves_an_access_row_naming_the_operator_and_episode(
+        self,
+        stack: Stack,
+        db_pool: Pool,
+        tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch,
+        audit_cli: AuditCli,
+    ) -> None:
+        driven = await drive_episode(stack.episodes)
+        monkeypatch.setenv("CAREPATH_OPERATOR_ID", "olga.operator")
+        output = tmp_path / "export.jsonl"
+
+        status = await audit_cli(
+            "audit", "export", driven.episode_id, "--format", "jsonl", "--output", str(output)
+        )
+
+        assert status == 0
+        assert output.stat().st_size > 0
+        assert await self._rows(db_pool) == [
+            {
+                "user_id": "olga.operator",
+                "role": "operator",
+                "action": "export",
+                "resource": "carepath audit export",
+                "outcome": "success",
+                "status": 200,
+                "method": "CLI",
+                "episode_id": driven.episode_id,
+            }
+        ]
+
+    async def test_cli_replay_verify_and_determinism_are_recorded_per_episode(
+        self,
+        stack: Stack,
+        db_pool: Pool,
+        capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch,
+        audit_cli: AuditCli,
+    ) -> None:
+        driven = await drive_episode(stack.episodes)
+        monkeypatch.delenv("CAREPATH_OPERATOR_ID", raising=False)
+
+        assert await audit_cli("audit", "replay", driven.episode_id, "--json") == 0
+        assert await audit_cli("audit", "verify", "--all") == 0
+        assert await audit_cli("audit", "verify", "no-such-episode") == 1
+        await audit_cli("audit", "determinism", driven.episode_id)
+        capsys.readouterr()
+
+        rows = await self._rows(db_pool)
+        assert [(r["resource"], r["episode_id"], r["outcome"]) for r in rows] == [
+            ("carepath audit replay", driven.episode_id, "success"),
+            ("carepath audit verify", driven.episode_id, "success"),
+            ("carepath audit verify", "no-such-episode", "not_found"),
+            ("carepath audit determinism", driven.episode_id, "success"),
+        ]
+        assert {r["user_id"] for r in rows} == {getpass.getuser()}
+        assert {r["action"] for r in rows} == {"read"}
+
+    async def test_api_export_and_access_log_reads_are_recorded_as_the_auditor(
+        self, stack: Stack, db_pool: Pool
+    ) -> None:
+        driven = await drive_episode(stack.episodes)
+
+        export = await stack.http.get(
+            f"/audit/episodes/{driven.episode_id}/export", headers=AUDITOR
+        )
+        log = await stack.http.get("/audit/access-log", headers=AUDITOR)
+
+        assert (export.status_code, log.status_code) == (200, 200)
+        rows = await self._rows(db_pool)
+        assert [(r["user_id"], r["action"], r["resource"], r["episode_id"]) for r in rows] == [
+            ("ada.auditor", "export", "/audit/episodes/{episode_id}/export", driven.episode_id),
+            ("ada.auditor", "export", "/audit/access-log", None),
+        ]

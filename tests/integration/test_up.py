@@ -147,7 +147,7 @@ def _servers_using(data_dir: Path) -> list[psutil.Process]:
 
 def _auth(data_dir: Path, role: Role = Role.INTAKE_COORDINATOR) -> dict[str, str]:
     """The demo token `carepath up` wrote for `role` into the data dir's users file."""
-    return {"Authorization": f"Bearer {demo_tokens(data_dir / 'users.yaml')[role]}"}
+    return {"Authorization": f"Bearer {demo_tokens(data_dir)[role]}"}
 
 
 def _gone(processes: list[psutil.Process]) -> list[psutil.Process]:
@@ -184,8 +184,13 @@ def test_up_serves_refers_stops_cleanly_and_resumes(up: Up) -> None:
     assert "API" in out
     assert "/docs" in out
     assert "Ctrl-C" in out
-    assert demo_tokens(up.data_dir / "users.yaml")[Role.AUDITOR] in out
+    tokens = demo_tokens(up.data_dir)
+    assert tokens[Role.AUDITOR] in out
+    users_text = (up.data_dir / "users.yaml").read_text()
+    assert [t for t in tokens.values() if t in users_text] == [], "a plain token in users.yaml"
+    assert users_text.count("\n  sha256:") == len(tokens) == 5
     assert (up.data_dir / "users.yaml").stat().st_mode & 0o777 == 0o600
+    assert (up.data_dir / "demo-tokens.txt").stat().st_mode & 0o777 == 0o600
     assert _gone(children) == [], "a child process outlived carepath up"
 
     up.start()
@@ -194,9 +199,37 @@ def test_up_serves_refers_stops_cleanly_and_resumes(up: Up) -> None:
     events = httpx.get(
         f"{up.url}/episodes/{episode_id}/events", headers=_auth(up.data_dir), timeout=30
     )
+    # A user added while the API runs can use their token at once; it is printed once.
+    added = subprocess.run(
+        [CAREPATH, "users", "add", "nia.nurse", "--role", "clinician", "--program", "adult-iop"],
+        env=up.env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    new_token = added.stdout.strip()
+    as_nia = httpx.get(
+        f"{up.url}/episodes", headers={"Authorization": f"Bearer {new_token}"}, timeout=30
+    )
+    oversized = httpx.post(
+        up.url + "/episodes",
+        content=b"{" + b" " * (1024 * 1024) + b"}",
+        headers={**_auth(up.data_dir), "Content-Type": "application/json"},
+        timeout=30,
+    )
     children = up.descendants()
-    code, _out, _err = up.signal_and_wait(signal.SIGTERM)
+    code, second_out, _err = up.signal_and_wait(signal.SIGTERM)
 
+    assert added.returncode == 0, added.stderr
+    assert new_token not in (up.data_dir / "users.yaml").read_text()
+    assert as_nia.status_code == 200, as_nia.text
+    assert oversized.status_code == 413
+    assert oversized.headers["cache-control"] == "no-store"
+    # The second start prints no token: it says where new ones come from.
+    second_banner = second_out[len(out) :]
+    assert "CarePath is running." in second_banner
+    assert not [t for t in tokens.values() if t in second_banner]
+    assert "carepath users rotate" in second_banner
     assert again.status_code == 200
     assert again.json()["state"]["client_ref"] == "MRN-7"
     assert [e["type"] for e in events.json()["events"]] == ["client_referred"]

@@ -7,7 +7,13 @@ from pathlib import Path
 
 import pytest
 
-from api.auth import UsersFileAuthenticator, ensure_users_file, parse_users
+from api.auth import (
+    DEMO_TOKENS_FILE,
+    UsersFileAuthenticator,
+    demo_tokens,
+    ensure_users_file,
+    parse_users,
+)
 from api.command_specs import command_specs
 from api.problems import ProblemError
 from domain.actors import Actor, Role
@@ -19,14 +25,36 @@ class TestUsersFile:
         path = tmp_path / "data" / "users.yaml"
 
         created, tokens = ensure_users_file(path)
-        again, same = ensure_users_file(path)
+        again, none = ensure_users_file(path)
 
         assert created
         assert not again
-        assert tokens == same
+        assert none == {}, "tokens are handed out only when the file is created"
         assert set(tokens) == {r for r in Role if r is not Role.SYSTEM}
         assert path.stat().st_mode & 0o777 == 0o600
         assert len(set(tokens.values())) == 5
+
+    def test_given_a_created_users_file_then_it_holds_only_digests_and_the_demo_file_the_tokens(
+        self, tmp_path: Path
+    ) -> None:
+        path = tmp_path / "users.yaml"
+
+        _, tokens = ensure_users_file(path)
+
+        text = path.read_text()
+        assert not [token for token in tokens.values() if token in text]
+        for token in tokens.values():
+            assert "sha256:" + hashlib.sha256(token.encode()).hexdigest() in text
+        demo_file = tmp_path / DEMO_TOKENS_FILE
+        assert demo_file.stat().st_mode & 0o777 == 0o600
+        assert demo_tokens(tmp_path) == tokens
+
+    def test_given_an_old_users_file_with_plain_tokens_then_demo_tokens_reads_them(
+        self, tmp_path: Path
+    ) -> None:
+        (tmp_path / "users.yaml").write_text("tokens: {old-plain: {user_id: ada, role: auditor}}\n")
+
+        assert demo_tokens(tmp_path) == {Role.AUDITOR: "old-plain"}
 
     async def test_demo_tokens_authenticate_as_their_role(self, tmp_path: Path) -> None:
         _, tokens = ensure_users_file(tmp_path / "users.yaml")
