@@ -144,13 +144,16 @@ async def test_temporal_killed_with_timers_pending_fires_each_timer_once(
     ledger = Ledger()
     # Sessions whose no-show moment (end + the adult program's 60 min grace) comes while
     # the Temporal server is down.
+    # One session in each of six episodes (a client's sessions may not overlap), so six
+    # workflows have a timer pending.
     due_in = timedelta(seconds=20)
     sessions = 6
     async with staff(stack, ledger, 2) as clients:
-        episode_id = await clients[0].admitted_episode("MRN-T1")
-        for i in range(sessions):
+        episodes = [await clients[0].admitted_episode(f"MRN-T{i}") for i in range(sessions)]
+        episode_id = episodes[0]
+        for i, episode in enumerate(episodes):
             starts = datetime.now(UTC) - timedelta(hours=2) + due_in + timedelta(seconds=i)
-            answer = await clients[0].schedule(episode_id, f"s-due-{i}", starts)
+            answer = await clients[0].schedule(episode, f"s-due-{i}", starts)
             assert answer.status == 200, answer.body
 
         temporal = stack.process("temporal")
@@ -163,7 +166,7 @@ async def test_temporal_killed_with_timers_pending_fires_each_timer_once(
         )
         recovered = await _wait_ready_after(stack, killed_at, "temporal", old_pid)
         await during
-        no_shows = await _wait_for_no_shows(stack, episode_id, sessions, timeout=90.0)
+        no_shows = await _wait_for_no_shows(stack, episodes, sessions, timeout=90.0)
 
     audit = await audit_store(stack, ledger)
     report.append(
@@ -175,7 +178,7 @@ async def test_temporal_killed_with_timers_pending_fires_each_timer_once(
 
 
 async def _wait_for_no_shows(
-    stack: UpStack, episode_id: str, expected: int, timeout: float
+    stack: UpStack, episodes: list[str], expected: int, timeout: float
 ) -> dict[str, int]:
     """session id -> how many no-show records it got, once `expected` sessions have one."""
     deadline = time.monotonic() + timeout
@@ -185,9 +188,9 @@ async def _wait_for_no_shows(
         try:
             rows = await conn.fetch(
                 "SELECT payload->>'session_id' AS session_id, count(*) AS n FROM events "
-                "WHERE episode_id = $1 AND event_type = 'attendance_recorded' "
+                "WHERE episode_id = ANY($1::text[]) AND event_type = 'attendance_recorded' "
                 "AND payload->>'status' = 'no_show' GROUP BY 1",
-                episode_id,
+                episodes,
             )
         finally:
             await conn.close()
