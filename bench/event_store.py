@@ -27,6 +27,7 @@ from store.event_store import EventStore
 from store.migrations import migrate
 from store.projections import rebuild_projections
 from store.verification import verify_all
+from testing.keys import CHAIN_KEY
 from testing.sample_streams import episode_events
 
 SESSIONS = 60  # about 140 events per stream
@@ -102,8 +103,8 @@ async def _throughput(
 async def run() -> dict[str, float]:
     figures: dict[str, float] = {}
     async with _database() as pool:
-        store = EventStore(pool)
-        bare_store = EventStore(pool, projections=False)
+        store = EventStore(pool, chain_key=CHAIN_KEY)
+        bare_store = EventStore(pool, chain_key=CHAIN_KEY, projections=False)
 
         async def raw(_episode_id: str, events: list[Event]) -> None:
             rows = [_raw_row(e) for e in events]

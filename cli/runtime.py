@@ -17,10 +17,11 @@ from api.app import ApiResources, create_app
 from api.auth import Authenticator
 from domain.programs import ProgramCatalog
 from programs import load_catalog
+from store.chain_seal import seal_legacy_chains
 from store.db import Pool, create_pool
 from store.event_store import EventStore
 from store.migrations import migrate
-from workers.checkpoints import checkpoint_key
+from workers.checkpoints import checkpoint_key, require_chain_key
 from workers.settings import DEFAULT_TEMPORAL_RPC_TIMEOUT, Settings
 from workers.temporal import connect
 
@@ -37,6 +38,11 @@ class Runtime:
     # Seconds the API waits for Temporal per call (CAREPATH_TEMPORAL_RPC_TIMEOUT).
     rpc_timeout: float = DEFAULT_TEMPORAL_RPC_TIMEOUT
 
+    @property
+    def chain_key(self) -> bytes:
+        """The key of the events' hash chain (the store's)."""
+        return self.store.chain_key
+
     def api_resources(self, authenticator: Authenticator) -> ApiResources:
         return ApiResources(
             temporal=self.temporal,
@@ -52,7 +58,8 @@ class Runtime:
 async def open_runtime(
     settings: Settings, temporal_address: str, database_url: str, *, connect_timeout: float = 10.0
 ) -> Runtime:
-    """Connect to both servers and apply pending migrations; the caller closes `pool`."""
+    """Connect to both servers, apply pending migrations and seal the plain-hash chains
+    stored before migration 0014 (once); the caller closes `pool`."""
     programs = load_catalog(settings.programs_dir)
     temporal = await connect(temporal_address, settings.temporal_namespace, timeout=connect_timeout)
     pool = await create_pool(database_url, settings.db_pool_min, settings.db_pool_max)
@@ -60,13 +67,15 @@ async def open_runtime(
         await migrate(pool)
         # After both servers answered, so a failed start reports only its one-line cause.
         key = checkpoint_key(settings, required=False)
+        chain = require_chain_key(settings)
+        await seal_legacy_chains(pool, chain)
     except BaseException:
         await pool.close()
         raise
     return Runtime(
         temporal=temporal,
         pool=pool,
-        store=EventStore(pool),
+        store=EventStore(pool, chain_key=chain),
         programs=programs,
         task_queue=settings.temporal_task_queue,
         checkpoint_key=key,

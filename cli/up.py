@@ -120,6 +120,9 @@ async def _start(settings: Settings, data_dir: Path, supervisor: Supervisor) -> 
         # With the embedded PostgreSQL the key is generated into the data dir; the
         # children see an external database, so they are handed the key itself.
         env["CAREPATH_CHECKPOINT_KEY"] = runtime.checkpoint_key.decode("utf-8")
+    # Likewise the chain key, and where checkpoints are published (the data dir's default).
+    env["CAREPATH_CHAIN_KEY"] = runtime.chain_key.decode("utf-8")
+    env["CAREPATH_CHECKPOINT_DIR"] = str(settings.effective_checkpoint_dir.resolve())
     for role, stop_timeout_s in (("worker", WORKER_STOP_S), ("api", API_STOP_S)):
         await supervisor.start(
             role, ChildProcess(_role_argv(role), env), stop_timeout_s=stop_timeout_s

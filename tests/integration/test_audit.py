@@ -41,6 +41,7 @@ from store.checkpoints import take_checkpoint
 from store.db import Pool
 from store.event_store import EventStore
 from testing import samples
+from testing.keys import CHAIN_KEY
 from testing.stack import api_app
 from workers.replay import replay
 from workers.worker import build_worker
@@ -71,7 +72,7 @@ class Stack:
 async def stack(temporal_client: Client, db_pool: Pool) -> AsyncIterator[Stack]:
     """A worker on a fresh task queue and database, an episode client and the API over ASGI."""
     task_queue = f"tq-{uuid.uuid4().hex[:12]}"
-    store = EventStore(db_pool)
+    store = EventStore(db_pool, chain_key=CHAIN_KEY)
     app = api_app(temporal_client, store, task_queue, users_authenticator())
     async with build_worker(temporal_client, store, task_queue):
         transport = httpx.ASGITransport(app=app)

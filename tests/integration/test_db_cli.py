@@ -15,6 +15,7 @@ from cli.db import run_db
 from cli.main import build_parser
 from store import EventStore
 from store.db import Pool
+from testing.keys import CHAIN_KEY
 from testing.sample_streams import episode_events
 from workers.checkpoints import KEY_FILE, checkpoint_key, checkpoint_schedule
 from workers.errors import StartupError
@@ -49,7 +50,9 @@ class TestDbCommands:
         tmp_path: Path,
         capsys: pytest.CaptureFixture[str],
     ) -> None:
-        await EventStore(db_pool).append("ep-1", episode_events("ep-1", sessions=3))
+        await EventStore(db_pool, chain_key=CHAIN_KEY).append(
+            "ep-1", episode_events("ep-1", sessions=3)
+        )
         export = tmp_path / "cp.json"
 
         assert await db(settings, "checkpoint", "--export", str(export)) == 0
@@ -70,7 +73,7 @@ class TestDbCommands:
         capsys: pytest.CaptureFixture[str],
     ) -> None:
         events = episode_events("ep-1", sessions=3)
-        await EventStore(db_pool).append("ep-1", events)
+        await EventStore(db_pool, chain_key=CHAIN_KEY).append("ep-1", events)
         export = tmp_path / "cp.json"
         await db(settings, "checkpoint", "--export", str(export))
         await tamper(db_pool, f"DELETE FROM events WHERE seq = {len(events)}")
@@ -93,7 +96,9 @@ class TestDbCommands:
     async def test_verify_one_episode_names_the_first_bad_seq(
         self, settings: Settings, db_pool: Pool, capsys: pytest.CaptureFixture[str]
     ) -> None:
-        await EventStore(db_pool).append("ep-1", episode_events("ep-1", sessions=3))
+        await EventStore(db_pool, chain_key=CHAIN_KEY).append(
+            "ep-1", episode_events("ep-1", sessions=3)
+        )
         await tamper(db_pool, "DELETE FROM events WHERE seq = 4")
 
         assert await db(settings, "verify", "ep-1") == 1
@@ -104,7 +109,7 @@ class TestDbCommands:
         self, settings: Settings, db_pool: Pool, capsys: pytest.CaptureFixture[str]
     ) -> None:
         events = episode_events("ep-1", sessions=3)
-        await EventStore(db_pool).append("ep-1", events)
+        await EventStore(db_pool, chain_key=CHAIN_KEY).append("ep-1", events)
 
         assert await db(settings, "rebuild-projections") == 0
 
@@ -175,7 +180,9 @@ class TestSchedule:
             checkpoint_interval_minutes=0.0005,  # 30 ms
             data_dir=tmp_path,
         )
-        await EventStore(db_pool).append("ep-1", episode_events("ep-1", sessions=1))
+        await EventStore(db_pool, chain_key=CHAIN_KEY).append(
+            "ep-1", episode_events("ep-1", sessions=1)
+        )
 
         async with checkpoint_schedule(fast, db_pool):
             await asyncio.sleep(0.4)

@@ -25,6 +25,7 @@ from store.chain import chain_hash
 from store.db import Pool
 from store.errors import StoreRefused
 from store.records import CommandKey
+from testing.keys import CHAIN_KEY
 
 pytestmark = pytest.mark.integration
 
@@ -49,7 +50,7 @@ def event(seq: int, episode_id: str = EPISODE, client_ref: str = "client-42") ->
 
 @pytest.fixture
 def store(db_pool: Pool) -> EventStore:
-    return EventStore(db_pool)
+    return EventStore(db_pool, chain_key=CHAIN_KEY)
 
 
 async def tamper(pool: Pool, *statements: str) -> None:

@@ -21,6 +21,7 @@ from activities.notifications import NotificationActivities, NotificationLedger
 from domain.events import ConsentRevoked, Event
 from store import EventStore
 from store.db import Pool
+from testing.keys import CHAIN_KEY
 from testing.sample_streams import episode_events
 from testing.samples import CLINICIAN
 from workers.errors import StartupError
@@ -38,7 +39,7 @@ LINKS = "https://carepath.example.org"
 @pytest.fixture
 async def stored_events(db_pool: Pool) -> list[Event]:
     events = episode_events(EP, sessions=10)
-    await EventStore(db_pool).append(EP, events)
+    await EventStore(db_pool, chain_key=CHAIN_KEY).append(EP, events)
     return events
 
 
@@ -204,7 +205,7 @@ class TestExternalRecipients:
             command_id="revoke-1",
             consent_id="consent-1",
         )
-        await EventStore(db_pool).append(EP, [revoked])
+        await EventStore(db_pool, chain_key=CHAIN_KEY).append(EP, [revoked])
         with webhook_receiver() as hook:
             acts = activities(db_pool, WebhookChannel(hook.url, SECRET))
             result = await ActivityEnvironment().run(

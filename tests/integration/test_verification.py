@@ -21,6 +21,7 @@ from store.checkpoints import (
 from store.db import Pool
 from store.errors import CheckpointInvalid
 from store.verification import StreamVerification, verify_all, verify_stream
+from testing.keys import CHAIN_KEY
 from testing.sample_streams import episode_events
 
 pytestmark = pytest.mark.integration
@@ -41,7 +42,7 @@ async def tamper(pool: Pool, *statements: str) -> None:
 @pytest.fixture
 async def stored(db_pool: Pool) -> EventStore:
     """Two streams: EP with N events (checkpointed) and an untouched neighbour."""
-    store = EventStore(db_pool)
+    store = EventStore(db_pool, chain_key=CHAIN_KEY)
     await store.append(EP, episode_events(EP, sessions=4)[:N])
     await store.append("ep-other", episode_events("ep-other", sessions=3))
     await take_checkpoint(db_pool, KEY)

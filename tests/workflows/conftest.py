@@ -25,6 +25,7 @@ from domain.commands import ReferClient
 from domain.programs import ProgramDefinition
 from store.db import Pool
 from store.event_store import EventStore
+from testing.keys import CHAIN_KEY
 from workers.replay import save_history
 from workers.temporal import DATA_CONVERTER, register_search_attributes
 from workers.worker import build_worker
@@ -60,7 +61,7 @@ def task_queue() -> str:
 
 @pytest.fixture
 def store(db_pool: Pool) -> EventStore:
-    return EventStore(db_pool)
+    return EventStore(db_pool, chain_key=CHAIN_KEY)
 
 
 @pytest.fixture
