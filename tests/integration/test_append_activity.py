@@ -40,7 +40,7 @@ class TestAppendActivityRetries:
         assert (retried.head_seq, retried.written) == (14, 0)
         stored = await store.read_stream(EP)
         assert [s.seq for s in stored] == list(range(1, 15))
-        assert (await verify_stream(db_pool, EP)).ok
+        assert (await verify_stream(db_pool, EP, chain_key=CHAIN_KEY)).ok
         async with db_pool.acquire() as conn:
             assert await dump_read_models(conn) == after_first
         await rebuild_projections(db_pool)

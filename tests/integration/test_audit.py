@@ -124,6 +124,7 @@ def audit_cli(
 
     async def run(*argv: str, key: str | None = None) -> int:
         monkeypatch.setenv("CAREPATH_DATABASE_URL", fresh_database_url)
+        monkeypatch.setenv("CAREPATH_CHAIN_KEY", CHAIN_KEY.decode())
         monkeypatch.setenv(
             "CAREPATH_TEMPORAL_ADDRESS", dev_server.client.service_client.config.target_host
         )

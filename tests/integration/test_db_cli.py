@@ -28,7 +28,12 @@ KEY = "cli-test-checkpoint-key"
 
 @pytest.fixture
 def settings(fresh_database_url: str, tmp_path: Path) -> Settings:
-    return Settings(database_url=fresh_database_url, checkpoint_key=KEY, data_dir=tmp_path)
+    return Settings(
+        database_url=fresh_database_url,
+        checkpoint_key=KEY,
+        chain_key=CHAIN_KEY.decode(),
+        data_dir=tmp_path,
+    )
 
 
 async def db(settings: Settings, *argv: str) -> int:
@@ -145,6 +150,7 @@ def test_the_command_exits_1_with_a_one_line_error_for_a_tampered_checkpoint_fil
         **os.environ,
         "CAREPATH_DATABASE_URL": fresh_database_url,
         "CAREPATH_CHECKPOINT_KEY": KEY,
+        "CAREPATH_CHAIN_KEY": CHAIN_KEY.decode(),
     }
 
     done = subprocess.run(

@@ -20,7 +20,6 @@ import pytest
 from audit.verify import VerifyReport, verify_all
 from devstack.embedded_postgres import EmbeddedPostgres
 from domain.canonical import chain_hash
-from domain.events import dump_event
 from store import EventStore
 from store.chain import GENESIS_HASH, keyed_chain_hash
 from store.chain_seal import seal_legacy_chains
@@ -36,6 +35,7 @@ from store.db import Pool, create_pool
 from store.event_store import stored_event
 from store.migrations import load_migrations, migrate
 from testing.keys import CHAIN_KEY
+from testing.legacy import insert_plain_events
 from testing.sample_streams import episode_events
 from workers.checkpoints import write_to_directory
 
@@ -373,27 +373,7 @@ async def old_store(empty_pool: Pool) -> Pool:
     them then), then migrated to the current schema and sealed, as `carepath up` does."""
     shipped = load_migrations()
     await migrate(empty_pool, [m for m in shipped if m.version < "0014"])
-    prev = GENESIS_HASH
-    for event in episode_events("ep-old", sessions=3)[:8]:
-        payload = json.loads(json.dumps(dump_event(event)))
-        digest = chain_hash(prev, payload)
-        await empty_pool.execute(
-            "INSERT INTO events (episode_id, seq, event_type, schema_version, payload, "
-            "occurred_at, actor_id, actor_role, command_id, prev_hash, hash) "
-            "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
-            event.episode_id,
-            event.seq,
-            event.type,
-            event.schema_version,
-            payload,
-            event.occurred_at,
-            event.actor.user_id,
-            str(event.actor.role),
-            event.command_id,
-            prev,
-            digest,
-        )
-        prev = digest
+    await insert_plain_events(empty_pool, episode_events("ep-old", sessions=3)[:8])
     await migrate(empty_pool)
     assert await seal_legacy_chains(empty_pool, CHAIN_KEY)
     assert not await seal_legacy_chains(empty_pool, CHAIN_KEY), "sealed once"
