@@ -345,13 +345,15 @@ def check_sequence(
             problems.append(problem)
         before = checkpoint
     by_number = {checkpoint.number: checkpoint for checkpoint in stored}
+    # An unchained (pre-0014) export names its row by storage id, not by number.
+    by_id = {checkpoint.checkpoint_id: checkpoint for checkpoint in stored}
     for copy in external:
         try:
             copy.verify(key)
         except CheckpointInvalid as exc:
             problems.append(f"external copy: {exc}")
             continue
-        held = by_number.get(copy.number)
+        held = by_number.get(copy.number) if copy.chained else by_id.get(copy.checkpoint_id)
         if held is None:
             problems.append(
                 f"{copy.name} is missing from the database, but a signed copy of it is kept "

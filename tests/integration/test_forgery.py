@@ -24,11 +24,17 @@ from store import EventStore
 from store.chain import GENESIS_HASH, keyed_chain_hash
 from store.chain_seal import seal_legacy_chains
 from store.checkpoints import (
+    FORMAT_V1,
     Checkpoint,
+    PreviousCheckpoint,
+    StreamHead,
+    current_heads,
     export_checkpoint,
+    key_id,
     latest_checkpoint,
     load_checkpoint,
     load_checkpoint_dir,
+    sign,
     take_checkpoint,
 )
 from store.db import Pool, create_pool
@@ -380,3 +386,40 @@ async def old_store(empty_pool: Pool) -> Pool:
     rows = await empty_pool.fetch("SELECT * FROM events ORDER BY seq")
     assert {stored_event(r).hash_alg for r in rows} == {"sha256"}
     return empty_pool
+
+
+async def test_given_a_checkpoint_taken_before_0014_when_the_next_one_is_chained_to_it_then_the_sequence_verifies(
+    empty_pool: Pool,
+) -> None:
+    shipped = load_migrations()
+    await migrate(empty_pool, [m for m in shipped if m.version < "0014"])
+    await insert_plain_events(empty_pool, episode_events("ep-old", sessions=1)[:4])
+    heads = await current_heads_of(empty_pool)
+    taken_at = await empty_pool.fetchval("SELECT now()")
+    unchained = Checkpoint(taken_at, heads, key_id(KEY), "", format=FORMAT_V1)
+    signature = sign(KEY, unchained.signed_document())
+    await empty_pool.execute(
+        "INSERT INTO checkpoints (taken_at, streams, events, heads, key_id, signature) "
+        "VALUES ($1, 1, 4, $2, $3, $4)",
+        taken_at,
+        unchained.signed_document()["heads"],
+        key_id(KEY),
+        signature,
+    )
+    await migrate(empty_pool)
+    await seal_legacy_chains(empty_pool, CHAIN_KEY)
+    store = EventStore(empty_pool, chain_key=CHAIN_KEY)
+    await store.append("ep-old", episode_events("ep-old", sessions=1)[4:6])
+
+    chained = await take_checkpoint(empty_pool, KEY)
+    result = await verify_all(store, key=KEY)
+
+    assert chained is not None
+    assert chained.number == 2
+    assert chained.previous == PreviousCheckpoint(1, signature)
+    assert result.ok, (result.checkpoint_problems, [s.describe() for s in result.anomalies])
+
+
+async def current_heads_of(pool: Pool) -> dict[str, StreamHead]:
+    async with pool.acquire() as conn:
+        return await current_heads(conn)
