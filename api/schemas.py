@@ -333,10 +333,13 @@ class StreamReportResponse(_Closed):
 
 
 class VerifyReportResponse(_Closed):
-    """The outcome of verifying every stream; `ok` only if each one verified."""
+    """The outcome of verifying every stream; `ok` only if each one verified and the
+    checkpoints form a whole sequence."""
 
     ok: bool
     streams: tuple[StreamReportResponse, ...]
+    # What is wrong with the sequence of checkpoints, each naming a checkpoint.
+    checkpoint_problems: tuple[str, ...] = ()
 
 
 class AuditTimelineItemResponse(_Closed):

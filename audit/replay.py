@@ -84,7 +84,13 @@ async def replay_episode(
     stored = await store.read_stream(episode_id)
     if not stored:
         raise EpisodeNotInStore(episode_id)
-    verification = check_stream(episode_id, stored, await trusted_checkpoint(store, key))
+    verification = check_stream(
+        episode_id,
+        stored,
+        await trusted_checkpoint(store, key),
+        chain_key=store.chain_key,
+        seal=await store.chain_seal(),
+    )
     trusted = (
         stored
         if verification.first_bad_seq is None

@@ -1,10 +1,12 @@
-"""Verifying streams: recompute each hash chain, compare it with the latest signed checkpoint,
-and name the first bad seq and why.
+"""Verifying streams: recompute each keyed hash chain, compare it with the newest signed
+checkpoint, check the sequence of checkpoints, and name the first bad seq (or the bad
+checkpoint) and why.
 
 The checks themselves are the store's (`store.verification`); this module adds
 what the audit commands need around them: one report model for the CLI and the API, the
 checkpoint's signature checked under the configured key first, and a progress callback
-so the CLI can draw a bar without this module knowing about terminals.
+so the CLI can draw a bar without this module knowing about terminals. The chain key is
+the store's (`EventStore.chain_key`).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from pydantic import BaseModel, ConfigDict
 
 from audit.errors import EpisodeNotInStore
 from store import verification
+from store.chain import ChainSeal
 from store.checkpoints import Checkpoint, latest_checkpoint
 from store.event_store import EventStore
 from store.records import StoredEvent
@@ -49,12 +52,14 @@ class StreamReport(verification.StreamVerification):
 
 
 class VerifyReport(BaseModel):
-    """The outcome of verifying several streams; `ok` only if every one verified."""
+    """The outcome of verifying several streams; `ok` only if every one verified and the
+    sequence of checkpoints is whole (`checkpoint_problems` each name a checkpoint)."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     ok: bool
     streams: tuple[StreamReport, ...]
+    checkpoint_problems: tuple[str, ...] = ()
 
     @property
     def anomalies(self) -> tuple[StreamReport, ...]:
@@ -62,12 +67,20 @@ class VerifyReport(BaseModel):
 
 
 def check_stream(
-    episode_id: str, stored: Sequence[StoredEvent], checkpoint: Checkpoint | None = None
+    episode_id: str,
+    stored: Sequence[StoredEvent],
+    checkpoint: Checkpoint | None = None,
+    *,
+    chain_key: bytes,
+    seal: ChainSeal | None = None,
 ) -> StreamReport:
-    """Verify a stream already read from the store, against a checkpoint if given (pure)."""
+    """Verify a stream already read from the store under the chain key (and the seal of its
+    plain-hash events), against a checkpoint if given (pure)."""
     head = checkpoint.heads.get(episode_id) if checkpoint is not None else None
-    checkpoint_id = checkpoint.checkpoint_id if checkpoint is not None else None
-    return StreamReport.of(verification.check_stream(episode_id, stored, head, checkpoint_id))
+    number = checkpoint.number if checkpoint is not None else None
+    return StreamReport.of(
+        verification.check_stream(episode_id, stored, head, number, chain_key=chain_key, seal=seal)
+    )
 
 
 async def trusted_checkpoint(
@@ -98,7 +111,8 @@ async def verify_episode(
     stored = await store.read_stream(episode_id)
     if not stored and (trusted is None or episode_id not in trusted.heads):
         raise EpisodeNotInStore(episode_id)
-    return check_stream(episode_id, stored, trusted)
+    seal = await store.chain_seal()
+    return check_stream(episode_id, stored, trusted, chain_key=store.chain_key, seal=seal)
 
 
 async def verify_all(
@@ -106,10 +120,31 @@ async def verify_all(
     *,
     key: bytes | None = None,
     checkpoint: Checkpoint | None = None,
+    external: Sequence[Checkpoint] = (),
     progress: Progress | None = None,
 ) -> VerifyReport:
-    """Verify every stream in the store (and every one the checkpoint lists)."""
+    """Verify every stream in the store (and every one the checkpoint lists), and with a key
+    the whole sequence of stored checkpoints against each other and the copies kept outside
+    (`external`: the checkpoint directory's files, `checkpoint`).
+
+    The streams are compared with `checkpoint` if given, else with the newest checkpoint
+    whose signature verifies, stored or kept outside: a stored checkpoint deleted to hide a
+    truncation is still compared with through its copy.
+    """
+    problems: tuple[str, ...] = ()
+    if key is not None:
+        copies = [*external, *([checkpoint] if checkpoint is not None else [])]
+        sequence = await verification.verify_checkpoints(store.pool, key, copies)
+        problems = sequence.problems
+        if checkpoint is None:
+            checkpoint = sequence.newest
     trusted = await trusted_checkpoint(store, key, checkpoint)
-    results = await verification.verify_all(store.pool, key, checkpoint=trusted, progress=progress)
+    results = await verification.verify_all(
+        store.pool, key, chain_key=store.chain_key, checkpoint=trusted, progress=progress
+    )
     reports = tuple(StreamReport.of(result) for result in results)
-    return VerifyReport(ok=all(r.ok for r in reports), streams=reports)
+    return VerifyReport(
+        ok=all(r.ok for r in reports) and not problems,
+        streams=reports,
+        checkpoint_problems=problems,
+    )

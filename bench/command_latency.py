@@ -21,6 +21,7 @@ from bench.bare_workflow import BareUpdateWorkflow, noop
 from programs import load_catalog
 from store.event_store import EventStore
 from testing import samples
+from testing.keys import CHAIN_KEY
 from workers.worker import SANDBOX_RUNNER, build_worker
 from workflows.client import EpisodeClient
 
@@ -29,7 +30,7 @@ async def run(n: int = 200, warmup: int = 20) -> dict[str, float]:
     async with stack() as s:
         client = s.env.client
         queue = f"bench-{uuid.uuid4().hex[:8]}"
-        store = EventStore(s.pool)
+        store = EventStore(s.pool, chain_key=CHAIN_KEY)
         bare_worker = Worker(
             client,
             task_queue=queue + "-bare",

@@ -1,7 +1,7 @@
 """Event-store throughput next to raw asyncpg INSERTs of the same rows, in the same run.
 
-CarePath's append: per-stream advisory lock, head read, idempotency check, SHA-256 chain,
-INSERT, and the read models folded in the same transaction. The baseline: plain INSERTs
+CarePath's append: per-stream advisory lock, head read, idempotency check, keyed chain
+(HMAC-SHA-256), INSERT, and the read models folded in the same transaction. The baseline: plain INSERTs
 of the same rows (precomputed, no hashing, no projections) into a copy of the events
 table with the same keys and indexes but no triggers, with the same transaction
 granularity. Both run on one embedded PostgreSQL, scenario by scenario. Also: appends
@@ -27,6 +27,7 @@ from store.event_store import EventStore
 from store.migrations import migrate
 from store.projections import rebuild_projections
 from store.verification import verify_all
+from testing.keys import CHAIN_KEY
 from testing.sample_streams import episode_events
 
 SESSIONS = 60  # about 140 events per stream
@@ -35,8 +36,8 @@ BATCH = 10
 KEY = b"bench-checkpoint-key"
 _RAW_INSERT = (
     "INSERT INTO raw_events (episode_id, seq, event_type, schema_version, payload, occurred_at, "
-    "actor_id, actor_role, command_id, prev_hash, hash) "
-    "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
+    "actor_id, actor_role, command_id, prev_hash, hash, hash_alg) "
+    "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, 'hmac-sha256')"
 )
 
 
@@ -102,8 +103,8 @@ async def _throughput(
 async def run() -> dict[str, float]:
     figures: dict[str, float] = {}
     async with _database() as pool:
-        store = EventStore(pool)
-        bare_store = EventStore(pool, projections=False)
+        store = EventStore(pool, chain_key=CHAIN_KEY)
+        bare_store = EventStore(pool, chain_key=CHAIN_KEY, projections=False)
 
         async def raw(_episode_id: str, events: list[Event]) -> None:
             rows = [_raw_row(e) for e in events]
@@ -140,7 +141,7 @@ async def run() -> dict[str, float]:
         # Verification and rebuild walk every CarePath stream written above.
         await take_checkpoint(pool, KEY)
         started = time.perf_counter()
-        results = await verify_all(pool, KEY)
+        results = await verify_all(pool, KEY, chain_key=CHAIN_KEY)
         elapsed = time.perf_counter() - started
         assert all(r.ok for r in results), [r.describe() for r in results if not r.ok]
         verified = sum(r.events_checked for r in results)

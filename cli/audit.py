@@ -48,8 +48,11 @@ def add_parser(sub: Any) -> None:
     _one_or_all(verify)
     verify.add_argument(
         "--checkpoint",
-        help="an exported checkpoint file to compare with (default: the latest stored one); "
-        "its signature is checked under CAREPATH_CHECKPOINT_KEY",
+        "--checkpoint-file",
+        dest="checkpoint",
+        help="a checkpoint file kept outside the database to compare with (default: the "
+        "newest stored or published one); its signature is checked under "
+        "CAREPATH_CHECKPOINT_KEY, and the stored checkpoint of its number must match it",
     )
 
     determinism = commands.add_parser(

@@ -29,10 +29,10 @@ from cli.audit_access import audited, operator_id
 from devstack.embedded_postgres import EmbeddedPostgres
 from domain.actors import Actor, Role
 from programs import load_catalog
-from store.checkpoints import load_checkpoint
+from store.checkpoints import load_checkpoint, load_checkpoint_dir
 from store.db import Pool, create_pool
 from store.event_store import EventStore
-from workers.checkpoints import KEY_FILE
+from workers.checkpoints import KEY_FILE, chain_key
 from workers.checkpoints import checkpoint_key as stored_checkpoint_key
 from workers.payload_codec import payload_keyring
 from workers.replay import replay
@@ -61,9 +61,16 @@ def database_url(settings: Settings) -> str:
 
 @asynccontextmanager
 async def _store(settings: Settings) -> AsyncIterator[EventStore]:
+    # An audit only reads: it never generates a chain key.
+    key = chain_key(settings, generate=False)
+    if key is None:
+        raise AuditError(
+            "no chain key: set CAREPATH_CHAIN_KEY to the key the events were hashed with "
+            "(with the embedded PostgreSQL it is <data dir>/chain.key)"
+        )
     pool: Pool = await create_pool(database_url(settings), min_size=1, max_size=4)
     try:
-        yield EventStore(pool)
+        yield EventStore(pool, chain_key=key)
     finally:
         await pool.close()
 
@@ -150,10 +157,19 @@ async def _verify(settings: Settings, args: argparse.Namespace) -> int:
                 "set CAREPATH_CHECKPOINT_KEY to the key it was signed with"
             )
         checkpoint = await asyncio.to_thread(load_checkpoint, Path(args.checkpoint))
+    published = (
+        await asyncio.to_thread(load_checkpoint_dir, settings.effective_checkpoint_dir)
+        if key is not None
+        else []
+    )
     async with _store(settings) as store, audited(store.pool, settings, args, "read") as access:
         if args.all:
             report = await verify_all(
-                store, key=key, checkpoint=checkpoint, progress=ProgressBar(sys.stderr, "streams")
+                store,
+                key=key,
+                checkpoint=checkpoint,
+                external=published,
+                progress=ProgressBar(sys.stderr, "streams"),
             )
             access.read(stream.episode_id for stream in report.streams)
         else:
@@ -162,6 +178,8 @@ async def _verify(settings: Settings, args: argparse.Namespace) -> int:
     if args.json:
         print(report.model_dump_json(indent=2))
     else:
+        for problem in report.checkpoint_problems:
+            print(f"checkpoints: {problem}")
         for stream in report.streams:
             print(stream.describe())
         if key is None:
@@ -169,7 +187,16 @@ async def _verify(settings: Settings, args: argparse.Namespace) -> int:
                 "note: no CAREPATH_CHECKPOINT_KEY: chains checked, not compared with a checkpoint",
                 file=sys.stderr,
             )
-    return _anomalies("stream(s) failed verification", report.streams)
+    status = _anomalies("stream(s) failed verification", report.streams)
+    if report.checkpoint_problems:
+        print(
+            f"carepath: {len(report.checkpoint_problems)} problem(s) with the checkpoints:",
+            file=sys.stderr,
+        )
+        for problem in report.checkpoint_problems:
+            print(f"  {problem}", file=sys.stderr)
+        return 1
+    return status
 
 
 def checkpoint_key(settings: Settings) -> bytes | None:

@@ -1,9 +1,11 @@
 """`carepath db rebuild-projections | checkpoint | verify`: the event store's maintenance.
 
 `rebuild-projections` refills every read model from the events; `checkpoint` signs the
-head of every stream (and can export it for safekeeping outside the database); `verify`
-recomputes the hash chains and compares them with the latest or an exported checkpoint,
-exiting 1 and naming the episode, the first bad seq and why on any anomaly.
+head of every stream, publishes it to the checkpoint directory (and webhook) and can export
+it for safekeeping outside the database; `verify` recomputes the keyed hash chains, checks
+the sequence of checkpoints against each other and their published copies, and compares
+the streams with the newest or an exported checkpoint, exiting 1 and naming the episode,
+the first bad seq and why (or the bad checkpoint) on any anomaly.
 Long walks over all streams print a progress line to stderr.
 """
 
@@ -22,15 +24,20 @@ import asyncpg
 from cli.episodes import CliError
 from store.checkpoints import (
     export_checkpoint,
-    latest_checkpoint,
     load_checkpoint,
+    load_checkpoint_dir,
     take_checkpoint,
 )
 from store.db import Pool, create_pool
 from store.errors import SchemaNotCurrent
 from store.projections import rebuild_projections
-from store.verification import StreamVerification, verify_all, verify_stream
-from workers.checkpoints import checkpoint_key
+from store.verification import (
+    StreamVerification,
+    verify_all,
+    verify_checkpoints,
+    verify_stream,
+)
+from workers.checkpoints import chain_key, checkpoint_key, publish_checkpoint
 from workers.errors import StartupError
 from workers.settings import Settings
 
@@ -54,9 +61,12 @@ def add_db_commands(db_sub: argparse._SubParsersAction[argparse.ArgumentParser])
     which.add_argument("episode_id", nargs="?", help="verify this episode's stream")
     verify.add_argument(
         "--checkpoint",
+        "--checkpoint-file",
+        dest="checkpoint",
         metavar="FILE",
         type=Path,
-        help="compare with this exported checkpoint instead of the latest stored one",
+        help="compare with this checkpoint kept outside the database instead of the newest "
+        "one (the stored one of its number must match it too)",
     )
     verify.add_argument("--json", action="store_true", help="print JSON for scripts")
 
@@ -143,9 +153,11 @@ async def _checkpoint(settings: Settings, pool: Pool, export: Path | None) -> in
     checkpoint = await take_checkpoint(pool, key)
     assert checkpoint is not None  # only a scheduled checkpoint may be skipped
     print(
-        f"checkpoint #{checkpoint.checkpoint_id} taken at {checkpoint.taken_at.isoformat()}: "
+        f"{checkpoint.name} taken at {checkpoint.taken_at.isoformat()}: "
         f"{checkpoint.streams} stream(s), {checkpoint.events} event(s), key id {checkpoint.key_id}"
     )
+    for failure in await publish_checkpoint(settings, checkpoint):
+        print(f"carepath: could not publish {checkpoint.name}: {failure}", file=sys.stderr)
     if export is not None:
         try:
             export_checkpoint(checkpoint, export)
@@ -159,36 +171,52 @@ async def _checkpoint(settings: Settings, pool: Pool, export: Path | None) -> in
 
 async def _verify(settings: Settings, pool: Pool, args: argparse.Namespace) -> int:
     key = checkpoint_key(settings, required=args.checkpoint is not None)
+    chain = chain_key(settings, generate=False)
+    if chain is None:
+        raise CliError(
+            "no chain key: set CAREPATH_CHAIN_KEY to the key the events were hashed with "
+            "(with the embedded PostgreSQL it is <data dir>/chain.key)"
+        )
     checkpoint = load_checkpoint(args.checkpoint) if args.checkpoint else None
+    problems: tuple[str, ...] = ()
     if key is None:
         print(
             "carepath: no checkpoint key (CAREPATH_CHECKPOINT_KEY): checking the hash chains "
             "only; truncated or re-hashed streams need a checkpoint to be seen",
             file=sys.stderr,
         )
+    else:
+        published = load_checkpoint_dir(settings.effective_checkpoint_dir)
+        copies = [*published, *([checkpoint] if checkpoint is not None else [])]
+        sequence = await verify_checkpoints(pool, key, copies)
+        problems = sequence.problems
+        if checkpoint is None:
+            checkpoint = sequence.newest
     if args.all:
         results = await verify_all(
-            pool, key, checkpoint=checkpoint, progress=ProgressLine("verifying")
+            pool, key, chain_key=chain, checkpoint=checkpoint, progress=ProgressLine("verifying")
         )
     else:
-        if checkpoint is None and key is not None:
-            checkpoint = await latest_checkpoint(pool)
         if checkpoint is not None and key is not None:
             checkpoint.verify(key)
-        result = await verify_stream(pool, args.episode_id, checkpoint)
+        result = await verify_stream(pool, args.episode_id, checkpoint, chain_key=chain)
         if result.ok and result.head_seq == 0:
             raise CliError(f"episode {args.episode_id} has no stored events: check the id")
         results = [result]
-    return _report(results, args.json)
+    status = _report(results, args.json, problems)
+    return 1 if problems else status
 
 
-def _report(results: list[StreamVerification], as_json: bool) -> int:
+def _report(
+    results: list[StreamVerification], as_json: bool, problems: tuple[str, ...] = ()
+) -> int:
     bad = [r for r in results if not r.ok]
     if as_json:
         print(
             json.dumps(
                 {
-                    "ok": not bad,
+                    "ok": not bad and not problems,
+                    "checkpoint_problems": list(problems),
                     "streams": len(results),
                     "events": sum(r.events_checked for r in results),
                     "anomalies": [
@@ -204,6 +232,8 @@ def _report(results: list[StreamVerification], as_json: bool) -> int:
             )
         )
         return 1 if bad else 0
+    for problem in problems:
+        print(f"checkpoints: {problem}")
     for result in bad:
         print(result.describe())
     events = sum(r.events_checked for r in results)

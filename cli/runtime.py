@@ -18,10 +18,11 @@ from api.auth import Authenticator
 from api.limits import HttpLimits
 from domain.programs import ProgramCatalog
 from programs import load_catalog
+from store.chain_seal import seal_legacy_chains
 from store.db import Pool, create_pool
 from store.event_store import EventStore
 from store.migrations import migrate
-from workers.checkpoints import checkpoint_key
+from workers.checkpoints import checkpoint_key, require_chain_key
 from workers.payload_codec import payload_keyring
 from workers.settings import DEFAULT_TEMPORAL_RPC_TIMEOUT, Settings
 from workers.temporal import PLAIN_CONVERTER, connect, data_converter
@@ -43,6 +44,11 @@ class Runtime:
     # Request limits of the API (CAREPATH_MAX_BODY_BYTES and the others).
     limits: HttpLimits = field(default_factory=HttpLimits)
 
+    @property
+    def chain_key(self) -> bytes:
+        """The key of the events' hash chain (the store's)."""
+        return self.store.chain_key
+
     def api_resources(self, authenticator: Authenticator) -> ApiResources:
         return ApiResources(
             temporal=self.temporal,
@@ -60,7 +66,8 @@ class Runtime:
 async def open_runtime(
     settings: Settings, temporal_address: str, database_url: str, *, connect_timeout: float = 10.0
 ) -> Runtime:
-    """Connect to both servers and apply pending migrations; the caller closes `pool`."""
+    """Connect to both servers, apply pending migrations and seal the plain-hash chains
+    stored before migration 0014 (once); the caller closes `pool`."""
     programs = load_catalog(settings.programs_dir)
     reachable = await connect(
         temporal_address, settings.temporal_namespace, PLAIN_CONVERTER, timeout=connect_timeout
@@ -72,6 +79,8 @@ async def open_runtime(
         key = checkpoint_key(settings, required=False)
         config = reachable.config()
         config["data_converter"] = data_converter(payload_keyring(settings))
+        chain = require_chain_key(settings)
+        await seal_legacy_chains(pool, chain)
     except BaseException:
         await pool.close()
         raise
@@ -79,7 +88,7 @@ async def open_runtime(
         # The same connection; every payload through it is encrypted.
         temporal=Client(**config),
         pool=pool,
-        store=EventStore(pool),
+        store=EventStore(pool, chain_key=chain),
         programs=programs,
         task_queue=settings.temporal_task_queue,
         checkpoint_key=key,

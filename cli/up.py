@@ -132,6 +132,9 @@ async def _start(settings: Settings, data_dir: Path, supervisor: Supervisor) -> 
         env["CAREPATH_PAYLOAD_KEYS_FILE"] = str(
             (settings.payload_keys_file or data_dir / PAYLOAD_KEYS_FILE).resolve()
         )
+    # Likewise the chain key, and where checkpoints are published (the data dir's default).
+    env["CAREPATH_CHAIN_KEY"] = runtime.chain_key.decode("utf-8")
+    env["CAREPATH_CHECKPOINT_DIR"] = str(settings.effective_checkpoint_dir.resolve())
     for role, stop_timeout_s in (("worker", WORKER_STOP_S), ("api", API_STOP_S)):
         await supervisor.start(
             role, ChildProcess(_role_argv(role), env), stop_timeout_s=stop_timeout_s

@@ -30,10 +30,12 @@ from typing import Any
 
 import asyncpg
 
-from domain.canonical import GENESIS_HASH, canonical_json, chain_hash, payload_digest
+from domain.canonical import GENESIS_HASH, canonical_json, payload_digest
 from domain.errors import CarePathError
 from domain.events import Event, dump_event
 from domain.idempotency import reused_key
+from store.chain import HASH_KEYED, ChainSeal, keyed_chain_hash
+from store.chain_seal import load_seal
 from store.db import Connection, Pool
 from store.errors import AppendConflict, DatabaseUnavailable, StoreRefused
 from store.projections import project_append
@@ -41,7 +43,7 @@ from store.records import AppendResult, CommandKey, StoredEvent
 
 COLUMNS = (
     "episode_id, seq, event_type, schema_version, payload, occurred_at, recorded_at, "
-    "actor_id, actor_role, command_id, prev_hash, hash"
+    "actor_id, actor_role, command_id, prev_hash, hash, hash_alg"
 )
 _COMMAND_EVENTS = (
     f"SELECT {', '.join('e.' + c.strip() for c in COLUMNS.split(','))}, f.fingerprint "
@@ -64,26 +66,41 @@ _TRANSIENT = (
 )
 _INSERT = (
     "INSERT INTO events (episode_id, seq, event_type, schema_version, payload, occurred_at, "
-    "actor_id, actor_role, command_id, prev_hash, hash) "
-    "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
+    "actor_id, actor_role, command_id, prev_hash, hash, hash_alg) "
+    f"VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, '{HASH_KEYED}')"
 )
 
 
 class EventStore:
     """Appends to and reads episode streams through an asyncpg pool.
 
-    `projections=False` appends without updating the read models (benchmarks, bulk
-    imports followed by `rebuild_projections`).
+    Every appended event is hashed under `chain_key` (HMAC-SHA-256, `store.chain`), the
+    key kept outside the database (`workers.checkpoints.chain_key`). `projections=False`
+    appends without updating the read models (benchmarks, bulk imports followed by
+    `rebuild_projections`).
     """
 
-    def __init__(self, pool: Pool, *, projections: bool = True) -> None:
+    def __init__(self, pool: Pool, *, chain_key: bytes, projections: bool = True) -> None:
+        if not chain_key:
+            raise ValueError("the event store needs a non-empty chain key")
         self._pool = pool
+        self._chain_key = chain_key
         self._projections = projections
 
     @property
     def pool(self) -> Pool:
         """The pool this store uses (shared with the notification ledger and checkpoints)."""
         return self._pool
+
+    @property
+    def chain_key(self) -> bytes:
+        """The key every appended event's hash is computed under (verification needs it)."""
+        return self._chain_key
+
+    async def chain_seal(self) -> ChainSeal | None:
+        """The seal of the plain-hash events stored before 0014, checked under the chain key."""
+        async with _unavailable_on_lost_connection(), self._pool.acquire() as conn:
+            return await load_seal(conn, self._chain_key)
 
     async def append(
         self, episode_id: str, events: Sequence[Event], *, command: CommandKey | None = None
@@ -108,7 +125,13 @@ class EventStore:
                     "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", episode_id
                 )
                 return await _append_locked(
-                    conn, episode_id, events, payloads, command, project=self._projections
+                    conn,
+                    episode_id,
+                    events,
+                    payloads,
+                    command,
+                    project=self._projections,
+                    chain_key=self._chain_key,
                 )
         except asyncpg.UniqueViolationError as exc:
             # Only reachable if a writer bypasses the advisory lock.
@@ -206,6 +229,7 @@ async def _append_locked(
     command: CommandKey | None,
     *,
     project: bool,
+    chain_key: bytes,
 ) -> AppendResult:
     head = await _head(conn, episode_id)
     head_seq, head_hash = head if head is not None else (0, GENESIS_HASH)
@@ -241,7 +265,7 @@ async def _append_locked(
                 f"episode {episode_id}: appending seq {event.seq} would leave a gap after "
                 f"seq {head_seq}; re-read the stream and decide again"
             )
-        event_hash = chain_hash(prev_hash, payload)
+        event_hash = keyed_chain_hash(chain_key, prev_hash, payload)
         rows.append(_row(episode_id, event, payload, prev_hash, event_hash))
         written.append(event)
         prev_hash = event_hash
@@ -323,4 +347,5 @@ def stored_event(row: asyncpg.Record) -> StoredEvent:
         command_id=row["command_id"],
         prev_hash=row["prev_hash"],
         hash=row["hash"],
+        hash_alg=row["hash_alg"],
     )

@@ -25,6 +25,8 @@ class StoredEvent:
     command_id: str
     prev_hash: str
     hash: str
+    # The rule `hash` was computed under (store.chain): keyed, or plain before migration 0014.
+    hash_alg: str = "hmac-sha256"
 
     @property
     def event(self) -> Event:

@@ -214,10 +214,30 @@ class Settings(BaseSettings):
         description="Who runs `carepath audit ...` on this machine, as the access log "
         "records it; unset uses the operating-system user.",
     )
+    # The keyed hash chain and checkpoints kept outside the database (docs/event-store.md)
+    chain_key: SecretStr | None = Field(
+        default=None,
+        description="HMAC-SHA-256 key of the events' hash chain, kept outside PostgreSQL; unset "
+        "with the embedded PostgreSQL means a key generated once into <data dir>/chain.key "
+        "(mode 0600). Required to append and to verify.",
+    )
+    checkpoint_dir: Path | None = Field(
+        default=None,
+        description="Directory every signed checkpoint is also written to (one file each, mode "
+        "0600, never replaced); unset uses <data dir>/checkpoints/.",
+    )
+    checkpoint_webhook_url: str | None = Field(
+        default=None,
+        description="URL each signed checkpoint is also POSTed to as JSON (unset: none).",
+    )
 
     @property
     def effective_users_file(self) -> Path:
         return self.users_file or self.data_dir / "users.yaml"
+
+    @property
+    def effective_checkpoint_dir(self) -> Path:
+        return self.checkpoint_dir or self.data_dir / "checkpoints"
 
     @property
     def embedded_temporal(self) -> bool:

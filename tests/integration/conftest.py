@@ -18,6 +18,7 @@ from temporalio.testing import WorkflowEnvironment
 
 from store.db import Pool
 from store.event_store import EventStore
+from testing.keys import CHAIN_KEY
 from testing.stack import api_app, start_dev_server
 from workers.health import recent_pollers
 from workers.worker import build_worker
@@ -53,7 +54,7 @@ async def api(temporal_client: Client, db_pool: Pool) -> AsyncIterator[httpx.Asy
     auditor's) unless a request names another user's (`api_users.bearer`).
     """
     task_queue = f"tq-{uuid.uuid4().hex[:12]}"
-    store = EventStore(db_pool)
+    store = EventStore(db_pool, chain_key=CHAIN_KEY)
     app = api_app(temporal_client, store, task_queue, users_authenticator())
     async with build_worker(temporal_client, store, task_queue):
         # The worker polls a moment after it starts; /readyz and /healthz look for that.

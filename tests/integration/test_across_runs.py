@@ -25,6 +25,7 @@ from programs import load_catalog
 from store.db import Pool
 from store.event_store import EventStore
 from testing import samples
+from testing.keys import CHAIN_KEY
 from testing.stack import api_app
 from workers.worker import build_worker
 from workflows.client import EpisodeClient
@@ -71,7 +72,7 @@ async def api_and_episodes(
     """The API and, on its task queue, an episode client whose episodes continue as new
     after 60 history events."""
     task_queue = f"tq-{uuid.uuid4().hex[:12]}"
-    store = EventStore(db_pool)
+    store = EventStore(db_pool, chain_key=CHAIN_KEY)
     app = api_app(temporal_client, store, task_queue, users_authenticator())
     async with (
         build_worker(temporal_client, store, task_queue),

@@ -27,6 +27,7 @@ from temporalio.worker import Worker
 from devstack.embedded_postgres import EmbeddedPostgres
 from store.db import Pool
 from store.event_store import EventStore
+from testing.keys import CHAIN_KEY
 from testing.stack import api_app
 from workers.worker import build_worker
 
@@ -57,7 +58,7 @@ class Stack:
 @pytest.fixture
 async def stack(temporal_client: Client, db_pool: Pool) -> AsyncIterator[Stack]:
     task_queue = f"tq-{uuid.uuid4().hex[:12]}"
-    store = EventStore(db_pool)
+    store = EventStore(db_pool, chain_key=CHAIN_KEY)
     app = api_app(
         temporal_client, store, task_queue, users_authenticator(), rpc_timeout=RPC_TIMEOUT
     )

@@ -11,6 +11,7 @@ from domain.canonical import event_digests
 from store import EventStore, verify_stream
 from store.db import Pool
 from store.projections import dump_read_models, rebuild_projections
+from testing.keys import CHAIN_KEY
 from testing.sample_streams import episode_events
 from workflows.messages import AppendEventsInput
 
@@ -23,7 +24,7 @@ class TestAppendActivityRetries:
     async def test_a_retry_after_a_lost_acknowledgement_writes_nothing_twice(
         self, db_pool: Pool
     ) -> None:
-        store = EventStore(db_pool)
+        store = EventStore(db_pool, chain_key=CHAIN_KEY)
         acts = EventStoreActivities(store)
         events = episode_events(EP, sessions=4)
         await store.append(EP, events[:10])
@@ -39,7 +40,7 @@ class TestAppendActivityRetries:
         assert (retried.head_seq, retried.written) == (14, 0)
         stored = await store.read_stream(EP)
         assert [s.seq for s in stored] == list(range(1, 15))
-        assert (await verify_stream(db_pool, EP)).ok
+        assert (await verify_stream(db_pool, EP, chain_key=CHAIN_KEY)).ok
         async with db_pool.acquire() as conn:
             assert await dump_read_models(conn) == after_first
         await rebuild_projections(db_pool)
@@ -49,7 +50,7 @@ class TestAppendActivityRetries:
     async def test_the_next_command_after_a_retried_append_continues_without_a_gap(
         self, db_pool: Pool
     ) -> None:
-        acts = EventStoreActivities(EventStore(db_pool))
+        acts = EventStoreActivities(EventStore(db_pool, chain_key=CHAIN_KEY))
         events = episode_events(EP, sessions=2)
         first = AppendEventsInput(episode_id=EP, events=tuple(events[:3]))
         await ActivityEnvironment().run(acts.append_events, first)
@@ -64,7 +65,7 @@ class TestAppendActivityRetries:
     async def test_different_content_at_a_taken_seq_returns_what_is_stored(
         self, db_pool: Pool
     ) -> None:
-        store = EventStore(db_pool)
+        store = EventStore(db_pool, chain_key=CHAIN_KEY)
         acts = EventStoreActivities(store)
         events = episode_events(EP, sessions=1)
         await ActivityEnvironment().run(
@@ -86,7 +87,7 @@ class TestAppendActivityRefusals:
     """What no retry can fix is a non-retryable ApplicationError naming its cause."""
 
     async def test_a_conflict_with_nothing_to_adopt_is_not_retried(self, db_pool: Pool) -> None:
-        acts = EventStoreActivities(EventStore(db_pool))
+        acts = EventStoreActivities(EventStore(db_pool, chain_key=CHAIN_KEY))
         events = episode_events(EP, sessions=1)
         await ActivityEnvironment().run(
             acts.append_events, AppendEventsInput(episode_id=EP, events=tuple(events[:2]))
@@ -101,7 +102,7 @@ class TestAppendActivityRefusals:
         assert (caught.value.type, caught.value.non_retryable) == ("AppendConflict", True)
 
     async def test_a_reused_command_id_is_not_retried(self, db_pool: Pool) -> None:
-        acts = EventStoreActivities(EventStore(db_pool))
+        acts = EventStoreActivities(EventStore(db_pool, chain_key=CHAIN_KEY))
         first = episode_events(EP, sessions=1)[0]
         keyed = AppendEventsInput(
             episode_id=EP, events=(first,), command_id=first.command_id, fingerprint="a" * 64
@@ -116,7 +117,7 @@ class TestAppendActivityRefusals:
         assert (caught.value.type, caught.value.non_retryable) == ("IdempotencyKeyReused", True)
 
     async def test_a_refusal_by_postgresql_is_not_retried(self, db_pool: Pool) -> None:
-        acts = EventStoreActivities(EventStore(db_pool))
+        acts = EventStoreActivities(EventStore(db_pool, chain_key=CHAIN_KEY))
         await db_pool.execute("ALTER TABLE events ADD CONSTRAINT never CHECK (seq < 0)")
 
         with pytest.raises(ApplicationError, match="never") as caught:
@@ -130,7 +131,7 @@ class TestAppendActivityRefusals:
     async def test_a_command_applied_earlier_comes_back_with_what_the_store_holds_beyond(
         self, db_pool: Pool
     ) -> None:
-        store = EventStore(db_pool)
+        store = EventStore(db_pool, chain_key=CHAIN_KEY)
         acts = EventStoreActivities(store)
         events = episode_events(EP, sessions=1)
         first = events[0]
@@ -156,7 +157,7 @@ class TestAppendActivityRefusals:
     async def test_a_written_append_reports_the_digests_of_what_is_stored(
         self, db_pool: Pool
     ) -> None:
-        acts = EventStoreActivities(EventStore(db_pool))
+        acts = EventStoreActivities(EventStore(db_pool, chain_key=CHAIN_KEY))
         events = tuple(episode_events(EP, sessions=1)[:2])
 
         result = await ActivityEnvironment().run(

@@ -42,6 +42,7 @@ from store.checkpoints import take_checkpoint
 from store.db import Pool
 from store.event_store import EventStore
 from testing import samples
+from testing.keys import CHAIN_KEY
 from testing.payload_keys import TEST_CONVERTER, TEST_KEYS_FILE
 from testing.stack import api_app
 from workers.replay import replay
@@ -73,7 +74,7 @@ class Stack:
 async def stack(temporal_client: Client, db_pool: Pool) -> AsyncIterator[Stack]:
     """A worker on a fresh task queue and database, an episode client and the API over ASGI."""
     task_queue = f"tq-{uuid.uuid4().hex[:12]}"
-    store = EventStore(db_pool)
+    store = EventStore(db_pool, chain_key=CHAIN_KEY)
     app = api_app(temporal_client, store, task_queue, users_authenticator())
     async with build_worker(temporal_client, store, task_queue):
         transport = httpx.ASGITransport(app=app)
@@ -126,6 +127,7 @@ def audit_cli(
     async def run(*argv: str, key: str | None = None) -> int:
         monkeypatch.setenv("CAREPATH_DATABASE_URL", fresh_database_url)
         monkeypatch.setenv("CAREPATH_PAYLOAD_KEYS_FILE", str(TEST_KEYS_FILE))
+        monkeypatch.setenv("CAREPATH_CHAIN_KEY", CHAIN_KEY.decode())
         monkeypatch.setenv(
             "CAREPATH_TEMPORAL_ADDRESS", dev_server.client.service_client.config.target_host
         )

@@ -3,18 +3,25 @@
 from __future__ import annotations
 
 import asyncio
+import http.server
 import json
 import os
+import shutil
 import subprocess
 import sys
+import threading
 from pathlib import Path
+from typing import ClassVar
 
 import pytest
 
 from cli.db import run_db
 from cli.main import build_parser
 from store import EventStore
+from store.chain import GENESIS_HASH, keyed_chain_hash
+from store.checkpoints import load_checkpoint
 from store.db import Pool
+from testing.keys import CHAIN_KEY
 from testing.sample_streams import episode_events
 from workers.checkpoints import KEY_FILE, checkpoint_key, checkpoint_schedule
 from workers.errors import StartupError
@@ -27,7 +34,12 @@ KEY = "cli-test-checkpoint-key"
 
 @pytest.fixture
 def settings(fresh_database_url: str, tmp_path: Path) -> Settings:
-    return Settings(database_url=fresh_database_url, checkpoint_key=KEY, data_dir=tmp_path)
+    return Settings(
+        database_url=fresh_database_url,
+        checkpoint_key=KEY,
+        chain_key=CHAIN_KEY.decode(),
+        data_dir=tmp_path,
+    )
 
 
 async def db(settings: Settings, *argv: str) -> int:
@@ -49,7 +61,9 @@ class TestDbCommands:
         tmp_path: Path,
         capsys: pytest.CaptureFixture[str],
     ) -> None:
-        await EventStore(db_pool).append("ep-1", episode_events("ep-1", sessions=3))
+        await EventStore(db_pool, chain_key=CHAIN_KEY).append(
+            "ep-1", episode_events("ep-1", sessions=3)
+        )
         export = tmp_path / "cp.json"
 
         assert await db(settings, "checkpoint", "--export", str(export)) == 0
@@ -70,7 +84,7 @@ class TestDbCommands:
         capsys: pytest.CaptureFixture[str],
     ) -> None:
         events = episode_events("ep-1", sessions=3)
-        await EventStore(db_pool).append("ep-1", events)
+        await EventStore(db_pool, chain_key=CHAIN_KEY).append("ep-1", events)
         export = tmp_path / "cp.json"
         await db(settings, "checkpoint", "--export", str(export))
         await tamper(db_pool, f"DELETE FROM events WHERE seq = {len(events)}")
@@ -93,7 +107,9 @@ class TestDbCommands:
     async def test_verify_one_episode_names_the_first_bad_seq(
         self, settings: Settings, db_pool: Pool, capsys: pytest.CaptureFixture[str]
     ) -> None:
-        await EventStore(db_pool).append("ep-1", episode_events("ep-1", sessions=3))
+        await EventStore(db_pool, chain_key=CHAIN_KEY).append(
+            "ep-1", episode_events("ep-1", sessions=3)
+        )
         await tamper(db_pool, "DELETE FROM events WHERE seq = 4")
 
         assert await db(settings, "verify", "ep-1") == 1
@@ -104,7 +120,7 @@ class TestDbCommands:
         self, settings: Settings, db_pool: Pool, capsys: pytest.CaptureFixture[str]
     ) -> None:
         events = episode_events("ep-1", sessions=3)
-        await EventStore(db_pool).append("ep-1", events)
+        await EventStore(db_pool, chain_key=CHAIN_KEY).append("ep-1", events)
 
         assert await db(settings, "rebuild-projections") == 0
 
@@ -140,6 +156,7 @@ def test_the_command_exits_1_with_a_one_line_error_for_a_tampered_checkpoint_fil
         **os.environ,
         "CAREPATH_DATABASE_URL": fresh_database_url,
         "CAREPATH_CHECKPOINT_KEY": KEY,
+        "CAREPATH_CHAIN_KEY": CHAIN_KEY.decode(),
     }
 
     done = subprocess.run(
@@ -175,10 +192,106 @@ class TestSchedule:
             checkpoint_interval_minutes=0.0005,  # 30 ms
             data_dir=tmp_path,
         )
-        await EventStore(db_pool).append("ep-1", episode_events("ep-1", sessions=1))
+        await EventStore(db_pool, chain_key=CHAIN_KEY).append(
+            "ep-1", episode_events("ep-1", sessions=1)
+        )
 
         async with checkpoint_schedule(fast, db_pool):
             await asyncio.sleep(0.4)
 
         async with db_pool.acquire() as conn:
             assert await conn.fetchval("SELECT count(*) FROM checkpoints") == 1
+
+
+class _Receiver(http.server.BaseHTTPRequestHandler):
+    bodies: ClassVar[list[bytes]] = []
+
+    def do_POST(self) -> None:
+        length = int(self.headers["Content-Length"])
+        _Receiver.bodies.append(self.rfile.read(length))
+        self.send_response(204)
+        self.end_headers()
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+class TestPublishedCheckpoints:
+    async def test_given_a_directory_and_a_webhook_when_the_schedule_takes_a_checkpoint_then_both_get_the_signed_json(
+        self, fresh_database_url: str, db_pool: Pool, tmp_path: Path
+    ) -> None:
+        server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Receiver)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        _Receiver.bodies.clear()
+        fast = Settings(
+            database_url=fresh_database_url,
+            checkpoint_key=KEY,
+            checkpoint_interval_minutes=0.0005,  # 30 ms
+            checkpoint_webhook_url=f"http://127.0.0.1:{server.server_address[1]}/checkpoints",
+            data_dir=tmp_path,
+        )
+        await EventStore(db_pool, chain_key=CHAIN_KEY).append(
+            "ep-1", episode_events("ep-1", sessions=1)
+        )
+        try:
+            async with checkpoint_schedule(fast, db_pool):
+                await asyncio.sleep(0.4)
+        finally:
+            server.shutdown()
+
+        published = tmp_path / "checkpoints" / "checkpoint-00000001.json"
+        assert published.stat().st_mode & 0o777 == 0o600
+        assert (tmp_path / "checkpoints").stat().st_mode & 0o777 == 0o700
+        (body,) = _Receiver.bodies
+        assert json.loads(body) == json.loads(published.read_text())
+        load_checkpoint(published).verify(KEY.encode())
+
+    async def test_given_a_rewrite_resigned_inside_the_database_when_verified_with_the_checkpoint_file_then_it_exits_1_naming_the_seq_and_checkpoint(
+        self,
+        settings: Settings,
+        db_pool: Pool,
+        tmp_path: Path,
+        capsys: pytest.CaptureFixture[str],
+    ) -> None:
+        store = EventStore(db_pool, chain_key=CHAIN_KEY)
+        await store.append("ep-1", episode_events("ep-1", sessions=2))
+        assert await db(settings, "checkpoint") == 0
+        kept = tmp_path / "auditor-copy.json"
+        shutil.copy(tmp_path / "checkpoints" / "checkpoint-00000001.json", kept)
+        # An insider with both keys rewrites seq 2, re-chains, and re-signs the checkpoints.
+        prev = GENESIS_HASH
+        async with db_pool.acquire() as conn, conn.transaction():
+            for table in ("events", "checkpoints"):
+                await conn.execute(f"ALTER TABLE {table} DISABLE TRIGGER USER")
+            for event in await store.read_stream("ep-1"):
+                payload = {**event.payload}
+                if event.seq == 2:
+                    payload["command_id"] = "rewritten"
+                digest = keyed_chain_hash(CHAIN_KEY, prev, payload)
+                await conn.execute(
+                    "UPDATE events SET payload = $1, command_id = $2, prev_hash = $3, hash = $4 "
+                    "WHERE episode_id = 'ep-1' AND seq = $5",
+                    payload,
+                    payload["command_id"],
+                    prev,
+                    digest,
+                    event.seq,
+                )
+                prev = digest
+            await conn.execute("DELETE FROM checkpoints")
+            for table in ("events", "checkpoints"):
+                await conn.execute(f"ALTER TABLE {table} ENABLE TRIGGER USER")
+        assert await db(settings, "checkpoint") == 0  # re-signed #1; the directory keeps the old
+        capsys.readouterr()
+        inside = settings.model_copy(update={"checkpoint_dir": tmp_path / "empty"})
+
+        assert await db(inside, "verify", "--all") == 0
+        assert await db(inside, "verify", "--all", "--checkpoint-file", str(kept)) == 1
+
+        out = capsys.readouterr().out
+        head = len(episode_events("ep-1", sessions=2))
+        assert (
+            "checkpoints: checkpoint #1 in the database differs from its signed copy kept "
+            "outside: the database's checkpoints were rewritten and signed again"
+        ) in out
+        assert f"episode ep-1: first bad seq {head}: rewritten" in out

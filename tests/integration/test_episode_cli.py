@@ -23,6 +23,7 @@ from devstack.processes import free_port
 from store.db import Pool
 from store.event_store import EventStore
 from testing import samples
+from testing.keys import CHAIN_KEY
 from testing.sample_streams import episode_events
 from testing.stack import api_app
 from workers.worker import build_worker
@@ -33,7 +34,7 @@ pytestmark = pytest.mark.integration
 @pytest.fixture
 async def api_url(temporal_client: Client, db_pool: Pool) -> AsyncIterator[str]:
     task_queue = f"tq-{uuid.uuid4().hex[:12]}"
-    store = EventStore(db_pool)
+    store = EventStore(db_pool, chain_key=CHAIN_KEY)
     app = api_app(temporal_client, store, task_queue, users_authenticator())
     port = free_port()
     server = uvicorn.Server(
@@ -138,7 +139,9 @@ async def test_commands_lists_every_staff_command(
 async def test_given_a_short_week_then_the_cli_lists_it_and_shows_the_weeks(
     capsys: pytest.CaptureFixture[str], api_url: str, db_pool: Pool
 ) -> None:
-    await EventStore(db_pool).append("ep-short", episode_events("ep-short", sessions=5))
+    await EventStore(db_pool, chain_key=CHAIN_KEY).append(
+        "ep-short", episode_events("ep-short", sessions=5)
+    )
 
     code, out, _ = await cli(capsys, api_url, "supervisor", "episode", "below-intensity")
     weeks_code, weeks, _ = await cli(

@@ -21,10 +21,11 @@ from store import (
     create_pool,
     verify_chain,
 )
-from store.chain import chain_hash
+from store.chain import keyed_chain_hash
 from store.db import Pool
 from store.errors import StoreRefused
 from store.records import CommandKey
+from testing.keys import CHAIN_KEY
 
 pytestmark = pytest.mark.integration
 
@@ -49,7 +50,7 @@ def event(seq: int, episode_id: str = EPISODE, client_ref: str = "client-42") ->
 
 @pytest.fixture
 def store(db_pool: Pool) -> EventStore:
-    return EventStore(db_pool)
+    return EventStore(db_pool, chain_key=CHAIN_KEY)
 
 
 async def tamper(pool: Pool, *statements: str) -> None:
@@ -89,7 +90,8 @@ class TestAppendAndRead:
         first, second = await store.read_stream(EPISODE)
 
         assert first.prev_hash == GENESIS_HASH
-        assert first.hash == chain_hash(GENESIS_HASH, first.payload)
+        assert first.hash == keyed_chain_hash(CHAIN_KEY, GENESIS_HASH, first.payload)
+        assert first.hash_alg == "hmac-sha256"
         assert second.prev_hash == first.hash
         assert await store.head(EPISODE) == (2, second.hash) == (2, result.head_hash)
 
@@ -114,7 +116,7 @@ class TestAppendAndRead:
         await store.append(EPISODE, [event(1)])
         await store.append(EPISODE, [event(2), event(3)])
 
-        assert verify_chain(await store.read_stream(EPISODE)).ok
+        assert verify_chain(await store.read_stream(EPISODE), CHAIN_KEY).ok
 
     async def test_an_empty_append_writes_nothing_and_reports_the_head(
         self, store: EventStore
@@ -152,7 +154,7 @@ class TestIdempotentAppend:
         assert (result.written, result.already_present, result.head_seq) == (2, 1, 4)
         stored = await store.read_stream(EPISODE)
         assert [s.seq for s in stored] == [1, 2, 3, 4]
-        assert verify_chain(stored).ok
+        assert verify_chain(stored, CHAIN_KEY).ok
 
 
 class TestConflictingAppend:
@@ -206,7 +208,7 @@ class TestConflictingAppend:
         assert all(isinstance(loser, AppendConflict) for loser in losers)
         stored = await store.read_stream(EPISODE)
         assert [s.seq for s in stored] == [1, 2]
-        assert verify_chain(stored).ok
+        assert verify_chain(stored, CHAIN_KEY).ok
 
     async def test_concurrent_identical_appends_store_the_event_once(
         self, store: EventStore
@@ -246,7 +248,7 @@ class TestVerifyChain:
 
     @pytest.mark.usefixtures("five_events")
     async def test_an_untouched_stream_verifies(self, store: EventStore) -> None:
-        result = verify_chain(await store.read_stream(EPISODE))
+        result = verify_chain(await store.read_stream(EPISODE), CHAIN_KEY)
 
         assert result.ok
         assert (result.first_bad_seq, result.reason, result.events_checked) == (None, None, 5)
@@ -262,7 +264,7 @@ class TestVerifyChain:
             "WHERE seq = 3",
         )
 
-        result = verify_chain(await store.read_stream(EPISODE))
+        result = verify_chain(await store.read_stream(EPISODE), CHAIN_KEY)
 
         assert not result.ok
         assert result.first_bad_seq == 3
@@ -275,7 +277,7 @@ class TestVerifyChain:
     ) -> None:
         await tamper(db_pool, "DELETE FROM events WHERE seq = 2")
 
-        result = verify_chain(await store.read_stream(EPISODE))
+        result = verify_chain(await store.read_stream(EPISODE), CHAIN_KEY)
 
         assert (result.ok, result.first_bad_seq) == (False, 2)
         assert result.reason == "seq gap: expected seq 2, found seq 3"
@@ -291,7 +293,7 @@ class TestVerifyChain:
             "UPDATE events SET seq = 4 WHERE seq = 1000",
         )
 
-        result = verify_chain(await store.read_stream(EPISODE))
+        result = verify_chain(await store.read_stream(EPISODE), CHAIN_KEY)
 
         assert (result.ok, result.first_bad_seq) == (False, 2)
         assert result.reason is not None
@@ -303,13 +305,13 @@ class TestVerifyChain:
     ) -> None:
         await tamper(db_pool, "UPDATE events SET actor_id = 'mallory' WHERE seq = 4")
 
-        result = verify_chain(await store.read_stream(EPISODE))
+        result = verify_chain(await store.read_stream(EPISODE), CHAIN_KEY)
 
         assert (result.ok, result.first_bad_seq) == (False, 4)
         assert result.reason == "column mismatch: actor_id differs from the payload"
 
     async def test_an_empty_stream_verifies(self) -> None:
-        assert verify_chain([]).ok
+        assert verify_chain([], CHAIN_KEY).ok
 
 
 class TestCreatePool:

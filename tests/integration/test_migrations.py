@@ -14,6 +14,8 @@ from domain.events import WeeklyAttendanceChecked
 from store import EventStore, MigrationFailed, create_pool, migrate
 from store.db import Pool
 from store.migrations import Migration, load_migrations
+from testing.keys import CHAIN_KEY
+from testing.legacy import insert_plain_events
 from testing.sample_streams import episode_events
 
 pytestmark = pytest.mark.integration
@@ -121,7 +123,7 @@ async def test_reshaping_attended_hours_empties_it_and_the_next_append_refolds_t
     shipped = load_migrations()
     await migrate(empty_pool, [m for m in shipped if m.version < "0011"])
     events = episode_events("ep-1", sessions=5)
-    await EventStore(empty_pool, projections=False).append("ep-1", events[:-1])
+    await insert_plain_events(empty_pool, events[:-1])
     # What 0007 to 0010 left behind: a row per ISO week, and a snapshot without weeks.
     await empty_pool.execute(
         "INSERT INTO attended_hours VALUES ('ep-1', 2026, 2, '2026-01-05', 'adult-iop', 8, 2, 1, 0, 0)"
@@ -143,7 +145,8 @@ async def test_reshaping_attended_hours_empties_it_and_the_next_append_refolds_t
     assert {"week_start", "week_end", "checked_hours", "minimum_hours", "below_minimum"} <= columns
     assert not {"iso_year", "iso_week"} & columns
 
-    await EventStore(empty_pool).append("ep-1", events[-1:])
+    await migrate(empty_pool)
+    await EventStore(empty_pool, chain_key=CHAIN_KEY).append("ep-1", events[-1:])
 
     first = await empty_pool.fetchrow(
         "SELECT week_start, below_minimum FROM attended_hours ORDER BY week_start LIMIT 1"

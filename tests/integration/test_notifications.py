@@ -22,6 +22,7 @@ from activities.notifications import NotificationActivities, NotificationLedger
 from domain.events import ConsentRevoked, EscalationRaised, Event
 from store import EventStore
 from store.db import Pool
+from testing.keys import CHAIN_KEY
 from testing.sample_streams import episode_events
 from testing.samples import CLINICIAN
 from workers.errors import StartupError
@@ -39,7 +40,7 @@ LINKS = "https://carepath.example.org"
 @pytest.fixture
 async def stored_events(db_pool: Pool) -> list[Event]:
     events = episode_events(EP, sessions=10)
-    await EventStore(db_pool).append(EP, events)
+    await EventStore(db_pool, chain_key=CHAIN_KEY).append(EP, events)
     return events
 
 
@@ -220,7 +221,7 @@ class TestExternalRecipients:
             command_id="revoke-1",
             consent_id="consent-1",
         )
-        await EventStore(db_pool).append(EP, [revoked])
+        await EventStore(db_pool, chain_key=CHAIN_KEY).append(EP, [revoked])
         with webhook_receiver() as hook:
             acts = activities(db_pool, WebhookChannel(hook.url, SECRET))
             result = await ActivityEnvironment().run(

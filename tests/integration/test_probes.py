@@ -22,6 +22,7 @@ from temporalio.client import Client
 
 from store.db import Pool
 from store.event_store import EventStore
+from testing.keys import CHAIN_KEY
 from testing.stack import api_app
 from workers.temporal import PLAIN_CONVERTER
 
@@ -34,7 +35,9 @@ PROBLEM = "application/problem+json"
 async def _client_of(
     temporal: Client, pool: Pool, task_queue: str
 ) -> AsyncIterator[httpx.AsyncClient]:
-    app = api_app(temporal, EventStore(pool), task_queue, users_authenticator())
+    app = api_app(
+        temporal, EventStore(pool, chain_key=CHAIN_KEY), task_queue, users_authenticator()
+    )
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://carepath.test") as http:
         yield http

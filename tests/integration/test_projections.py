@@ -17,6 +17,7 @@ from store import EventStore
 from store.db import Pool
 from store.projections import dump_read_models, rebuild_projections
 from testing import samples
+from testing.keys import CHAIN_KEY
 from testing.sample_streams import T0, episode_events
 
 pytestmark = pytest.mark.integration
@@ -36,7 +37,7 @@ class TestLiveProjection:
     async def test_an_episode_in_program_has_a_summary_caseload_tasks_deadlines_and_hours(
         self, db_pool: Pool
     ) -> None:
-        store = EventStore(db_pool)
+        store = EventStore(db_pool, chain_key=CHAIN_KEY)
         events = episode_events("ep-a", sessions=5)
         await append_one_by_one(store, "ep-a", events)
 
@@ -75,7 +76,7 @@ class TestLiveProjection:
     async def test_a_discharged_episode_leaves_caseload_tasks_and_deadlines(
         self, db_pool: Pool
     ) -> None:
-        store = EventStore(db_pool)
+        store = EventStore(db_pool, chain_key=CHAIN_KEY)
         events = episode_events("ep-b", sessions=6, discharge=True)
         await store.append("ep-b", events)
 
@@ -88,7 +89,7 @@ class TestLiveProjection:
         assert models["attended_hours"], "history of attendance stays"
 
     async def test_a_rejected_append_leaves_the_read_models_untouched(self, db_pool: Pool) -> None:
-        store = EventStore(db_pool)
+        store = EventStore(db_pool, chain_key=CHAIN_KEY)
         events = episode_events("ep-c", sessions=2)
         await store.append("ep-c", events[:5])
         before = await read_models(db_pool)
@@ -101,7 +102,7 @@ class TestLiveProjection:
     async def test_a_stream_that_does_not_fold_is_recorded_and_its_appends_still_succeed(
         self, db_pool: Pool
     ) -> None:
-        store = EventStore(db_pool)
+        store = EventStore(db_pool, chain_key=CHAIN_KEY)
         events = episode_events("ep-d", sessions=1)
         # A second referral at seq 2 cannot follow the first one.
         bad = events[0].model_copy(update={"seq": 2})
@@ -122,7 +123,7 @@ class TestAttendedHours:
     ) -> None:
         # Admitted on a Wednesday: no week of this episode starts on an ISO Monday.
         events = episode_events("ep-w", sessions=9, start=T0 + timedelta(days=2))
-        await EventStore(db_pool).append("ep-w", events)
+        await EventStore(db_pool, chain_key=CHAIN_KEY).append("ep-w", events)
         checks = [e for e in events if isinstance(e, WeeklyAttendanceChecked)]
 
         rows = (await read_models(db_pool))["attended_hours"]
@@ -159,7 +160,7 @@ class TestAttendedHours:
     ) -> None:
         events = episode_events("ep-k", sessions=5)
         check = next(e for e in events if isinstance(e, WeeklyAttendanceChecked))
-        store = EventStore(db_pool)
+        store = EventStore(db_pool, chain_key=CHAIN_KEY)
         await store.append("ep-k", events)
         # s2 was recorded partial in the checked week; the client stayed the whole session.
         correction = CorrectAttendance(
@@ -183,7 +184,7 @@ class TestRebuild:
     async def test_rebuilt_read_models_equal_the_ones_written_by_live_appends(
         self, db_pool: Pool
     ) -> None:
-        store = EventStore(db_pool)
+        store = EventStore(db_pool, chain_key=CHAIN_KEY)
         streams = {
             "ep-1": episode_events("ep-1", sessions=9),
             "ep-2": episode_events("ep-2", sessions=4, clinician="kim.clinician"),
@@ -209,7 +210,7 @@ class TestRebuild:
     async def test_rebuild_restores_read_models_that_were_lost_or_altered(
         self, db_pool: Pool
     ) -> None:
-        store = EventStore(db_pool)
+        store = EventStore(db_pool, chain_key=CHAIN_KEY)
         await store.append("ep-1", episode_events("ep-1", sessions=8))
         live = await read_models(db_pool)
         async with db_pool.acquire() as conn:
@@ -222,7 +223,7 @@ class TestRebuild:
         assert await read_models(db_pool) == live
 
     async def test_appends_after_a_rebuild_continue_from_its_snapshots(self, db_pool: Pool) -> None:
-        store = EventStore(db_pool)
+        store = EventStore(db_pool, chain_key=CHAIN_KEY)
         events = episode_events("ep-1", sessions=8)
         await store.append("ep-1", events[:20])
         await rebuild_projections(db_pool)
@@ -236,7 +237,7 @@ class TestRebuild:
     async def test_appends_during_a_rebuild_are_neither_lost_nor_double_counted(
         self, db_pool: Pool
     ) -> None:
-        store = EventStore(db_pool)
+        store = EventStore(db_pool, chain_key=CHAIN_KEY)
         streams = {f"ep-{i}": episode_events(f"ep-{i}", sessions=6) for i in range(4)}
         for episode_id, events in streams.items():
             await store.append(episode_id, events[:15])
@@ -258,8 +259,10 @@ class TestRebuild:
         self, db_pool: Pool
     ) -> None:
         events = episode_events("ep-1", sessions=3)
-        await EventStore(db_pool, projections=False).append("ep-1", events[:-1])
-        await EventStore(db_pool).append("ep-1", events[-1:])
+        await EventStore(db_pool, chain_key=CHAIN_KEY, projections=False).append(
+            "ep-1", events[:-1]
+        )
+        await EventStore(db_pool, chain_key=CHAIN_KEY).append("ep-1", events[-1:])
         live = await read_models(db_pool)
 
         await rebuild_projections(db_pool)

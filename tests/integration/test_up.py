@@ -26,6 +26,7 @@ from temporalio.testing import WorkflowEnvironment
 from api.auth import demo_tokens
 from devstack.processes import free_port
 from domain.actors import Role
+from testing.keys import CHAIN_KEY
 from testing.up import CAREPATH, UpStack
 from workers.health import recent_pollers
 from workers.payload_codec import new_keys_document
@@ -166,6 +167,9 @@ def test_up_serves_refers_stops_cleanly_and_resumes(up: Up) -> None:
     assert {"temporal", "postgres"} <= names
     # The worker and the API are processes of their own, handed the generated key.
     assert "CAREPATH_CHECKPOINT_KEY" in up.role("worker").environ()
+    # The chain key is generated beside it, outside the database, and handed on likewise.
+    assert (up.data_dir / "chain.key").stat().st_mode & 0o777 == 0o600
+    assert "CAREPATH_CHAIN_KEY" in up.role("worker").environ()
     assert up.role("api").pid != up.role("worker").pid
 
     referral = httpx.post(
@@ -177,6 +181,10 @@ def test_up_serves_refers_stops_cleanly_and_resumes(up: Up) -> None:
     assert referral.status_code == 201, referral.text
     episode_id = referral.json()["episode_id"]
     _wait_for(lambda: up.log_events("checkpoint_taken"), "the worker's checkpoint")
+    _wait_for(
+        lambda: list((up.data_dir / "checkpoints").glob("checkpoint-*.json")),
+        "a published checkpoint",
+    )
 
     code, out, err = up.signal_and_wait(signal.SIGINT)
     assert "checkpoints_disabled" not in err
@@ -305,6 +313,7 @@ def test_with_external_servers_up_starts_no_server_of_its_own(
             "CAREPATH_TEMPORAL_ADDRESS": address,
             "CAREPATH_DATABASE_URL": fresh_database_url,
             "CAREPATH_PAYLOAD_KEYS": new_keys_document(),
+            "CAREPATH_CHAIN_KEY": CHAIN_KEY.decode(),
         },
     )
     instance.start()
@@ -465,6 +474,7 @@ def test_api_without_a_worker_is_live_but_not_ready(
         "CAREPATH_TEMPORAL_ADDRESS": dev_server.client.service_client.config.target_host,
         "CAREPATH_DATABASE_URL": fresh_database_url,
         "CAREPATH_PAYLOAD_KEYS": new_keys_document(),
+        "CAREPATH_CHAIN_KEY": CHAIN_KEY.decode(),
         "CAREPATH_TEMPORAL_TASK_QUEUE": queue,
         "CAREPATH_USERS_FILE": str(write_users_file(tmp_path)),
         "CAREPATH_LOG_FORMAT": "json",

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from store import EventStore
-from store.chain import GENESIS_HASH, chain_hash
+from store.chain import GENESIS_HASH, keyed_chain_hash
 from store.checkpoints import (
     export_checkpoint,
     latest_checkpoint,
@@ -21,6 +21,7 @@ from store.checkpoints import (
 from store.db import Pool
 from store.errors import CheckpointInvalid
 from store.verification import StreamVerification, verify_all, verify_stream
+from testing.keys import CHAIN_KEY
 from testing.sample_streams import episode_events
 
 pytestmark = pytest.mark.integration
@@ -41,7 +42,7 @@ async def tamper(pool: Pool, *statements: str) -> None:
 @pytest.fixture
 async def stored(db_pool: Pool) -> EventStore:
     """Two streams: EP with N events (checkpointed) and an untouched neighbour."""
-    store = EventStore(db_pool)
+    store = EventStore(db_pool, chain_key=CHAIN_KEY)
     await store.append(EP, episode_events(EP, sessions=4)[:N])
     await store.append("ep-other", episode_events("ep-other", sessions=3))
     await take_checkpoint(db_pool, KEY)
@@ -49,7 +50,7 @@ async def stored(db_pool: Pool) -> EventStore:
 
 
 async def bad_streams(pool: Pool) -> list[StreamVerification]:
-    return [r for r in await verify_all(pool, KEY) if not r.ok]
+    return [r for r in await verify_all(pool, KEY, chain_key=CHAIN_KEY) if not r.ok]
 
 
 class TestCheckpoints:
@@ -95,7 +96,7 @@ class TestCheckpoints:
         self, db_pool: Pool, stored: EventStore
     ) -> None:
         with pytest.raises(CheckpointInvalid, match="another key"):
-            await verify_all(db_pool, b"some other key")
+            await verify_all(db_pool, b"some other key", chain_key=CHAIN_KEY)
 
     async def test_a_file_that_is_not_a_checkpoint_says_what_to_pass(self, tmp_path: Path) -> None:
         path = tmp_path / "x.json"
@@ -127,12 +128,16 @@ class TestVerification:
     ) -> None:
         progress: list[tuple[int, int]] = []
 
-        results = await verify_all(db_pool, KEY, progress=lambda d, t: progress.append((d, t)))
+        results = await verify_all(
+            db_pool, KEY, chain_key=CHAIN_KEY, progress=lambda d, t: progress.append((d, t))
+        )
 
         assert [r.ok for r in results] == [True, True]
         assert {r.checkpoint_id for r in results} == {1}
         assert progress == [(1, 2), (2, 2)]
-        one = await verify_stream(db_pool, EP, await latest_checkpoint(db_pool))
+        one = await verify_stream(
+            db_pool, EP, await latest_checkpoint(db_pool), chain_key=CHAIN_KEY
+        )
         assert (one.ok, one.events_checked, one.head_seq) == (True, N, N)
 
     async def test_events_appended_after_the_checkpoint_verify(
@@ -211,7 +216,8 @@ class TestVerification:
     async def test_a_stream_rewritten_with_recomputed_hashes_is_caught_by_the_checkpoint(
         self, db_pool: Pool, stored: EventStore
     ) -> None:
-        # The forger rewrites seq 4 and re-hashes the rest so the chain is consistent again.
+        # A forger who holds the chain key rewrites seq 4 and re-hashes the rest so the
+        # chain is consistent again.
         rows = await stored.read_stream(EP)
         prev = GENESIS_HASH
         statements = []
@@ -219,7 +225,7 @@ class TestVerification:
             payload = dict(row.payload)
             if row.seq == 4:
                 payload["command_id"] = "forged"
-            new_hash = chain_hash(prev, payload)
+            new_hash = keyed_chain_hash(CHAIN_KEY, prev, payload)
             statements.append(
                 f"UPDATE events SET payload = '{json.dumps(payload)}'::jsonb, "
                 f"command_id = '{payload['command_id']}', prev_hash = '{prev}', "
@@ -232,7 +238,7 @@ class TestVerification:
 
         assert bad.first_bad_seq == N
         assert str(bad.reason).startswith("rewritten")
-        chain_only = await verify_stream(db_pool, EP)
+        chain_only = await verify_stream(db_pool, EP, chain_key=CHAIN_KEY)
         assert chain_only.ok, "without the checkpoint the forgery is invisible"
 
     async def test_without_a_key_only_the_chains_are_checked(
@@ -240,7 +246,7 @@ class TestVerification:
     ) -> None:
         await tamper(db_pool, f"DELETE FROM events WHERE episode_id = '{EP}' AND seq = {N}")
 
-        results = await verify_all(db_pool, None)
+        results = await verify_all(db_pool, None, chain_key=CHAIN_KEY)
 
         assert all(r.ok and r.checkpoint_id is None for r in results)
 
@@ -253,8 +259,10 @@ class TestVerification:
         await tamper(db_pool, f"DELETE FROM events WHERE episode_id = '{EP}' AND seq > 9")
         await take_checkpoint(db_pool, KEY)  # a later checkpoint that covers the truncation
 
-        from_db = await verify_all(db_pool, KEY)
-        from_file = await verify_all(db_pool, KEY, checkpoint=load_checkpoint(tmp_path / "cp.json"))
+        from_db = await verify_all(db_pool, KEY, chain_key=CHAIN_KEY)
+        from_file = await verify_all(
+            db_pool, KEY, chain_key=CHAIN_KEY, checkpoint=load_checkpoint(tmp_path / "cp.json")
+        )
 
         assert all(r.ok for r in from_db)
         (bad,) = [r for r in from_file if not r.ok]

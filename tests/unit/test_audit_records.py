@@ -32,8 +32,9 @@ from domain import commands as c
 from domain.events import Event, dump_event
 from domain.state import Stage
 from domain.vocabulary import FIRST_RULES, DischargeReason
-from store.chain import GENESIS_HASH, chain_hash
+from store.chain import GENESIS_HASH, keyed_chain_hash
 from store.records import StoredEvent
+from testing.keys import CHAIN_KEY
 
 EXPORTED_AT = T0 + 60 * DAY
 
@@ -44,7 +45,7 @@ def chained(history: list[Event]) -> list[StoredEvent]:
     prev = GENESIS_HASH
     for event in history:
         payload = json.loads(json.dumps(dump_event(event)))
-        digest = chain_hash(prev, payload)
+        digest = keyed_chain_hash(CHAIN_KEY, prev, payload)
         out.append(
             StoredEvent(
                 episode_id=event.episode_id,
@@ -150,7 +151,7 @@ class TestVerify:
         stored = chained(busy_episode().history)
         bad = dataclasses.replace(stored[3], payload={**stored[3].payload, "command_id": "x"})
 
-        report = check_stream("ep-1", [*stored[:3], bad, *stored[4:]])
+        report = check_stream("ep-1", [*stored[:3], bad, *stored[4:]], chain_key=CHAIN_KEY)
 
         assert (report.ok, report.first_bad_seq) == (False, 4)
         assert report.reason is not None
@@ -177,7 +178,7 @@ class TestFlatExports:
         rows = list(csv.DictReader(io.StringIO(text)))
         for row in rows:
             assert row["prev_hash"] == prev
-            assert chain_hash(prev, json.loads(row["payload"])) == row["hash"]
+            assert keyed_chain_hash(CHAIN_KEY, prev, json.loads(row["payload"])) == row["hash"]
             prev = row["hash"]
         assert len(rows) == len(stored)
 

@@ -25,6 +25,7 @@ from domain.commands import ReferClient
 from domain.programs import ProgramDefinition
 from store.db import Pool
 from store.event_store import EventStore
+from testing.keys import CHAIN_KEY
 from testing.payload_keys import TEST_CONVERTER
 from workers.replay import save_history
 from workers.temporal import register_search_attributes
@@ -61,7 +62,7 @@ def task_queue() -> str:
 
 @pytest.fixture
 def store(db_pool: Pool) -> EventStore:
-    return EventStore(db_pool)
+    return EventStore(db_pool, chain_key=CHAIN_KEY)
 
 
 @pytest.fixture
