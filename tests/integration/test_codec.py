@@ -23,6 +23,7 @@ from api.codec_routes import codec_app
 from store.access_log import AccessLog
 from store.db import Pool
 from store.event_store import EventStore
+from testing.keys import CHAIN_KEY
 from testing.payload_keys import TEST_CONVERTER, TEST_KEYRING
 from testing.stack import api_app
 from workers.payload_codec import ENCODING, EncryptionCodec
@@ -38,7 +39,7 @@ MRN = "MRN-CODEC-7731"
 async def http(temporal_client: Client, db_pool: Pool) -> AsyncIterator[httpx.AsyncClient]:
     """The API (codec endpoints answering the UI origin) with a worker; no token sent."""
     task_queue = f"tq-{uuid.uuid4().hex[:12]}"
-    store = EventStore(db_pool)
+    store = EventStore(db_pool, chain_key=CHAIN_KEY)
     app = api_app(
         temporal_client, store, task_queue, users_authenticator(), codec_ui_origin=UI_ORIGIN
     )

@@ -36,6 +36,7 @@ from activities.notifications import Notification, NotificationActivities, Notif
 from conftest import wait_until_polling
 from store.db import Pool
 from store.event_store import EventStore
+from testing.keys import CHAIN_KEY
 from testing.stack import api_app
 from workers.worker import build_worker
 from workflows.client import workflow_id_for
@@ -85,7 +86,7 @@ async def stack(
     temporal_client: Client, db_pool: Pool
 ) -> AsyncIterator[tuple[httpx.AsyncClient, list[Received]]]:
     task_queue = f"tq-{uuid.uuid4().hex[:12]}"
-    store = EventStore(db_pool)
+    store = EventStore(db_pool, chain_key=CHAIN_KEY)
     app = api_app(temporal_client, store, task_queue, users_authenticator())
     with webhook_receiver() as hook:
         channel = BothChannels(WebhookChannel(hook.url, b"phi-scan-secret", timeout=5))
