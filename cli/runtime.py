@@ -19,7 +19,7 @@ from domain.programs import ProgramCatalog
 from programs import load_catalog
 from store.db import Pool, create_pool
 from store.event_store import EventStore
-from store.migrations import migrate
+from store.migrations import migrate, migrate_url
 from workers.checkpoints import checkpoint_key
 from workers.settings import DEFAULT_TEMPORAL_RPC_TIMEOUT, Settings
 from workers.temporal import connect
@@ -50,11 +50,23 @@ class Runtime:
 
 
 async def open_runtime(
-    settings: Settings, temporal_address: str, database_url: str, *, connect_timeout: float = 10.0
+    settings: Settings,
+    temporal_address: str,
+    database_url: str,
+    *,
+    connect_timeout: float = 10.0,
+    owner_url: str | None = None,
 ) -> Runtime:
-    """Connect to both servers and apply pending migrations; the caller closes `pool`."""
+    """Connect to both servers and apply pending migrations; the caller closes `pool`.
+
+    The pool connects to `database_url` (the application's role). Migrations run as the
+    owner at `owner_url` when given; without it the pool's role applies them, which the
+    application's role cannot: it only confirms that the schema is current.
+    """
     programs = load_catalog(settings.programs_dir)
     temporal = await connect(temporal_address, settings.temporal_namespace, timeout=connect_timeout)
+    if owner_url is not None and owner_url != database_url:
+        await migrate_url(owner_url)
     pool = await create_pool(database_url, settings.db_pool_min, settings.db_pool_max)
     try:
         await migrate(pool)
