@@ -413,12 +413,15 @@ DECLARE
 BEGIN
     -- Tables and views (their indexes, triggers and owned sequences follow them).
     FOR item IN
-        SELECT c.oid::regclass AS name FROM pg_class c
+        SELECT c.oid::regclass AS name,
+               CASE c.relkind WHEN 'v' THEN 'VIEW' WHEN 'm' THEN 'MATERIALIZED VIEW'
+                              WHEN 'f' THEN 'FOREIGN TABLE' ELSE 'TABLE' END AS kind
+          FROM pg_class c
          WHERE c.relnamespace = 'public'::regnamespace
            AND c.relowner = '{SUPERUSER}'::regrole
            AND c.relkind IN ('r', 'p', 'v', 'm', 'f')
     LOOP
-        EXECUTE format('ALTER TABLE %s OWNER TO {OWNER_ROLE}', item.name);
+        EXECUTE format('ALTER %s %s OWNER TO {OWNER_ROLE}', item.kind, item.name);
     END LOOP;
     FOR item IN
         SELECT p.oid::regprocedure AS name FROM pg_proc p
