@@ -59,6 +59,7 @@ async def start_local_servers(settings: Settings, supervisor: Supervisor) -> Loc
     this raises) and, once it watches, restarts them.
     """
     data_dir = prepare_data_dir(settings.data_dir)
+    owner_url: str | None
     if settings.database_url is None:
         postgres = EmbeddedPostgres(data_dir, settings.postgres_port)
         await supervisor.start("postgres", postgres, stop_timeout_s=POSTGRES_STOP_S)
