@@ -160,7 +160,7 @@ class EmbeddedPostgres:
             return
         user = _server_user()
         self._prepare_data_dir(user)
-        self._ensure_passwords()
+        new_passwords = self._ensure_passwords()
         self._clear_stale_pid_file()
         self._check_port_free()
         if not (self.pgdata / "PG_VERSION").exists():
@@ -168,7 +168,9 @@ class EmbeddedPostgres:
         self._spawn(user)
         try:
             await self._wait_ready()
-            await self._provision()
+            # Provisioned before (the usual restart): one look at the roles and database.
+            if new_passwords or not self._hba_is_ours() or not await self._provisioned():
+                await self._provision()
         except BaseException:
             await self.stop()
             raise
@@ -201,7 +203,7 @@ class EmbeddedPostgres:
             with open_private_log(self.log_path):
                 pass
             # 0700, or 0710 for the server user's group when it runs as another user.
-            secure_data_dir(self.data_dir)
+            secure_data_dir(self.data_dir, for_postgres=True)
             if user is not None:
                 if self.pgdata.exists():
                     _hand_over(self.pgdata, user)
@@ -214,11 +216,11 @@ class EmbeddedPostgres:
                 "choose a writable directory with CAREPATH_DATA_DIR or --data-dir"
             ) from exc
 
-    def _ensure_passwords(self) -> None:
-        """Generate each role's password once, into a file only we may read."""
+    def _ensure_passwords(self) -> bool:
+        """Generate each role's password once, into a file only we may read; whether now."""
         fresh = {role: secrets.token_urlsafe(32) for role in ROLES}
         try:
-            write_private_file(self.passwords_path, json.dumps(fresh, indent=2) + "\n")
+            created = write_private_file(self.passwords_path, json.dumps(fresh, indent=2) + "\n")
         except OSError as exc:
             raise StartupError(
                 f"cannot write the database passwords {self.passwords_path} "
@@ -226,6 +228,13 @@ class EmbeddedPostgres:
             ) from exc
         self._passwords = None
         self.passwords()
+        return created
+
+    def _hba_is_ours(self) -> bool:
+        try:
+            return (self.pgdata / "pg_hba.conf").read_text(encoding="utf-8") == HBA_CONF
+        except OSError:
+            return False
 
     def _check_port_free(self) -> None:
         if not port_is_free(self.host, self.port):
@@ -373,6 +382,23 @@ class EmbeddedPostgres:
             f"{READY_TIMEOUT_S:.0f} s ({last_error}): {_log_tail(self.log_path)}; "
             f"see {self.log_path}"
         )
+
+    async def _provisioned(self) -> bool:
+        conn = await asyncpg.connect(self.url_for("postgres"))
+        try:
+            return bool(
+                await conn.fetchval(
+                    "SELECT count(*) = $1 FROM pg_roles WHERE rolname = ANY($2::text[]) "
+                    "AND EXISTS (SELECT 1 FROM pg_database WHERE datname = $3 "
+                    "            AND pg_get_userbyid(datdba) = $4)",
+                    len(ROLES),
+                    list(ROLES),
+                    DATABASE,
+                    OWNER_ROLE,
+                )
+            )
+        finally:
+            await conn.close()
 
     async def _provision(self) -> None:
         """The roles with their passwords, the database owned by the owner role, and

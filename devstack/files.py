@@ -39,10 +39,16 @@ def server_group_id() -> int | None:
         return None
 
 
-def secure_data_dir(path: Path) -> None:
+def secure_data_dir(path: Path, *, for_postgres: bool = False) -> None:
     """Make `path` private (0700, or 0710 for the server user's group as root) and every
-    regular file directly in it that we own 0600 (files of earlier versions included)."""
+    regular file directly in it that we own 0600 (files of earlier versions included).
+
+    The group may pass through when the embedded PostgreSQL is about to start
+    (`for_postgres`) or already keeps its data there.
+    """
     gid = server_group_id()
+    if gid is not None and not (for_postgres or (path / "postgres").exists()):
+        gid = None
     if gid is None:
         path.chmod(PRIVATE_DIR_MODE)
     else:
