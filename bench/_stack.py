@@ -13,7 +13,7 @@ from temporalio.testing import WorkflowEnvironment
 from devstack.embedded_postgres import EmbeddedPostgres
 from devstack.processes import free_port
 from store.db import Pool, create_pool
-from store.migrations import migrate
+from store.migrations import migrate_url
 from testing.stack import start_dev_server
 
 
@@ -32,9 +32,9 @@ async def stack() -> AsyncIterator[Stack]:
         try:
             env = await start_dev_server()
             try:
+                await migrate_url(postgres.owner_url)
                 pool = await create_pool(postgres.url, max_size=20)
                 try:
-                    await migrate(pool)
                     yield Stack(env=env, pool=pool, postgres=postgres)
                 finally:
                     await pool.close()

@@ -47,10 +47,15 @@ async def _database() -> AsyncIterator[Pool]:
         postgres = EmbeddedPostgres(Path(tmp), free_port())
         await postgres.start()
         try:
+            # Set up as the owner; measured as the application's role, as in production.
+            owner = await create_pool(postgres.owner_url, max_size=1)
+            try:
+                await migrate(owner)
+                await owner.execute("CREATE TABLE raw_events (LIKE events INCLUDING ALL)")
+            finally:
+                await owner.close()
             pool = await create_pool(postgres.url, max_size=12)
             try:
-                await migrate(pool)
-                await pool.execute("CREATE TABLE raw_events (LIKE events INCLUDING ALL)")
                 yield pool
             finally:
                 await pool.close()

@@ -82,12 +82,24 @@ async def run_db(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def database_url(settings: Settings) -> str:
-    """CAREPATH_DATABASE_URL, or the embedded server that `carepath up` runs."""
+    """CAREPATH_DATABASE_URL, or the embedded server that `carepath up` runs (as the
+    application's role: these commands need no more)."""
     if settings.database_url is not None:
         return settings.database_url.get_secret_value()
     from devstack.embedded_postgres import EmbeddedPostgres
 
     return EmbeddedPostgres(settings.data_dir, settings.postgres_port).url
+
+
+def owner_database_url(settings: Settings) -> str:
+    """Where migrations run: the owner's URL (or the one URL given), or the embedded
+    server's owner role."""
+    external = settings.external_owner_url
+    if external is not None:
+        return external
+    from devstack.embedded_postgres import EmbeddedPostgres
+
+    return EmbeddedPostgres(settings.data_dir, settings.postgres_port).owner_url
 
 
 @contextlib.asynccontextmanager

@@ -21,7 +21,7 @@ from programs import load_catalog
 from store.chain_seal import seal_legacy_chains
 from store.db import Pool, create_pool
 from store.event_store import EventStore
-from store.migrations import migrate
+from store.migrations import migrate, migrate_url
 from workers.checkpoints import checkpoint_key, require_chain_key
 from workers.payload_codec import payload_keyring
 from workers.settings import DEFAULT_TEMPORAL_RPC_TIMEOUT, Settings
@@ -64,14 +64,26 @@ class Runtime:
 
 
 async def open_runtime(
-    settings: Settings, temporal_address: str, database_url: str, *, connect_timeout: float = 10.0
+    settings: Settings,
+    temporal_address: str,
+    database_url: str,
+    *,
+    connect_timeout: float = 10.0,
+    owner_url: str | None = None,
 ) -> Runtime:
     """Connect to both servers, apply pending migrations and seal the plain-hash chains
-    stored before migration 0014 (once); the caller closes `pool`."""
+    stored before migration 0014 (once); the caller closes `pool`.
+
+    The pool connects to `database_url` (the application's role). Migrations run as the
+    owner at `owner_url` when given; without it the pool's role applies them, which the
+    application's role cannot: it only confirms that the schema is current.
+    """
     programs = load_catalog(settings.programs_dir)
     reachable = await connect(
         temporal_address, settings.temporal_namespace, PLAIN_CONVERTER, timeout=connect_timeout
     )
+    if owner_url is not None and owner_url != database_url:
+        await migrate_url(owner_url)
     pool = await create_pool(database_url, settings.db_pool_min, settings.db_pool_max)
     try:
         await migrate(pool)

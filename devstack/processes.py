@@ -20,6 +20,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
+from devstack.files import open_private_log
 from workers.errors import StartupError
 
 _PR_SET_PDEATHSIG = 1
@@ -79,7 +80,7 @@ def spawn(
     Its output is appended to log_path, or shares our stdout and stderr when log_path is
     None (CarePath's own roles, whose log lines belong with the supervisor's).
     """
-    log_file = log_path.open("ab") if log_path is not None else None
+    log_file = open_private_log(log_path) if log_path is not None else None
 
     def preexec() -> None:
         os.setpgrp()

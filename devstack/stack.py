@@ -13,6 +13,7 @@ from pathlib import Path
 
 from devstack.embedded_postgres import EmbeddedPostgres
 from devstack.embedded_temporal import EmbeddedTemporal
+from devstack.files import secure_data_dir
 from devstack.supervisor import Supervisor
 from workers.errors import StartupError
 from workers.settings import Settings
@@ -23,17 +24,20 @@ class LocalServers:
     """Where the servers are: the database URL and, if started here, the Temporal dev server."""
 
     data_dir: Path
+    # The application's role (worker, API) and the schema owner's (migrations).
     database_url: str
     temporal: EmbeddedTemporal | None
+    owner_database_url: str | None = None
 
 
 def prepare_data_dir(path: Path) -> Path:
-    """Create the data dir if needed and prove it is writable."""
+    """Create the data dir if needed, prove it is writable, and make it private."""
     try:
-        path.mkdir(parents=True, exist_ok=True)
+        path.mkdir(parents=True, exist_ok=True, mode=0o700)
         probe = path / ".write-test"
         probe.write_text("ok")
         probe.unlink()
+        secure_data_dir(path)
     except OSError as exc:
         raise StartupError(
             f"data dir {path} is not writable ({exc.strerror or exc}); "
@@ -58,12 +62,14 @@ async def start_local_servers(
     payloads through `codec_endpoint`.
     """
     data_dir = prepare_data_dir(settings.data_dir)
+    owner_url: str | None
     if settings.database_url is None:
         postgres = EmbeddedPostgres(data_dir, settings.postgres_port)
         await supervisor.start("postgres", postgres, stop_timeout_s=POSTGRES_STOP_S)
-        database_url = postgres.url
+        database_url, owner_url = postgres.url, postgres.owner_url
     else:
         database_url = settings.database_url.get_secret_value()
+        owner_url = settings.external_owner_url
 
     temporal: EmbeddedTemporal | None = None
     if settings.temporal_address is None:
@@ -75,4 +81,4 @@ async def start_local_servers(
             codec_endpoint=codec_endpoint,
         )
         await supervisor.start("temporal", temporal, stop_timeout_s=TEMPORAL_STOP_S)
-    return LocalServers(data_dir, database_url, temporal)
+    return LocalServers(data_dir, database_url, temporal, owner_url)

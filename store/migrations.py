@@ -5,6 +5,10 @@ in its own transaction together with its row in `schema_migrations`, so a failin
 leaves the schema as it was. A session advisory lock makes concurrent starters (several
 workers, the API, `carepath db migrate`) apply each migration exactly once. A migration file
 edited after it was applied is refused, because its checksum no longer matches.
+
+A schema that is already current is recognised by reading the ledger alone, so a role that
+may not change the schema (the application's, migration 0013) starts against it; with
+migrations pending, such a role gets `MigrationFailed` saying to migrate as the owner.
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ from importlib import resources
 
 import asyncpg
 
-from store.db import Connection, Pool
+from store.db import Connection, Pool, create_pool
 from store.errors import MigrationFailed
 
 # Any fixed 64-bit number works; it only has to differ from other advisory locks we take.
@@ -68,9 +72,17 @@ async def migrate(pool: Pool, migrations: Sequence[Migration] | None = None) -> 
     """Apply the migrations not applied yet; return their versions in the order applied."""
     pending = load_migrations() if migrations is None else list(migrations)
     async with pool.acquire() as conn:
+        try:
+            if await _all_applied(conn, pending):
+                return []
+        except asyncpg.InsufficientPrivilegeError as exc:
+            raise _not_the_owner(exc) from exc
         await conn.execute("SELECT pg_advisory_lock($1)", MIGRATION_LOCK_KEY)
         try:
-            await conn.execute(_CREATE_LEDGER)
+            try:
+                await conn.execute(_CREATE_LEDGER)
+            except asyncpg.InsufficientPrivilegeError as exc:
+                raise _not_the_owner(exc) from exc
             applied = await _applied(conn)
             newly: list[str] = []
             for migration in pending:
@@ -86,6 +98,31 @@ async def migrate(pool: Pool, migrations: Sequence[Migration] | None = None) -> 
             return newly
         finally:
             await conn.execute("SELECT pg_advisory_unlock($1)", MIGRATION_LOCK_KEY)
+
+
+async def _all_applied(conn: Connection, migrations: Sequence[Migration]) -> bool:
+    """Whether the ledger records every migration, unchanged (read-only: any role)."""
+    if await conn.fetchval("SELECT to_regclass('schema_migrations') IS NULL"):
+        return False
+    applied = await _applied(conn)
+    return all(applied.get(m.version) == m.checksum for m in migrations)
+
+
+def _not_the_owner(exc: BaseException) -> MigrationFailed:
+    return MigrationFailed(
+        "the schema is not current and this database role may not change it "
+        f"({str(exc).splitlines()[0]}): run `carepath db migrate` as the owner "
+        "(CAREPATH_DATABASE_OWNER_URL)"
+    )
+
+
+async def migrate_url(dsn: str) -> list[str]:
+    """`migrate` over a short-lived connection to `dsn` (the owner's URL)."""
+    pool = await create_pool(dsn, min_size=1, max_size=1)
+    try:
+        return await migrate(pool)
+    finally:
+        await pool.close()
 
 
 async def _applied(conn: Connection) -> dict[str, str]:

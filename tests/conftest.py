@@ -3,6 +3,10 @@
 The server is the embedded one `carepath up` runs, started in a temporary directory on a
 free port. Each test gets its own database cloned from a migrated template, which takes a
 few milliseconds and keeps tests independent of each other's rows.
+
+As in production, the template is migrated by the owner role and the tests' pools connect
+as the application's role (`db_pool`), so every test exercises its grants; `owner_pool`
+is the owner on the same database, for tests that tamper with the store or its schema.
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from devstack.embedded_postgres import EmbeddedPostgres
+from devstack.embedded_postgres import APP_ROLE, OWNER_ROLE, EmbeddedPostgres
 from devstack.processes import free_port
 from store.db import Pool, create_pool
 from store.migrations import migrate
@@ -68,7 +72,7 @@ async def embedded_postgres() -> AsyncIterator[EmbeddedPostgres]:
 
 @pytest.fixture(scope="session")
 def postgres_url(embedded_postgres: EmbeddedPostgres) -> str:
-    """URL of the session server's `carepath` database (superuser, trust auth)."""
+    """URL of the session server's `carepath` database (the application's role)."""
     return embedded_postgres.url
 
 
@@ -78,10 +82,10 @@ async def migrated_template(embedded_postgres: EmbeddedPostgres) -> str:
     admin = await asyncpg.connect(embedded_postgres.url_for("postgres"))
     try:
         await admin.execute(f'DROP DATABASE IF EXISTS "{TEMPLATE_DB}"')
-        await admin.execute(f'CREATE DATABASE "{TEMPLATE_DB}"')
+        await admin.execute(f'CREATE DATABASE "{TEMPLATE_DB}" OWNER {OWNER_ROLE}')
     finally:
         await admin.close()
-    pool = await create_pool(embedded_postgres.url_for(TEMPLATE_DB), max_size=1)
+    pool = await create_pool(embedded_postgres.url_for(TEMPLATE_DB, OWNER_ROLE), max_size=1)
     try:
         await migrate(pool)
     finally:
@@ -93,14 +97,17 @@ async def migrated_template(embedded_postgres: EmbeddedPostgres) -> str:
 async def fresh_database_url(
     embedded_postgres: EmbeddedPostgres, migrated_template: str
 ) -> AsyncIterator[str]:
-    """URL of a new, migrated database that only this test uses; dropped afterwards."""
+    """URL of a new, migrated database that only this test uses, as the application's
+    role; dropped afterwards."""
     name = f"test_{uuid.uuid4().hex[:16]}"
     admin = await asyncpg.connect(embedded_postgres.url_for("postgres"))
     try:
-        await admin.execute(f'CREATE DATABASE "{name}" TEMPLATE "{migrated_template}"')
+        await admin.execute(
+            f'CREATE DATABASE "{name}" TEMPLATE "{migrated_template}" OWNER {OWNER_ROLE}'
+        )
     finally:
         await admin.close()
-    yield embedded_postgres.url_for(name)
+    yield embedded_postgres.url_for(name, APP_ROLE)
     admin = await asyncpg.connect(embedded_postgres.url_for("postgres"))
     try:
         await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
@@ -110,8 +117,22 @@ async def fresh_database_url(
 
 @pytest.fixture
 async def db_pool(fresh_database_url: str) -> AsyncIterator[Pool]:
-    """A pool (superuser) on this test's own migrated database."""
+    """A pool (the application's role) on this test's own migrated database."""
     pool = await create_pool(fresh_database_url, min_size=1, max_size=10)
+    try:
+        yield pool
+    finally:
+        await pool.close()
+
+
+@pytest.fixture
+async def owner_pool(
+    embedded_postgres: EmbeddedPostgres, fresh_database_url: str
+) -> AsyncIterator[Pool]:
+    """A pool as the schema's owner on the same database as `db_pool`: what a tampering
+    administrator could do, and schema changes the application may not make."""
+    name = fresh_database_url.rsplit("/", 1)[-1]
+    pool = await create_pool(embedded_postgres.url_for(name, OWNER_ROLE), min_size=1, max_size=2)
     try:
         yield pool
     finally:

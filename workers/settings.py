@@ -230,6 +230,14 @@ class Settings(BaseSettings):
         default=None,
         description="URL each signed checkpoint is also POSTed to as JSON (unset: none).",
     )
+    # Database roles (docs/event-store.md, "Database roles"): CAREPATH_DATABASE_URL is the
+    # application's role (worker, API); migrations run as the schema's owner.
+    database_owner_url: SecretStr | None = Field(
+        default=None,
+        description="postgresql:// URL of the role that owns the schema and applies "
+        "migrations (`carepath up`, `carepath db migrate`, and the worker and API when "
+        "set); unset: the embedded server's owner role, or CAREPATH_DATABASE_URL itself.",
+    )
 
     @property
     def effective_users_file(self) -> Path:
@@ -246,6 +254,15 @@ class Settings(BaseSettings):
     @property
     def embedded_postgres(self) -> bool:
         return self.database_url is None
+
+    @property
+    def external_owner_url(self) -> str | None:
+        """Where migrations run on an external database: the owner's URL, else the one URL
+        the deployment gives; None with the embedded server (it knows its owner role)."""
+        if self.database_url is None:
+            return None
+        chosen = self.database_owner_url or self.database_url
+        return chosen.get_secret_value()
 
     @property
     def effective_temporal_address(self) -> str:

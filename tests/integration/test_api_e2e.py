@@ -289,20 +289,20 @@ class TestAccessLog:
         assert mine[2].agent[0].who.identifier.value == "ivy.intake"
 
     async def test_access_log_rows_cannot_be_changed_or_removed(
-        self, api: httpx.AsyncClient, db_pool: Pool
+        self, owner_pool: Pool, api: httpx.AsyncClient, db_pool: Pool
     ) -> None:
         await Driver(api).refer()
 
         with pytest.raises(Exception, match="append-only"):
-            await db_pool.execute("UPDATE access_log SET user_id = 'someone-else'")
+            await owner_pool.execute("UPDATE access_log SET user_id = 'someone-else'")
         with pytest.raises(Exception, match="append-only"):
-            await db_pool.execute("DELETE FROM access_log")
+            await owner_pool.execute("DELETE FROM access_log")
 
     async def test_no_data_is_returned_when_the_access_cannot_be_recorded(
-        self, api: httpx.AsyncClient, db_pool: Pool
+        self, owner_pool: Pool, api: httpx.AsyncClient, db_pool: Pool
     ) -> None:
         episode_id = await Driver(api).refer()
-        await db_pool.execute("ALTER TABLE access_log RENAME TO access_log_moved")
+        await owner_pool.execute("ALTER TABLE access_log RENAME TO access_log_moved")
 
         response = await api.get(f"/episodes/{episode_id}")
 

@@ -161,15 +161,15 @@ class TestDatabaseGone:
 
 class TestAccessLogFailing:
     async def test_an_applied_command_keeps_its_answer_and_its_record_is_written_later(
-        self, api: httpx.AsyncClient, db_pool: Pool
+        self, owner_pool: Pool, api: httpx.AsyncClient, db_pool: Pool
     ) -> None:
         driver = Driver(api)
         episode_id = await driver.at("in_program")
-        await db_pool.execute(
+        await owner_pool.execute(
             "CREATE FUNCTION refuse_access() RETURNS trigger LANGUAGE plpgsql AS "
             "$$ BEGIN RAISE EXCEPTION 'no space left on device'; END $$"
         )
-        await db_pool.execute(
+        await owner_pool.execute(
             "CREATE TRIGGER refuse_access BEFORE INSERT ON access_log "
             "FOR EACH ROW EXECUTE FUNCTION refuse_access()"
         )
@@ -183,7 +183,7 @@ class TestAccessLogFailing:
                 headers={"Idempotency-Key": key},
             )
             read = await api.get(f"/episodes/{episode_id}")
-        await db_pool.execute("DROP TRIGGER refuse_access ON access_log")
+        await owner_pool.execute("DROP TRIGGER refuse_access ON access_log")
         after = await api.get(f"/episodes/{episode_id}")
 
         assert applied.status_code == 200, applied.text

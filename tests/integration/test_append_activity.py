@@ -116,9 +116,11 @@ class TestAppendActivityRefusals:
 
         assert (caught.value.type, caught.value.non_retryable) == ("IdempotencyKeyReused", True)
 
-    async def test_a_refusal_by_postgresql_is_not_retried(self, db_pool: Pool) -> None:
+    async def test_a_refusal_by_postgresql_is_not_retried(
+        self, owner_pool: Pool, db_pool: Pool
+    ) -> None:
         acts = EventStoreActivities(EventStore(db_pool, chain_key=CHAIN_KEY))
-        await db_pool.execute("ALTER TABLE events ADD CONSTRAINT never CHECK (seq < 0)")
+        await owner_pool.execute("ALTER TABLE events ADD CONSTRAINT never CHECK (seq < 0)")
 
         with pytest.raises(ApplicationError, match="never") as caught:
             await ActivityEnvironment().run(

@@ -230,6 +230,7 @@ class TestReplayAsOf:
 class TestVerify:
     async def test_a_tampered_event_is_named_by_episode_seq_and_reason(
         self,
+        owner_pool: Pool,
         stack: Stack,
         db_pool: Pool,
         capsys: pytest.CaptureFixture[str],
@@ -237,7 +238,7 @@ class TestVerify:
     ) -> None:
         intact = await drive_episode(stack.episodes)
         driven = await drive_episode(stack.episodes)
-        await tamper(db_pool, driven.episode_id, 3)
+        await tamper(owner_pool, driven.episode_id, 3)
 
         one = await stack.http.get(f"/audit/episodes/{driven.episode_id}/verify", headers=AUDITOR)
         every = await stack.http.get("/audit/verify", headers=AUDITOR)

@@ -78,6 +78,7 @@ class TestDbCommands:
 
     async def test_verify_against_an_export_names_the_truncated_episode_and_exits_1(
         self,
+        owner_pool: Pool,
         settings: Settings,
         db_pool: Pool,
         tmp_path: Path,
@@ -87,7 +88,7 @@ class TestDbCommands:
         await EventStore(db_pool, chain_key=CHAIN_KEY).append("ep-1", events)
         export = tmp_path / "cp.json"
         await db(settings, "checkpoint", "--export", str(export))
-        await tamper(db_pool, f"DELETE FROM events WHERE seq = {len(events)}")
+        await tamper(owner_pool, f"DELETE FROM events WHERE seq = {len(events)}")
         await db(settings, "checkpoint")  # the database's latest now hides the truncation
         capsys.readouterr()
 
@@ -105,12 +106,16 @@ class TestDbCommands:
         ]
 
     async def test_verify_one_episode_names_the_first_bad_seq(
-        self, settings: Settings, db_pool: Pool, capsys: pytest.CaptureFixture[str]
+        self,
+        owner_pool: Pool,
+        settings: Settings,
+        db_pool: Pool,
+        capsys: pytest.CaptureFixture[str],
     ) -> None:
         await EventStore(db_pool, chain_key=CHAIN_KEY).append(
             "ep-1", episode_events("ep-1", sessions=3)
         )
-        await tamper(db_pool, "DELETE FROM events WHERE seq = 4")
+        await tamper(owner_pool, "DELETE FROM events WHERE seq = 4")
 
         assert await db(settings, "verify", "ep-1") == 1
 

@@ -86,7 +86,7 @@ async def test_restart_resumes_the_same_data(server: EmbeddedPostgres) -> None:
     started = time.monotonic()
     await server.start()
     first_start_s = time.monotonic() - started
-    conn = await asyncpg.connect(server.url)
+    conn = await asyncpg.connect(server.owner_url)
     await conn.execute("CREATE TABLE kept (note text); INSERT INTO kept VALUES ('still here')")
     await conn.close()
     await server.stop()
@@ -95,7 +95,7 @@ async def test_restart_resumes_the_same_data(server: EmbeddedPostgres) -> None:
     await server.start()
     restart_s = time.monotonic() - started
 
-    conn = await asyncpg.connect(server.url)
+    conn = await asyncpg.connect(server.owner_url)
     try:
         assert await conn.fetchval("SELECT note FROM kept") == "still here"
     finally:

@@ -220,23 +220,29 @@ class TestConflictingAppend:
 
 
 class TestDatabaseRefusesChanges:
-    async def test_update_of_an_event_is_refused(self, db_pool: Pool, store: EventStore) -> None:
+    async def test_update_of_an_event_is_refused(
+        self, owner_pool: Pool, db_pool: Pool, store: EventStore
+    ) -> None:
         await store.append(EPISODE, [event(1)])
 
         with pytest.raises(asyncpg.InsufficientPrivilegeError, match="append-only: UPDATE"):
-            await db_pool.execute("UPDATE events SET actor_id = 'mallory'")
+            await owner_pool.execute("UPDATE events SET actor_id = 'mallory'")
 
-    async def test_delete_of_an_event_is_refused(self, db_pool: Pool, store: EventStore) -> None:
+    async def test_delete_of_an_event_is_refused(
+        self, owner_pool: Pool, db_pool: Pool, store: EventStore
+    ) -> None:
         await store.append(EPISODE, [event(1)])
 
         with pytest.raises(asyncpg.InsufficientPrivilegeError, match="append-only: DELETE"):
-            await db_pool.execute("DELETE FROM events WHERE seq = 1")
+            await owner_pool.execute("DELETE FROM events WHERE seq = 1")
 
-    async def test_truncate_of_events_is_refused(self, db_pool: Pool, store: EventStore) -> None:
+    async def test_truncate_of_events_is_refused(
+        self, owner_pool: Pool, db_pool: Pool, store: EventStore
+    ) -> None:
         await store.append(EPISODE, [event(1)])
 
         with pytest.raises(asyncpg.InsufficientPrivilegeError, match="append-only: TRUNCATE"):
-            await db_pool.execute("TRUNCATE events")
+            await owner_pool.execute("TRUNCATE events")
 
         assert len(await store.read_stream(EPISODE)) == 1
 
@@ -256,10 +262,10 @@ class TestVerifyChain:
 
     @pytest.mark.usefixtures("five_events")
     async def test_a_changed_payload_is_named_by_its_seq(
-        self, db_pool: Pool, store: EventStore
+        self, owner_pool: Pool, db_pool: Pool, store: EventStore
     ) -> None:
         await tamper(
-            db_pool,
+            owner_pool,
             "UPDATE events SET payload = jsonb_set(payload, '{client_ref}', '\"client-99\"') "
             "WHERE seq = 3",
         )
@@ -273,9 +279,9 @@ class TestVerifyChain:
 
     @pytest.mark.usefixtures("five_events")
     async def test_a_removed_event_is_named_by_its_seq(
-        self, db_pool: Pool, store: EventStore
+        self, owner_pool: Pool, db_pool: Pool, store: EventStore
     ) -> None:
-        await tamper(db_pool, "DELETE FROM events WHERE seq = 2")
+        await tamper(owner_pool, "DELETE FROM events WHERE seq = 2")
 
         result = verify_chain(await store.read_stream(EPISODE), CHAIN_KEY)
 
@@ -284,10 +290,10 @@ class TestVerifyChain:
 
     @pytest.mark.usefixtures("five_events")
     async def test_two_swapped_events_are_named_by_the_first_seq(
-        self, db_pool: Pool, store: EventStore
+        self, owner_pool: Pool, db_pool: Pool, store: EventStore
     ) -> None:
         await tamper(
-            db_pool,
+            owner_pool,
             "UPDATE events SET seq = 1000 WHERE seq = 2",
             "UPDATE events SET seq = 2 WHERE seq = 4",
             "UPDATE events SET seq = 4 WHERE seq = 1000",
@@ -301,9 +307,9 @@ class TestVerifyChain:
 
     @pytest.mark.usefixtures("five_events")
     async def test_a_column_that_disagrees_with_the_payload_is_named(
-        self, db_pool: Pool, store: EventStore
+        self, owner_pool: Pool, db_pool: Pool, store: EventStore
     ) -> None:
-        await tamper(db_pool, "UPDATE events SET actor_id = 'mallory' WHERE seq = 4")
+        await tamper(owner_pool, "UPDATE events SET actor_id = 'mallory' WHERE seq = 4")
 
         result = verify_chain(await store.read_stream(EPISODE), CHAIN_KEY)
 
@@ -409,21 +415,23 @@ class TestCommandsApplyOnce:
         assert result.digests == event_digests(events)
 
     async def test_the_fingerprint_table_is_append_only(
-        self, db_pool: Pool, store: EventStore
+        self, owner_pool: Pool, db_pool: Pool, store: EventStore
     ) -> None:
         await store.append(EPISODE, [event(1)], command=CommandKey(f"cmd-{EPISODE}-1", "a" * 64))
 
         with pytest.raises(asyncpg.InsufficientPrivilegeError, match="append-only"):
-            await db_pool.execute("UPDATE command_fingerprints SET fingerprint = repeat('b', 64)")
+            await owner_pool.execute(
+                "UPDATE command_fingerprints SET fingerprint = repeat('b', 64)"
+            )
 
 
 class TestRefusalsNoRetryFixes:
     """PostgreSQL's lasting refusals become StoreRefused; nothing of the append is written."""
 
     async def test_a_constraint_violation_is_refused_and_named(
-        self, db_pool: Pool, store: EventStore
+        self, owner_pool: Pool, db_pool: Pool, store: EventStore
     ) -> None:
-        await db_pool.execute(
+        await owner_pool.execute(
             "ALTER TABLE events ADD CONSTRAINT no_poison "
             "CHECK (payload->>'client_ref' IS DISTINCT FROM 'poison')"
         )
@@ -436,13 +444,13 @@ class TestRefusalsNoRetryFixes:
         assert await store.read_stream(EPISODE) == []
 
     async def test_a_failing_read_model_update_refuses_the_whole_append(
-        self, db_pool: Pool, store: EventStore
+        self, owner_pool: Pool, db_pool: Pool, store: EventStore
     ) -> None:
-        await db_pool.execute(
+        await owner_pool.execute(
             "CREATE FUNCTION broken_projection() RETURNS trigger LANGUAGE plpgsql AS "
             "$$ BEGIN RAISE EXCEPTION 'projection bug'; END; $$"
         )
-        await db_pool.execute(
+        await owner_pool.execute(
             "CREATE TRIGGER broken BEFORE INSERT ON episode_summary "
             "FOR EACH ROW EXECUTE FUNCTION broken_projection()"
         )
@@ -453,13 +461,13 @@ class TestRefusalsNoRetryFixes:
         assert await store.read_stream(EPISODE) == []
 
     async def test_a_serialization_failure_may_pass_and_stays_retryable(
-        self, db_pool: Pool, store: EventStore
+        self, owner_pool: Pool, db_pool: Pool, store: EventStore
     ) -> None:
-        await db_pool.execute(
+        await owner_pool.execute(
             "CREATE FUNCTION serialization_failure() RETURNS trigger LANGUAGE plpgsql AS "
             "$$ BEGIN RAISE EXCEPTION 'try again' USING ERRCODE = '40001'; END; $$"
         )
-        await db_pool.execute(
+        await owner_pool.execute(
             "CREATE TRIGGER transient BEFORE INSERT ON events "
             "FOR EACH ROW EXECUTE FUNCTION serialization_failure()"
         )

@@ -245,6 +245,40 @@ def test_up_serves_refers_stops_cleanly_and_resumes(up: Up) -> None:
     assert _gone(children) == []
 
 
+def test_given_carepath_up_when_it_has_run_then_its_data_dir_is_private_and_the_roles_use_the_application_role(
+    up: Up,
+) -> None:
+    up.start()
+    up.wait_healthy()
+    referral = httpx.post(
+        up.url + "/episodes",
+        json={"client_ref": "MRN-8", "program_id": "adult-iop", "referral_source": "court"},
+        headers=_auth(up.data_dir),
+        timeout=30,
+    )
+    role_envs = [up.role(role).environ() for role in ("worker", "api")]
+    code, _out, _err = up.signal_and_wait(signal.SIGINT)
+
+    assert referral.status_code == 201, referral.text
+    assert code == 0
+    for env in role_envs:
+        assert env["CAREPATH_DATABASE_URL"].startswith("postgresql://carepath_app:")
+        assert "CAREPATH_DATABASE_OWNER_URL" not in env
+    files = {path.name: path.stat().st_mode & 0o777 for path in up.data_dir.iterdir()}
+    written = {
+        "temporal.db",
+        "temporal.log",
+        "postgres.log",
+        "postgres.passwords",
+        "users.yaml",
+        "checkpoint.key",
+    }
+    assert written <= set(files)
+    assert {name: m for name, m in files.items() if name != "postgres" and m != 0o600} == {}
+    assert files["postgres"] == 0o700
+    assert up.data_dir.stat().st_mode & 0o777 == (0o710 if os.geteuid() == 0 else 0o700)
+
+
 def test_taken_api_port_is_a_one_line_error_naming_the_setting(up: Up) -> None:
     import socket
 

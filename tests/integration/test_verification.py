@@ -115,9 +115,9 @@ class TestCheckpoints:
         assert taken.checkpoint_id == 2
 
     async def test_the_database_refuses_to_change_a_checkpoint(
-        self, db_pool: Pool, stored: EventStore
+        self, owner_pool: Pool, db_pool: Pool, stored: EventStore
     ) -> None:
-        async with db_pool.acquire() as conn:
+        async with owner_pool.acquire() as conn:
             with pytest.raises(Exception, match="append-only"):
                 await conn.execute("DELETE FROM checkpoints")
 
@@ -147,9 +147,11 @@ class TestVerification:
 
         assert await bad_streams(db_pool) == []
 
-    async def test_a_changed_payload_names_its_seq(self, db_pool: Pool, stored: EventStore) -> None:
+    async def test_a_changed_payload_names_its_seq(
+        self, owner_pool: Pool, db_pool: Pool, stored: EventStore
+    ) -> None:
         await tamper(
-            db_pool,
+            owner_pool,
             f"UPDATE events SET payload = jsonb_set(payload, '{{command_id}}', '\"forged\"') "
             f"WHERE episode_id = '{EP}' AND seq = 5",
         )
@@ -159,8 +161,10 @@ class TestVerification:
         assert (bad.episode_id, bad.first_bad_seq) == (EP, 5)
         assert str(bad.reason).startswith("hash mismatch")
 
-    async def test_a_removed_event_names_its_seq(self, db_pool: Pool, stored: EventStore) -> None:
-        await tamper(db_pool, f"DELETE FROM events WHERE episode_id = '{EP}' AND seq = 7")
+    async def test_a_removed_event_names_its_seq(
+        self, owner_pool: Pool, db_pool: Pool, stored: EventStore
+    ) -> None:
+        await tamper(owner_pool, f"DELETE FROM events WHERE episode_id = '{EP}' AND seq = 7")
 
         (bad,) = await bad_streams(db_pool)
 
@@ -168,9 +172,9 @@ class TestVerification:
         assert bad.reason == "seq gap: expected seq 7, found seq 8"
 
     async def test_a_removed_last_event_is_caught_by_the_checkpoint(
-        self, db_pool: Pool, stored: EventStore
+        self, owner_pool: Pool, db_pool: Pool, stored: EventStore
     ) -> None:
-        await tamper(db_pool, f"DELETE FROM events WHERE episode_id = '{EP}' AND seq = {N}")
+        await tamper(owner_pool, f"DELETE FROM events WHERE episode_id = '{EP}' AND seq = {N}")
 
         (bad,) = await bad_streams(db_pool)
 
@@ -180,18 +184,18 @@ class TestVerification:
         )
 
     async def test_a_removed_first_event_names_seq_one(
-        self, db_pool: Pool, stored: EventStore
+        self, owner_pool: Pool, db_pool: Pool, stored: EventStore
     ) -> None:
-        await tamper(db_pool, f"DELETE FROM events WHERE episode_id = '{EP}' AND seq = 1")
+        await tamper(owner_pool, f"DELETE FROM events WHERE episode_id = '{EP}' AND seq = 1")
 
         (bad,) = await bad_streams(db_pool)
 
         assert (bad.first_bad_seq, bad.reason) == (1, "seq gap: expected seq 1, found seq 2")
 
     async def test_a_whole_stream_removed_is_caught_by_the_checkpoint(
-        self, db_pool: Pool, stored: EventStore
+        self, owner_pool: Pool, db_pool: Pool, stored: EventStore
     ) -> None:
-        await tamper(db_pool, f"DELETE FROM events WHERE episode_id = '{EP}'")
+        await tamper(owner_pool, f"DELETE FROM events WHERE episode_id = '{EP}'")
 
         (bad,) = await bad_streams(db_pool)
 
@@ -199,10 +203,10 @@ class TestVerification:
         assert "the stream is missing" in str(bad.reason)
 
     async def test_two_swapped_events_name_the_first_of_them(
-        self, db_pool: Pool, stored: EventStore
+        self, owner_pool: Pool, db_pool: Pool, stored: EventStore
     ) -> None:
         await tamper(
-            db_pool,
+            owner_pool,
             f"UPDATE events SET seq = seq + 1000 WHERE episode_id = '{EP}' AND seq IN (3, 4)",
             f"UPDATE events SET seq = CASE seq WHEN 1003 THEN 4 ELSE 3 END "
             f"WHERE episode_id = '{EP}' AND seq > 1000",
@@ -214,7 +218,7 @@ class TestVerification:
         assert str(bad.reason).startswith("prev-hash mismatch")
 
     async def test_a_stream_rewritten_with_recomputed_hashes_is_caught_by_the_checkpoint(
-        self, db_pool: Pool, stored: EventStore
+        self, owner_pool: Pool, db_pool: Pool, stored: EventStore
     ) -> None:
         # A forger who holds the chain key rewrites seq 4 and re-hashes the rest so the
         # chain is consistent again.
@@ -232,7 +236,7 @@ class TestVerification:
                 f"hash = '{new_hash}' WHERE episode_id = '{EP}' AND seq = {row.seq}"
             )
             prev = new_hash
-        await tamper(db_pool, *statements)
+        await tamper(owner_pool, *statements)
 
         (bad,) = await bad_streams(db_pool)
 
@@ -242,21 +246,21 @@ class TestVerification:
         assert chain_only.ok, "without the checkpoint the forgery is invisible"
 
     async def test_without_a_key_only_the_chains_are_checked(
-        self, db_pool: Pool, stored: EventStore
+        self, owner_pool: Pool, db_pool: Pool, stored: EventStore
     ) -> None:
-        await tamper(db_pool, f"DELETE FROM events WHERE episode_id = '{EP}' AND seq = {N}")
+        await tamper(owner_pool, f"DELETE FROM events WHERE episode_id = '{EP}' AND seq = {N}")
 
         results = await verify_all(db_pool, None, chain_key=CHAIN_KEY)
 
         assert all(r.ok and r.checkpoint_id is None for r in results)
 
     async def test_an_exported_checkpoint_catches_checkpoints_removed_from_the_database(
-        self, db_pool: Pool, stored: EventStore, tmp_path: Path
+        self, owner_pool: Pool, db_pool: Pool, stored: EventStore, tmp_path: Path
     ) -> None:
         checkpoint = await latest_checkpoint(db_pool)
         assert checkpoint is not None
         export_checkpoint(checkpoint, tmp_path / "cp.json")
-        await tamper(db_pool, f"DELETE FROM events WHERE episode_id = '{EP}' AND seq > 9")
+        await tamper(owner_pool, f"DELETE FROM events WHERE episode_id = '{EP}' AND seq > 9")
         await take_checkpoint(db_pool, KEY)  # a later checkpoint that covers the truncation
 
         from_db = await verify_all(db_pool, KEY, chain_key=CHAIN_KEY)

@@ -28,6 +28,7 @@ from domain import commands as c
 from domain.decider import fold
 from domain.vocabulary import ConsentScope, DischargeReason, RecipientKind
 from programs import load_catalog
+from store.db import Pool
 from store.event_store import EventStore
 from testing import samples
 from workflows.care_pathway import CarePathwayWorkflow
@@ -236,11 +237,11 @@ class TestStoreFailures:
     """A store failure no retry can fix fails that command at once; the episode goes on."""
 
     async def test_refused_append_fails_the_command_and_the_next_command_succeeds(
-        self, episodes: EpisodeClient, store: EventStore
+        self, owner_pool: Pool, episodes: EpisodeClient, store: EventStore
     ) -> None:
         ids = samples.CommandIds("refused-append")
         episode_id, start = await _admitted(episodes, ids)
-        await store.pool.execute(
+        await owner_pool.execute(
             "ALTER TABLE events ADD CONSTRAINT no_poison "
             "CHECK (payload->>'session_id' IS DISTINCT FROM 'poison')"
         )
@@ -263,13 +264,13 @@ class TestStoreFailures:
         assert [s.session_id for s in view.state.sessions] == ["s2"]
 
     async def test_append_conflict_fails_the_command_at_once(
-        self, episodes: EpisodeClient, store: EventStore
+        self, owner_pool: Pool, episodes: EpisodeClient, store: EventStore
     ) -> None:
         """The store lost the last event (restored from an older backup): the workflow's
         next event would leave a gap, which no retry mends."""
         ids = samples.CommandIds("gap")
         episode_id, start = await _admitted(episodes, ids)
-        async with store.pool.acquire() as conn, conn.transaction():
+        async with owner_pool.acquire() as conn, conn.transaction():
             await conn.execute("ALTER TABLE events DISABLE TRIGGER events_refuse_update_delete")
             await conn.execute(
                 "DELETE FROM events WHERE episode_id = $1 AND seq = "
