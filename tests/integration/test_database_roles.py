@@ -30,6 +30,7 @@ from store.event_store import CommandKey
 from store.migrations import Migration, load_migrations
 from store.projections import rebuild_projections
 from store.verification import verify_all
+from testing.keys import CHAIN_KEY
 from testing.sample_streams import episode_events
 
 pytestmark = pytest.mark.integration
@@ -69,7 +70,7 @@ class TestApplicationRole:
     async def test_given_the_application_role_when_it_tries_to_rewrite_history_then_each_attempt_is_refused(
         self, db_pool: Pool
     ) -> None:
-        store = EventStore(db_pool)
+        store = EventStore(db_pool, chain_key=CHAIN_KEY)
         await store.append(
             EP, episode_events(EP, sessions=1)[:3], command=CommandKey("c1", "a" * 64)
         )
@@ -89,12 +90,12 @@ class TestApplicationRole:
         assert not [m for m in refused.values() if "append-only" in m]
         assert await db_pool.fetchval("SELECT current_user") == APP_ROLE
         assert len(await store.read_stream(EP)) == 3
-        assert (await verify_all(db_pool, KEY))[0].ok
+        assert (await verify_all(db_pool, KEY, chain_key=CHAIN_KEY))[0].ok
 
     async def test_given_the_application_role_when_the_product_runs_then_appends_read_models_access_log_and_checkpoints_work(
         self, db_pool: Pool
     ) -> None:
-        store = EventStore(db_pool)
+        store = EventStore(db_pool, chain_key=CHAIN_KEY)
         events = episode_events(EP, sessions=3)
 
         await store.append(EP, events[:5], command=CommandKey("c1", "a" * 64))
@@ -115,7 +116,7 @@ class TestApplicationRole:
             "SELECT last_seq FROM episode_summary WHERE episode_id = $1", EP
         )
         assert summary["last_seq"] == len(events)
-        assert [v.ok for v in await verify_all(db_pool, KEY)] == [True]
+        assert [v.ok for v in await verify_all(db_pool, KEY, chain_key=CHAIN_KEY)] == [True]
         assert await migrate(db_pool) == []  # a current schema: nothing to do, nothing refused
 
     async def test_given_a_pending_migration_when_the_application_role_migrates_then_it_is_told_to_use_the_owner(

@@ -255,6 +255,7 @@ class TestPublishedCheckpoints:
         self,
         settings: Settings,
         db_pool: Pool,
+        owner_pool: Pool,
         tmp_path: Path,
         capsys: pytest.CaptureFixture[str],
     ) -> None:
@@ -265,7 +266,7 @@ class TestPublishedCheckpoints:
         shutil.copy(tmp_path / "checkpoints" / "checkpoint-00000001.json", kept)
         # An insider with both keys rewrites seq 2, re-chains, and re-signs the checkpoints.
         prev = GENESIS_HASH
-        async with db_pool.acquire() as conn, conn.transaction():
+        async with owner_pool.acquire() as conn, conn.transaction():
             for table in ("events", "checkpoints"):
                 await conn.execute(f"ALTER TABLE {table} DISABLE TRIGGER USER")
             for event in await store.read_stream("ep-1"):

@@ -165,7 +165,7 @@ class TestChainedCheckpoints:
         assert {s.checkpoint_id for s in result.streams} == {2}
 
     async def test_given_a_truncation_when_the_newest_checkpoint_row_is_deleted_then_its_published_copy_names_it_and_the_seq(
-        self, db_pool: Pool, store: EventStore, tmp_path: Path
+        self, db_pool: Pool, owner_pool: Pool, store: EventStore, tmp_path: Path
     ) -> None:
         await store.append(EP, episode_events(EP, sessions=4)[N : N + 3])
         second = await take_checkpoint(db_pool, KEY)
@@ -174,7 +174,7 @@ class TestChainedCheckpoints:
         write_to_directory(published, second)
         # The forger cuts the stream back and deletes the checkpoint that recorded its length.
         await superuser(
-            db_pool,
+            owner_pool,
             f"DELETE FROM events WHERE episode_id = '{EP}' AND seq > {N + 1}",
             "DELETE FROM checkpoints WHERE number = 2",
         )
@@ -192,13 +192,13 @@ class TestChainedCheckpoints:
         assert str(bad.reason).startswith("truncated: checkpoint #2 recorded seq 15")
 
     async def test_given_three_checkpoints_when_the_middle_one_is_deleted_then_it_is_named(
-        self, db_pool: Pool, store: EventStore
+        self, db_pool: Pool, owner_pool: Pool, store: EventStore
     ) -> None:
         for more in (1, 2):
             await store.append(EP, episode_events(EP, sessions=4)[N + more - 1 : N + more])
             await take_checkpoint(db_pool, KEY)
 
-        await superuser(db_pool, "DELETE FROM checkpoints WHERE number = 2")
+        await superuser(owner_pool, "DELETE FROM checkpoints WHERE number = 2")
 
         result = await report(store)
         assert result.checkpoint_problems == (
@@ -208,7 +208,7 @@ class TestChainedCheckpoints:
         assert not result.ok
 
     async def test_given_three_checkpoints_when_two_are_reordered_then_the_moved_one_is_named(
-        self, db_pool: Pool, store: EventStore
+        self, db_pool: Pool, owner_pool: Pool, store: EventStore
     ) -> None:
         for more in (1, 2):
             await store.append(EP, episode_events(EP, sessions=4)[N + more - 1 : N + more])
@@ -216,7 +216,7 @@ class TestChainedCheckpoints:
 
         # Swap the storage order of #2 and #3 (their signed contents stay intact).
         await superuser(
-            db_pool,
+            owner_pool,
             "UPDATE checkpoints SET checkpoint_id = checkpoint_id + 1000 WHERE number IN (2, 3)",
             "UPDATE checkpoints SET checkpoint_id = CASE number WHEN 2 THEN 3 ELSE 2 END "
             "WHERE number IN (2, 3)",
@@ -231,10 +231,10 @@ class TestChainedCheckpoints:
         )
 
     async def test_given_a_checkpoint_when_its_number_is_edited_then_its_signature_names_it(
-        self, db_pool: Pool, store: EventStore
+        self, db_pool: Pool, owner_pool: Pool, store: EventStore
     ) -> None:
         await take_checkpoint(db_pool, KEY)
-        await superuser(db_pool, "UPDATE checkpoints SET number = number + 10 WHERE number = 2")
+        await superuser(owner_pool, "UPDATE checkpoints SET number = number + 10 WHERE number = 2")
 
         result = await report(store)
 
@@ -246,7 +246,7 @@ class TestChainedCheckpoints:
 
 class TestCheckpointsOutsideTheDatabase:
     async def test_given_a_rewrite_rechained_and_resigned_inside_the_database_when_verified_against_the_external_file_then_the_seq_and_checkpoint_are_named(
-        self, db_pool: Pool, store: EventStore, tmp_path: Path
+        self, db_pool: Pool, owner_pool: Pool, store: EventStore, tmp_path: Path
     ) -> None:
         outside = tmp_path / "checkpoint-00000001.json"
         original = await _stored_checkpoint(db_pool)
@@ -267,7 +267,7 @@ class TestCheckpointsOutsideTheDatabase:
                 f"hash = '{new_hash}' WHERE episode_id = '{EP}' AND seq = {row['seq']}"
             )
             prev = new_hash
-        await superuser(db_pool, *statements, "DELETE FROM checkpoints")
+        await superuser(owner_pool, *statements, "DELETE FROM checkpoints")
         await take_checkpoint(db_pool, KEY)
         inside_only = await report(store)
 
