@@ -81,20 +81,26 @@ class StaffClient:
         headers = {**self.stack.headers(role), "Idempotency-Key": key}
         deadline = time.monotonic() + RETRY_FOR_S
         attempts = 0
+        last = "no answer"
         while True:
             attempts += 1
             try:
                 response = await self.http.post(url, json=body, headers=headers)
+                last = f"{response.status_code} {response.text[:300]}"
                 if response.status_code not in RETRYABLE:
                     answer = Answer(
                         key, episode_id, kind, response.status_code, attempts, response.json()
                     )
                     self.ledger.answers.append(answer)
                     return answer
-            except httpx.TransportError:
-                pass
+            except httpx.TransportError as exc:
+                last = f"{type(exc).__name__}: {exc}"
             if time.monotonic() > deadline:
-                raise TimeoutError(f"{kind} {key}: no definite answer in {RETRY_FOR_S:.0f} s")
+                raise TimeoutError(
+                    f"{kind} {key}: no definite answer in {RETRY_FOR_S:.0f} s "
+                    f"({attempts} attempts; last: {last})\nthe stack's last lines:\n"
+                    + self.stack.tail(60)
+                )
             await asyncio.sleep(min(0.25 * attempts, 2.0))
 
     async def command(
