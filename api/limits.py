@@ -54,7 +54,8 @@ class _BodyTooLarge(Exception):
     pass
 
 
-def _problem(status: int, code: str, detail: str, path: str) -> tuple[Message, Message]:
+async def _refuse(send: Send, status: int, code: str, detail: str, path: str) -> None:
+    """Answer with a problem document, before the app has seen the request."""
     body = json.dumps(
         {
             "type": PROBLEM_BASE + code,
@@ -74,7 +75,8 @@ def _problem(status: int, code: str, detail: str, path: str) -> tuple[Message, M
             (b"connection", b"close"),
         ],
     }
-    return start, {"type": "http.response.body", "body": body, "more_body": False}
+    await send(start)
+    await send({"type": "http.response.body", "body": body, "more_body": False})
 
 
 # A JSON string once its escapes (backslash and quote) are removed.
@@ -133,15 +135,14 @@ class RequestLimitMiddleware:
         # FastAPI parses a body without a content type as JSON too.
         json_like = media in (b"", b"text/json") or media.endswith((b"/json", b"+json"))
         if json_like and json_depth(body) > self.max_depth:
-            start, message = _problem(
+            await _refuse(
+                send,
                 400,
                 "MalformedJson",
                 f"the request body nests arrays or objects deeper than {self.max_depth} "
                 "levels: no CarePath request needs that many",
                 scope.get("path", ""),
             )
-            await send(start)
-            await send(message)
             return
         replayed = False
 
@@ -171,15 +172,14 @@ class RequestLimitMiddleware:
                 return b"".join(chunks), message
 
     async def _too_large(self, scope: Scope, send: Send) -> None:
-        start, message = _problem(
+        await _refuse(
+            send,
             413,
             "PayloadTooLarge",
             f"the request body is larger than {self.max_bytes} bytes: no CarePath request "
             "needs that much; send less",
             scope.get("path", ""),
         )
-        await send(start)
-        await send(message)
 
 
 # --- response headers -------------------------------------------------------------------

@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, computed_field
 from domain import asam
 from domain.commands import ReferralSource
 from domain.events import Event
+from domain.local_text import local_iso
 from domain.state import EpisodeState
 from domain.vocabulary import AsamEdition, LevelOfCare, LongText, Ref
 from domain.weeks import WeekReport, week_reports
@@ -138,7 +139,7 @@ class AsamViewResponse(_Closed):
 
 def local_time(moment: datetime, timezone: str) -> str:
     """`moment` as the clinic's wall-clock time, with its offset (ISO 8601)."""
-    return moment.astimezone(ZoneInfo(timezone)).isoformat()
+    return local_iso(moment, ZoneInfo(timezone))
 
 
 class WeekResponse(_Closed):

@@ -102,18 +102,6 @@ PROVENANCE_ENTITY_ROLE = frozenset({"derivation", "revision", "quotation", "sour
 AUDIT_EVENT_ACTION = frozenset({"C", "R", "U", "D", "E"})
 AUDIT_EVENT_OUTCOME = frozenset({"0", "4", "8", "12"})
 
-OBSERVATION_STATUS = frozenset(
-    {
-        "registered",
-        "preliminary",
-        "final",
-        "amended",
-        "corrected",
-        "cancelled",
-        "entered-in-error",
-        "unknown",
-    }
-)
 # The v3 ObservationInterpretation codes the weekly-hours observation uses.
 OBSERVATION_INTERPRETATION = frozenset({"L", "N"})
 FLAG_STATUS = frozenset({"active", "inactive", "entered-in-error"})

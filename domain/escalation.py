@@ -64,20 +64,12 @@ def raise_task(
     opened; if one is open below, the new task supersedes it.
     """
     rung = em.program.escalation.level(level)
-    if not em.state.rules.current:
-        em.emit(
-            ev.EscalationRaised,
-            task_id=f"task-{em.next_seq}",
-            level=rung.level,
-            task_kind=kind or rung.task,
-            trigger=trigger,
-            due_at=em.now + (due if due is not None else rung.due),
-            notify=rung.notify,
-            escalated_from=escalated_from,
-        )
-        return
-    concern = concern or concern_of(trigger)
-    lower = open_task_for(em.state, concern)
+    # The first rules know no concerns: every trigger opens a task of its own.
+    if em.state.rules.current:
+        concern = concern or concern_of(trigger)
+        lower = open_task_for(em.state, concern)
+    else:
+        concern, lower = None, None
     if lower is not None and lower.level >= rung.level:
         return  # the open task of this concern already stands at this rung or above
     raised = em.emit(

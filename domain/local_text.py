@@ -16,6 +16,11 @@ def local_time(moment: datetime, zone: ZoneInfo) -> str:
     return moment.astimezone(zone).strftime("%Y-%m-%d %H:%M %Z")
 
 
+def local_iso(moment: datetime, zone: ZoneInfo) -> str:
+    """The moment as the clinic's wall-clock time with its offset (ISO 8601)."""
+    return moment.astimezone(zone).isoformat()
+
+
 def span(length: timedelta) -> str:
     """A length of time in the largest whole unit that fits: `14 days`, `90 minutes`."""
     seconds = int(length.total_seconds())

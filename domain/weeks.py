@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
+from domain.local_text import local_iso
 from domain.state import AttendanceWeek, EpisodeState, Session
 from domain.vocabulary import AttendanceStatus, DeadlineRules
 
@@ -151,11 +152,11 @@ class WeekReport:
 
     @property
     def local_start(self) -> str:
-        return self.start.astimezone(ZoneInfo(self.timezone)).isoformat()
+        return local_iso(self.start, ZoneInfo(self.timezone))
 
     @property
     def local_end(self) -> str:
-        return self.end.astimezone(ZoneInfo(self.timezone)).isoformat()
+        return local_iso(self.end, ZoneInfo(self.timezone))
 
 
 def week_reports(state: EpisodeState) -> tuple[WeekReport, ...]:
