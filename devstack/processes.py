@@ -12,6 +12,7 @@ import asyncio
 import ctypes
 import ctypes.util
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -46,8 +47,21 @@ def require_free_port(host: str, port: int, what: str, setting: str) -> None:
         )
 
 
+# Ports handed out by `free_port`: below the kernel's ephemeral range (32768 and up by
+# default), so an outgoing connection cannot take one between the check and the listen.
+_FREE_PORTS = range(20000, 32000)
+
+
 def free_port(host: str = "127.0.0.1") -> int:
-    """A TCP port that was free a moment ago (for tests and ephemeral servers)."""
+    """A TCP port that was free a moment ago (for tests and ephemeral servers).
+
+    Chosen at random outside the ephemeral range: a port the kernel picked with bind(0)
+    is also one it may give any outgoing connection before our server listens on it.
+    """
+    for _ in range(200):
+        port = random.choice(_FREE_PORTS)
+        if port_is_free(host, port):
+            return port
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind((host, 0))
         return int(sock.getsockname()[1])

@@ -455,6 +455,14 @@ def test_killed_servers_are_restarted_on_the_same_data(up: Up, record_property: 
         killed_at = time.monotonic()
         old.kill()
         _wait_for(functools.partial(_server_replaced, up, server, old.pid), f"a new {server}")
+        # The supervisor logs the restart once the new server is ready, which can come a
+        # moment after the API has reconnected to it.
+        _wait_for(
+            functools.partial(_restart_logged, up, server),
+            f"{server} restart logged",
+            timeout=60,
+            on_failure=up.tail,
+        )
         _wait_for(lambda: _answers(up.url + "/readyz"), f"/readyz 200 after {server} came back")
         recovered[server] = time.monotonic() - killed_at
     episode = httpx.get(f"{up.url}/episodes/{episode_id}", headers=_auth(up.data_dir), timeout=30)
@@ -555,6 +563,10 @@ def _server_replaced(up: Up, name: str, old_pid: int) -> bool:
         return up.server(name).pid != old_pid
     except LookupError:
         return False
+
+
+def _restart_logged(up: Up, name: str) -> bool:
+    return any(e["child"] == name for e in up.log_events("child_restarted"))
 
 
 def _wait_for(
