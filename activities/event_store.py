@@ -89,6 +89,7 @@ class EventStoreActivities:
             head_seq=result.head_seq,
             written=result.written,
             stored_digests=result.digests,
+            position=result.position,
         )
 
     async def _stored_instead(

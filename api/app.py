@@ -57,7 +57,7 @@ from api.schemas import (
     local_time,
 )
 from api.scoping import EpisodeGate
-from api.worklist_routes import worklist_router
+from api.worklist_routes import read_your_writes, worklist_router
 from domain.actors import Role
 from domain.commands import ReferClient
 from domain.programs import ProgramCatalog
@@ -290,6 +290,7 @@ def create_app(resources: ApiResources) -> FastAPI:
         responses=PROBLEM_RESPONSES,
         summary="Hours attended week by week against the program's minimum (the attended-"
         "hours read model), in the clinic's local days",
+        dependencies=[Depends(read_your_writes(worklists))],
     )
     async def get_attendance(episode_id: str, request: Request, user: Reader) -> AttendanceResponse:
         program = await gate.check(request, user, episode_id)

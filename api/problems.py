@@ -56,6 +56,9 @@ STATUS_BY_ERROR: dict[str, int] = {
     "TemporalUnavailable": 503,
     "TemporalTimeout": 503,
     "DatabaseUnavailable": 503,
+    # The read models have not reached the position the reader waits for (`min_position`).
+    "ProjectionBehind": 503,
+    "UnknownPosition": 422,
     "CommandFailed": 500,
     # The same Idempotency-Key with another request (IETF Idempotency-Key draft: 422).
     "IdempotencyKeyReused": 422,

@@ -214,6 +214,12 @@ class CommandResponse(_Closed):
     version: int
     stage: str
     state: EpisodeState | None = None
+    position: int | None = Field(
+        default=None,
+        description="Where the command's last event stands in the store's global order: "
+        "pass it as `min_position` to a worklist to see this change there. Null when "
+        "nothing new was stored (a repeated or idempotent command).",
+    )
 
 
 class PendingDeadlineResponse(_Closed):

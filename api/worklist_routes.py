@@ -122,8 +122,32 @@ def _programs(user: User, program_id: str | None) -> tuple[list[str] | None, str
     return (None if (scope := user.program_filter()) is None else list(scope)), program_id
 
 
+def read_your_writes(worklists: Worklists) -> Any:
+    """A dependency that holds the read until the read models include `min_position`."""
+
+    async def caught_up(
+        min_position: Annotated[
+            int | None,
+            Query(
+                ge=1,
+                description="Answer only once the read models include the event at this "
+                "position (the `position` of a command's answer), so the caller sees their "
+                "own change; 503 ProjectionBehind if that takes over 5 s",
+            ),
+        ] = None,
+    ) -> None:
+        if min_position is not None:
+            await worklists.wait_for(min_position)
+
+    return caught_up
+
+
 def worklist_router(worklists: Worklists) -> APIRouter:
-    router = APIRouter(tags=["worklists"], responses=WORKLIST_RESPONSES)
+    router = APIRouter(
+        tags=["worklists"],
+        responses=WORKLIST_RESPONSES,
+        dependencies=[Depends(read_your_writes(worklists))],
+    )
     Reader = Annotated[User, Depends(require_role(*READ_ROLES))]
 
     @router.get(

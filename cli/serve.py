@@ -21,6 +21,7 @@ from cli.runtime import api_server, open_runtime
 from store.access_log import AccessLog
 from store.db import create_pool
 from store.migrations import migrate
+from store.projections import running_projector
 from workers.checkpoints import checkpoint_schedule
 from workers.errors import StartupError
 from workers.payload_codec import EncryptionCodec, payload_keyring
@@ -67,7 +68,11 @@ async def run_worker(settings: Settings) -> int:
             build_notifications(settings, runtime.store),
         )
         stop = _stop_on_signals()
-        async with worker, checkpoint_schedule(settings, runtime.pool):
+        async with (
+            worker,
+            checkpoint_schedule(settings, runtime.pool),
+            running_projector(runtime.pool),
+        ):
             log.info("worker_started", task_queue=runtime.task_queue)
             await stop.wait()
     finally:

@@ -44,3 +44,15 @@ class CheckpointInvalid(StoreError):
 
 class SchemaNotCurrent(StoreError):
     """Raised when a table the command needs does not exist yet: run `carepath db migrate`."""
+
+
+class UnknownPosition(StoreError):
+    """Raised when a reader waits for a position (`min_position`) that no stored event has."""
+
+
+class ProjectionBehind(StoreError):
+    """Raised when the read models do not reach a position in time; retrying shortly helps."""
+
+
+class RebuildRunning(StoreError):
+    """Raised when a rebuild of the read models starts while another one runs."""

@@ -17,28 +17,30 @@ is `DatabaseUnavailable` (retrying helps); anything else PostgreSQL refuses - a
 constraint, data it cannot store, a missing table or privilege, a failing read-model
 update - is `StoreRefused`, which no retry fixes.
 
-The read models (`store.projections`) are updated in the append's transaction:
-they never show an event the store does not hold, nor miss one it does.
+An append is one statement (`append_events`, migration 0015): the head check, the command
+lookup, the insert and the new head in one round trip. The read models are not written on
+this path: the projector (`store.projector`) folds the new events after they commit, in
+global position order, and a reader that needs its own change waits for its position.
 """
 
 from __future__ import annotations
 
 import contextlib
+from collections import OrderedDict
 from collections.abc import AsyncIterator, Sequence
 from datetime import datetime
 from typing import Any
 
 import asyncpg
 
-from domain.canonical import GENESIS_HASH, canonical_json, payload_digest
+from domain.canonical import GENESIS_HASH, payload_digest
 from domain.errors import CarePathError
 from domain.events import Event, dump_event
 from domain.idempotency import reused_key
-from store.chain import HASH_KEYED, ChainSeal, keyed_chain_hash
+from store.chain import ChainSeal, keyed_chain_hash
 from store.chain_seal import load_seal
 from store.db import Connection, Pool
 from store.errors import AppendConflict, DatabaseUnavailable, StoreRefused
-from store.projections import project_append
 from store.records import AppendResult, CommandKey, StoredEvent
 
 COLUMNS = (
@@ -51,10 +53,6 @@ _COMMAND_EVENTS = (
     "ON f.episode_id = e.episode_id AND f.command_id = e.command_id "
     "WHERE e.episode_id = $1 AND e.command_id = $2 ORDER BY e.seq"
 )
-_INSERT_FINGERPRINT = (
-    "INSERT INTO command_fingerprints (episode_id, command_id, fingerprint) "
-    "VALUES ($1, $2, $3) ON CONFLICT DO NOTHING"
-)
 # Refusals by the server that pass by themselves: its resources (53xxx: too many
 # connections, out of memory or disk), a serialization failure or deadlock (40xxx: PostgreSQL
 # asks for the transaction to be run again), a lock not available (55P03). A lost
@@ -64,28 +62,31 @@ _TRANSIENT = (
     asyncpg.TransactionRollbackError,
     asyncpg.LockNotAvailableError,
 )
-_INSERT = (
-    "INSERT INTO events (episode_id, seq, event_type, schema_version, payload, occurred_at, "
-    "actor_id, actor_role, command_id, prev_hash, hash, hash_alg) "
-    f"VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, '{HASH_KEYED}')"
-)
+_APPEND = "SELECT * FROM append_events($1, $2::jsonb, $3, $4)"
+# A hash no event has: the batch's chain base when this store does not know it, which the
+# database answers with the stored one (`stale_base`).
+_UNKNOWN_HASH = "unknown"
+# The first attempt, and the one after the database named the stored base hash.
+_HASH_ATTEMPTS = 2
+# Streams whose head this store remembers (least recently appended forgotten first).
+_HEADS_KEPT = 50_000
 
 
 class EventStore:
     """Appends to and reads episode streams through an asyncpg pool.
 
     Every appended event is hashed under `chain_key` (HMAC-SHA-256, `store.chain`), the
-    key kept outside the database (`workers.checkpoints.chain_key`). `projections=False`
-    appends without updating the read models (benchmarks, bulk imports followed by
-    `rebuild_projections`).
+    key kept outside the database (`workers.checkpoints.chain_key`). The read models
+    follow the appends (`store.projector`).
     """
 
-    def __init__(self, pool: Pool, *, chain_key: bytes, projections: bool = True) -> None:
+    def __init__(self, pool: Pool, *, chain_key: bytes) -> None:
         if not chain_key:
             raise ValueError("the event store needs a non-empty chain key")
         self._pool = pool
         self._chain_key = chain_key
-        self._projections = projections
+        # episode id -> (seq, hash) of its head after this store's last append to it.
+        self._heads: OrderedDict[str, tuple[int, str]] = OrderedDict()
 
     @property
     def pool(self) -> Pool:
@@ -105,34 +106,41 @@ class EventStore:
     async def append(
         self, episode_id: str, events: Sequence[Event], *, command: CommandKey | None = None
     ) -> AppendResult:
-        """Append `events` (contiguous seqs) to the stream, in one transaction.
+        """Append `events` (contiguous seqs) to the stream, in one statement.
 
         With `command`, the events are recorded as that command's; a command id the stream
         already holds is answered with its events (`applied_before`) and nothing is
         written, or refused with `IdempotencyKeyReused` if its request differed. With no
         events, this only looks the command up.
+
+        The events are hashed here, chained from the hash stored just before the batch,
+        which this store remembers from its last append to the stream. When it does not
+        know it (first append since start, or another worker appended meanwhile), the
+        database answers with the stored hash and the batch is hashed again: a second
+        round trip, once.
         """
         _check_batch(episode_id, events)
         try:
             payloads = [dump_event(event) for event in events]
-            async with (
-                _unavailable_on_lost_connection(),
-                self._pool.acquire() as conn,
-                conn.transaction(),
-            ):
-                # Serialises appenders to this stream (other streams are not blocked).
-                await conn.execute(
-                    "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", episode_id
-                )
-                return await _append_locked(
-                    conn,
-                    episode_id,
-                    events,
-                    payloads,
-                    command,
-                    project=self._projections,
-                    chain_key=self._chain_key,
-                )
+            base = self._base_hash(episode_id, events)
+            async with _unavailable_on_lost_connection(), self._pool.acquire() as conn:
+                for _attempt in range(_HASH_ATTEMPTS):
+                    row = await conn.fetchrow(
+                        _APPEND,
+                        episode_id,
+                        self._rows(events, payloads, base),
+                        None if command is None else command.command_id,
+                        None if command is None else command.fingerprint,
+                    )
+                    assert row is not None
+                    if row["status"] != "stale_base":
+                        break
+                    base = str(row["base_hash"])
+                else:  # pragma: no cover - the stream's lock makes a second miss impossible
+                    raise AppendConflict(
+                        f"episode {episode_id}: the stream's head kept moving; decide again"
+                    )
+                return await self._outcome(conn, episode_id, events, payloads, command, row)
         except asyncpg.UniqueViolationError as exc:
             # Only reachable if a writer bypasses the advisory lock.
             raise AppendConflict(
@@ -148,9 +156,91 @@ class EventStore:
             ) from exc
         except Exception as exc:
             # A constraint or trigger, data PostgreSQL cannot store, a missing table or
-            # privilege, or a read model that fails to update: the same append would fail
-            # the same way on every retry, so say so now.
+            # privilege: the same append would fail the same way on every retry, so say
+            # so now.
             raise _refused(episode_id, exc) from exc
+
+    def _base_hash(self, episode_id: str, events: Sequence[Event]) -> str:
+        """The hash the batch chains from, as far as this store knows (see `append`)."""
+        if not events or events[0].seq == 1:
+            return GENESIS_HASH
+        known = self._heads.get(episode_id)
+        if known is not None and known[0] == events[0].seq - 1:
+            return known[1]
+        return _UNKNOWN_HASH
+
+    def _rows(
+        self, events: Sequence[Event], payloads: list[dict[str, Any]], base: str
+    ) -> list[dict[str, Any]]:
+        rows = []
+        prev_hash = base
+        for event, payload in zip(events, payloads, strict=True):
+            event_hash = keyed_chain_hash(self._chain_key, prev_hash, payload)
+            rows.append(
+                {
+                    "seq": event.seq,
+                    "event_type": event.type,
+                    "schema_version": event.schema_version,
+                    "payload": payload,
+                    "occurred_at": event.occurred_at.isoformat(),
+                    "actor_id": event.actor.user_id,
+                    "actor_role": str(event.actor.role),
+                    "command_id": event.command_id,
+                    "prev_hash": prev_hash,
+                    "hash": event_hash,
+                }
+            )
+            prev_hash = event_hash
+        return rows
+
+    async def _outcome(
+        self,
+        conn: Connection,
+        episode_id: str,
+        events: Sequence[Event],
+        payloads: list[dict[str, Any]],
+        command: CommandKey | None,
+        row: asyncpg.Record,
+    ) -> AppendResult:
+        status = row["status"]
+        head_seq, head_hash = int(row["head_seq"]), str(row["head_hash"])
+        if status == "reused":
+            assert command is not None
+            raise reused_key(command.command_id)
+        if status == "gap":
+            raise AppendConflict(
+                f"episode {episode_id}: appending seq {events[0].seq} would leave a gap after "
+                f"seq {head_seq}; re-read the stream and decide again"
+            )
+        if status == "conflict":
+            raise AppendConflict(
+                f"episode {episode_id}: seq {row['conflict_seq']} already holds a different "
+                "event; re-read the stream and decide again"
+            )
+        self._remember(episode_id, head_seq, head_hash)
+        if status == "applied_before":
+            assert command is not None
+            prior = await _command_events(conn, episode_id, command)
+            return AppendResult(episode_id, 0, 0, head_seq, head_hash, applied_before=prior)
+        written = int(row["written"])
+        return AppendResult(
+            episode_id,
+            written=written,
+            already_present=len(events) - written,
+            head_seq=head_seq,
+            head_hash=head_hash,
+            # What the stream now holds at these seqs: equal to the batch, or it failed above.
+            digests=tuple(payload_digest(payload) for payload in payloads),
+            position=row["last_position"],
+        )
+
+    def _remember(self, episode_id: str, head_seq: int, head_hash: str) -> None:
+        if head_seq == 0:
+            return
+        self._heads[episode_id] = (head_seq, head_hash)
+        self._heads.move_to_end(episode_id)
+        if len(self._heads) > _HEADS_KEPT:
+            self._heads.popitem(last=False)
 
     async def read_stream(self, episode_id: str, after_seq: int = 0) -> list[StoredEvent]:
         """The stream's events with seq > after_seq, in seq order."""
@@ -221,78 +311,6 @@ def _check_batch(episode_id: str, events: Sequence[Event]) -> None:
             )
 
 
-async def _append_locked(
-    conn: Connection,
-    episode_id: str,
-    events: Sequence[Event],
-    payloads: list[dict[str, Any]],
-    command: CommandKey | None,
-    *,
-    project: bool,
-    chain_key: bytes,
-) -> AppendResult:
-    head = await _head(conn, episode_id)
-    head_seq, head_hash = head if head is not None else (0, GENESIS_HASH)
-    if command is not None:
-        prior = await _command_events(conn, episode_id, command)
-        # The same events at the same seqs are this very append retried (its first attempt
-        # committed, its acknowledgement was lost): checked below like any re-append.
-        if prior and [p.seq for p in prior] != [e.seq for e in events]:
-            return AppendResult(episode_id, 0, 0, head_seq, head_hash, applied_before=prior)
-    if not events:
-        return AppendResult(episode_id, 0, 0, head_seq, head_hash)
-
-    stored = await conn.fetch(
-        "SELECT seq, payload FROM events WHERE episode_id = $1 AND seq BETWEEN $2 AND $3",
-        episode_id,
-        events[0].seq,
-        events[-1].seq,
-    )
-    existing = {row["seq"]: row["payload"] for row in stored}
-    rows: list[tuple[Any, ...]] = []
-    written: list[Event] = []
-    prev_hash = head_hash
-    for event, payload in zip(events, payloads, strict=True):
-        if event.seq <= head_seq:
-            if canonical_json(existing[event.seq]) != canonical_json(payload):
-                raise AppendConflict(
-                    f"episode {episode_id}: seq {event.seq} already holds a different event; "
-                    "re-read the stream and decide again"
-                )
-            continue
-        if event.seq != head_seq + len(rows) + 1:
-            raise AppendConflict(
-                f"episode {episode_id}: appending seq {event.seq} would leave a gap after "
-                f"seq {head_seq}; re-read the stream and decide again"
-            )
-        event_hash = keyed_chain_hash(chain_key, prev_hash, payload)
-        rows.append(_row(episode_id, event, payload, prev_hash, event_hash))
-        written.append(event)
-        prev_hash = event_hash
-
-    if rows:
-        await conn.executemany(_INSERT, rows)
-        if command is not None:
-            await conn.execute(
-                _INSERT_FINGERPRINT, episode_id, command.command_id, command.fingerprint
-            )
-        if project:
-            await project_append(conn, episode_id, head_seq, written)
-    return AppendResult(
-        episode_id,
-        written=len(rows),
-        already_present=len(events) - len(rows),
-        head_seq=head_seq + len(rows),
-        head_hash=prev_hash,
-        # What the stream now holds at these seqs: the stored payload where one was already
-        # there (canonically equal to the new one, or the append failed above).
-        digests=tuple(
-            payload_digest(existing.get(event.seq, payload))
-            for event, payload in zip(events, payloads, strict=True)
-        ),
-    )
-
-
 async def _command_events(
     conn: Connection, episode_id: str, command: CommandKey
 ) -> tuple[StoredEvent, ...]:
@@ -303,24 +321,6 @@ async def _command_events(
     if recorded is not None and recorded != command.fingerprint:
         raise reused_key(command.command_id)
     return tuple(stored_event(row) for row in rows)
-
-
-def _row(
-    episode_id: str, event: Event, payload: dict[str, Any], prev_hash: str, event_hash: str
-) -> tuple[Any, ...]:
-    return (
-        episode_id,
-        event.seq,
-        event.type,
-        event.schema_version,
-        payload,
-        event.occurred_at,
-        event.actor.user_id,
-        str(event.actor.role),
-        event.command_id,
-        prev_hash,
-        event_hash,
-    )
 
 
 async def _head(conn: Connection, episode_id: str) -> tuple[int, str] | None:

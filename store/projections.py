@@ -1,24 +1,36 @@
-"""Read models, folded from the events in the same transaction as the append that adds them.
+"""Read models, folded from the events by the projector, after the appends commit.
 
-The projector keeps each episode's folded state (the pure domain's `fold`) in
-`projection_snapshots`; an append applies only its new events to that snapshot with
-`evolve`, then replaces the episode's rows in every read-model table in one round trip
-(the `project_episode` SQL function). Because every row is computed from the state alone
-(plus the last event's time), `rebuild_projections` - which folds each stream from the
-start - writes exactly the rows the live appends wrote.
+The projector (`Projector`) runs in the worker process. It reads the events it has not
+folded yet in global order (`position`, migration 0015), never passing over a transaction
+that is still running, and for each episode applies only the new events to its folded
+state (the pure domain's `evolve`), kept in `projection_snapshots`. It then replaces the
+episode's rows in every read-model table in one round trip (the `project_episode` SQL
+function) and moves its tracking row, all in one transaction: a projector that crashes
+starts again where its last transaction ended and folds nothing twice. Several workers may
+each run one; a transaction-scoped advisory lock lets one fold at a time.
+
+Because every row is computed from the state alone (plus the last event's time),
+`rebuild_projections` - which folds each stream from the start into the `rebuild_*` tables
+and copies them in at the end - writes exactly the rows the projector wrote. Appends never
+wait for either.
 
 A stream whose events do not fold is recorded in `projection_failures`; its read models
-keep the last state that folded, and the append itself still succeeds: the audit record
-never waits on a read model.
+keep the last state that folded, and everything else carries on: the audit record never
+waits on a read model.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+import asyncio
+import contextlib
+import time
+from collections import OrderedDict
+from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+import asyncpg
 import pydantic
 import structlog
 
@@ -29,11 +41,11 @@ from domain.state import EpisodeState
 from domain.vocabulary import Stage
 from domain.weeks import tally, weeks_so_far
 from store.db import Connection, Pool
+from store.errors import ProjectionBehind, RebuildRunning, UnknownPosition
 
 log = structlog.get_logger("carepath.projections")
 
-# Every table `rebuild_projections` empties and refills, bookkeeping included, in the order
-# an append touches them: TRUNCATE locks them in this order, so it cannot deadlock with one.
+# Every table `rebuild_projections` empties and refills, bookkeeping included.
 PROJECTION_TABLES = (
     "projection_failures",
     "projection_snapshots",
@@ -68,46 +80,16 @@ class RebuildResult:
     failed_streams: tuple[str, ...]
 
 
-async def project_append(
-    conn: Connection, episode_id: str, head_seq_before: int, events: Sequence[Event]
-) -> None:
-    """Fold newly appended `events` (seqs after `head_seq_before`) into the read models.
-
-    Runs inside the append's transaction, under its per-stream lock.
-    """
-    if not events:
-        return
-    if await conn.fetchval("SELECT 1 FROM projection_failures WHERE episode_id = $1", episode_id):
-        return
-    snapshot = await conn.fetchrow(
-        "SELECT version, state FROM projection_snapshots WHERE episode_id = $1", episode_id
-    )
-    state: EpisodeState | None = None
-    pending: Iterable[Event | dict[str, Any]] = events
-    if head_seq_before == 0:
-        pass
-    elif snapshot is not None and snapshot["version"] == head_seq_before:
-        state = EpisodeState.model_validate(snapshot["state"])
-    else:
-        # No snapshot yet (events stored before the read models existed) or a stale one:
-        # fold the whole stream.
-        rows = await conn.fetch(
-            "SELECT payload FROM events WHERE episode_id = $1 AND seq <= $2 ORDER BY seq",
-            episode_id,
-            head_seq_before,
-        )
-        pending = [*(row["payload"] for row in rows), *events]
-    await _fold_and_write(conn, episode_id, state, pending)
-
-
 async def _fold_and_write(
     conn: Connection,
     episode_id: str,
     state: EpisodeState | None,
     events: Iterable[Event | dict[str, Any]],
-) -> int:
+    prefix: str = "",
+) -> tuple[int, EpisodeState | None]:
     """Fold `events` (domain events or stored payloads) onto `state` and write the read
-    models; return how many events folded."""
+    models (those whose table names start with `prefix`); return how many events folded
+    and the state written."""
     last: Event | None = None
     folded = 0
     for item in events:
@@ -118,28 +100,37 @@ async def _fold_and_write(
         # audit record and must not be refused because a read model cannot follow it.
         except Exception as exc:
             seq = item.get("seq", 0) if isinstance(item, dict) else item.seq
-            await _record_failure(conn, episode_id, int(seq), exc)
+            await _record_failure(conn, episode_id, int(seq), exc, prefix)
             break
         last = event
         folded += 1
     if state is not None and last is not None:
-        await conn.execute(
-            "SELECT project_episode($1, $2, $3)",
-            episode_id,
-            state.version,
-            read_model_rows(state, last.occurred_at),
-        )
-    return folded
+        rows = read_model_rows(state, last.occurred_at)
+        if prefix:
+            await conn.execute(
+                "SELECT project_episode_into($1, $2, $3, $4)",
+                prefix,
+                episode_id,
+                state.version,
+                rows,
+            )
+        else:
+            await conn.execute(
+                "SELECT project_episode($1, $2, $3)", episode_id, state.version, rows
+            )
+    return folded, state
 
 
-async def _record_failure(conn: Connection, episode_id: str, seq: int, exc: Exception) -> None:
+async def _record_failure(
+    conn: Connection, episode_id: str, seq: int, exc: Exception, prefix: str = ""
+) -> None:
     reason = _describe(exc)
     # The log line names the kind of failure only: an exception's message may quote a
     # value of the event. The full reason stays in `projection_failures`.
     log.warning("projection_failed", episode_id=episode_id, seq=seq, error=type(exc).__name__)
     await conn.execute(
-        "INSERT INTO projection_failures (episode_id, seq, reason) VALUES ($1, $2, $3) "
-        "ON CONFLICT (episode_id) DO NOTHING",
+        f"INSERT INTO {prefix}projection_failures (episode_id, seq, reason) "
+        "VALUES ($1, $2, $3) ON CONFLICT (episode_id) DO NOTHING",
         episode_id,
         seq,
         reason,
@@ -156,43 +147,326 @@ def _describe(exc: Exception) -> str:
     return f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
 
 
-async def rebuild_projections(pool: Pool, progress: Progress | None = None) -> RebuildResult:
-    """Empty every read model and refill it from the events, in one transaction.
+# --- the projector ----------------------------------------------------------------------
 
-    Concurrent appends wait for the rebuild to commit and then continue from its snapshots.
+# The projector's tracking row, and the lock that lets one projector (or a rebuild's swap)
+# fold at a time. Any fixed number works; it only has to differ from our other locks.
+TRACKING_NAME = "read_models"
+PROJECTOR_LOCK_KEY = 0x70726F6A_6563746F  # "projecto"
+REBUILD_LOCK_KEY = 0x72656275_696C6421  # "rebuild!"
+# Events read per transaction. A larger batch folds faster under load; a smaller one
+# commits sooner.
+PROJECTOR_BATCH = 500
+# How often an idle projector looks for new events, in seconds.
+PROJECTOR_IDLE_S = 0.05
+# The events no running transaction can still add to: those of transactions older than
+# the oldest one running (so a reader never passes over a gap a slower writer fills
+# later), after `($1, $2)` in (tx, position) order.
+_SAFE_EVENTS = (
+    "SELECT episode_id, seq, payload, tx::text AS tx, position FROM events "
+    "WHERE (tx, position) > ($1::text::xid8, $2::bigint) "
+    "AND tx < pg_snapshot_xmin(pg_current_snapshot()) "
+    "ORDER BY tx, position LIMIT $3"
+)
+_TRACKING = "SELECT tx::text AS tx, position FROM projection_tracking WHERE name = $1"
+_MOVE_TRACKING = (
+    "UPDATE projection_tracking SET tx = $2::text::xid8, position = $3, updated_at = now() "
+    "WHERE name = $1"
+)
+# Whether the event at a position is folded: at or before the tracking row in (tx, position)
+# order. NULL when no event has that position.
+_FOLDED = (
+    "SELECT (e.tx, e.position) <= (t.tx, t.position) FROM events e, projection_tracking t "
+    "WHERE e.position = $1 AND t.name = $2"
+)
+
+
+@dataclass
+class _Folded:
+    """An episode's state as the projector last folded and committed it."""
+
+    version: int
+    state: EpisodeState
+
+
+class Projector:
+    """Folds new events into the read models; `run` in the worker, `catch_up` anywhere.
+
+    It keeps the states it folded last in memory (at most `cache_size`), so a busy
+    episode's next events are applied without reading its snapshot back.
     """
+
+    def __init__(
+        self, pool: Pool, *, batch: int = PROJECTOR_BATCH, cache_size: int = 10_000
+    ) -> None:
+        self._pool = pool
+        self._batch = batch
+        self._cache_size = cache_size
+        self._states: OrderedDict[str, _Folded] = OrderedDict()
+
+    async def step(self) -> int | None:
+        """Fold the next batch of safe events in one transaction; how many were folded,
+        or None if another projector holds the lock."""
+        folded: dict[str, _Folded] = {}
+        async with self._pool.acquire() as conn, conn.transaction():
+            if not await conn.fetchval("SELECT pg_try_advisory_xact_lock($1)", PROJECTOR_LOCK_KEY):
+                return None
+            track = await conn.fetchrow(_TRACKING, TRACKING_NAME)
+            assert track is not None, "migration 0015 creates the tracking row"
+            rows = await conn.fetch(_SAFE_EVENTS, track["tx"], track["position"], self._batch)
+            if not rows:
+                return 0
+            streams: dict[str, list[Any]] = {}
+            for row in rows:
+                streams.setdefault(row["episode_id"], []).append(row)
+            snapshots = {
+                row["episode_id"]: row
+                for row in await conn.fetch(
+                    "SELECT episode_id, s.version, s.state, f.seq IS NOT NULL AS failed "
+                    "FROM unnest($1::text[]) AS k(episode_id) "
+                    "LEFT JOIN projection_snapshots s USING (episode_id) "
+                    "LEFT JOIN projection_failures f USING (episode_id)",
+                    list(streams),
+                )
+            }
+            for episode_id, events in streams.items():
+                try:
+                    # A savepoint: rows PostgreSQL refuses park this stream, not the batch.
+                    async with conn.transaction():
+                        state = await self._fold_stream(
+                            conn, episode_id, events, snapshots[episode_id]
+                        )
+                except asyncpg.PostgresError as exc:
+                    await _record_failure(conn, episode_id, events[0]["seq"], exc)
+                    continue
+                if state is not None:
+                    folded[episode_id] = _Folded(state.version, state)
+            await conn.execute(_MOVE_TRACKING, TRACKING_NAME, rows[-1]["tx"], rows[-1]["position"])
+        # Only what committed is remembered.
+        for episode_id, entry in folded.items():
+            self._states[episode_id] = entry
+            self._states.move_to_end(episode_id)
+        while len(self._states) > self._cache_size:
+            self._states.popitem(last=False)
+        return len(rows)
+
+    async def _fold_stream(
+        self, conn: Connection, episode_id: str, rows: list[Any], snapshot: Any
+    ) -> EpisodeState | None:
+        if snapshot["failed"]:
+            return None
+        first, last = rows[0]["seq"], rows[-1]["seq"]
+        version = snapshot["version"]
+        if version is not None and version >= last:
+            return None  # already folded (a rebuild swapped in a newer state)
+        cached = self._states.get(episode_id)
+        state: EpisodeState | None = None
+        pending: list[dict[str, Any]] = [row["payload"] for row in rows]
+        if cached is not None and cached.version == first - 1 == version:
+            state = cached.state
+        elif version is not None and version == first - 1:
+            state = EpisodeState.model_validate(snapshot["state"])
+        elif first != 1:
+            # No snapshot (events stored before the read models existed) or a stale one:
+            # fold the whole stream.
+            stored = await conn.fetch(
+                "SELECT payload FROM events WHERE episode_id = $1 AND seq < $2 ORDER BY seq",
+                episode_id,
+                first,
+            )
+            pending = [*(row["payload"] for row in stored), *pending]
+        return await _fold_into(conn, episode_id, state, pending)
+
+    async def catch_up(self) -> int:
+        """Fold until no safe event is left; how many events were folded."""
+        total = 0
+        while True:
+            folded = await self.step()
+            if folded is None:
+                await asyncio.sleep(PROJECTOR_IDLE_S)
+                continue
+            total += folded
+            if folded < self._batch:
+                return total
+
+    async def run(self, stop: asyncio.Event | None = None) -> None:
+        """Fold new events until cancelled (or `stop` is set); a failing database is
+        waited out, never raised."""
+        failures = 0
+        while stop is None or not stop.is_set():
+            try:
+                folded = await self.step()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                failures += 1
+                log.warning(
+                    "projector_failed", error=type(exc).__name__, retry_in_s=min(failures, 10)
+                )
+                await asyncio.sleep(min(failures, 10))
+                continue
+            failures = 0
+            if folded != self._batch:
+                await asyncio.sleep(PROJECTOR_IDLE_S)
+
+
+@contextlib.asynccontextmanager
+async def running_projector(pool: Pool) -> AsyncIterator[Projector]:
+    """A projector folding new events in the background for as long as the block runs."""
+    projector = Projector(pool)
+    task = asyncio.create_task(projector.run(), name="projector")
+    try:
+        yield projector
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+async def _fold_into(
+    conn: Connection, episode_id: str, state: EpisodeState | None, pending: list[dict[str, Any]]
+) -> EpisodeState | None:
+    """Fold and write; the state reached, or None if some event did not fold."""
+    folded, reached = await _fold_and_write(conn, episode_id, state, pending)
+    return reached if folded == len(pending) else None
+
+
+async def is_folded(pool: Pool, position: int) -> bool:
+    """Whether the read models include the event at `position`; `UnknownPosition` if
+    no stored event has it."""
+    async with pool.acquire() as conn:
+        folded = await conn.fetchval(_FOLDED, position, TRACKING_NAME)
+    if folded is None:
+        raise UnknownPosition(f"no event has position {position}")
+    return bool(folded)
+
+
+async def wait_for_position(pool: Pool, position: int, timeout: float = 5.0) -> None:
+    """Return once the read models include the event at `position` (read your writes);
+    `ProjectionBehind` after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while not await is_folded(pool, position):
+        if time.monotonic() >= deadline:
+            raise ProjectionBehind(
+                f"the read models have not reached position {position} within {timeout:g} s; "
+                "retry shortly"
+            )
+        await asyncio.sleep(0.01)
+
+
+async def projection_lag(pool: Pool) -> dict[str, Any]:
+    """How far the read models are behind the events: events not folded yet, and the
+    age of the oldest of them in seconds (0 when none)."""
+    async with pool.acquire() as conn:
+        row = await conn.fetchrow(
+            "SELECT count(*) AS behind, "
+            "COALESCE(EXTRACT(EPOCH FROM now() - min(e.recorded_at)), 0) AS oldest_s "
+            "FROM events e, projection_tracking t "
+            "WHERE t.name = $1 AND (e.tx, e.position) > (t.tx, t.position)",
+            TRACKING_NAME,
+        )
+    assert row is not None
+    return {"events_behind": int(row["behind"]), "oldest_unfolded_s": float(row["oldest_s"])}
+
+
+# --- rebuild ----------------------------------------------------------------------------
+
+# Streams folded into the rebuild tables per transaction.
+_REBUILD_COMMIT_EVERY = 200
+
+
+async def rebuild_projections(pool: Pool, progress: Progress | None = None) -> RebuildResult:
+    """Refill every read model from the events without stopping anything.
+
+    Every stream is folded into the `rebuild_*` tables, committed every few hundred
+    streams, up to the last event no running transaction can still add to. Then, in one
+    short transaction under the projector's lock, the rebuilt rows replace the live ones
+    and the tracking row moves to where the rebuild stopped; the projector folds what was
+    appended meanwhile. Appends never wait; readers see the old rows until the swap.
+    """
+    async with pool.acquire() as reader, pool.acquire() as writer:
+        if not await writer.fetchval("SELECT pg_try_advisory_lock($1)", REBUILD_LOCK_KEY):
+            raise RebuildRunning("another rebuild of the read models is running")
+        try:
+            result = await _rebuild(reader, writer, progress)
+        finally:
+            await writer.execute("SELECT pg_advisory_unlock($1)", REBUILD_LOCK_KEY)
+    await Projector(pool).catch_up()
+    return result
+
+
+async def _rebuild(
+    reader: Connection, writer: Connection, progress: Progress | None
+) -> RebuildResult:
+    shadow = [f"rebuild_{table}" for table in PROJECTION_TABLES]
+    await writer.execute(f"TRUNCATE {', '.join(shadow)}")
     streams = events = 0
     failed: list[str] = []
-    async with pool.acquire() as conn, conn.transaction():
-        await conn.execute(f"TRUNCATE {', '.join(PROJECTION_TABLES)}")
-        total = int(await conn.fetchval("SELECT count(DISTINCT episode_id) FROM events"))
+    # A read-only transaction holds no transaction id, so it holds no projector back.
+    async with reader.transaction(isolation="repeatable_read", readonly=True):
+        upto = await reader.fetchrow(
+            "SELECT tx::text AS tx, position FROM events "
+            "WHERE tx < pg_snapshot_xmin(pg_current_snapshot()) "
+            "ORDER BY tx DESC, position DESC LIMIT 1"
+        )
+        upto_tx, upto_position = (upto["tx"], upto["position"]) if upto else ("1", 0)
+        total = int(
+            await reader.fetchval(
+                "SELECT count(DISTINCT episode_id) FROM events "
+                "WHERE (tx, position) <= ($1::text::xid8, $2::bigint)",
+                upto_tx,
+                upto_position,
+            )
+        )
+        cursor = reader.cursor(
+            "SELECT episode_id, payload FROM events "
+            "WHERE (tx, position) <= ($1::text::xid8, $2::bigint) ORDER BY episode_id, seq",
+            upto_tx,
+            upto_position,
+            prefetch=2000,
+        )
         current: str | None = None
         batch: list[dict[str, Any]] = []
-        cursor = conn.cursor(
-            "SELECT episode_id, payload FROM events ORDER BY episode_id, seq", prefetch=2000
-        )
-        # Streams are folded one after another; rows are fetched in pages, not all at once.
-        async for row in cursor:
-            if row["episode_id"] != current:
-                if current is not None:
-                    events += await _rebuild_stream(conn, current, batch, failed)
-                    streams += 1
-                    if progress:
-                        progress(streams, total)
-                current, batch = row["episode_id"], []
-            batch.append(row["payload"])
-        if current is not None:
-            events += await _rebuild_stream(conn, current, batch, failed)
-            streams += 1
-            if progress:
-                progress(streams, total)
+        pending = writer.transaction()
+        await pending.start()
+        try:
+            async for row in cursor:
+                if row["episode_id"] != current:
+                    if current is not None:
+                        events += await _rebuild_stream(writer, current, batch, failed)
+                        streams += 1
+                        if progress:
+                            progress(streams, total)
+                        if streams % _REBUILD_COMMIT_EVERY == 0:
+                            await pending.commit()
+                            pending = writer.transaction()
+                            await pending.start()
+                    current, batch = row["episode_id"], []
+                batch.append(row["payload"])
+            if current is not None:
+                events += await _rebuild_stream(writer, current, batch, failed)
+                streams += 1
+                if progress:
+                    progress(streams, total)
+        except BaseException:
+            await pending.rollback()
+            raise
+        await pending.commit()
+    async with writer.transaction():
+        await writer.execute("SELECT pg_advisory_xact_lock($1)", PROJECTOR_LOCK_KEY)
+        for table in PROJECTION_TABLES:
+            # DELETE, not TRUNCATE: readers keep seeing the old rows until this commits.
+            await writer.execute(f"DELETE FROM {table}")
+            await writer.execute(f"INSERT INTO {table} SELECT * FROM rebuild_{table}")
+        await writer.execute(_MOVE_TRACKING, TRACKING_NAME, upto_tx, upto_position)
+    await writer.execute(f"TRUNCATE {', '.join(shadow)}")
     return RebuildResult(streams=streams, events=events, failed_streams=tuple(failed))
 
 
 async def _rebuild_stream(
     conn: Connection, episode_id: str, batch: list[dict[str, Any]], failed: list[str]
 ) -> int:
-    folded = await _fold_and_write(conn, episode_id, None, batch)
+    folded, _ = await _fold_and_write(conn, episode_id, None, batch, prefix="rebuild_")
     if folded < len(batch):
         failed.append(episode_id)
     return folded

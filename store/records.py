@@ -59,3 +59,6 @@ class AppendResult:
     head_hash: str
     digests: tuple[str, ...] = ()
     applied_before: tuple[StoredEvent, ...] = ()
+    # The global position of the batch's last event (`store.projector`): a reader of the
+    # read models waits for it to see this append.
+    position: int | None = None

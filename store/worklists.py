@@ -16,8 +16,11 @@ import asyncpg
 
 from store.db import Pool
 from store.errors import DatabaseUnavailable
+from store.projections import wait_for_position
 
 Row = dict[str, Any]
+# How long a read waits for the read models to reach a `min_position`.
+READ_YOUR_WRITES_S = 5.0
 
 
 class Worklists:
@@ -25,6 +28,11 @@ class Worklists:
 
     def __init__(self, pool: Pool) -> None:
         self._pool = pool
+
+    async def wait_for(self, position: int, timeout: float = READ_YOUR_WRITES_S) -> None:
+        """Return once the read models include the event at `position` (a command's
+        answer carries it): the caller then sees their own change."""
+        await wait_for_position(self._pool, position, timeout)
 
     async def episode_program(self, episode_id: str) -> str | None:
         """The program an episode belongs to, or None if there is no such episode.

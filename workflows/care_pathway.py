@@ -141,6 +141,9 @@ class CarePathwayWorkflow:
         # Commands and ticks are applied one at a time, in the order they take the lock,
         # so two accepted commands never both decide against the same old state.
         self._lock = asyncio.Lock()
+        # Store position of each staff command's last event, from its append until the
+        # update answers with it (read-your-writes: `CommandResult.position`).
+        self._positions: dict[str, int] = {}
         self._outbox: list[Event] = []
         # ClientReadmitted events whose new episode is still to be started.
         self._readmissions: list[ClientReadmitted] = []
@@ -259,6 +262,7 @@ class CarePathwayWorkflow:
             version=state.version,
             stage=state.stage.value,
             state=state if request.include_state else None,
+            position=self._positions.pop(request.command.command_id, None),
         )
 
     @command.validator
@@ -342,6 +346,8 @@ class CarePathwayWorkflow:
                 self._adopt(decided)
                 if fingerprint is not None:
                     self._ledger.record(command.command_id, fingerprint, decided)
+                    if result.position is not None:
+                        self._positions[command.command_id] = result.position
                 events = decided
             log.info(
                 "command_applied",

@@ -88,6 +88,10 @@ class CommandResult(_Message):
     version: int
     stage: str
     state: EpisodeState | None = None
+    # The global position of the command's last event in the store (`store.projections`):
+    # a read of the read models can wait for it. None when nothing new was stored (a
+    # repeated command, or one with no effect).
+    position: int | None = None
 
 
 class EpisodeView(_Message):
@@ -122,6 +126,8 @@ class AppendEventsResult(_Message):
     # (domain.canonical.payload_digest), for the workflow to compare with what it decided.
     # None in results recorded before the field existed: nothing to compare then.
     stored_digests: tuple[str, ...] | None = None
+    # The global position of the batch's last event; None in results recorded before it.
+    position: int | None = None
 
 
 class NotifyInput(_Message):

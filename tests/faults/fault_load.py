@@ -24,7 +24,7 @@ import httpx
 from api.command_specs import spec_for
 from domain.actors import Role
 from store.db import create_pool
-from store.projections import READ_MODELS, rebuild_projections
+from store.projections import READ_MODELS, Projector, rebuild_projections
 from testing.up import UpStack
 
 # A 503 or a dropped connection is retried with the same key for this long at most.
@@ -204,6 +204,8 @@ async def audit_store(stack: UpStack, ledger: Ledger) -> StoreAudit:
     """Compare the ledger of accepted commands with the event store and the read models."""
     pool = await create_pool(stack.database_url, max_size=2)
     try:
+        # The read models as the stack's projector left them, once it has caught up.
+        await Projector(pool).catch_up()
         async with pool.acquire() as conn:
             rows = await conn.fetch("SELECT episode_id, seq, command_id FROM events ORDER BY 1, 2")
             before = await _read_models(conn)

@@ -18,6 +18,7 @@ from temporalio.testing import WorkflowEnvironment
 
 from store.db import Pool
 from store.event_store import EventStore
+from store.projections import running_projector
 from testing.keys import CHAIN_KEY
 from testing.stack import api_app, start_dev_server
 from workers.health import recent_pollers
@@ -56,7 +57,7 @@ async def api(temporal_client: Client, db_pool: Pool) -> AsyncIterator[httpx.Asy
     task_queue = f"tq-{uuid.uuid4().hex[:12]}"
     store = EventStore(db_pool, chain_key=CHAIN_KEY)
     app = api_app(temporal_client, store, task_queue, users_authenticator())
-    async with build_worker(temporal_client, store, task_queue):
+    async with build_worker(temporal_client, store, task_queue), running_projector(db_pool):
         # The worker polls a moment after it starts; /readyz and /healthz look for that.
         await wait_until_polling(temporal_client, task_queue)
         transport = httpx.ASGITransport(app=app)

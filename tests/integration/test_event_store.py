@@ -24,6 +24,7 @@ from store import (
 from store.chain import keyed_chain_hash
 from store.db import Pool
 from store.errors import StoreRefused
+from store.projections import Projector
 from store.records import CommandKey
 from testing.keys import CHAIN_KEY
 
@@ -443,22 +444,35 @@ class TestRefusalsNoRetryFixes:
         assert "poison'" not in str(caught.value)  # the row's values stay out of the message
         assert await store.read_stream(EPISODE) == []
 
-    async def test_a_failing_read_model_update_refuses_the_whole_append(
+    async def test_a_failing_read_model_update_never_refuses_an_append_and_parks_only_that_stream(
         self, owner_pool: Pool, db_pool: Pool, store: EventStore
     ) -> None:
         await owner_pool.execute(
             "CREATE FUNCTION broken_projection() RETURNS trigger LANGUAGE plpgsql AS "
-            "$$ BEGIN RAISE EXCEPTION 'projection bug'; END; $$"
+            "$$ BEGIN IF NEW.episode_id = 'ep-0001' THEN RAISE EXCEPTION 'projection bug'; "
+            "END IF; RETURN NEW; END; $$"
         )
         await owner_pool.execute(
             "CREATE TRIGGER broken BEFORE INSERT ON episode_summary "
             "FOR EACH ROW EXECUTE FUNCTION broken_projection()"
         )
 
-        with pytest.raises(StoreRefused, match="projection bug"):
-            await store.append(EPISODE, [event(1)])
+        await store.append(EPISODE, [event(1)])
+        await store.append("ep-0002", [event(1, episode_id="ep-0002")])
+        await Projector(db_pool).catch_up()
 
-        assert await store.read_stream(EPISODE) == []
+        assert [e.seq for e in await store.read_stream(EPISODE)] == [1]
+        failure = await db_pool.fetchrow(
+            "SELECT seq, reason FROM projection_failures WHERE episode_id = $1", EPISODE
+        )
+        assert failure is not None
+        assert "projection bug" in failure["reason"]
+        assert (
+            await db_pool.fetchval(
+                "SELECT count(*) FROM episode_summary WHERE episode_id = 'ep-0002'"
+            )
+            == 1
+        )
 
     async def test_a_serialization_failure_may_pass_and_stays_retryable(
         self, owner_pool: Pool, db_pool: Pool, store: EventStore

@@ -14,6 +14,7 @@ from domain.events import WeeklyAttendanceChecked
 from store import EventStore, MigrationFailed, create_pool, migrate
 from store.db import Pool
 from store.migrations import Migration, load_migrations
+from store.projections import Projector
 from testing.keys import CHAIN_KEY
 from testing.legacy import insert_plain_events
 from testing.sample_streams import episode_events
@@ -147,6 +148,7 @@ async def test_reshaping_attended_hours_empties_it_and_the_next_append_refolds_t
 
     await migrate(empty_pool)
     await EventStore(empty_pool, chain_key=CHAIN_KEY).append("ep-1", events[-1:])
+    await Projector(empty_pool).catch_up()
 
     first = await empty_pool.fetchrow(
         "SELECT week_start, below_minimum FROM attended_hours ORDER BY week_start LIMIT 1"
