@@ -163,12 +163,12 @@ PROJECTOR_IDLE_S = 0.05
 # the oldest one running (so a reader never passes over a gap a slower writer fills
 # later), after `($1, $2)` in (tx, position) order.
 _SAFE_EVENTS = (
-    "SELECT episode_id, seq, payload, tx::text AS tx, position FROM events "
+    "SELECT episode_id, seq, payload, tx::text AS tx_id, position FROM events "
     "WHERE (tx, position) > ($1::text::xid8, $2::bigint) "
     "AND tx < pg_snapshot_xmin(pg_current_snapshot()) "
     "ORDER BY tx, position LIMIT $3"
 )
-_TRACKING = "SELECT tx::text AS tx, position FROM projection_tracking WHERE name = $1"
+_TRACKING = "SELECT tx::text AS tx_id, position FROM projection_tracking WHERE name = $1"
 _MOVE_TRACKING = (
     "UPDATE projection_tracking SET tx = $2::text::xid8, position = $3, updated_at = now() "
     "WHERE name = $1"
@@ -213,7 +213,7 @@ class Projector:
                 return None
             track = await conn.fetchrow(_TRACKING, TRACKING_NAME)
             assert track is not None, "migration 0015 creates the tracking row"
-            rows = await conn.fetch(_SAFE_EVENTS, track["tx"], track["position"], self._batch)
+            rows = await conn.fetch(_SAFE_EVENTS, track["tx_id"], track["position"], self._batch)
             if not rows:
                 return 0
             streams: dict[str, list[Any]] = {}
@@ -241,7 +241,9 @@ class Projector:
                     continue
                 if state is not None:
                     folded[episode_id] = _Folded(state.version, state)
-            await conn.execute(_MOVE_TRACKING, TRACKING_NAME, rows[-1]["tx"], rows[-1]["position"])
+            await conn.execute(
+                _MOVE_TRACKING, TRACKING_NAME, rows[-1]["tx_id"], rows[-1]["position"]
+            )
         # Only what committed is remembered.
         for episode_id, entry in folded.items():
             self._states[episode_id] = entry
@@ -405,11 +407,11 @@ async def _rebuild(
     # A read-only transaction holds no transaction id, so it holds no projector back.
     async with reader.transaction(isolation="repeatable_read", readonly=True):
         upto = await reader.fetchrow(
-            "SELECT tx::text AS tx, position FROM events "
+            "SELECT tx::text AS tx_id, position FROM events "
             "WHERE tx < pg_snapshot_xmin(pg_current_snapshot()) "
             "ORDER BY tx DESC, position DESC LIMIT 1"
         )
-        upto_tx, upto_position = (upto["tx"], upto["position"]) if upto else ("1", 0)
+        upto_tx, upto_position = (upto["tx_id"], upto["position"]) if upto else ("1", 0)
         total = int(
             await reader.fetchval(
                 "SELECT count(DISTINCT episode_id) FROM events "

@@ -1,4 +1,4 @@
-"""Read models: updated in the append's transaction, and identical after a rebuild."""
+"""Read models: folded by the projector after the appends, and identical after a rebuild."""
 
 from __future__ import annotations
 
@@ -15,7 +15,14 @@ from domain.vocabulary import AttendanceStatus
 from programs import load_catalog
 from store import EventStore
 from store.db import Pool
-from store.projections import dump_read_models, rebuild_projections
+from store.errors import RebuildRunning
+from store.projections import (
+    REBUILD_LOCK_KEY,
+    Projector,
+    dump_read_models,
+    is_folded,
+    rebuild_projections,
+)
 from testing import samples
 from testing.keys import CHAIN_KEY
 from testing.sample_streams import T0, episode_events
@@ -24,11 +31,15 @@ pytestmark = pytest.mark.integration
 
 
 async def append_one_by_one(store: EventStore, episode_id: str, events: list[Event]) -> None:
+    """Append and fold event by event: each fold starts from the snapshot the last left."""
     for event in events:
         await store.append(episode_id, [event])
+        await Projector(store.pool).catch_up()
 
 
 async def read_models(pool: Pool) -> dict[str, list[dict[str, object]]]:
+    """Every read-model row once the projector has folded every stored event."""
+    await Projector(pool).catch_up()
     async with pool.acquire() as conn:
         return await dump_read_models(conn)
 
@@ -245,7 +256,6 @@ class TestRebuild:
         await asyncio.gather(
             rebuild_projections(db_pool),
             *(append_one_by_one(store, ep, events[15:]) for ep, events in streams.items()),
-            rebuild_projections(db_pool),
         )
         live = await read_models(db_pool)
         await rebuild_projections(db_pool)
@@ -255,20 +265,105 @@ class TestRebuild:
             len(e) for e in streams.values()
         ]
 
-    async def test_events_stored_without_projections_are_folded_by_the_next_append(
+    async def test_a_second_rebuild_while_one_runs_is_refused(self, db_pool: Pool) -> None:
+        async with db_pool.acquire() as running:
+            await running.execute("SELECT pg_advisory_lock($1)", REBUILD_LOCK_KEY)
+            with pytest.raises(RebuildRunning):
+                await rebuild_projections(db_pool)
+            await running.execute("SELECT pg_advisory_unlock($1)", REBUILD_LOCK_KEY)
+
+    async def test_a_stream_without_a_snapshot_is_folded_from_its_start(
         self, db_pool: Pool
     ) -> None:
+        store = EventStore(db_pool, chain_key=CHAIN_KEY)
         events = episode_events("ep-1", sessions=3)
-        await EventStore(db_pool, chain_key=CHAIN_KEY, projections=False).append(
-            "ep-1", events[:-1]
-        )
-        await EventStore(db_pool, chain_key=CHAIN_KEY).append("ep-1", events[-1:])
+        await store.append("ep-1", events[:-1])
+        await read_models(db_pool)
+        await db_pool.execute("DELETE FROM projection_snapshots")
+        await store.append("ep-1", events[-1:])
         live = await read_models(db_pool)
 
         await rebuild_projections(db_pool)
 
         assert await read_models(db_pool) == live
         assert live["episode_summary"][0]["last_seq"] == len(events)
+
+
+class TestProjector:
+    async def test_appends_never_wait_for_the_read_models(
+        self, db_pool: Pool, owner_pool: Pool
+    ) -> None:
+        store = EventStore(db_pool, chain_key=CHAIN_KEY)
+        events = episode_events("ep-1", sessions=2)
+        async with owner_pool.acquire() as conn, conn.transaction():
+            # Every read-model table locked against everything, as long as the append runs.
+            await conn.execute(
+                "LOCK TABLE projection_snapshots, projection_failures, episode_summary, "
+                "caseload, open_tasks, upcoming_deadlines, attended_hours, episode_consents "
+                "IN ACCESS EXCLUSIVE MODE"
+            )
+            result = await asyncio.wait_for(store.append("ep-1", events), timeout=10)
+        assert result.written == len(events)
+        assert result.position is not None
+        assert await is_folded(db_pool, result.position) is False
+
+        await Projector(db_pool).catch_up()
+
+        assert await is_folded(db_pool, result.position) is True
+
+    async def test_the_projector_never_passes_an_append_that_has_not_committed(
+        self, db_pool: Pool
+    ) -> None:
+        store = EventStore(db_pool, chain_key=CHAIN_KEY)
+        slow, fast = episode_events("ep-slow", sessions=1), episode_events("ep-fast", sessions=1)
+        async with db_pool.acquire() as conn:
+            in_flight = conn.transaction()
+            await in_flight.start()
+            # Takes its position first, commits last.
+            await conn.execute(
+                "INSERT INTO events (episode_id, seq, event_type, schema_version, payload, "
+                "occurred_at, actor_id, actor_role, command_id, prev_hash, hash, hash_alg) "
+                "SELECT 'ep-slow', seq, event_type, schema_version, payload, occurred_at, "
+                "actor_id, actor_role, command_id, prev_hash, hash, hash_alg FROM events "
+                "WHERE false"
+            )
+            await conn.fetchval("SELECT pg_current_xact_id()")
+            slow_position = await conn.fetchval("SELECT nextval('events_position_seq')")
+            fast_result = await store.append("ep-fast", fast)
+            assert fast_result.position is not None
+            assert fast_result.position > slow_position
+
+            await Projector(db_pool).catch_up()
+
+            assert await is_folded(db_pool, fast_result.position) is False
+            await in_flight.commit()
+        await store.append("ep-slow", slow)
+
+        await Projector(db_pool).catch_up()
+
+        assert await is_folded(db_pool, fast_result.position) is True
+        summaries = (await read_models(db_pool))["episode_summary"]
+        assert sorted(row["episode_id"] for row in summaries) == ["ep-fast", "ep-slow"]
+
+    async def test_a_projector_that_starts_again_folds_nothing_twice(self, db_pool: Pool) -> None:
+        store = EventStore(db_pool, chain_key=CHAIN_KEY)
+        streams = {f"ep-{i}": episode_events(f"ep-{i}", sessions=4) for i in range(3)}
+        for episode_id, events in streams.items():
+            await store.append(episode_id, events[:10])
+        first = Projector(db_pool, batch=7)
+        assert await first.step() == 7
+        for episode_id, events in streams.items():
+            await store.append(episode_id, events[10:])
+
+        # A new projector (a restarted worker) continues from the tracking row.
+        await Projector(db_pool, batch=7).catch_up()
+        live = await read_models(db_pool)
+        await rebuild_projections(db_pool)
+
+        assert await read_models(db_pool) == live
+        assert [r["last_seq"] for r in live["episode_summary"]] == [
+            len(e) for e in streams.values()
+        ]
 
 
 def test_sample_streams_are_deterministic() -> None:
