@@ -7,6 +7,8 @@ the worker exactly as `carepath up` wires them, with no mock of either server.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import re
 import uuid
 from collections.abc import AsyncIterator
 
@@ -61,7 +63,42 @@ async def api(temporal_client: Client, db_pool: Pool) -> AsyncIterator[httpx.Asy
         # The worker polls a moment after it starts; /readyz and /healthz look for that.
         await wait_until_polling(temporal_client, task_queue)
         transport = httpx.ASGITransport(app=app)
+        reads = ReadsOwnWrites()
         async with httpx.AsyncClient(
-            transport=transport, base_url="http://carepath.test", headers=bearer("director")
+            transport=transport,
+            base_url="http://carepath.test",
+            headers=bearer("director"),
+            event_hooks={"request": [reads.on_request], "response": [reads.on_response]},
         ) as http:
             yield http
+
+
+class ReadsOwnWrites:
+    """What a staff client does to see its own changes in the worklists: it keeps the
+    highest `position` its commands were answered with and sends it as `min_position` on
+    every read of a read model (tests that show the lag itself use their own client)."""
+
+    READ_MODEL_PATHS = re.compile(
+        r"^/(caseload|tasks|deadlines|worklists/.+|episodes/[^/]+/attendance)$"
+    )
+
+    def __init__(self) -> None:
+        self.position: int | None = None
+
+    async def on_request(self, request: httpx.Request) -> None:
+        if (
+            self.position is not None
+            and request.method == "GET"
+            and self.READ_MODEL_PATHS.match(request.url.path)
+            and "min_position" not in request.url.params
+        ):
+            request.url = request.url.copy_add_param("min_position", self.position)
+
+    async def on_response(self, response: httpx.Response) -> None:
+        if response.request.method != "POST" or response.status_code >= 300:
+            return
+        await response.aread()
+        with contextlib.suppress(ValueError, AttributeError):
+            position = response.json().get("position")
+            if isinstance(position, int):
+                self.position = max(self.position or 0, position)
