@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import json
-from typing import Any
 
 from cli.episodes import ApiClient, add_connection_options, print_table
 
@@ -26,11 +25,6 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--output", help="write to this file instead of stdout")
     add_connection_options(parser)
     parser.set_defaults(access_log=True)
-
-
-def add_parser(sub: Any) -> None:
-    """Register `access-log` on the top-level subparsers."""
-    configure(sub.add_parser("access-log", help="who read or changed episode data (auditors)"))
 
 
 def attach_to_audit(parser: argparse.ArgumentParser) -> None:

@@ -15,7 +15,7 @@ that differs from the live workflow, a history that would no longer replay) or e
 from __future__ import annotations
 
 import argparse
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from workers.settings import Settings
@@ -25,11 +25,8 @@ if TYPE_CHECKING:
 EXPORT_FORMATS = ("jsonl", "csv", "fhir")
 
 
-def add_parser(sub: Any) -> None:
-    """Register `audit` and its subcommands on the top-level subparsers."""
-    audit = sub.add_parser(
-        "audit", help="replay, verify, check determinism, export (reads the servers directly)"
-    )
+def configure(audit: argparse.ArgumentParser) -> None:
+    """Declare the subcommands of `audit` (cli.main registers the command itself)."""
     commands = audit.add_subparsers(dest="audit_command", required=True, metavar="AUDIT_COMMAND")
 
     replay = commands.add_parser(

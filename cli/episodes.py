@@ -10,13 +10,21 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import httpx
+# Nothing heavy is imported at the top: `carepath --help` and the parser import this
+# module (cli/main.py). The HTTP client is the standard library's, imported when a request
+# is made: importing httpx (with the command line of its own, rich and click) would take
+# longer than all the rest of a command's start.
+
+# CAREPATH_API_URL's default (workers.settings.Settings.api_url), repeated so that the
+# API commands need not load the settings' pydantic models.
+DEFAULT_API_URL = "http://127.0.0.1:8000"
 
 
 class CliError(Exception):
@@ -28,6 +36,17 @@ class ApiClient:
     url: str
     token: str | None
 
+    @classmethod
+    def configured(cls, api_url: str | None, token: str | None) -> ApiClient:
+        """The client the options (`--api-url`, `--token`) or else CAREPATH_API_URL and
+        CAREPATH_TOKEN configure, read as workers.settings.Settings reads them (the
+        variables' names in any case), without loading pydantic."""
+        env = {name.lower(): value for name, value in os.environ.items()}
+        return cls(
+            api_url or env.get("carepath_api_url", DEFAULT_API_URL),
+            token or env.get("carepath_token") or None,
+        )
+
     def request(
         self,
         method: str,
@@ -36,49 +55,64 @@ class ApiClient:
         params: dict[str, Any] | None = None,
         headers: dict[str, str] | None = None,
     ) -> Any:
+        import http.client
+        import urllib.error
+        import urllib.parse
+        import urllib.request
+
         sent = dict(headers or {})
         if self.token:
             sent["Authorization"] = f"Bearer {self.token}"
+        url = self.url.rstrip("/") + path
+        if params:
+            url += "?" + urllib.parse.urlencode([(k, _query_text(v)) for k, v in params.items()])
+        data = None
+        if body is not None:
+            data = json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
+            sent["Content-Type"] = "application/json"
         try:
-            response = httpx.request(
-                method,
-                self.url.rstrip("/") + path,
-                json=body,
-                params=params,
-                headers=sent,
-                timeout=30,
-            )
-        except httpx.HTTPError as exc:
+            call = urllib.request.Request(url, data=data, headers=sent, method=method)
+            with urllib.request.urlopen(call, timeout=30) as response:
+                content_type = response.headers.get("content-type", "")
+                text = response.read().decode("utf-8", "replace")
+        except urllib.error.HTTPError as err:
+            with err:
+                answer = err.read().decode("utf-8", "replace")
+            raise CliError(_problem_line(err.code, err.reason, answer, not self.token)) from None
+        except (OSError, ValueError, http.client.HTTPException) as exc:
+            reason = exc.reason if isinstance(exc, urllib.error.URLError) else exc
             raise CliError(
-                f"cannot reach the CarePath API at {self.url} ({exc}); "
+                f"cannot reach the CarePath API at {self.url} ({reason}); "
                 "is `carepath up` running? set --api-url or CAREPATH_API_URL"
             ) from None
-        if response.status_code >= 400:
-            raise CliError(_problem_line(response, self.token is None))
-        if response.headers.get("content-type", "").startswith(
-            ("application/json", "application/fhir")
-        ):
-            return response.json()
-        return response.text
+        if content_type.startswith(("application/json", "application/fhir")):
+            return json.loads(text)
+        return text
 
 
-def _problem_line(response: httpx.Response, no_token: bool) -> str:
+def _query_text(value: Any) -> str:
+    """A query parameter's value as the API reads it (booleans as `true`/`false`)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return "" if value is None else str(value)
+
+
+def _problem_line(status: int, reason: str, text: str, no_token: bool) -> str:
     try:
-        problem = response.json()
-        detail = f"{problem.get('title', 'error')}: {problem.get('detail', response.text)}"
-    except ValueError:
-        detail = response.text or response.reason_phrase
-    if response.status_code == 401 and no_token:
+        problem = json.loads(text)
+        detail = f"{problem.get('title', 'error')}: {problem.get('detail', text)}"
+    except (ValueError, AttributeError):
+        detail = text or reason
+    if status == 401 and no_token:
         detail += " (pass --token or set CAREPATH_TOKEN)"
-    return f"{detail} (HTTP {response.status_code})"
+    return f"{detail} (HTTP {status})"
 
 
 # --- the parser -------------------------------------------------------------------------
 
 
-def add_parser(sub: Any) -> None:
-    """Register `episode` and its subcommands on the top-level subparsers."""
-    episode = sub.add_parser("episode", help="refer clients, record care, look at episodes (API)")
+def configure(episode: argparse.ArgumentParser) -> None:
+    """Declare the subcommands of `episode` (cli.main registers the command itself)."""
     ep = episode.add_subparsers(dest="episode_command", required=True, metavar="EPISODE_COMMAND")
 
     refer = ep.add_parser("refer", help="refer a client to a program, opening an episode")

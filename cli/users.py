@@ -38,9 +38,8 @@ from workers.settings import Settings
 ROLE_NAMES = tuple(role.value for role in READ_ROLES)
 
 
-def add_parser(sub: Any) -> None:
-    """Register `users` and its subcommands on the top-level subparsers."""
-    users = sub.add_parser("users", help="add, rotate, remove or list the users file's users")
+def configure(users: argparse.ArgumentParser) -> None:
+    """Declare the subcommands of `users` (cli.main registers the command itself)."""
     commands = users.add_subparsers(dest="users_command", required=True, metavar="USERS_COMMAND")
     add = commands.add_parser("add", help="add a user; prints their token once")
     add.add_argument("user_id")
