@@ -144,7 +144,7 @@ def create_app(resources: ApiResources) -> FastAPI:
         rpc_timeout=timedelta(seconds=resources.rpc_timeout),
     )
     worklists = Worklists(pool)
-    gate = EpisodeGate(worklists)
+    gate = EpisodeGate(pool)
     app.include_router(
         audit_router(
             resources.store,

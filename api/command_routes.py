@@ -2,10 +2,11 @@
 
 Each endpoint: authenticates the caller and checks the role matrix before the body is
 even read (`role_first`: 401 or 403 whatever the body holds, before anything is looked
-up, so a refusal says nothing about the episode), hides episodes outside the caller's
-programs (404), builds the domain command with the `Idempotency-Key` header as its
-command id (a retry with the same key is applied once) and sends it to the episode's
-workflow, whose decider has the last word.
+up, so a refusal says nothing about the episode), builds the domain command with the
+`Idempotency-Key` header as its command id (a retry with the same key is applied once)
+and sends it, with the caller's programs, to the episode's workflow. The workflow's
+validator hides an episode outside the caller's programs (404, recorded as denied) and
+its decider has the last word; no read model is consulted on the way.
 """
 
 # No `from __future__ import annotations`: the endpoints' signatures are built at run time
@@ -24,12 +25,13 @@ from api.auth import User, bearer_scheme, current_user
 from api.command_specs import CommandSpec, command_specs
 from api.problems import ProblemError
 from api.schemas import CommandResponse
-from api.scoping import EpisodeGate
+from api.scoping import EpisodeGate, denied
 from domain.roles import check_allowed
 from workflows.client import (
     CommandRejected,
     EpisodeClient,
     EpisodeNotFound,
+    EpisodeOutsidePrograms,
 )
 
 IDEMPOTENCY_KEY = r"^[A-Za-z0-9._:@-]{1,200}$"
@@ -118,8 +120,8 @@ def _add_route(
         user: User = kwargs["user"]
         episode_id: str = kwargs["episode_id"]
         actor = user.actor()
-        # The role matrix was checked before the body was read (role_first).
-        await gate.check(request, user, episode_id)
+        # The role matrix was checked before the body was read (role_first); the
+        # program scope is checked by the workflow, with the programs sent along.
         command_id = kwargs["idempotency_key"] or str(uuid.uuid4())
         request.state.command_id = command_id
         path_values = {name: kwargs[name] for name in spec.path_params}
@@ -134,9 +136,18 @@ def _add_route(
                 422,
             ) from None
         try:
-            result = await episodes.send(episode_id, command, include_state=kwargs["include_state"])
+            result = await episodes.send(
+                episode_id,
+                command,
+                include_state=kwargs["include_state"],
+                programs=user.program_filter(),
+            )
+        except EpisodeOutsidePrograms:
+            raise denied(request, episode_id) from None
         except EpisodeNotFound:
-            # The episode exists (the gate found it), so its workflow has ended.
+            # No running workflow: the episode never existed, is another program's, or
+            # has ended. Only the first two are the event store's to tell apart.
+            await gate.check(request, user, episode_id)
             raise CommandRejected(
                 "EpisodeClosed",
                 f"episode {episode_id!r} is closed (discharged, referred out or readmitted): "

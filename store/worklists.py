@@ -34,18 +34,6 @@ class Worklists:
         answer carries it): the caller then sees their own change."""
         await wait_for_position(self._pool, position, timeout)
 
-    async def episode_program(self, episode_id: str) -> str | None:
-        """The program an episode belongs to, or None if there is no such episode.
-
-        From the summary read model, else from the stored referral (the first event).
-        """
-        return await self._value(
-            "SELECT coalesce("
-            " (SELECT program_id FROM episode_summary WHERE episode_id = $1),"
-            " (SELECT payload->>'program_id' FROM events WHERE episode_id = $1 AND seq = 1))",
-            episode_id,
-        )
-
     async def caseload(
         self,
         programs: Sequence[str] | None,

@@ -55,6 +55,7 @@ with workflow.unsafe.imports_passed_through():
         APPEND_EVENTS_ACTIVITY,
         COMMAND_UPDATE,
         DEADLINES_QUERY,
+        OUTSIDE_PROGRAMS,
         SEND_NOTIFICATIONS_ACTIVITY,
         STATE_QUERY,
         TIMELINE_QUERY,
@@ -70,6 +71,7 @@ with workflow.unsafe.imports_passed_through():
         PendingDeadline,
         TimelineEntry,
         TimelineView,
+        outside_programs_message,
         workflow_id_for,
     )
 
@@ -269,6 +271,9 @@ class CarePathwayWorkflow:
     def _validate_command(self, request: CommandRequest) -> None:
         # Runs before anything is written: a refused command leaves no trace in history.
         command = request.command
+        # First: a caller outside the episode's program learns nothing about it, not even
+        # a repeat's answer or a refusal that depends on its state.
+        self._check_programs(request.programs)
         if isinstance(command, Tick):
             raise ApplicationError(
                 "time passes by itself: ticks come from the episode's own timers",
@@ -284,6 +289,20 @@ class CarePathwayWorkflow:
             # state would refuse a mere repeat: the handler asks the store first.
             return
         self._decide(command)
+
+    def _check_programs(self, programs: tuple[str, ...] | None) -> None:
+        """Refuse a caller whose programs (None: all) exclude the episode's program.
+
+        The episode's program never changes, so the validator's word holds for the
+        handler too. With no episode yet, the decider refuses the command itself.
+        """
+        if programs is None or self._state is None or self._state.program_id in programs:
+            return
+        raise ApplicationError(
+            outside_programs_message(self._episode_id),
+            type=OUTSIDE_PROGRAMS,
+            non_retryable=True,
+        )
 
     @workflow.query(name=STATE_QUERY)
     def state(self) -> EpisodeView:

@@ -32,6 +32,7 @@ from workflows.care_pathway import CarePathwayWorkflow
 from workflows.messages import (
     COMMAND_UPDATE,
     DEADLINES_QUERY,
+    OUTSIDE_PROGRAMS,
     STATE_QUERY,
     TIMELINE_QUERY,
     WORKFLOW_NAME,
@@ -53,6 +54,15 @@ SAFE_VALUE = r"^[A-Za-z0-9._@:-]{1,100}$"
 
 class EpisodeNotFound(CarePathError):
     """Raised when no workflow exists for the episode id."""
+
+
+class EpisodeOutsidePrograms(EpisodeNotFound):
+    """Raised when the episode's program is not among the caller's: answered exactly like
+    an episode that does not exist (`EpisodeNotFound`), so nothing tells that it does."""
+
+    @property
+    def code(self) -> str:
+        return "EpisodeNotFound"
 
 
 class CommandRejected(CarePathError):
@@ -197,19 +207,26 @@ class EpisodeClient:
         return {"history_event_limit": self._history_event_limit}
 
     async def send(
-        self, episode_id: str, command: Command, *, include_state: bool = False
+        self,
+        episode_id: str,
+        command: Command,
+        *,
+        include_state: bool = False,
+        programs: tuple[str, ...] | None = None,
     ) -> CommandResult:
         """Apply a command to a running episode, once per command id (`update_id_for`).
 
         The result carries the new events, version and stage; pass `include_state` for the
-        whole state as well (it costs history space: see CommandRequest).
+        whole state as well (it costs history space: see CommandRequest). `programs` are
+        the caller's (None: every program): the workflow refuses an episode of any other
+        program as `EpisodeOutsidePrograms`.
         """
         handle = self._client.get_workflow_handle(workflow_id_for(episode_id))
         try:
             async with self._deadline():
                 result: CommandResult = await handle.execute_update(
                     COMMAND_UPDATE,
-                    CommandRequest(command=command, include_state=include_state),
+                    CommandRequest(command=command, include_state=include_state, programs=programs),
                     id=update_id_for(command),
                     result_type=CommandResult,
                     rpc_timeout=self._rpc_timeout,
@@ -272,6 +289,8 @@ class EpisodeClient:
 
 def _rejection(err: WorkflowUpdateFailedError) -> CarePathError:
     cause = err.cause
+    if isinstance(cause, ApplicationError) and cause.type == OUTSIDE_PROGRAMS:
+        return EpisodeOutsidePrograms(cause.message)
     if isinstance(cause, ApplicationError) and cause.type:
         return CommandRejected(cause.type, cause.message, _broken_rules(cause))
     return CommandRejected("CommandFailed", str(cause or err))

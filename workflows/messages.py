@@ -19,6 +19,9 @@ from domain.state import EpisodeState
 
 WORKFLOW_NAME = "CarePathway"
 COMMAND_UPDATE = "command"
+# The failure type of a command refused because the caller does not work in the episode's
+# program: callers answer it exactly like an episode that does not exist.
+OUTSIDE_PROGRAMS = "EpisodeOutsidePrograms"
 STATE_QUERY = "state"
 DEADLINES_QUERY = "pending_deadlines"
 TIMELINE_QUERY = "timeline"
@@ -29,6 +32,11 @@ SEND_NOTIFICATIONS_ACTIVITY = "send_notifications"
 def workflow_id_for(episode_id: str) -> str:
     """The Temporal workflow id of an episode: derived, so the id alone finds the workflow."""
     return f"episode-{episode_id}"
+
+
+def outside_programs_message(episode_id: str) -> str:
+    """What a caller outside an episode's program is told: the words of a missing episode."""
+    return f"no episode {episode_id!r} in your programs: check the id (it is returned on referral)"
 
 
 def update_id_for(command: CommandBase) -> str:
@@ -80,6 +88,10 @@ class CommandRequest(_Message):
     # The whole state is sent back only on request: every update result is stored in the
     # workflow's history, and a state with months of sessions is tens of kilobytes.
     include_state: bool = False
+    # The programs the caller works in (None: every program). The validator refuses a
+    # command to an episode of any other program as `EpisodeOutsidePrograms`, before
+    # anything is written. Update inputs recorded before the field existed lack it (None).
+    programs: tuple[str, ...] | None = None
 
 
 class CommandResult(_Message):

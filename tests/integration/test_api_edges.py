@@ -8,6 +8,7 @@ not be written.
 
 from __future__ import annotations
 
+import contextlib
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable
@@ -120,43 +121,88 @@ class TestNoWorker:
         assert time.monotonic() - started <= RPC_TIMEOUT + SLACK
 
 
+@contextlib.asynccontextmanager
+async def _database_gone(
+    embedded_postgres: EmbeddedPostgres, fresh_database_url: str
+) -> AsyncIterator[None]:
+    """What PostgreSQL dying looks like to the pools: their connections are cut and no
+    new one is accepted, until the block ends."""
+    database = fresh_database_url.rsplit("/", 1)[-1]
+    admin = await asyncpg.connect(embedded_postgres.url_for("postgres"))
+    try:
+        await admin.execute(f'ALTER DATABASE "{database}" ALLOW_CONNECTIONS false')
+        await admin.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            "WHERE datname = $1 AND pid <> pg_backend_pid()",
+            database,
+        )
+        yield
+    finally:
+        await admin.execute(f'ALTER DATABASE "{database}" ALLOW_CONNECTIONS true')
+        await admin.close()
+
+
 class TestDatabaseGone:
-    async def test_every_request_is_a_503_problem_never_a_plain_500(
+    async def test_every_read_is_a_503_problem_never_a_plain_500(
         self,
         api: httpx.AsyncClient,
         embedded_postgres: EmbeddedPostgres,
         fresh_database_url: str,
     ) -> None:
-        driver = Driver(api)
-        episode_id = await driver.at("in_program")
-        database = fresh_database_url.rsplit("/", 1)[-1]
-        admin = await asyncpg.connect(embedded_postgres.url_for("postgres"))
-        try:
-            # What PostgreSQL dying looks like to the pool: its connections are cut and
-            # no new one is accepted.
-            await admin.execute(f'ALTER DATABASE "{database}" ALLOW_CONNECTIONS false')
-            await admin.execute(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                "WHERE datname = $1 AND pid <> pg_backend_pid()",
-                database,
-            )
+        episode_id = await Driver(api).at("in_program")
+        async with _database_gone(embedded_postgres, fresh_database_url):
             answers = [
                 await api.get(f"/episodes/{episode_id}/events"),
                 await api.get("/caseload", params={"clinician_id": "cal.clinician"}),
-                await driver.send(
-                    "intake",
-                    episode_id,
-                    "schedule_session",
-                    example("schedule_session", session_id="s-1"),
-                ),
                 await api.get(f"/episodes/{episode_id}"),
             ]
-        finally:
-            await admin.execute(f'ALTER DATABASE "{database}" ALLOW_CONNECTIONS true')
-            await admin.close()
 
         # The route's own answer names the cause; its access record waits in the spool.
-        assert [_problem_503(answer)["title"] for answer in answers] == ["DatabaseUnavailable"] * 4
+        assert [_problem_503(answer)["title"] for answer in answers] == ["DatabaseUnavailable"] * 3
+
+    async def test_a_command_is_a_503_within_the_deadline_and_its_retry_applies_once(
+        self,
+        stack: Stack,
+        db_pool: Pool,
+        embedded_postgres: EmbeddedPostgres,
+        fresh_database_url: str,
+    ) -> None:
+        # The API reads nothing from PostgreSQL for a command: the worker's append meets
+        # the outage, and keeps trying while the caller is told to send the command again.
+        async with stack.worker():
+            episode_id = await Driver(stack.http).at("in_program")
+            url = command_url(episode_id, "schedule_session")
+            body = example("schedule_session", session_id="s-gone", starts_at=now_iso(60))
+            key = {"Idempotency-Key": new_id("schedule")}
+            async with _database_gone(embedded_postgres, fresh_database_url):
+                started = time.monotonic()
+                response = await stack.http.post(url, json=body, headers=key)
+                waited = time.monotonic() - started
+
+            problem = _problem_503(response)
+            assert problem["title"] == "TemporalTimeout"
+            assert waited <= RPC_TIMEOUT + SLACK, waited
+            retried = await _until_answered(stack.http, url, body, key)
+
+        assert retried.status_code == 200, retried.text
+        stored = await db_pool.fetchval(
+            "SELECT count(*) FROM events WHERE episode_id = $1 "
+            "AND event_type = 'session_scheduled'",
+            episode_id,
+        )
+        assert stored == 1
+
+
+async def _until_answered(
+    http: httpx.AsyncClient, url: str, body: dict[str, Any], key: dict[str, str]
+) -> httpx.Response:
+    """Send the command again (same key) until it is answered other than with a timeout:
+    the first attempt's append may still be waiting out its retry interval."""
+    for _ in range(30):
+        response = await http.post(url, json=body, headers=key)
+        if response.status_code != 503:
+            return response
+    return response
 
 
 class TestAccessLogFailing:
