@@ -13,18 +13,21 @@ one workflow's updates one at a time, so one shared bare workflow would make the
 queue where CarePath's episodes do not). Calls go in rounds: every caller makes one
 baseline call, then every caller one CarePath call (the order flips each round), so drift
 on the machine affects both alike. Sessions are scheduled six hours apart, two hours long,
-from a day after the referral, so none overlaps and all lie within the decider's year.
+from a day after the referral, so none overlaps and all lie within the decider's year; a
+caller moves to a fresh episode after SESSIONS_PER_EPISODE of them (between rounds), so
+commands meet episodes of a program's size rather than one that grows for the whole run.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import tempfile
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -55,6 +58,9 @@ PLANS = {"small": (100, 20, 5), "full": (500, 100, 20)}
 GOAL = "≤ 1.5x (bar 2x)"
 TOKEN = "bench-token-clinician-7d1e"
 SESSION_STEP = timedelta(hours=6)
+# A caller moves to a fresh episode after this many sessions (between rounds, unmeasured):
+# about a 12-week program's, so every command is judged against an episode of real size.
+SESSIONS_PER_EPISODE = 40
 
 
 def _rows() -> tuple[Row, ...]:
@@ -91,7 +97,6 @@ class Lane:
     first_session: datetime
     ids: samples.CommandIds
     sessions: int = 0
-    times: dict[str, list[float]] = field(default_factory=dict)
 
     def next_session(self) -> tuple[str, datetime]:
         self.sessions += 1
@@ -141,8 +146,8 @@ def _authenticator(directory: Path) -> UsersFileAuthenticator:
     return UsersFileAuthenticator(path)
 
 
-async def _lane(client: Client, episodes: EpisodeClient, queue: str, index: int) -> Lane:
-    ids = samples.CommandIds(f"bench{index}")
+async def _admitted(episodes: EpisodeClient, ids: samples.CommandIds) -> tuple[str, datetime]:
+    """A new episode in the program with a treatment plan; (its id, its first session)."""
     episode_id = str(uuid.uuid4())
     referred = await episodes.refer(
         episode_id, samples.referral(ids), load_catalog().get("adult-iop")
@@ -150,22 +155,43 @@ async def _lane(client: Client, episodes: EpisodeClient, queue: str, index: int)
     for command in samples.admission(ids):
         await episodes.send(episode_id, command)
     assert referred.state is not None
+    return episode_id, referred.state.referred_at + timedelta(days=1)
+
+
+async def _lane(client: Client, episodes: EpisodeClient, queue: str, index: int) -> Lane:
+    ids = samples.CommandIds(f"bench{index}")
+    episode_id, first_session = await _admitted(episodes, ids)
     bare: WorkflowHandle[BareUpdateWorkflow, int] = await client.start_workflow(
         BareUpdateWorkflow.run, id=f"bare-{uuid.uuid4()}", task_queue=queue
     )
-    return Lane(episode_id, bare, referred.state.referred_at + timedelta(days=1), ids)
+    return Lane(episode_id, bare, first_session, ids)
+
+
+async def _renew(episodes: EpisodeClient, lane: Lane) -> None:
+    """Move the lane to a fresh episode once its episode has a program's worth of sessions."""
+    if lane.sessions >= SESSIONS_PER_EPISODE:
+        lane.episode_id, lane.first_session = await _admitted(episodes, lane.ids)
+        lane.sessions = 0
 
 
 Call = Callable[[Lane], Awaitable[object]]
 
 
 async def _measure(
-    name: str, lanes: list[Lane], bare: Call, carepath: Call, rounds: int, warmup: int
+    name: str,
+    lanes: list[Lane],
+    calls: tuple[Call, Call],
+    renew: Call,
+    rounds: int,
+    warmup: int,
 ) -> dict[str, list[float]]:
-    """Latencies (ms) of `rounds` rounds in which every lane calls `bare` then `carepath`
-    (the order flips each round), all lanes at once."""
+    """Latencies (ms) of `rounds` rounds in which every lane calls the bare call then
+    CarePath's (the order flips each round), all lanes at once; `renew` runs on every lane
+    between rounds, unmeasured."""
+    bare, carepath = calls
     times: dict[str, list[float]] = {f"bare_{name}": [], f"command_{name}": []}
     for i in range(warmup + rounds):
+        await asyncio.gather(*(renew(lane) for lane in lanes))
         order = [("bare", bare), ("command", carepath)]
         if i % 2:
             order.reverse()
@@ -201,9 +227,9 @@ async def run(scale: str = "small") -> dict[str, float]:
                     ]
                     for path in PATHS
                 }
-                every = lanes["client"] + lanes["http"]
-                index = {id(lane): i for i, lane in enumerate(lanes["http"])}
-                _bare = _bare_app(lanes["http"])
+                every = [lane for path in PATHS for lane in lanes[path]]
+                index = {id(lane): i for i, lane in enumerate(lanes.get("http", []))}
+                _bare = _bare_app(lanes.get("http", []))
                 async with (
                     _served(app) as api_url,
                     _served(_bare) as bare_url,
@@ -249,18 +275,16 @@ async def run(scale: str = "small") -> dict[str, float]:
                     for callers in CALLERS:
                         rounds = rounds_1 if callers == 1 else rounds_10
                         for path in PATHS:
-                            bare_call, command_call = calls[path]
-                            for key, values in (
+                            times.update(
                                 await _measure(
                                     f"{path}_{callers}",
                                     lanes[path][:callers],
-                                    bare_call,
-                                    command_call,
+                                    calls[path],
+                                    functools.partial(_renew, episodes),
                                     rounds,
                                     warmup,
                                 )
-                            ).items():
-                                times[key] = values
+                            )
                     # Why the append is a local activity: a bare update awaiting one no-op
                     # local activity, and one awaiting a regular activity (JSON only).
                     first = every[0]
