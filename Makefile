@@ -47,9 +47,13 @@ test-fast: $(STAMP)
 record-histories: $(STAMP)
 	CAREPATH_RECORD_HISTORIES=$(CURDIR)/tests/replay/histories $(BIN)/python -m pytest tests/workflows -q -p no:cacheprovider
 
-## Benchmarks: each prints CarePath's figures next to a baseline run in the same process.
+## Benchmarks: one table of CarePath's figures next to baselines run in the same process.
+## BENCH_SCALE=small (default, under 10 minutes on 2 cores) or full; BENCH_JSON=path also
+## writes every figure as one flat JSON object.
+BENCH_SCALE ?= small
+BENCH_JSON ?=
 bench: $(STAMP)
-	$(BIN)/python -m bench
+	BENCH_SCALE='$(BENCH_SCALE)' BENCH_JSON='$(BENCH_JSON)' $(BIN)/python -m bench
 
 lint: $(STAMP)
 	$(BIN)/ruff check $(LINTED)

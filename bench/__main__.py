@@ -1,18 +1,10 @@
-"""`make bench`: every benchmark, one after another."""
+"""`make bench`: every benchmark in turn, then one table (see bench.suite)."""
 
 from __future__ import annotations
 
-import asyncio
+import sys
 
-from bench import command_latency, event_store
-
-
-def main() -> None:
-    n = 200
-    command_latency.report(asyncio.run(command_latency.run(n)), n)
-    print()
-    event_store.report(asyncio.run(event_store.run()))
-
+from bench.suite import main
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

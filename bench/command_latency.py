@@ -1,32 +1,210 @@
-"""A staff command's round trip against a bare Temporal update on the same server.
+"""A staff command's round trip at 1 and 10 concurrent callers, on two paths, each
+against its baseline in the same run.
 
-CarePath's command: Update -> validator runs `decide` -> handler decides again, appends
-the events to PostgreSQL through a local activity -> answer. The baseline: an Update whose
-handler returns at once. Both run in this process, against the same dev server, alternating
-call by call so drift on the machine affects them equally. Goal: ratio of p50 at most 2x.
+- Client level: `EpisodeClient.send` (Update -> validator runs `decide` -> handler
+  decides again and appends the events to PostgreSQL through a local activity -> answer)
+  against a bare `execute_update` on a workflow whose handler returns at once.
+- HTTP: `POST /episodes/{id}/sessions` to the API as `carepath api` builds it (users-file
+  token, access log, episode gate, command route), against a minimal FastAPI endpoint that
+  makes the bare update. Both apps are served by uvicorn on a local port in this process.
+
+With 10 callers each caller has its own episode and its own bare workflow (Temporal runs
+one workflow's updates one at a time, so one shared bare workflow would make the baseline
+queue where CarePath's episodes do not). Calls go in rounds: every caller makes one
+baseline call, then every caller one CarePath call (the order flips each round), so drift
+on the machine affects both alike. Sessions are scheduled six hours apart, two hours long,
+from a day after the referral, so none overlaps and all lie within the decider's year; a
+caller moves to a fresh episode after SESSIONS_PER_EPISODE of them (between rounds), so
+commands meet episodes of a program's size rather than one that grows for the whole run.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import functools
+import tempfile
 import time
 import uuid
-from datetime import timedelta
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
 
-from temporalio.client import WorkflowHandle
+import httpx
+import uvicorn
+import yaml
+from fastapi import FastAPI
+from temporalio.client import Client, WorkflowHandle
 from temporalio.worker import Worker
 
+from api.auth import UsersFileAuthenticator
 from bench._stack import percentile, stack
 from bench.bare_workflow import BareUpdateWorkflow, noop
+from bench.table import Row
+from devstack.processes import free_port
 from programs import load_catalog
 from store.event_store import EventStore
 from testing import samples
 from testing.keys import CHAIN_KEY
+from testing.stack import api_app
 from workers.worker import SANDBOX_RUNNER, build_worker
 from workflows.client import EpisodeClient
 
+CALLERS = (1, 10)
+PATHS = ("client", "http")
+# (rounds at 1 caller, rounds at 10 callers, warm-up rounds), by BENCH_SCALE.
+PLANS = {"small": (100, 20, 5), "full": (500, 100, 20)}
+GOAL = "≤ 1.5x (bar 2x)"
+TOKEN = "bench-token-clinician-7d1e"
+SESSION_STEP = timedelta(hours=6)
+# A caller moves to a fresh episode after this many sessions (between rounds, unmeasured):
+# about a 12-week program's, so every command is judged against an episode of real size.
+SESSIONS_PER_EPISODE = 40
 
-async def run(n: int = 200, warmup: int = 20) -> dict[str, float]:
+
+def _rows() -> tuple[Row, ...]:
+    rows = []
+    for path, what, baseline in (
+        ("client", "client level", "bare update"),
+        ("http", "HTTP", "bare update behind FastAPI"),
+    ):
+        for callers in CALLERS:
+            for q in ("p50", "p99"):
+                rows.append(
+                    Row(
+                        measure=f"staff command, {what}, {callers} caller"
+                        f"{'s' if callers > 1 else ''}, {q}",
+                        baseline=baseline,
+                        baseline_value=f"bare_{path}_{q}_ms_{callers}",
+                        value=f"command_{path}_{q}_ms_{callers}",
+                        ratio=f"command_{path}_{q}_ratio_{callers}",
+                        goal=GOAL,
+                    )
+                )
+    return tuple(rows)
+
+
+ROWS = _rows()
+
+
+@dataclass
+class Lane:
+    """One caller's episode and bare workflow."""
+
+    episode_id: str
+    bare: WorkflowHandle[BareUpdateWorkflow, int]
+    first_session: datetime
+    ids: samples.CommandIds
+    sessions: int = 0
+
+    def next_session(self) -> tuple[str, datetime]:
+        self.sessions += 1
+        return f"s{self.sessions}", self.first_session + SESSION_STEP * self.sessions
+
+
+async def _timed(call: Awaitable[object]) -> float:
+    started = time.perf_counter()
+    await call
+    return (time.perf_counter() - started) * 1000
+
+
+@contextlib.asynccontextmanager
+async def _served(app: FastAPI) -> AsyncIterator[str]:
+    """`app` served by uvicorn on a free local port; yields its base URL."""
+    port = free_port()
+    server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="critical", access_log=False)
+    )
+    task = asyncio.create_task(server.serve())
+    try:
+        while not server.started:
+            if task.done():
+                task.result()
+                raise RuntimeError("uvicorn stopped before it started")
+            await asyncio.sleep(0.01)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        await task
+
+
+def _bare_app(lanes: list[Lane]) -> FastAPI:
+    app = FastAPI()
+
+    @app.post("/bare/{index}")
+    async def touch(index: int) -> dict[str, int]:
+        return {"value": await lanes[index].bare.execute_update(BareUpdateWorkflow.touch, index)}
+
+    return app
+
+
+def _authenticator(directory: Path) -> UsersFileAuthenticator:
+    path = directory / "users.yaml"
+    user = {"user_id": samples.CLINICIAN.user_id, "role": "clinician", "programs": ["adult-iop"]}
+    path.write_text(yaml.safe_dump({"tokens": {TOKEN: user}}), encoding="utf-8")
+    return UsersFileAuthenticator(path)
+
+
+async def _admitted(episodes: EpisodeClient, ids: samples.CommandIds) -> tuple[str, datetime]:
+    """A new episode in the program with a treatment plan; (its id, its first session)."""
+    episode_id = str(uuid.uuid4())
+    referred = await episodes.refer(
+        episode_id, samples.referral(ids), load_catalog().get("adult-iop")
+    )
+    for command in samples.admission(ids):
+        await episodes.send(episode_id, command)
+    assert referred.state is not None
+    return episode_id, referred.state.referred_at + timedelta(days=1)
+
+
+async def _lane(client: Client, episodes: EpisodeClient, queue: str, index: int) -> Lane:
+    ids = samples.CommandIds(f"bench{index}")
+    episode_id, first_session = await _admitted(episodes, ids)
+    bare: WorkflowHandle[BareUpdateWorkflow, int] = await client.start_workflow(
+        BareUpdateWorkflow.run, id=f"bare-{uuid.uuid4()}", task_queue=queue
+    )
+    return Lane(episode_id, bare, first_session, ids)
+
+
+async def _renew(episodes: EpisodeClient, lane: Lane) -> None:
+    """Move the lane to a fresh episode once its episode has a program's worth of sessions."""
+    if lane.sessions >= SESSIONS_PER_EPISODE:
+        lane.episode_id, lane.first_session = await _admitted(episodes, lane.ids)
+        lane.sessions = 0
+
+
+Call = Callable[[Lane], Awaitable[object]]
+
+
+async def _measure(
+    name: str,
+    lanes: list[Lane],
+    calls: tuple[Call, Call],
+    renew: Call,
+    rounds: int,
+    warmup: int,
+) -> dict[str, list[float]]:
+    """Latencies (ms) of `rounds` rounds in which every lane calls the bare call then
+    CarePath's (the order flips each round), all lanes at once; `renew` runs on every lane
+    between rounds, unmeasured."""
+    bare, carepath = calls
+    times: dict[str, list[float]] = {f"bare_{name}": [], f"command_{name}": []}
+    for i in range(warmup + rounds):
+        await asyncio.gather(*(renew(lane) for lane in lanes))
+        order = [("bare", bare), ("command", carepath)]
+        if i % 2:
+            order.reverse()
+        for label, call in order:
+            took = await asyncio.gather(*(_timed(call(lane)) for lane in lanes))
+            if i >= warmup:
+                times[f"{label}_{name}"].extend(took)
+    return times
+
+
+async def run(scale: str = "small") -> dict[str, float]:
+    rounds_1, rounds_10, warmup = PLANS[scale]
+    times: dict[str, list[float]] = {}
     async with stack() as s:
         client = s.env.client
         queue = f"bench-{uuid.uuid4().hex[:8]}"
@@ -38,71 +216,112 @@ async def run(n: int = 200, warmup: int = 20) -> dict[str, float]:
             activities=[noop],
             workflow_runner=SANDBOX_RUNNER,
         )
-        async with build_worker(client, store, queue), bare_worker:
-            bare: WorkflowHandle[BareUpdateWorkflow, int] = await client.start_workflow(
-                BareUpdateWorkflow.run, id=f"bare-{uuid.uuid4()}", task_queue=queue + "-bare"
-            )
-            episodes = EpisodeClient(client, queue)
-            ids = samples.CommandIds("bench")
-            episode_id = str(uuid.uuid4())
-            await episodes.refer(episode_id, samples.referral(ids), load_catalog().get("adult-iop"))
-            for command in samples.admission(ids):
-                await episodes.send(episode_id, command)
-            start = (await episodes.view(episode_id)).state
-            assert start is not None
-            first_session = start.referred_at + timedelta(days=30)
+        with tempfile.TemporaryDirectory(prefix="carepath-bench-users-") as tmp:
+            app = api_app(client, store, queue, _authenticator(Path(tmp)))
+            async with build_worker(client, store, queue), bare_worker:
+                episodes = EpisodeClient(client, queue)
+                lanes = {
+                    path: [
+                        await _lane(client, episodes, queue + "-bare", i)
+                        for i in range(max(CALLERS))
+                    ]
+                    for path in PATHS
+                }
+                every = [lane for path in PATHS for lane in lanes[path]]
+                index = {id(lane): i for i, lane in enumerate(lanes.get("http", []))}
+                _bare = _bare_app(lanes.get("http", []))
+                async with (
+                    _served(app) as api_url,
+                    _served(_bare) as bare_url,
+                    httpx.AsyncClient(
+                        headers={"Authorization": f"Bearer {TOKEN}"},
+                        limits=httpx.Limits(max_connections=40, max_keepalive_connections=40),
+                        timeout=60,
+                    ) as http,
+                ):
 
-            times: dict[str, list[float]] = {"bare": [], "local": [], "regular": [], "command": []}
-            for i in range(warmup + n):
-                t = time.perf_counter()
-                await bare.execute_update(BareUpdateWorkflow.touch_local, i)
-                t_local = time.perf_counter() - t
-                t = time.perf_counter()
-                await bare.execute_update(BareUpdateWorkflow.touch_activity, i)
-                t_regular = time.perf_counter() - t
-                t0 = time.perf_counter()
-                await bare.execute_update(BareUpdateWorkflow.touch, i)
-                t1 = time.perf_counter()
-                command = samples.session(
-                    ids, f"s{i}", first_session + timedelta(hours=i * 6), hours=2
-                )
-                await episodes.send(episode_id, command)
-                t2 = time.perf_counter()
-                if i >= warmup:
-                    times["bare"].append((t1 - t0) * 1000)
-                    times["command"].append((t2 - t1) * 1000)
-                    times["local"].append(t_local * 1000)
-                    times["regular"].append(t_regular * 1000)
-            await bare.signal(BareUpdateWorkflow.finish)
+                    async def client_bare(lane: Lane) -> object:
+                        return await lane.bare.execute_update(BareUpdateWorkflow.touch, 1)
 
-    figures = {
-        f"{name}_{label}_ms": percentile(values, q)
-        for name, values in times.items()
-        for label, q in (("p50", 0.50), ("p99", 0.99))
-    }
-    figures["ratio_p50"] = figures["command_p50_ms"] / figures["bare_p50_ms"]
-    return figures
+                    async def client_command(lane: Lane) -> object:
+                        session_id, starts_at = lane.next_session()
+                        command = samples.session(lane.ids, session_id, starts_at, hours=2)
+                        return await episodes.send(lane.episode_id, command)
+
+                    async def http_bare(lane: Lane) -> object:
+                        answer = await http.post(f"{bare_url}/bare/{index[id(lane)]}")
+                        answer.raise_for_status()
+                        return answer
+
+                    async def http_command(lane: Lane) -> object:
+                        session_id, starts_at = lane.next_session()
+                        body = {
+                            "session_id": session_id,
+                            "kind": "group_skills",
+                            "starts_at": starts_at.isoformat(),
+                            "hours": 2,
+                        }
+                        answer = await http.post(
+                            f"{api_url}/episodes/{lane.episode_id}/sessions", json=body
+                        )
+                        if answer.status_code != 200:
+                            raise RuntimeError(f"{answer.status_code}: {answer.text}")
+                        return answer
+
+                    calls: dict[str, tuple[Call, Call]] = {
+                        "client": (client_bare, client_command),
+                        "http": (http_bare, http_command),
+                    }
+                    for callers in CALLERS:
+                        rounds = rounds_1 if callers == 1 else rounds_10
+                        for path in PATHS:
+                            times.update(
+                                await _measure(
+                                    f"{path}_{callers}",
+                                    lanes[path][:callers],
+                                    calls[path],
+                                    functools.partial(_renew, episodes),
+                                    rounds,
+                                    warmup,
+                                )
+                            )
+                    # Why the append is a local activity: a bare update awaiting one no-op
+                    # local activity, and one awaiting a regular activity (JSON only).
+                    first = every[0]
+                    for label, update in (
+                        ("local_activity", BareUpdateWorkflow.touch_local),
+                        ("activity", BareUpdateWorkflow.touch_activity),
+                    ):
+                        times[f"bare_{label}_1"] = [
+                            await _timed(first.bare.execute_update(update, i))
+                            for i in range(warmup + rounds_1)
+                        ][warmup:]
+                for lane in every:
+                    await lane.bare.signal(BareUpdateWorkflow.finish)
+    return figures(times)
 
 
-def report(figures: dict[str, float], n: int) -> None:
-    print(f"command round trip, {n} sequential calls from one caller (dev server, same run):")
-    print(
-        f"  bare Temporal update   p50 {figures['bare_p50_ms']:6.1f} ms   p99 {figures['bare_p99_ms']:6.1f} ms"
-    )
-    print(
-        f"  CarePath command       p50 {figures['command_p50_ms']:6.1f} ms   "
-        f"p99 {figures['command_p99_ms']:6.1f} ms"
-    )
-    print(f"  ratio (p50)            {figures['ratio_p50']:.2f}x   (goal: <= 2x)")
-    print("  why the append is a local activity (bare update that awaits one no-op activity):")
-    for name, label in (("local", "local activity"), ("regular", "regular activity")):
-        print(
-            f"    {label:<18}   p50 {figures[f'{name}_p50_ms']:6.1f} ms   "
-            f"p99 {figures[f'{name}_p99_ms']:6.1f} ms   "
-            f"({figures[f'{name}_p50_ms'] / figures['bare_p50_ms']:.2f}x bare)"
-        )
+def figures(times: dict[str, list[float]]) -> dict[str, float]:
+    """p50 and p99 of every series, as `<who>_<path>_<q>_ms_<callers>`, and the ratios
+    `command_<path>_<q>_ratio_<callers>` (CarePath over its baseline)."""
+    out: dict[str, float] = {}
+    for series, values in times.items():
+        who, _, rest = series.partition("_")
+        what, _, count = rest.rpartition("_")
+        for q, at in (("p50", 0.50), ("p99", 0.99)):
+            out[f"{who}_{what}_{q}_ms_{count}"] = percentile(values, at)
+        out[f"{who}_{what}_calls_{count}"] = float(len(values))
+    for path in PATHS:
+        for callers in CALLERS:
+            for q in ("p50", "p99"):
+                ours = out.get(f"command_{path}_{q}_ms_{callers}")
+                base = out.get(f"bare_{path}_{q}_ms_{callers}")
+                if ours is not None and base:
+                    out[f"command_{path}_{q}_ratio_{callers}"] = ours / base
+    return out
 
 
 if __name__ == "__main__":
-    N = 200
-    report(asyncio.run(run(N)), N)
+    from bench.table import table
+
+    print(table([(ROWS, asyncio.run(run()), "not measured")]))
