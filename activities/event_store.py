@@ -9,13 +9,12 @@ retries, within the bound the workflow sets.
 
 from __future__ import annotations
 
-import asyncpg
 import structlog
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from domain.errors import CarePathError
-from store.errors import AppendConflict, DatabaseUnavailable, StoreRefused
+from store.errors import AppendConflict, DatabaseUnavailable
 from store.event_store import EventStore
 from store.records import CommandKey
 from workflows.messages import (
@@ -25,20 +24,6 @@ from workflows.messages import (
 )
 
 log = structlog.get_logger("carepath.activities")
-
-# What PostgreSQL answers a new connection to a database that accepts none for now
-# (`ALLOW_CONNECTIONS false`, a database being dropped or recreated): SQLSTATE 55000.
-_NOT_ACCEPTING = "not currently accepting connections"
-
-
-def _connection_not_accepted(err: StoreRefused) -> bool:
-    """Whether the store refused because no connection could be opened at all."""
-    cause = err.__cause__
-    return (
-        isinstance(cause, asyncpg.ObjectNotInPrerequisiteStateError)
-        and cause.sqlstate == "55000"
-        and _NOT_ACCEPTING in str(cause)
-    )
 
 
 class EventStoreActivities:
@@ -67,12 +52,6 @@ class EventStoreActivities:
             return await self._stored_instead(inp, after, err)
         except DatabaseUnavailable:
             raise  # Temporal retries it
-        except StoreRefused as err:
-            if _connection_not_accepted(err):
-                # The database refuses new connections for now: an outage, not a verdict.
-                raise DatabaseUnavailable(err.message) from err
-            log.error("append_refused", episode_id=inp.episode_id, error=err.code)
-            raise ApplicationError(err.message, type=err.code, non_retryable=True) from None
         except CarePathError as err:
             log.error("append_refused", episode_id=inp.episode_id, error=err.code)
             raise ApplicationError(err.message, type=err.code, non_retryable=True) from None

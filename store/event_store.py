@@ -62,6 +62,7 @@ _TRANSIENT = (
     asyncpg.TransactionRollbackError,
     asyncpg.LockNotAvailableError,
 )
+_NOT_ACCEPTING = "not currently accepting connections"
 _APPEND = "SELECT * FROM append_events($1, $2::jsonb, $3, $4)"
 # A hash no event has: the batch's chain base when this store does not know it, which the
 # database answers with the stored one (`stale_base`).
@@ -296,6 +297,12 @@ async def _unavailable_on_lost_connection() -> AsyncIterator[None]:
             # InterfaceError too, but it is the data's fault, not the connection's.
             raise
         raise DatabaseUnavailable(f"lost the connection to PostgreSQL: {exc}") from exc
+    except asyncpg.ObjectNotInPrerequisiteStateError as exc:
+        # 55000 on connecting: the database accepts no connections for now (being dropped
+        # or recreated, ALLOW_CONNECTIONS false). An outage, not a verdict on the data.
+        if _NOT_ACCEPTING not in str(exc):
+            raise
+        raise DatabaseUnavailable(f"PostgreSQL refuses connections for now: {exc}") from exc
 
 
 def _check_batch(episode_id: str, events: Sequence[Event]) -> None:
