@@ -208,16 +208,26 @@ class NotificationLedger:
             )
 
     async def consent_active(self, episode_id: str, consent_id: str, at: datetime) -> bool:
-        """True if the consent exists, is not revoked and has not expired at `at`."""
+        """True if the consent exists, is not revoked and has not expired at `at`.
+
+        Read from the episode's stored events, not from the consents read model, which
+        the projector may not have brought up to date yet: a revocation stored a moment
+        ago already withholds the message.
+        """
         async with self._pool.acquire() as conn:
-            active = await conn.fetchval(
-                "SELECT 1 FROM episode_consents WHERE episode_id = $1 AND consent_id = $2 "
-                "AND NOT revoked AND expires_at > $3",
-                episode_id,
-                consent_id,
-                at,
-            )
-        return active is not None
+            active = await conn.fetchval(_CONSENT_ACTIVE, episode_id, consent_id, at)
+        return bool(active)
+
+
+# The consent's last record is unexpired at $3 and no revocation follows it.
+_CONSENT_ACTIVE = (
+    "WITH c AS (SELECT seq, event_type, payload FROM events WHERE episode_id = $1 "
+    "AND event_type IN ('consent_recorded', 'consent_revoked') AND payload->>'consent_id' = $2), "
+    "last AS (SELECT seq, payload FROM c WHERE event_type = 'consent_recorded' "
+    "ORDER BY seq DESC LIMIT 1) "
+    "SELECT (last.payload->>'expires_at')::timestamptz > $3 AND NOT EXISTS "
+    "(SELECT 1 FROM c WHERE c.event_type = 'consent_revoked' AND c.seq > last.seq) FROM last"
+)
 
 
 class NotificationActivities:

@@ -10,7 +10,7 @@ from activities.event_store import EventStoreActivities
 from domain.canonical import event_digests
 from store import EventStore, verify_stream
 from store.db import Pool
-from store.projections import dump_read_models, rebuild_projections
+from store.projections import Projector, dump_read_models, rebuild_projections
 from testing.keys import CHAIN_KEY
 from testing.sample_streams import episode_events
 from workflows.messages import AppendEventsInput
@@ -32,6 +32,7 @@ class TestAppendActivityRetries:
 
         # Attempt 1 commits, then the worker dies before Temporal hears of it ...
         await ActivityEnvironment().run(acts.append_events, inp)
+        await Projector(db_pool).catch_up()
         async with db_pool.acquire() as conn:
             after_first = await dump_read_models(conn)
         # ... so Temporal runs attempt 2 with the same input.
@@ -41,6 +42,7 @@ class TestAppendActivityRetries:
         stored = await store.read_stream(EP)
         assert [s.seq for s in stored] == list(range(1, 15))
         assert (await verify_stream(db_pool, EP, chain_key=CHAIN_KEY)).ok
+        await Projector(db_pool).catch_up()
         async with db_pool.acquire() as conn:
             assert await dump_read_models(conn) == after_first
         await rebuild_projections(db_pool)

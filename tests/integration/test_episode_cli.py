@@ -22,6 +22,7 @@ from cli.main import main
 from devstack.processes import free_port
 from store.db import Pool
 from store.event_store import EventStore
+from store.projections import Projector
 from testing import samples
 from testing.keys import CHAIN_KEY
 from testing.sample_streams import episode_events
@@ -142,6 +143,7 @@ async def test_given_a_short_week_then_the_cli_lists_it_and_shows_the_weeks(
     await EventStore(db_pool, chain_key=CHAIN_KEY).append(
         "ep-short", episode_events("ep-short", sessions=5)
     )
+    await Projector(db_pool).catch_up()
 
     code, out, _ = await cli(capsys, api_url, "supervisor", "episode", "below-intensity")
     weeks_code, weeks, _ = await cli(

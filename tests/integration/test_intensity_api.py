@@ -16,6 +16,7 @@ from domain.vocabulary import EscalationTrigger
 from programs import load_catalog
 from store import EventStore
 from store.db import Pool
+from store.projections import Projector
 from testing.keys import CHAIN_KEY
 from testing.sample_streams import episode_events
 
@@ -36,6 +37,7 @@ def new_york_catalog() -> ProgramCatalog:
 async def stored_episode(db_pool: Pool, episode_id: str, **kwargs: object) -> list[object]:
     events = episode_events(episode_id, **kwargs)  # type: ignore[arg-type]
     await EventStore(db_pool, chain_key=CHAIN_KEY).append(episode_id, events)
+    await Projector(db_pool).catch_up()
     return list(events)
 
 
