@@ -47,7 +47,8 @@ COMMANDS = ("rebuild-projections", "checkpoint", "verify")
 def add_db_commands(db_sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Register this module's `carepath db` subcommands."""
     db_sub.add_parser(
-        "rebuild-projections", help="rebuild every read model from the events (one transaction)"
+        "rebuild-projections",
+        help="rebuild every read model from the events, beside the live ones, then swap them in",
     )
     checkpoint = db_sub.add_parser("checkpoint", help="sign and store the head of every stream now")
     checkpoint.add_argument(
