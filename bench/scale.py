@@ -65,6 +65,7 @@ from programs import load_catalog
 from testing import samples
 from testing.keys import CHAIN_KEY
 from testing.payload_keys import TEST_KEYS_FILE
+from workers.replay import run_histories
 from workflows.client import EpisodeClient
 from workflows.messages import DEFAULT_HISTORY_EVENT_LIMIT, STATE_QUERY, workflow_id_for
 
@@ -238,9 +239,10 @@ async def evicted_timer_latencies(
 
     latencies = []
     for episode_id in probe_ids:
-        history = await client.get_workflow_handle(workflow_id_for(episode_id)).fetch_history()
+        # The no-show's timer may fire in a later run than the one that scheduled it.
+        runs = await run_histories(client, workflow_id_for(episode_id))
         fired = None
-        for event in history.events:
+        for event in (e for history in runs for e in history.events):
             if event.event_type == EventType.EVENT_TYPE_TIMER_FIRED and fired is None:
                 fired = event.event_time.ToDatetime()
             elif (
@@ -250,6 +252,9 @@ async def evicted_timer_latencies(
                 completed = event.event_time.ToDatetime()
                 latencies.append((completed - fired).total_seconds() * 1000)
                 break
+        if fired is None:
+            types = [EventType.Name(e.event_type) for h in runs for e in h.events]
+            progress(f"{episode_id}: no timer fired in {len(runs)} runs: {types[-12:]}")
     return latencies
 
 
