@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from datetime import timedelta
 
@@ -71,3 +72,34 @@ def test_given_the_environment_when_settings_are_read_then_cache_size_and_bound_
     assert settings.worker_max_cached_workflows == 250
     assert settings.history_event_limit == 400
     assert Settings.model_fields["history_event_limit"].default is None
+
+
+async def test_given_a_burst_of_concurrent_commands_past_the_bound_then_each_is_applied_once_and_the_run_continues(
+    episodes: EpisodeClient, client: Client, store: EventStore
+) -> None:
+    ids = samples.CommandIds("burst")
+    episode_id = str(uuid.uuid4())
+    referred = await episodes.refer(
+        episode_id, samples.referral(ids), load_catalog().get("adult-iop")
+    )
+    for command in samples.admission(ids):
+        await episodes.send(episode_id, command)
+    assert referred.state is not None
+    first = referred.state.referred_at + timedelta(days=30)
+    commands = [
+        samples.session(ids, f"s{n}", first + timedelta(days=n), hours=3) for n in range(30)
+    ]
+
+    answers = await asyncio.gather(*(episodes.send(episode_id, c) for c in commands))
+
+    # Past the bound, the run continues as new at its next change at the latest.
+    last = await episodes.send(
+        episode_id, samples.session(ids, "after", first + timedelta(days=40), hours=3)
+    )
+    runs = await run_histories(client, workflow_id_for(episode_id))
+    stored = await store.read_stream(episode_id)
+
+    assert len(runs) >= 2
+    assert sorted(a.version for a in answers) == list(range(6, 36))
+    assert last.version == 36
+    assert [e.seq for e in stored] == list(range(1, 37))
