@@ -118,6 +118,8 @@ class ApiResources:
     codec_ui_origin: str | None = None
     # Request body size, JSON depth, failed authentications per address (api.limits).
     limits: HttpLimits = field(default_factory=HttpLimits)
+    # Events after which a new episode's run continues as new; None: the workflow's default.
+    history_event_limit: int | None = None
 
 
 def create_app(resources: ApiResources) -> FastAPI:
@@ -142,6 +144,7 @@ def create_app(resources: ApiResources) -> FastAPI:
         resources.temporal,
         resources.task_queue,
         rpc_timeout=timedelta(seconds=resources.rpc_timeout),
+        history_event_limit=resources.history_event_limit,
     )
     worklists = Worklists(pool)
     gate = EpisodeGate(pool)

@@ -43,6 +43,8 @@ class Runtime:
     codec_ui_origin: str | None = None
     # Request limits of the API (CAREPATH_MAX_BODY_BYTES and the others).
     limits: HttpLimits = field(default_factory=HttpLimits)
+    # Events after which new episodes' runs continue as new (CAREPATH_HISTORY_EVENT_LIMIT).
+    history_event_limit: int | None = None
 
     @property
     def chain_key(self) -> bytes:
@@ -60,6 +62,7 @@ class Runtime:
             rpc_timeout=self.rpc_timeout,
             codec_ui_origin=self.codec_ui_origin,
             limits=self.limits,
+            history_event_limit=self.history_event_limit,
         )
 
 
@@ -112,6 +115,7 @@ async def open_runtime(
             auth_failure_limit=settings.auth_failure_limit,
             auth_failure_window_seconds=settings.auth_failure_window_seconds,
         ),
+        history_event_limit=settings.history_event_limit,
     )
 
 

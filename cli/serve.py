@@ -66,6 +66,7 @@ async def run_worker(settings: Settings) -> int:
             runtime.store,
             runtime.task_queue,
             build_notifications(settings, runtime.store),
+            max_cached_workflows=settings.worker_max_cached_workflows,
         )
         stop = _stop_on_signals()
         async with (

@@ -11,7 +11,7 @@ import json
 from collections.abc import AsyncIterator, Iterable, Sequence
 from pathlib import Path
 
-from temporalio.client import WorkflowHistory
+from temporalio.client import Client, WorkflowHistory
 from temporalio.converter import DataConverter
 from temporalio.worker import Interceptor, Replayer
 
@@ -33,6 +33,19 @@ def build_replayer(
         workflow_runner=SANDBOX_RUNNER,
         interceptors=list(interceptors),
     )
+
+
+async def run_histories(client: Client, workflow_id: str) -> list[WorkflowHistory]:
+    """The history of every run of a workflow, oldest first: the latest run's, then each
+    run it continued from (`continued_execution_run_id`), back to the first."""
+    chain = [await client.get_workflow_handle(workflow_id).fetch_history()]
+    while True:
+        started = chain[-1].events[0].workflow_execution_started_event_attributes
+        previous = started.continued_execution_run_id
+        if not previous:
+            return chain[::-1]
+        handle = client.get_workflow_handle(workflow_id, run_id=previous)
+        chain.append(await handle.fetch_history())
 
 
 def save_history(history: WorkflowHistory, path: Path) -> None:

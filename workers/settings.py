@@ -62,6 +62,21 @@ class Settings(BaseSettings):
         "take; past it the caller gets 503 and may retry with the same Idempotency-Key.",
     )
 
+    history_event_limit: int | None = Field(
+        default=None,
+        ge=20,
+        description="Events after which an episode's run continues as new (docs/versioning.md, "
+        '"Continue-as-new"); applies to episodes referred from now on. Unset: the bound '
+        "chosen by `python -m bench.scale` (workflows.messages.DEFAULT_HISTORY_EVENT_LIMIT).",
+    )
+    worker_max_cached_workflows: int = Field(
+        default=1000,
+        ge=0,
+        description="Episodes whose workflow the worker keeps in memory between tasks; an "
+        "evicted one is replayed from its history when it next has work (a command, a "
+        "deadline). Bounds the worker's memory whatever the number of live episodes.",
+    )
+
     # PostgreSQL
     database_url: SecretStr | None = Field(
         default=None,

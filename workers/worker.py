@@ -37,6 +37,8 @@ def build_worker(
     store: EventStore,
     task_queue: str,
     notifications: NotificationActivities | None = None,
+    *,
+    max_cached_workflows: int = 1000,
 ) -> Worker:
     events = EventStoreActivities(store)
     notifications = notifications or NotificationActivities(ledger=NotificationLedger(store.pool))
@@ -46,6 +48,7 @@ def build_worker(
         workflows=WORKFLOWS,
         activities=[events.append_events, notifications.send_notifications],
         workflow_runner=SANDBOX_RUNNER,
+        max_cached_workflows=max_cached_workflows,
     )
 
 

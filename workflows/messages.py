@@ -65,6 +65,11 @@ class AppliedCommandIds(_Message):
     count: int
 
 
+# A run continues as new once its history reaches this many events (docs/versioning.md,
+# "Continue-as-new"); chosen so that a worker replays the longest run within its budget.
+DEFAULT_HISTORY_EVENT_LIMIT = 50
+
+
 class CarePathwayInput(_Message):
     episode_id: str
     # The program is copied into the episode when it starts: an episode keeps the rules it
@@ -77,7 +82,7 @@ class CarePathwayInput(_Message):
     initial_command: ReferClient | None = None
     # Continue-as-new once the run's history reaches this many events, even if the server
     # has not suggested it yet (it suggests at 4,096 by default).
-    history_event_limit: int = 4_000
+    history_event_limit: int = DEFAULT_HISTORY_EVENT_LIMIT
     # Carried across continue-as-new: which command ids earlier runs applied, as a
     # fixed-size filter (see workflows.command_ledger); the event store holds the rest.
     applied_commands: AppliedCommandIds | None = None
