@@ -43,9 +43,9 @@ from bench._stack import percentile, stack
 from bench.bare_workflow import BareUpdateWorkflow, noop
 from bench.table import Row
 from devstack.processes import free_port
-from programs import load_catalog
 from store.event_store import EventStore
 from testing import samples
+from testing.episodes import admitted
 from testing.keys import CHAIN_KEY
 from testing.stack import api_app
 from workers.worker import SANDBOX_RUNNER, build_worker
@@ -148,14 +148,8 @@ def _authenticator(directory: Path) -> UsersFileAuthenticator:
 
 async def _admitted(episodes: EpisodeClient, ids: samples.CommandIds) -> tuple[str, datetime]:
     """A new episode in the program with a treatment plan; (its id, its first session)."""
-    episode_id = str(uuid.uuid4())
-    referred = await episodes.refer(
-        episode_id, samples.referral(ids), load_catalog().get("adult-iop")
-    )
-    for command in samples.admission(ids):
-        await episodes.send(episode_id, command)
-    assert referred.state is not None
-    return episode_id, referred.state.referred_at + timedelta(days=1)
+    episode_id, referred_at = await admitted(episodes, ids)
+    return episode_id, referred_at + timedelta(days=1)
 
 
 async def _lane(client: Client, episodes: EpisodeClient, queue: str, index: int) -> Lane:

@@ -26,6 +26,7 @@ from bench._stack import percentile
 from devstack.embedded_postgres import EmbeddedPostgres
 from devstack.processes import free_port
 from domain.events import Event, dump_event
+from store.background import in_background
 from store.checkpoints import take_checkpoint
 from store.db import Pool, create_pool
 from store.event_store import EventStore
@@ -185,15 +186,8 @@ class _LagWatch:
     def appended(self, position: int) -> None:
         self._pending[position] = time.perf_counter()
 
-    @contextlib.asynccontextmanager
-    async def watching(self) -> AsyncIterator[None]:
-        task = asyncio.create_task(self._watch())
-        try:
-            yield
-        finally:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+    def watching(self) -> contextlib.AbstractAsyncContextManager[None]:
+        return in_background(self._watch(), "lag-watch")
 
     async def drained(self, timeout: float = 60.0) -> None:
         deadline = time.perf_counter() + timeout

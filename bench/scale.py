@@ -63,6 +63,7 @@ from bench import long_episode
 from bench._stack import Stack, percentile, stack
 from programs import load_catalog
 from testing import samples
+from testing.episodes import admitted
 from testing.keys import CHAIN_KEY
 from testing.payload_keys import TEST_KEYS_FILE
 from workers.replay import run_histories
@@ -214,11 +215,9 @@ async def evicted_timer_latencies(
         async def probe(index: int) -> None:
             episode_id = probe_ids[index]
             ids = samples.CommandIds(episode_id)
-            await episodes.refer(
-                episode_id, samples.referral(ids, f"DRILL-{index:04d}", "drill"), drill
+            await admitted(
+                episodes, ids, episode_id=episode_id, program=drill, client_ref=f"DRILL-{index:04d}"
             )
-            for command in samples.admission(ids):
-                await episodes.send(episode_id, command)
             ends = first_due + index * PROBE_SPACING - DRILL_GRACE
             starts = ends - timedelta(hours=DRILL_SESSION_HOURS)
             await episodes.send(

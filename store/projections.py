@@ -40,6 +40,7 @@ from domain.events import Event, load_event
 from domain.state import EpisodeState
 from domain.vocabulary import Stage
 from domain.weeks import tally, weeks_so_far
+from store.background import in_background
 from store.db import Connection, Pool
 from store.errors import ProjectionBehind, RebuildRunning, UnknownPosition
 
@@ -291,11 +292,10 @@ class Projector:
             if folded < self._batch:
                 return total
 
-    async def run(self, stop: asyncio.Event | None = None) -> None:
-        """Fold new events until cancelled (or `stop` is set); a failing database is
-        waited out, never raised."""
+    async def run(self) -> None:
+        """Fold new events until cancelled; a failing database is waited out, never raised."""
         failures = 0
-        while stop is None or not stop.is_set():
+        while True:
             try:
                 folded = await self.step()
             except asyncio.CancelledError:
@@ -316,13 +316,8 @@ class Projector:
 async def running_projector(pool: Pool) -> AsyncIterator[Projector]:
     """A projector folding new events in the background for as long as the block runs."""
     projector = Projector(pool)
-    task = asyncio.create_task(projector.run(), name="projector")
-    try:
+    async with in_background(projector.run(), "projector"):
         yield projector
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
 
 
 async def _fold_into(
@@ -354,21 +349,6 @@ async def wait_for_position(pool: Pool, position: int, timeout: float = 5.0) -> 
                 "retry shortly"
             )
         await asyncio.sleep(0.01)
-
-
-async def projection_lag(pool: Pool) -> dict[str, Any]:
-    """How far the read models are behind the events: events not folded yet, and the
-    age of the oldest of them in seconds (0 when none)."""
-    async with pool.acquire() as conn:
-        row = await conn.fetchrow(
-            "SELECT count(*) AS behind, "
-            "COALESCE(EXTRACT(EPOCH FROM now() - min(e.recorded_at)), 0) AS oldest_s "
-            "FROM events e, projection_tracking t "
-            "WHERE t.name = $1 AND (e.tx, e.position) > (t.tx, t.position)",
-            TRACKING_NAME,
-        )
-    assert row is not None
-    return {"events_behind": int(row["behind"]), "oldest_unfolded_s": float(row["oldest_s"])}
 
 
 # --- rebuild ----------------------------------------------------------------------------

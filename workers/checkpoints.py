@@ -29,6 +29,7 @@ from pathlib import Path
 import httpx
 import structlog
 
+from store.background import in_background
 from store.checkpoints import (
     Checkpoint,
     checkpoint_file_name,
@@ -185,10 +186,5 @@ async def checkpoint_schedule(settings: Settings, pool: Pool) -> AsyncIterator[N
             log.warning("checkpoints_disabled", reason="CAREPATH_CHECKPOINT_KEY is not set")
         yield
         return
-    task = asyncio.create_task(_every(pool, key, interval, settings), name="checkpoints")
-    try:
+    async with in_background(_every(pool, key, interval, settings), "checkpoints"):
         yield
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task

@@ -12,13 +12,15 @@ import re
 import uuid
 from collections.abc import AsyncIterator
 
+import asyncpg
 import httpx
 import pytest
 from api_users import bearer, users_authenticator
 from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 
-from store.db import Pool
+from devstack.embedded_postgres import EmbeddedPostgres
+from store.db import Pool, create_pool
 from store.event_store import EventStore
 from store.projections import running_projector
 from testing.keys import CHAIN_KEY
@@ -47,6 +49,25 @@ async def dev_server() -> AsyncIterator[WorkflowEnvironment]:
 @pytest.fixture
 def temporal_client(dev_server: WorkflowEnvironment) -> Client:
     return dev_server.client
+
+
+@pytest.fixture
+async def empty_pool(embedded_postgres: EmbeddedPostgres) -> AsyncIterator[Pool]:
+    """A pool on a brand-new database that no migration has touched."""
+    name = f"empty_{uuid.uuid4().hex[:16]}"
+    admin = await asyncpg.connect(embedded_postgres.url_for("postgres"))
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await admin.close()
+    pool = await create_pool(embedded_postgres.url_for(name), max_size=4)
+    yield pool
+    await pool.close()
+    admin = await asyncpg.connect(embedded_postgres.url_for("postgres"))
+    try:
+        await admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+    finally:
+        await admin.close()
 
 
 @pytest.fixture

@@ -21,10 +21,10 @@ from temporalio.client import Client
 
 from domain import commands as c
 from domain.vocabulary import DischargeReason
-from programs import load_catalog
 from store.db import Pool
 from store.event_store import EventStore
 from testing import samples
+from testing.episodes import admitted
 from testing.keys import CHAIN_KEY
 from testing.stack import api_app
 from workers.worker import build_worker
@@ -89,18 +89,12 @@ async def _continued_as_new(
     temporal_client: Client, episodes: EpisodeClient, ids: samples.CommandIds
 ) -> tuple[str, int]:
     """An admitted episode whose workflow has continued as new; (its id, sessions sent)."""
-    episode_id = str(uuid.uuid4())
-    referred = await episodes.refer(
-        episode_id, samples.referral(ids), load_catalog().get("adult-iop")
-    )
-    for command in samples.admission(ids):
-        await episodes.send(episode_id, command)
-    assert referred.state is not None
+    episode_id, referred_at = await admitted(episodes, ids)
     handle = temporal_client.get_workflow_handle(workflow_id_for(episode_id))
     first_run = (await handle.describe()).run_id
     n = 0
     while (await handle.describe()).run_id == first_run:
-        start = referred.state.referred_at + timedelta(days=3, hours=6 * n)
+        start = referred_at + timedelta(days=3, hours=6 * n)
         await episodes.send(episode_id, samples.session(ids, f"s{n}", start))
         n += 1
         assert n < 40, "the episode did not continue as new"

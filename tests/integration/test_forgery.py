@@ -9,16 +9,12 @@ from __future__ import annotations
 
 import json
 import os
-import uuid
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-import asyncpg
 import pytest
 
 from audit.verify import VerifyReport, verify_all
-from devstack.embedded_postgres import EmbeddedPostgres
 from domain.canonical import chain_hash
 from store import EventStore
 from store.chain import GENESIS_HASH, keyed_chain_hash
@@ -37,7 +33,7 @@ from store.checkpoints import (
     sign,
     take_checkpoint,
 )
-from store.db import Pool, create_pool
+from store.db import Pool
 from store.event_store import stored_event
 from store.migrations import load_migrations, migrate
 from testing.keys import CHAIN_KEY
@@ -352,25 +348,6 @@ async def _stored_checkpoint(pool: Pool) -> Checkpoint:
     checkpoint = await latest_checkpoint(pool)
     assert checkpoint is not None
     return checkpoint
-
-
-@pytest.fixture
-async def empty_pool(embedded_postgres: EmbeddedPostgres) -> AsyncIterator[Pool]:
-    """A pool on a brand-new database that no migration has touched."""
-    name = f"forgery_{uuid.uuid4().hex[:16]}"
-    admin = await asyncpg.connect(embedded_postgres.url_for("postgres"))
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await admin.close()
-    pool = await create_pool(embedded_postgres.url_for(name), max_size=4)
-    yield pool
-    await pool.close()
-    admin = await asyncpg.connect(embedded_postgres.url_for("postgres"))
-    try:
-        await admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
-    finally:
-        await admin.close()
 
 
 @pytest.fixture

@@ -3,15 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-import uuid
-from collections.abc import AsyncIterator
 
-import asyncpg
 import pytest
 
-from devstack.embedded_postgres import EmbeddedPostgres
 from domain.events import WeeklyAttendanceChecked
-from store import EventStore, MigrationFailed, create_pool, migrate
+from store import EventStore, MigrationFailed, migrate
 from store.db import Pool
 from store.migrations import Migration, load_migrations
 from store.projections import Projector
@@ -20,25 +16,6 @@ from testing.legacy import insert_plain_events
 from testing.sample_streams import episode_events
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-async def empty_pool(embedded_postgres: EmbeddedPostgres) -> AsyncIterator[Pool]:
-    """A pool on a brand-new database that no migration has touched."""
-    name = f"empty_{uuid.uuid4().hex[:16]}"
-    admin = await asyncpg.connect(embedded_postgres.url_for("postgres"))
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await admin.close()
-    pool = await create_pool(embedded_postgres.url_for(name), max_size=4)
-    yield pool
-    await pool.close()
-    admin = await asyncpg.connect(embedded_postgres.url_for("postgres"))
-    try:
-        await admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
-    finally:
-        await admin.close()
 
 
 async def tables(pool: Pool) -> set[str]:

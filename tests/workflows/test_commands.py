@@ -18,6 +18,7 @@ from domain.vocabulary import ConsentScope, LevelOfCare, RecipientKind
 from programs import load_catalog
 from store.event_store import EventStore
 from testing import samples
+from testing.episodes import admitted
 from workflows.client import CommandRejected, EpisodeClient, EpisodeNotFound
 from workflows.messages import EpisodeView, workflow_id_for
 
@@ -25,10 +26,7 @@ ADULT = load_catalog().get("adult-iop")
 
 
 async def _episode_in_program(episodes: EpisodeClient, ids: samples.CommandIds) -> str:
-    episode_id = str(uuid.uuid4())
-    await episodes.refer(episode_id, samples.referral(ids), ADULT)
-    for command in samples.admission(ids):
-        await episodes.send(episode_id, command)
+    episode_id, _ = await admitted(episodes, ids)
     return episode_id
 
 

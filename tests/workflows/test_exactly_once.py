@@ -31,6 +31,7 @@ from programs import load_catalog
 from store.db import Pool
 from store.event_store import EventStore
 from testing import samples
+from testing.episodes import admitted
 from workflows.care_pathway import CarePathwayWorkflow
 from workflows.client import CommandRejected, EpisodeClient, EpisodeNotFound
 from workflows.messages import CarePathwayInput, EpisodeView, workflow_id_for
@@ -38,16 +39,6 @@ from workflows.messages import CarePathwayInput, EpisodeView, workflow_id_for
 ADULT = load_catalog().get("adult-iop")
 
 EpisodeFactory = Callable[..., EpisodeClient]
-
-
-async def _admitted(episodes: EpisodeClient, ids: samples.CommandIds) -> tuple[str, datetime]:
-    episode_id = str(uuid.uuid4())
-    await episodes.refer(episode_id, samples.referral(ids), ADULT)
-    for command in samples.admission(ids):
-        await episodes.send(episode_id, command)
-    view = await episodes.view(episode_id)
-    assert view.state is not None
-    return episode_id, view.state.referred_at
 
 
 async def _consent_to_family(
@@ -123,7 +114,7 @@ class TestRepeatsAcrossRuns:
     ) -> None:
         episodes = make_episodes(history_event_limit=60)
         ids = samples.CommandIds("again")
-        episode_id, start = await _admitted(episodes, ids)
+        episode_id, start = await admitted(episodes, ids)
         notice = await _consent_to_family(episodes, episode_id, ids, start)
         session = samples.session(ids, "s1", start + timedelta(days=2))
         first_notice = await episodes.send(episode_id, notice)
@@ -165,7 +156,7 @@ class TestRepeatsAcrossRuns:
         """An episode continued as new before runs carried their command ids: the
         validator judges the repeat as new, and the store's lookup answers it."""
         ids = samples.CommandIds("arbiter")
-        episode_id, start = await _admitted(episodes, ids)
+        episode_id, start = await admitted(episodes, ids)
         notice = await _consent_to_family(episodes, episode_id, ids, start)
         first = await episodes.send(episode_id, notice)
         await _notified(store, episode_id, first.events[0].seq)
@@ -196,7 +187,7 @@ class TestIdempotencyKeyReused:
         self, client: Client, episodes: EpisodeClient, store: EventStore
     ) -> None:
         ids = samples.CommandIds("reused")
-        episode_id, start = await _admitted(episodes, ids)
+        episode_id, start = await admitted(episodes, ids)
         first = samples.session(ids, "s1", start + timedelta(days=2))
         other = first.model_copy(update={"starts_at": start + timedelta(days=3)})
         await episodes.send(episode_id, first)
@@ -218,7 +209,7 @@ class TestIdempotencyKeyReused:
     ) -> None:
         episodes = make_episodes(history_event_limit=60)
         ids = samples.CommandIds("reused-later")
-        episode_id, start = await _admitted(episodes, ids)
+        episode_id, start = await admitted(episodes, ids)
         first = samples.session(ids, "s1", start + timedelta(days=2))
         await episodes.send(episode_id, first)
         await _continue_as_new(client, episodes, episode_id, ids, start)
@@ -240,7 +231,7 @@ class TestStoreFailures:
         self, owner_pool: Pool, episodes: EpisodeClient, store: EventStore
     ) -> None:
         ids = samples.CommandIds("refused-append")
-        episode_id, start = await _admitted(episodes, ids)
+        episode_id, start = await admitted(episodes, ids)
         await owner_pool.execute(
             "ALTER TABLE events ADD CONSTRAINT no_poison "
             "CHECK (payload->>'session_id' IS DISTINCT FROM 'poison')"
@@ -269,7 +260,7 @@ class TestStoreFailures:
         """The store lost the last event (restored from an older backup): the workflow's
         next event would leave a gap, which no retry mends."""
         ids = samples.CommandIds("gap")
-        episode_id, start = await _admitted(episodes, ids)
+        episode_id, start = await admitted(episodes, ids)
         async with owner_pool.acquire() as conn, conn.transaction():
             await conn.execute("ALTER TABLE events DISABLE TRIGGER events_refuse_update_delete")
             await conn.execute(
@@ -310,7 +301,7 @@ class TestSearchAttributesAcrossRuns:
     ) -> None:
         episodes = make_episodes(history_event_limit=60)
         ids = samples.CommandIds("visibility")
-        episode_id, start = await _admitted(episodes, ids)
+        episode_id, start = await admitted(episodes, ids)
         await _continue_as_new(client, episodes, episode_id, ids, start)
         handle = client.get_workflow_handle(workflow_id_for(episode_id), result_type=EpisodeView)
         assert (await _attributes(client, episode_id))["NextDeadline"] is not None
@@ -355,7 +346,7 @@ class TestReadmissionStart:
         self, client: Client, episodes: EpisodeClient
     ) -> None:
         ids = samples.CommandIds("readmit-retry")
-        old_id, _ = await _admitted(episodes, ids)
+        old_id, _ = await admitted(episodes, ids)
         for command in (
             c.RecordRelapsePreventionPlan(
                 command_id=ids(), actor=samples.CLINICIAN, plan=samples.RELAPSE_PREVENTION

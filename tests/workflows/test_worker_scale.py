@@ -6,15 +6,14 @@
 from __future__ import annotations
 
 import asyncio
-import uuid
 from datetime import timedelta
 
 import pytest
 from temporalio.client import Client
 
-from programs import load_catalog
 from store.event_store import EventStore
 from testing import samples
+from testing.episodes import admitted
 from workers.replay import run_histories
 from workers.settings import Settings
 from workers.worker import build_worker
@@ -30,14 +29,8 @@ async def test_given_the_default_bound_when_an_episode_grows_past_it_then_every_
     episodes: EpisodeClient, client: Client, store: EventStore
 ) -> None:
     ids = samples.CommandIds("bound")
-    episode_id = str(uuid.uuid4())
-    referred = await episodes.refer(
-        episode_id, samples.referral(ids), load_catalog().get("adult-iop")
-    )
-    for command in samples.admission(ids):
-        await episodes.send(episode_id, command)
-    assert referred.state is not None
-    first = referred.state.referred_at + timedelta(days=30)
+    episode_id, referred_at = await admitted(episodes, ids)
+    first = referred_at + timedelta(days=30)
     for n in range(12):
         await episodes.send(
             episode_id, samples.session(ids, f"s{n}", first + timedelta(days=n), hours=3)
@@ -78,14 +71,8 @@ async def test_given_a_burst_of_concurrent_commands_past_the_bound_then_each_is_
     episodes: EpisodeClient, client: Client, store: EventStore
 ) -> None:
     ids = samples.CommandIds("burst")
-    episode_id = str(uuid.uuid4())
-    referred = await episodes.refer(
-        episode_id, samples.referral(ids), load_catalog().get("adult-iop")
-    )
-    for command in samples.admission(ids):
-        await episodes.send(episode_id, command)
-    assert referred.state is not None
-    first = referred.state.referred_at + timedelta(days=30)
+    episode_id, referred_at = await admitted(episodes, ids)
+    first = referred_at + timedelta(days=30)
     commands = [
         samples.session(ids, f"s{n}", first + timedelta(days=n), hours=3) for n in range(30)
     ]
