@@ -8,11 +8,21 @@ against its baseline in the same run.
   token, access log, episode gate, command route), against a minimal FastAPI endpoint that
   makes the bare update. Both apps are served by uvicorn on a local port in this process.
 
+Each side has a worker process of its own, as a deployment has: CarePath's is `python -m
+cli.main worker` (with its projector), the baseline's `python -m bench.bare_worker`, both
+with the same data converter (sealed payloads) and workflow sandbox. The callers, the two
+HTTP apps and the clients run in this process.
+
+The floor. Persisting from a workflow takes an activity; CarePath's append is a local
+activity. A third series, a bare update that awaits one no-op local activity (directly
+and behind the minimal endpoint), shows what that mechanism costs by itself: the
+`floor_*` figures, and CarePath over the floor (`command_<path>_p50_floor_ratio_<n>`).
+
 With 10 callers each caller has its own episode and its own bare workflow (Temporal runs
 one workflow's updates one at a time, so one shared bare workflow would make the baseline
-queue where CarePath's episodes do not). Calls go in rounds: every caller makes one
-baseline call, then every caller one CarePath call (the order flips each round), so drift
-on the machine affects both alike. Sessions are scheduled six hours apart, two hours long,
+queue where CarePath's episodes do not). Calls go in rounds: every caller makes each of
+the three calls in turn, all callers at once, the order rotating each round, so drift on
+the machine affects all alike. Sessions are scheduled six hours apart, two hours long,
 from a day after the referral, so none overlaps and all lie within the decider's year; a
 caller moves to a fresh episode after SESSIONS_PER_EPISODE of them (between rounds), so
 commands meet episodes of a program's size rather than one that grows for the whole run.
@@ -36,11 +46,10 @@ import uvicorn
 import yaml
 from fastapi import FastAPI
 from temporalio.client import Client, WorkflowHandle
-from temporalio.worker import Worker
 
 from api.auth import UsersFileAuthenticator
-from bench._stack import percentile, stack
-from bench.bare_workflow import BareUpdateWorkflow, noop
+from bench._stack import BARE_WORKER, percentile, stack, worker_process
+from bench.bare_workflow import BareUpdateWorkflow
 from bench.table import Row
 from devstack.processes import free_port
 from store.event_store import EventStore
@@ -48,7 +57,6 @@ from testing import samples
 from testing.episodes import admitted
 from testing.keys import CHAIN_KEY
 from testing.stack import api_app
-from workers.worker import SANDBOX_RUNNER, build_worker
 from workflows.client import EpisodeClient
 
 CALLERS = (1, 10)
@@ -65,16 +73,16 @@ SESSIONS_PER_EPISODE = 40
 
 def _rows() -> tuple[Row, ...]:
     rows = []
-    for path, what, baseline in (
-        ("client", "client level", "bare update"),
-        ("http", "HTTP", "bare update behind FastAPI"),
+    for path, what, baseline, floor in (
+        ("client", "client level", "bare update", "bare update + no-op local activity"),
+        ("http", "HTTP", "bare update behind FastAPI", "the same + no-op local activity"),
     ):
         for callers in CALLERS:
+            plural = "s" if callers > 1 else ""
             for q in ("p50", "p99"):
                 rows.append(
                     Row(
-                        measure=f"staff command, {what}, {callers} caller"
-                        f"{'s' if callers > 1 else ''}, {q}",
+                        measure=f"staff command, {what}, {callers} caller{plural}, {q}",
                         baseline=baseline,
                         baseline_value=f"bare_{path}_{q}_ms_{callers}",
                         value=f"command_{path}_{q}_ms_{callers}",
@@ -82,6 +90,16 @@ def _rows() -> tuple[Row, ...]:
                         goal=GOAL,
                     )
                 )
+            rows.append(
+                Row(
+                    measure="  the same over the local-activity floor, p50",
+                    baseline=floor,
+                    baseline_value=f"floor_{path}_p50_ms_{callers}",
+                    value=f"command_{path}_p50_ms_{callers}",
+                    ratio=f"command_{path}_p50_floor_ratio_{callers}",
+                    goal="(context)",
+                )
+            )
     return tuple(rows)
 
 
@@ -136,6 +154,11 @@ def _bare_app(lanes: list[Lane]) -> FastAPI:
     async def touch(index: int) -> dict[str, int]:
         return {"value": await lanes[index].bare.execute_update(BareUpdateWorkflow.touch, index)}
 
+    @app.post("/floor/{index}")
+    async def touch_local(index: int) -> dict[str, int]:
+        update = BareUpdateWorkflow.touch_local
+        return {"value": await lanes[index].bare.execute_update(update, index)}
+
     return app
 
 
@@ -174,22 +197,19 @@ Call = Callable[[Lane], Awaitable[object]]
 async def _measure(
     name: str,
     lanes: list[Lane],
-    calls: tuple[Call, Call],
+    calls: dict[str, Call],
     renew: Call,
     rounds: int,
     warmup: int,
 ) -> dict[str, list[float]]:
-    """Latencies (ms) of `rounds` rounds in which every lane calls the bare call then
-    CarePath's (the order flips each round), all lanes at once; `renew` runs on every lane
-    between rounds, unmeasured."""
-    bare, carepath = calls
-    times: dict[str, list[float]] = {f"bare_{name}": [], f"command_{name}": []}
+    """Latencies (ms) of `rounds` rounds in which every lane makes each of `calls` in turn
+    (the order rotates each round), all lanes at once; `renew` runs on every lane between
+    rounds, unmeasured."""
+    times: dict[str, list[float]] = {f"{label}_{name}": [] for label in calls}
+    order = list(calls.items())
     for i in range(warmup + rounds):
         await asyncio.gather(*(renew(lane) for lane in lanes))
-        order = [("bare", bare), ("command", carepath)]
-        if i % 2:
-            order.reverse()
-        for label, call in order:
+        for label, call in order[i % len(order) :] + order[: i % len(order)]:
             took = await asyncio.gather(*(_timed(call(lane)) for lane in lanes))
             if i >= warmup:
                 times[f"{label}_{name}"].extend(took)
@@ -203,16 +223,12 @@ async def run(scale: str = "small") -> dict[str, float]:
         client = s.env.client
         queue = f"bench-{uuid.uuid4().hex[:8]}"
         store = EventStore(s.pool, chain_key=CHAIN_KEY)
-        bare_worker = Worker(
-            client,
-            task_queue=queue + "-bare",
-            workflows=[BareUpdateWorkflow],
-            activities=[noop],
-            workflow_runner=SANDBOX_RUNNER,
-        )
-        with tempfile.TemporaryDirectory(prefix="carepath-bench-users-") as tmp:
+        with tempfile.TemporaryDirectory(prefix="carepath-bench-command-") as tmp:
             app = api_app(client, store, queue, _authenticator(Path(tmp)))
-            async with build_worker(client, store, queue), bare_worker:
+            async with (
+                worker_process(s, queue, Path(tmp)),
+                worker_process(s, queue + "-bare", Path(tmp), command=BARE_WORKER),
+            ):
                 episodes = EpisodeClient(client, queue)
                 lanes = {
                     path: [
@@ -237,6 +253,9 @@ async def run(scale: str = "small") -> dict[str, float]:
                     async def client_bare(lane: Lane) -> object:
                         return await lane.bare.execute_update(BareUpdateWorkflow.touch, 1)
 
+                    async def client_floor(lane: Lane) -> object:
+                        return await lane.bare.execute_update(BareUpdateWorkflow.touch_local, 1)
+
                     async def client_command(lane: Lane) -> object:
                         session_id, starts_at = lane.next_session()
                         command = samples.session(lane.ids, session_id, starts_at, hours=2)
@@ -244,6 +263,11 @@ async def run(scale: str = "small") -> dict[str, float]:
 
                     async def http_bare(lane: Lane) -> object:
                         answer = await http.post(f"{bare_url}/bare/{index[id(lane)]}")
+                        answer.raise_for_status()
+                        return answer
+
+                    async def http_floor(lane: Lane) -> object:
+                        answer = await http.post(f"{bare_url}/floor/{index[id(lane)]}")
                         answer.raise_for_status()
                         return answer
 
@@ -262,9 +286,13 @@ async def run(scale: str = "small") -> dict[str, float]:
                             raise RuntimeError(f"{answer.status_code}: {answer.text}")
                         return answer
 
-                    calls: dict[str, tuple[Call, Call]] = {
-                        "client": (client_bare, client_command),
-                        "http": (http_bare, http_command),
+                    calls: dict[str, dict[str, Call]] = {
+                        "client": {
+                            "bare": client_bare,
+                            "floor": client_floor,
+                            "command": client_command,
+                        },
+                        "http": {"bare": http_bare, "floor": http_floor, "command": http_command},
                     }
                     for callers in CALLERS:
                         rounds = rounds_1 if callers == 1 else rounds_10
@@ -280,16 +308,14 @@ async def run(scale: str = "small") -> dict[str, float]:
                                 )
                             )
                     # Why the append is a local activity: a bare update awaiting one no-op
-                    # local activity, and one awaiting a regular activity (JSON only).
+                    # regular activity instead, from one caller.
                     first = every[0]
-                    for label, update in (
-                        ("local_activity", BareUpdateWorkflow.touch_local),
-                        ("activity", BareUpdateWorkflow.touch_activity),
-                    ):
-                        times[f"bare_{label}_1"] = [
-                            await _timed(first.bare.execute_update(update, i))
-                            for i in range(warmup + rounds_1)
-                        ][warmup:]
+                    times["bare_activity_1"] = [
+                        await _timed(
+                            first.bare.execute_update(BareUpdateWorkflow.touch_activity, i)
+                        )
+                        for i in range(warmup + rounds_1)
+                    ][warmup:]
                 for lane in every:
                     await lane.bare.signal(BareUpdateWorkflow.finish)
     return figures(times)
@@ -297,7 +323,8 @@ async def run(scale: str = "small") -> dict[str, float]:
 
 def figures(times: dict[str, list[float]]) -> dict[str, float]:
     """p50 and p99 of every series, as `<who>_<path>_<q>_ms_<callers>`, and the ratios
-    `command_<path>_<q>_ratio_<callers>` (CarePath over its baseline)."""
+    `command_<path>_<q>_ratio_<callers>` (CarePath over its baseline) and
+    `command_<path>_p50_floor_ratio_<callers>` (CarePath over the local-activity floor)."""
     out: dict[str, float] = {}
     for series, values in times.items():
         who, _, rest = series.partition("_")
@@ -312,6 +339,11 @@ def figures(times: dict[str, list[float]]) -> dict[str, float]:
                 base = out.get(f"bare_{path}_{q}_ms_{callers}")
                 if ours is not None and base:
                     out[f"command_{path}_{q}_ratio_{callers}"] = ours / base
+            ours, floor = (
+                out.get(f"{who}_{path}_p50_ms_{callers}") for who in ("command", "floor")
+            )
+            if ours is not None and floor:
+                out[f"command_{path}_p50_floor_ratio_{callers}"] = ours / floor
     return out
 
 

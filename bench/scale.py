@@ -43,29 +43,22 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import os
-import signal
 import sys
 import tempfile
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import psutil  # type: ignore[import-untyped]
-from temporalio.api.enums.v1 import EventType, TaskQueueType
-from temporalio.api.taskqueue.v1 import TaskQueue
-from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
-from temporalio.client import Client
+from temporalio.api.enums.v1 import EventType
 
 from bench import long_episode
-from bench._stack import Stack, percentile, stack
+from bench._stack import Stack, percentile, stack, worker_process
 from programs import load_catalog
 from testing import samples
 from testing.episodes import admitted
-from testing.keys import CHAIN_KEY
-from testing.payload_keys import TEST_KEYS_FILE
 from workers.replay import run_histories
 from workflows.client import EpisodeClient
 from workflows.messages import DEFAULT_HISTORY_EVENT_LIMIT, STATE_QUERY, workflow_id_for
@@ -80,73 +73,10 @@ PROBE_SPACING = timedelta(seconds=0.5)
 DRILL_SESSION_HOURS = 0.005
 DRILL_GRACE = timedelta(seconds=10)
 REPLAY_BUDGET_MS = 50.0
-ROOT = Path(__file__).resolve().parent.parent
 
 
 def progress(message: str) -> None:
     print(f"scale: {message}", file=sys.stderr, flush=True)
-
-
-@contextlib.asynccontextmanager
-async def worker_process(
-    s: Stack, queue: str, data_dir: Path, *, max_cached_workflows: int | None = None
-) -> AsyncIterator[psutil.Process]:
-    """`python -m cli.main worker` against the stack, as `carepath up` configures it."""
-    env = {
-        **os.environ,
-        "PYTHONPATH": str(ROOT),
-        "CAREPATH_TEMPORAL_ADDRESS": s.env.client.service_client.config.target_host,
-        "CAREPATH_DATABASE_URL": s.postgres.url,
-        "CAREPATH_CHAIN_KEY": CHAIN_KEY.decode(),
-        "CAREPATH_PAYLOAD_KEYS_FILE": str(TEST_KEYS_FILE),
-        "CAREPATH_TEMPORAL_TASK_QUEUE": queue,
-        "CAREPATH_DATA_DIR": str(data_dir),
-        "CAREPATH_CHECKPOINT_INTERVAL_MINUTES": "0",
-        "CAREPATH_LOG_FORMAT": "json",
-        "CAREPATH_LOG_LEVEL": "error",
-    }
-    if max_cached_workflows is not None:
-        env["CAREPATH_WORKER_MAX_CACHED_WORKFLOWS"] = str(max_cached_workflows)
-    with (data_dir / f"worker-{uuid.uuid4().hex[:6]}.log").open("wb") as log:
-        child = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "cli.main",
-            "worker",
-            env=env,
-            cwd=ROOT,
-            stdout=log,
-            stderr=asyncio.subprocess.STDOUT,
-        )
-        try:
-            await _wait_for_poller(s.env.client, queue, child)
-            yield psutil.Process(child.pid)
-        finally:
-            if child.returncode is None:
-                child.send_signal(signal.SIGTERM)
-                try:
-                    await asyncio.wait_for(child.wait(), 15)
-                except TimeoutError:
-                    child.kill()
-                    await child.wait()
-
-
-async def _wait_for_poller(client: Client, queue: str, child: asyncio.subprocess.Process) -> None:
-    """Until the worker polls the queue (its start-up takes a few seconds)."""
-    request = DescribeTaskQueueRequest(
-        namespace=client.namespace,
-        task_queue=TaskQueue(name=queue),
-        task_queue_type=TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW,
-    )
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if child.returncode is not None:
-            raise RuntimeError(f"the worker exited with {child.returncode}")
-        answer = await client.workflow_service.describe_task_queue(request)
-        if answer.pollers:
-            return
-        await asyncio.sleep(0.2)
-    raise RuntimeError("the worker did not poll within 60 s")
 
 
 def rss_mib(process: psutil.Process) -> float:

@@ -81,16 +81,16 @@ class RebuildResult:
     failed_streams: tuple[str, ...]
 
 
-async def _fold_and_write(
+async def _fold(
     conn: Connection,
     episode_id: str,
     state: EpisodeState | None,
     events: Iterable[Event | dict[str, Any]],
     prefix: str = "",
-) -> tuple[int, EpisodeState | None]:
-    """Fold `events` (domain events or stored payloads) onto `state` and write the read
-    models (those whose table names start with `prefix`); return how many events folded
-    and the state written."""
+) -> tuple[int, EpisodeState | None, Event | None]:
+    """Fold `events` (domain events or stored payloads) onto `state`; return how many
+    folded, the state reached and the last event folded. An event that does not fold is
+    recorded in `{prefix}projection_failures` and ends the fold."""
     last: Event | None = None
     folded = 0
     for item in events:
@@ -105,6 +105,19 @@ async def _fold_and_write(
             break
         last = event
         folded += 1
+    return folded, state, last
+
+
+async def _fold_and_write(
+    conn: Connection,
+    episode_id: str,
+    state: EpisodeState | None,
+    events: Iterable[Event | dict[str, Any]],
+    prefix: str = "",
+) -> tuple[int, EpisodeState | None]:
+    """Fold `events` onto `state` and write the read models (those whose table names
+    start with `prefix`); return how many events folded and the state written."""
+    folded, state, last = await _fold(conn, episode_id, state, events, prefix)
     if state is not None and last is not None:
         rows = read_model_rows(state, last.occurred_at)
         if prefix:
@@ -162,14 +175,17 @@ PROJECTOR_BATCH = 500
 PROJECTOR_IDLE_S = 0.05
 # The events no running transaction can still add to: those of transactions older than
 # the oldest one running (so a reader never passes over a gap a slower writer fills
-# later), after `($1, $2)` in (tx, position) order.
-_SAFE_EVENTS = (
-    "SELECT episode_id, seq, payload, tx::text AS tx_id, position FROM events "
-    "WHERE (tx, position) > ($1::text::xid8, $2::bigint) "
-    "AND tx < pg_snapshot_xmin(pg_current_snapshot()) "
-    "ORDER BY tx, position LIMIT $3"
+# later), after the tracking row named `$1` in (tx, position) order.
+_SAFE = (
+    "FROM events e, projection_tracking t WHERE t.name = $1 "
+    "AND (e.tx, e.position) > (t.tx, t.position) "
+    "AND e.tx < pg_snapshot_xmin(pg_current_snapshot())"
 )
-_TRACKING = "SELECT tx::text AS tx_id, position FROM projection_tracking WHERE name = $1"
+_ANY_SAFE_EVENT = f"SELECT EXISTS (SELECT 1 {_SAFE})"
+_NEXT_SAFE_EVENTS = (
+    "SELECT e.episode_id, e.seq, e.payload, e.tx::text AS tx_id, e.position "
+    f"{_SAFE} ORDER BY e.tx, e.position LIMIT $2"
+)
 _MOVE_TRACKING = (
     "UPDATE projection_tracking SET tx = $2::text::xid8, position = $3, updated_at = now() "
     "WHERE name = $1"
@@ -207,44 +223,44 @@ class Projector:
 
     async def step(self) -> int | None:
         """Fold the next batch of safe events in one transaction; how many were folded,
-        or None if another projector holds the lock."""
-        folded: dict[str, _Folded] = {}
-        async with self._pool.acquire() as conn, conn.transaction():
-            if not await conn.fetchval("SELECT pg_try_advisory_xact_lock($1)", PROJECTOR_LOCK_KEY):
-                return None
-            track = await conn.fetchrow(_TRACKING, TRACKING_NAME)
-            assert track is not None, "migration 0015 creates the tracking row"
-            rows = await conn.fetch(_SAFE_EVENTS, track["tx_id"], track["position"], self._batch)
-            if not rows:
+        or None if another projector holds the lock.
+
+        An idle projector costs one statement per look (no transaction). A batch is
+        written in one statement for all its episodes; only if PostgreSQL refuses a row
+        is the batch written again one episode at a time, each under a savepoint, so the
+        refused episode is parked in `projection_failures` and the rest go on."""
+        async with self._pool.acquire() as conn:
+            if not await conn.fetchval(_ANY_SAFE_EVENT, TRACKING_NAME):
                 return 0
-            streams: dict[str, list[Any]] = {}
-            for row in rows:
-                streams.setdefault(row["episode_id"], []).append(row)
-            snapshots = {
-                row["episode_id"]: row
-                for row in await conn.fetch(
-                    "SELECT episode_id, s.version, s.state, f.seq IS NOT NULL AS failed "
-                    "FROM unnest($1::text[]) AS k(episode_id) "
-                    "LEFT JOIN projection_snapshots s USING (episode_id) "
-                    "LEFT JOIN projection_failures f USING (episode_id)",
-                    list(streams),
-                )
-            }
-            for episode_id, events in streams.items():
+            async with conn.transaction():
+                if not await conn.fetchval(
+                    "SELECT pg_try_advisory_xact_lock($1)", PROJECTOR_LOCK_KEY
+                ):
+                    return None
+                rows = await conn.fetch(_NEXT_SAFE_EVENTS, TRACKING_NAME, self._batch)
+                if not rows:
+                    return 0
+                streams: dict[str, list[Any]] = {}
+                for row in rows:
+                    streams.setdefault(row["episode_id"], []).append(row)
+                snapshots = {
+                    row["episode_id"]: row
+                    for row in await conn.fetch(
+                        "SELECT episode_id, s.version, s.state, f.seq IS NOT NULL AS failed "
+                        "FROM unnest($1::text[]) AS k(episode_id) "
+                        "LEFT JOIN projection_snapshots s USING (episode_id) "
+                        "LEFT JOIN projection_failures f USING (episode_id)",
+                        list(streams),
+                    )
+                }
                 try:
-                    # A savepoint: rows PostgreSQL refuses park this stream, not the batch.
                     async with conn.transaction():
-                        state = await self._fold_stream(
-                            conn, episode_id, events, snapshots[episode_id]
-                        )
-                except asyncpg.PostgresError as exc:
-                    await _record_failure(conn, episode_id, events[0]["seq"], exc)
-                    continue
-                if state is not None:
-                    folded[episode_id] = _Folded(state.version, state)
-            await conn.execute(
-                _MOVE_TRACKING, TRACKING_NAME, rows[-1]["tx_id"], rows[-1]["position"]
-            )
+                        folded = await self._fold_batch(conn, streams, snapshots)
+                except asyncpg.PostgresError:
+                    folded = await self._fold_one_by_one(conn, streams, snapshots)
+                await conn.execute(
+                    _MOVE_TRACKING, TRACKING_NAME, rows[-1]["tx_id"], rows[-1]["position"]
+                )
         # Only what committed is remembered.
         for episode_id, entry in folded.items():
             self._states[episode_id] = entry
@@ -253,9 +269,56 @@ class Projector:
             self._states.popitem(last=False)
         return len(rows)
 
-    async def _fold_stream(
+    async def _fold_batch(
+        self, conn: Connection, streams: dict[str, list[Any]], snapshots: dict[str, Any]
+    ) -> dict[str, _Folded]:
+        """Fold every stream, then write all their read models in one statement."""
+        folded: dict[str, _Folded] = {}
+        docs: list[tuple[str, int, dict[str, Any]]] = []
+        for episode_id, events in streams.items():
+            start = await self._start_of(conn, episode_id, events, snapshots[episode_id])
+            if start is None:
+                continue
+            state, pending = start
+            count, state, last = await _fold(conn, episode_id, state, pending)
+            if state is None or last is None:
+                continue
+            docs.append((episode_id, state.version, read_model_rows(state, last.occurred_at)))
+            if count == len(pending):
+                folded[episode_id] = _Folded(state.version, state)
+        if docs:
+            await conn.execute(
+                "SELECT project_episode(k.episode_id, k.version, k.doc) "
+                "FROM unnest($1::text[], $2::integer[], $3::jsonb[]) AS k(episode_id, version, doc)",
+                *map(list, zip(*docs, strict=True)),
+            )
+        return folded
+
+    async def _fold_one_by_one(
+        self, conn: Connection, streams: dict[str, list[Any]], snapshots: dict[str, Any]
+    ) -> dict[str, _Folded]:
+        """Fold and write each stream under its own savepoint: a stream whose rows
+        PostgreSQL refuses is parked, not the batch."""
+        folded: dict[str, _Folded] = {}
+        for episode_id, events in streams.items():
+            try:
+                async with conn.transaction():
+                    start = await self._start_of(conn, episode_id, events, snapshots[episode_id])
+                    if start is None:
+                        continue
+                    state = await _fold_into(conn, episode_id, *start)
+            except asyncpg.PostgresError as exc:
+                await _record_failure(conn, episode_id, events[0]["seq"], exc)
+                continue
+            if state is not None:
+                folded[episode_id] = _Folded(state.version, state)
+        return folded
+
+    async def _start_of(
         self, conn: Connection, episode_id: str, rows: list[Any], snapshot: Any
-    ) -> EpisodeState | None:
+    ) -> tuple[EpisodeState | None, list[dict[str, Any]]] | None:
+        """The state to fold `rows` onto and the payloads to fold, or None if the stream
+        is parked or already folded past them."""
         if snapshot["failed"]:
             return None
         first, last = rows[0]["seq"], rows[-1]["seq"]
@@ -278,7 +341,7 @@ class Projector:
                 first,
             )
             pending = [*(row["payload"] for row in stored), *pending]
-        return await _fold_into(conn, episode_id, state, pending)
+        return state, pending
 
     async def catch_up(self) -> int:
         """Fold until no safe event is left; how many events were folded."""
