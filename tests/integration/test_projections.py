@@ -218,6 +218,31 @@ class TestRebuild:
         assert result.failed_streams == ()
         assert seen == [(1, 3), (2, 3), (3, 3)]
 
+    async def test_a_running_projector_rewrites_only_the_read_models_an_event_changed(
+        self, db_pool: Pool
+    ) -> None:
+        store = EventStore(db_pool, chain_key=CHAIN_KEY)
+        events = episode_events("ep-1", sessions=9)
+        consented = next(i for i, e in enumerate(events) if e.type == "consent_recorded")
+        projector = Projector(db_pool)  # one projector throughout, as in a worker
+        for event in events[: consented + 1]:
+            await store.append("ep-1", [event])
+            await projector.catch_up()
+        # A row the remaining events do not change is left as it is: it is not rewritten.
+        await db_pool.execute("DELETE FROM episode_consents")
+        for event in events[consented + 1 :]:
+            await store.append("ep-1", [event])
+            await projector.catch_up()
+        live = await read_models(db_pool)
+        assert live["episode_consents"] == []
+        assert [r["last_seq"] for r in live["episode_summary"]] == [len(events)]
+
+        # Every row it did write is the one a fold from the start writes.
+        await rebuild_projections(db_pool)
+        rebuilt = await read_models(db_pool)
+        assert len(rebuilt["episode_consents"]) == 1
+        assert {**rebuilt, "episode_consents": []} == live
+
     async def test_rebuild_restores_read_models_that_were_lost_or_altered(
         self, db_pool: Pool
     ) -> None:

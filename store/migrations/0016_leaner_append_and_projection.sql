@@ -1,4 +1,4 @@
--- `append_events` (0015) with fewer statements on its common path (each statement of a
+-- 1. `append_events` (0015) with fewer statements on its common path (each statement of a
 -- PL/pgSQL function is a trip through the executor):
 --
 -- * the stream's head, the batch's bounds and the prev_hash the head must match are read
@@ -10,7 +10,13 @@
 -- * the position of the batch's last event comes back from the INSERT itself; it is
 --   looked up only when nothing new was written.
 --
--- Same arguments, same results, same checks (the store's contract tests).
+--    Same arguments, same results, same checks (the store's contract tests).
+--
+-- 2. `project_episode` (0008) replaces the rows of only the read models its document
+--    names: the projector leaves out a table whose rows the episode's new events did not
+--    change (most events touch two or three of the six), so that table is neither
+--    deleted from nor inserted into. A document naming every table, as before, does what
+--    it did.
 
 CREATE OR REPLACE FUNCTION append_events(
     p_episode_id text, p_rows jsonb, p_command_id text, p_fingerprint text,
@@ -114,5 +120,48 @@ BEGIN
          WHERE e.episode_id = p_episode_id AND e.seq = v_last;
     END IF;
     status := 'ok';
+END;
+$$;
+
+CREATE OR REPLACE FUNCTION project_episode(p_episode_id text, p_version integer, p_doc jsonb)
+RETURNS void
+LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO projection_snapshots (episode_id, version, state)
+    VALUES (p_episode_id, p_version, p_doc -> 'state')
+    ON CONFLICT (episode_id) DO UPDATE SET version = EXCLUDED.version, state = EXCLUDED.state;
+
+    IF p_doc ? 'episode_summary' THEN
+        DELETE FROM episode_summary WHERE episode_id = p_episode_id;
+        INSERT INTO episode_summary
+            SELECT * FROM jsonb_populate_recordset(NULL::episode_summary, p_doc -> 'episode_summary');
+    END IF;
+    IF p_doc ? 'caseload' THEN
+        DELETE FROM caseload WHERE episode_id = p_episode_id;
+        INSERT INTO caseload
+            SELECT * FROM jsonb_populate_recordset(NULL::caseload, p_doc -> 'caseload');
+    END IF;
+    IF p_doc ? 'open_tasks' THEN
+        DELETE FROM open_tasks WHERE episode_id = p_episode_id;
+        INSERT INTO open_tasks
+            SELECT * FROM jsonb_populate_recordset(NULL::open_tasks, p_doc -> 'open_tasks');
+    END IF;
+    IF p_doc ? 'upcoming_deadlines' THEN
+        DELETE FROM upcoming_deadlines WHERE episode_id = p_episode_id;
+        INSERT INTO upcoming_deadlines
+            SELECT * FROM jsonb_populate_recordset(NULL::upcoming_deadlines,
+                                                   p_doc -> 'upcoming_deadlines');
+    END IF;
+    IF p_doc ? 'attended_hours' THEN
+        DELETE FROM attended_hours WHERE episode_id = p_episode_id;
+        INSERT INTO attended_hours
+            SELECT * FROM jsonb_populate_recordset(NULL::attended_hours, p_doc -> 'attended_hours');
+    END IF;
+    IF p_doc ? 'episode_consents' THEN
+        DELETE FROM episode_consents WHERE episode_id = p_episode_id;
+        INSERT INTO episode_consents
+            SELECT * FROM jsonb_populate_recordset(NULL::episode_consents,
+                                                   p_doc -> 'episode_consents');
+    END IF;
 END;
 $$;
