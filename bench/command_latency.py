@@ -18,6 +18,10 @@ activity. A third series, a bare update that awaits one no-op local activity (di
 and behind the minimal endpoint), shows what that mechanism costs by itself: the
 `floor_*` figures, and CarePath over the floor (`command_<path>_p50_floor_ratio_<n>`).
 
+API capacity. The HTTP apps, their callers and the clients share this process, so its
+CPU time per HTTP call (`<who>_http_cpu_ms_<n>`: CarePath's API, or the minimal endpoint,
+plus the HTTP client calling it) bounds what one API replica serves per core.
+
 With 10 callers each caller has its own episode and its own bare workflow (Temporal runs
 one workflow's updates one at a time, so one shared bare workflow would make the baseline
 queue where CarePath's episodes do not). Calls go in rounds: every caller makes each of
@@ -33,6 +37,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import statistics
 import tempfile
 import time
 import uuid
@@ -100,6 +105,15 @@ def _rows() -> tuple[Row, ...]:
                     goal="(context)",
                 )
             )
+    rows.append(
+        Row(
+            measure="CPU of the API and its callers per command (HTTP, 10 callers)",
+            baseline="bare update behind FastAPI",
+            baseline_value="bare_http_cpu_ms_10",
+            value="command_http_cpu_ms_10",
+            goal="—",
+        )
+    )
     return tuple(rows)
 
 
@@ -210,9 +224,12 @@ async def _measure(
     for i in range(warmup + rounds):
         await asyncio.gather(*(renew(lane) for lane in lanes))
         for label, call in order[i % len(order) :] + order[: i % len(order)]:
+            cpu = time.process_time()
             took = await asyncio.gather(*(_timed(call(lane)) for lane in lanes))
             if i >= warmup:
                 times[f"{label}_{name}"].extend(took)
+                spent = (time.process_time() - cpu) * 1000 / len(lanes)
+                times.setdefault(f"{label}_{name}_cpu", []).append(spent)
     return times
 
 
@@ -327,6 +344,12 @@ def figures(times: dict[str, list[float]]) -> dict[str, float]:
     `command_<path>_p50_floor_ratio_<callers>` (CarePath over the local-activity floor)."""
     out: dict[str, float] = {}
     for series, values in times.items():
+        if series.endswith("_cpu"):
+            # This process's CPU per call (the callers, their clients, the HTTP apps).
+            who, _, rest = series.removesuffix("_cpu").partition("_")
+            what, _, count = rest.rpartition("_")
+            out[f"{who}_{what}_cpu_ms_{count}"] = statistics.fmean(values)
+            continue
         who, _, rest = series.partition("_")
         what, _, count = rest.rpartition("_")
         for q, at in (("p50", 0.50), ("p99", 0.99)):
