@@ -97,7 +97,8 @@ def _rows() -> tuple[Row, ...]:
                 )
             rows.append(
                 Row(
-                    measure="  the same over the local-activity floor, p50",
+                    measure=f"staff command over the local-activity floor, {what}, "
+                    f"{callers} caller{plural}, p50",
                     baseline=floor,
                     baseline_value=f"floor_{path}_p50_ms_{callers}",
                     value=f"command_{path}_p50_ms_{callers}",
