@@ -17,10 +17,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import socket
+import urllib.request
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
 
-import httpx
 import structlog
 import uvicorn
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
@@ -55,14 +55,15 @@ class SdkMetrics:
 
 def sdk_metrics_runtime() -> SdkMetrics:
     """A Temporal runtime exporting the SDK's metrics in Prometheus form on a free loopback
-    port, counters with `_total` and durations in seconds; one per process (pass it to
-    `Client.connect`)."""
+    port, counters with `_total` and durations in seconds named `_seconds`; one per process
+    (pass it to `Client.connect`)."""
     for _ in range(_BIND_ATTEMPTS):
         port = _unused_port()
         config = PrometheusConfig(
             bind_address=f"{_LOOPBACK}:{port}",
             counters_total_suffix=True,
             durations_as_seconds=True,
+            unit_suffix=True,
         )
         try:
             runtime = Runtime(telemetry=TelemetryConfig(metrics=config))
@@ -84,15 +85,21 @@ async def exposition(sdk_metrics_url: str | None) -> tuple[bytes, str]:
     body = generate_latest(REGISTRY)
     if sdk_metrics_url is not None:
         try:
-            async with httpx.AsyncClient(timeout=SDK_SCRAPE_TIMEOUT_S) as http:
-                answer = await http.get(sdk_metrics_url)
-            answer.raise_for_status()
-        except httpx.HTTPError as exc:
+            sdk = await asyncio.wait_for(
+                asyncio.to_thread(_read, sdk_metrics_url), SDK_SCRAPE_TIMEOUT_S
+            )
+        except (OSError, TimeoutError) as exc:
             log.warning("sdk_metrics_unavailable", error=type(exc).__name__)
         else:
-            sdk = answer.content
             body += sdk if sdk.endswith(b"\n") or not sdk else sdk + b"\n"
     return body, CONTENT_TYPE_LATEST
+
+
+def _read(url: str) -> bytes:
+    """GET a loopback URL (urllib: no per-request log line, unlike httpx)."""
+    with urllib.request.urlopen(url, timeout=SDK_SCRAPE_TIMEOUT_S) as answer:
+        data: bytes = answer.read()
+    return data
 
 
 def metrics_app(
