@@ -13,6 +13,7 @@ import structlog
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from activities.metrics import count_written
 from domain.errors import CarePathError
 from store.errors import AppendConflict, DatabaseUnavailable
 from store.event_store import EventStore
@@ -77,6 +78,7 @@ class EventStoreActivities:
                 stored_instead=tuple(e.event for e in ahead),
                 applied_before=tuple(e.event for e in result.applied_before),
             )
+        count_written(inp.events, result.written)
         log.info(
             "events_appended",
             episode_id=inp.episode_id,

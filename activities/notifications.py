@@ -28,6 +28,7 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities.channels import Channel, LogChannel, NotificationRejected
+from activities.metrics import NOTIFICATIONS_FAILED, NOTIFICATIONS_SENT
 from domain.events import Event, PartyNotified
 from store.db import Pool
 from workflows.messages import SEND_NOTIFICATIONS_ACTIVITY, NotifyInput, NotifyResult
@@ -268,8 +269,14 @@ class NotificationActivities:
             try:
                 await self._channel.send(note)
             except NotificationRejected as err:
+                NOTIFICATIONS_FAILED.labels(channel=self._channel.name, kind="rejected").inc()
                 refused.append(str(err))
                 continue
+            except Exception:
+                # Temporal retries the activity; the ledger makes the retry skip what went out.
+                NOTIFICATIONS_FAILED.labels(channel=self._channel.name, kind="error").inc()
+                raise
+            NOTIFICATIONS_SENT.labels(channel=self._channel.name).inc()
             if self._ledger is not None:
                 await self._ledger.record(note, self._channel.name)
             log.info("notification_sent", channel=self._channel.name, **note.log_fields())

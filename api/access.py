@@ -44,7 +44,7 @@ log = structlog.get_logger("carepath.access")
 
 # Nothing about an episode passes through these: the probes and the API's own description.
 # The probes must answer while PostgreSQL is down, so they cannot wait for an access record.
-OPEN_PATHS = PROBE_PATHS | {"/docs", "/docs/oauth2-redirect", "/redoc", "/openapi.json"}
+OPEN_PATHS = PROBE_PATHS | {"/docs", "/docs/oauth2-redirect", "/redoc", "/openapi.json", "/metrics"}
 FHIR_MEDIA_TYPE = "application/fhir+json"
 
 

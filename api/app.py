@@ -41,6 +41,7 @@ from api.limits import (
     RequestLimitMiddleware,
     SecurityHeadersMiddleware,
 )
+from api.metrics import metrics_router
 from api.problems import Problem, ProblemError, install_problem_handlers
 from api.schemas import (
     AttendanceResponse,
@@ -120,6 +121,9 @@ class ApiResources:
     limits: HttpLimits = field(default_factory=HttpLimits)
     # Events after which a new episode's run continues as new; None: the workflow's default.
     history_event_limit: int | None = None
+    # Where this process's Temporal runtime exports the SDK's metrics (workers.metrics);
+    # None: `/metrics` serves CarePath's series only.
+    sdk_metrics_url: str | None = None
 
 
 def create_app(resources: ApiResources) -> FastAPI:
@@ -161,6 +165,7 @@ def create_app(resources: ApiResources) -> FastAPI:
     app.include_router(command_router(episodes, gate))
     app.include_router(worklist_router(worklists))
     app.include_router(health_router(resources.temporal, resources.store, resources.task_queue))
+    app.include_router(metrics_router(resources.sdk_metrics_url))
     codec = resources.temporal.data_converter.payload_codec
     if codec is not None:
         # The client's own codec: the endpoints decode with the keys the API encrypts with.

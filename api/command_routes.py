@@ -23,6 +23,7 @@ from pydantic import ValidationError
 
 from api.auth import User, bearer_scheme, current_user
 from api.command_specs import CommandSpec, command_specs
+from api.metrics import measured_command
 from api.problems import ProblemError
 from api.schemas import CommandResponse
 from api.scoping import EpisodeGate, denied
@@ -72,7 +73,8 @@ def role_first(kind: str) -> type[APIRoute]:
     FastAPI parses and validates the body before an endpoint (or a dependency's refusal)
     can answer, so a role that may not issue the command would learn about its body's
     faults (400, 422) instead of being refused (403). The OpenAPI document is unchanged:
-    the route still declares its body model.
+    the route still declares its body model. Every answer is counted and timed as a
+    command of that kind (`api.metrics`).
     """
 
     class RoleFirstRoute(APIRoute):
@@ -80,9 +82,13 @@ def role_first(kind: str) -> type[APIRoute]:
             handler = super().get_route_handler()
 
             async def checked(request: Request) -> Response:
-                user = await current_user(request, await bearer_scheme(request))
-                check_allowed(kind, user.actor())
-                return await handler(request)
+                async def answer() -> Response:
+                    user = await current_user(request, await bearer_scheme(request))
+                    check_allowed(kind, user.actor())
+                    return await handler(request)
+
+                # Counted and timed whatever the answer (api.metrics), refusals included.
+                return await measured_command(kind, answer)
 
             return checked
 

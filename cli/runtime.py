@@ -23,6 +23,7 @@ from store.db import Pool, create_pool
 from store.event_store import EventStore
 from store.migrations import migrate, migrate_url
 from workers.checkpoints import checkpoint_key, require_chain_key
+from workers.metrics import SdkMetrics
 from workers.payload_codec import payload_keyring
 from workers.settings import DEFAULT_TEMPORAL_RPC_TIMEOUT, Settings
 from workers.temporal import PLAIN_CONVERTER, connect, data_converter
@@ -45,6 +46,8 @@ class Runtime:
     limits: HttpLimits = field(default_factory=HttpLimits)
     # Events after which new episodes' runs continue as new (CAREPATH_HISTORY_EVENT_LIMIT).
     history_event_limit: int | None = None
+    # Where the Temporal runtime exports the SDK's metrics, if it does (workers.metrics).
+    sdk_metrics_url: str | None = None
 
     @property
     def chain_key(self) -> bytes:
@@ -63,6 +66,7 @@ class Runtime:
             codec_ui_origin=self.codec_ui_origin,
             limits=self.limits,
             history_event_limit=self.history_event_limit,
+            sdk_metrics_url=self.sdk_metrics_url,
         )
 
 
@@ -73,6 +77,7 @@ async def open_runtime(
     *,
     connect_timeout: float = 10.0,
     owner_url: str | None = None,
+    sdk_metrics: SdkMetrics | None = None,
 ) -> Runtime:
     """Connect to both servers, apply pending migrations and seal the plain-hash chains
     stored before migration 0014 (once); the caller closes `pool`.
@@ -80,10 +85,17 @@ async def open_runtime(
     The pool connects to `database_url` (the application's role). Migrations run as the
     owner at `owner_url` when given; without it the pool's role applies them, which the
     application's role cannot: it only confirms that the schema is current.
+
+    With `sdk_metrics`, the client runs on that Temporal runtime, which exports the SDK's
+    metrics for this process's `/metrics`.
     """
     programs = load_catalog(settings.programs_dir)
     reachable = await connect(
-        temporal_address, settings.temporal_namespace, PLAIN_CONVERTER, timeout=connect_timeout
+        temporal_address,
+        settings.temporal_namespace,
+        PLAIN_CONVERTER,
+        timeout=connect_timeout,
+        runtime=sdk_metrics.runtime if sdk_metrics is not None else None,
     )
     if owner_url is not None and owner_url != database_url:
         await migrate_url(owner_url)
@@ -116,6 +128,7 @@ async def open_runtime(
             auth_failure_window_seconds=settings.auth_failure_window_seconds,
         ),
         history_event_limit=settings.history_event_limit,
+        sdk_metrics_url=sdk_metrics.url if sdk_metrics is not None else None,
     )
 
 

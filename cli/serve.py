@@ -24,6 +24,7 @@ from store.migrations import migrate
 from store.projections import running_projector
 from workers.checkpoints import checkpoint_schedule
 from workers.errors import StartupError
+from workers.metrics import metrics_server, sdk_metrics_runtime
 from workers.payload_codec import EncryptionCodec, payload_keyring
 from workers.settings import Settings
 from workers.worker import build_notifications, build_worker
@@ -59,6 +60,7 @@ async def run_worker(settings: Settings) -> int:
         settings.effective_temporal_address,
         _database_url(settings),
         owner_url=_owner_url(settings),
+        sdk_metrics=sdk_metrics_runtime(),
     )
     try:
         worker = build_worker(
@@ -70,11 +72,17 @@ async def run_worker(settings: Settings) -> int:
         )
         stop = _stop_on_signals()
         async with (
+            metrics_server(
+                settings.worker_metrics_host,
+                settings.worker_metrics_port,
+                runtime.sdk_metrics_url,
+                runtime.pool,
+            ) as metrics_url,
             worker,
             checkpoint_schedule(settings, runtime.pool),
             running_projector(runtime.pool),
         ):
-            log.info("worker_started", task_queue=runtime.task_queue)
+            log.info("worker_started", task_queue=runtime.task_queue, metrics=metrics_url)
             await stop.wait()
     finally:
         await runtime.pool.close()
@@ -88,6 +96,7 @@ async def run_api(settings: Settings) -> int:
         settings.effective_temporal_address,
         _database_url(settings),
         owner_url=_owner_url(settings),
+        sdk_metrics=sdk_metrics_runtime(),
     )
     try:
         server = api_server(runtime, settings.api_host, settings.api_port, authenticator)

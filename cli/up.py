@@ -64,6 +64,13 @@ async def run_up(settings: Settings) -> int:
     # The users file lives in the data dir: prove it writable before anything else.
     data_dir = prepare_data_dir(settings.data_dir)
     require_free_port(settings.api_host, settings.api_port, "the HTTP API", "CAREPATH_API_PORT")
+    if settings.worker_metrics_port:
+        require_free_port(
+            settings.worker_metrics_host,
+            settings.worker_metrics_port,
+            "the worker's metrics",
+            "CAREPATH_WORKER_METRICS_PORT",
+        )
     tokens: dict[Role, str] = {}
     if not settings.jwks_url:
         # Tokens come back only when the file is created: it keeps their digests only.
@@ -207,7 +214,11 @@ def _print_banner(settings: Settings, stack: _Stack, tokens: dict[Role, str]) ->
         f"  API            {api}",
         f"  OpenAPI docs   {api}/docs",
         f"  Health         {api}/readyz (liveness: {api}/livez)",
+        f"  Metrics        {api}/metrics (Prometheus)",
     ]
+    if settings.worker_metrics_port:
+        host = _local_host(settings.worker_metrics_host)
+        lines.append(f"  Worker metrics http://{host}:{settings.worker_metrics_port}/metrics")
     if temporal is not None and temporal.ui_url:
         lines.append(f"  Temporal UI    {temporal.ui_url}")
         lines.append(f"  Codec server   {api}{CODEC_PREFIX} (payloads are encrypted)")

@@ -26,6 +26,7 @@ global position order, and a reader that needs its own change waits for its posi
 from __future__ import annotations
 
 import contextlib
+import time
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Sequence
 from datetime import datetime
@@ -41,6 +42,7 @@ from store.chain import ChainSeal, keyed_chain_hash
 from store.chain_seal import load_seal
 from store.db import Connection, Pool
 from store.errors import AppendConflict, DatabaseUnavailable, StoreRefused
+from store.metrics import APPEND_BATCH_EVENTS, APPEND_SECONDS
 from store.records import AppendResult, CommandKey, StoredEvent
 
 COLUMNS = (
@@ -121,6 +123,16 @@ class EventStore:
         round trip, once.
         """
         _check_batch(episode_id, events)
+        APPEND_BATCH_EVENTS.observe(len(events))
+        began = time.perf_counter()
+        try:
+            return await self._append(episode_id, events, command)
+        finally:
+            APPEND_SECONDS.observe(time.perf_counter() - began)
+
+    async def _append(
+        self, episode_id: str, events: Sequence[Event], command: CommandKey | None
+    ) -> AppendResult:
         try:
             payloads = [dump_event(event) for event in events]
             base = self._base_hash(episode_id, events)

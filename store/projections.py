@@ -44,6 +44,7 @@ from domain.weeks import tally, weeks_so_far
 from store.background import in_background
 from store.db import Connection, Pool
 from store.errors import ProjectionBehind, RebuildRunning, UnknownPosition
+from store.metrics import observe_projection_lag
 
 log = structlog.get_logger("carepath.projections")
 
@@ -184,7 +185,7 @@ _SAFE = (
 )
 _ANY_SAFE_EVENT = f"SELECT EXISTS (SELECT 1 {_SAFE})"
 _NEXT_SAFE_EVENTS = (
-    "SELECT e.episode_id, e.seq, e.payload, e.tx::text AS tx_id, e.position "
+    "SELECT e.episode_id, e.seq, e.payload, e.tx::text AS tx_id, e.position, e.recorded_at "
     f"{_SAFE} ORDER BY e.tx, e.position LIMIT $2"
 )
 _MOVE_TRACKING = (
@@ -274,6 +275,7 @@ class Projector:
                 await conn.execute(
                     _MOVE_TRACKING, TRACKING_NAME, rows[-1]["tx_id"], rows[-1]["position"]
                 )
+        observe_projection_lag(row["recorded_at"] for row in rows)
         # Only what committed is remembered.
         for episode_id, entry in folded.items():
             self._states[episode_id] = entry

@@ -44,6 +44,7 @@ class UpStack:
             "CAREPATH_TEMPORAL_PORT": str(free_port()),
             "CAREPATH_TEMPORAL_UI_PORT": str(free_port()),
             "CAREPATH_POSTGRES_PORT": str(self.postgres_port),
+            "CAREPATH_WORKER_METRICS_PORT": str(free_port()),
             "CAREPATH_LOG_FORMAT": "json",
             **(extra_env or {}),
         }

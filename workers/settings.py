@@ -69,6 +69,13 @@ class Settings(BaseSettings):
         '"Continue-as-new"); applies to episodes referred from now on. Unset: the bound '
         "chosen by `python -m bench.scale` (workflows.messages.DEFAULT_HISTORY_EVENT_LIMIT).",
     )
+    worker_metrics_host: str = Field(
+        default="127.0.0.1",
+        description="Where the worker serves Prometheus `/metrics` (docs/metrics.md).",
+    )
+    worker_metrics_port: int = Field(
+        default=9464, ge=0, le=65535, description="Port of the worker's `/metrics`; 0: none."
+    )
     worker_max_cached_workflows: int = Field(
         default=1000,
         ge=0,

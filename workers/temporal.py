@@ -18,6 +18,7 @@ from temporalio.api.operatorservice.v1 import (
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.converter import DataConverter, DefaultFailureConverterWithEncodedAttributes
+from temporalio.runtime import Runtime
 from temporalio.service import RPCError, RPCStatusCode
 
 from workers.errors import StartupError
@@ -52,13 +53,19 @@ async def connect(
     *,
     timeout: float = 10.0,
     setting: str = "CAREPATH_TEMPORAL_ADDRESS",
+    runtime: Runtime | None = None,
 ) -> Client:
-    """Connect to a Temporal frontend, retrying until timeout; one-line error naming the setting."""
+    """Connect to a Temporal frontend, retrying until timeout; one-line error naming the setting.
+
+    `runtime` is the process's Temporal runtime (`workers.metrics.sdk_metrics_runtime`
+    exports the SDK's metrics); None: the SDK's default runtime."""
     deadline = asyncio.get_running_loop().time() + timeout
     last: Exception | None = None
     while True:
         try:
-            return await Client.connect(address, namespace=namespace, data_converter=converter)
+            return await Client.connect(
+                address, namespace=namespace, data_converter=converter, runtime=runtime
+            )
         except Exception as exc:
             last = exc
         if asyncio.get_running_loop().time() >= deadline:
