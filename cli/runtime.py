@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import uvicorn
 from temporalio.client import Client
@@ -26,6 +27,9 @@ from workers.checkpoints import checkpoint_key, require_chain_key
 from workers.payload_codec import payload_keyring
 from workers.settings import DEFAULT_TEMPORAL_RPC_TIMEOUT, Settings
 from workers.temporal import PLAIN_CONVERTER, connect, data_converter
+
+if TYPE_CHECKING:
+    from workers.tracing import Tracing
 
 
 @dataclass(frozen=True)
@@ -45,6 +49,8 @@ class Runtime:
     limits: HttpLimits = field(default_factory=HttpLimits)
     # Events after which new episodes' runs continue as new (CAREPATH_HISTORY_EVENT_LIMIT).
     history_event_limit: int | None = None
+    # The process's tracing (OTEL_* variables, workers.tracing); None: off.
+    tracing: Tracing | None = None
 
     @property
     def chain_key(self) -> bytes:
@@ -73,6 +79,7 @@ async def open_runtime(
     *,
     connect_timeout: float = 10.0,
     owner_url: str | None = None,
+    tracing: Tracing | None = None,
 ) -> Runtime:
     """Connect to both servers, apply pending migrations and seal the plain-hash chains
     stored before migration 0014 (once); the caller closes `pool`.
@@ -80,10 +87,16 @@ async def open_runtime(
     The pool connects to `database_url` (the application's role). Migrations run as the
     owner at `owner_url` when given; without it the pool's role applies them, which the
     application's role cannot: it only confirms that the schema is current.
+
+    With `tracing`, the client (and any worker built on it) carries its interceptor.
     """
     programs = load_catalog(settings.programs_dir)
     reachable = await connect(
-        temporal_address, settings.temporal_namespace, PLAIN_CONVERTER, timeout=connect_timeout
+        temporal_address,
+        settings.temporal_namespace,
+        PLAIN_CONVERTER,
+        timeout=connect_timeout,
+        interceptors=[tracing.interceptor()] if tracing else (),
     )
     if owner_url is not None and owner_url != database_url:
         await migrate_url(owner_url)
@@ -116,6 +129,7 @@ async def open_runtime(
             auth_failure_window_seconds=settings.auth_failure_window_seconds,
         ),
         history_event_limit=settings.history_event_limit,
+        tracing=tracing,
     )
 
 
@@ -131,5 +145,7 @@ def api_server(
     runtime: Runtime, host: str, port: int, authenticator: Authenticator
 ) -> uvicorn.Server:
     app = create_app(runtime.api_resources(authenticator))
+    if runtime.tracing is not None:
+        runtime.tracing.instrument_app(app)
     config = uvicorn.Config(app, host=host, port=port, log_config=None, lifespan="off")
     return _ApiServer(config)
