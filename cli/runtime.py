@@ -16,6 +16,7 @@ from temporalio.client import Client
 
 from api.app import ApiResources, create_app
 from api.auth import Authenticator
+from api.health_routes import PROBE_PATHS
 from api.limits import HttpLimits
 from domain.programs import ProgramCatalog
 from programs import load_catalog
@@ -146,6 +147,7 @@ def api_server(
 ) -> uvicorn.Server:
     app = create_app(runtime.api_resources(authenticator))
     if runtime.tracing is not None:
-        runtime.tracing.instrument_app(app)
+        # Neither the probes nor the metrics scrape: called every few seconds, nothing to follow.
+        runtime.tracing.instrument_app(app, untraced=PROBE_PATHS | {"/metrics"})
     config = uvicorn.Config(app, host=host, port=port, log_config=None, lifespan="off")
     return _ApiServer(config)

@@ -29,7 +29,8 @@ defines them. docs/observability.md describes the whole configuration.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator, Mapping, Sequence
+import re
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from importlib.metadata import version
@@ -52,15 +53,11 @@ from opentelemetry.util.types import Attributes
 from temporalio.contrib.opentelemetry import TracingInterceptor, TracingWorkflowInboundInterceptor
 from temporalio.worker import HandleUpdateInput, WorkflowInterceptorClassInput
 
-from api.health_routes import PROBE_PATHS
 from workers.errors import StartupError
 
 EXPORTERS = frozenset({"otlp", "console"})
 # The service name of each role when OTEL_SERVICE_NAME does not give one.
 SERVICE_NAMES = {"api": "carepath-api", "worker": "carepath-worker"}
-# Requests that are not traced: the probes (every few seconds, nothing to follow) and the
-# metrics scrape. Regular expressions searched in the URL, as OTEL_PYTHON_FASTAPI_EXCLUDED_URLS.
-UNTRACED_URLS = ",".join(sorted(p + "$" for p in {*PROBE_PATHS, "/metrics"}))
 
 
 def _truthy(value: str | None) -> bool:
@@ -169,14 +166,19 @@ class Tracing:
         """The Temporal interceptor for a client (a worker built on it traces as well)."""
         return CommandTracingInterceptor(self.provider.get_tracer("carepath.temporal"))
 
-    def instrument_app(self, app: FastAPI) -> None:
-        """One server span per HTTP request, named by its route template (not the probes)."""
+    def instrument_app(self, app: FastAPI, untraced: Iterable[str] = ()) -> None:
+        """One server span per HTTP request, named by its route template, except for the
+        `untraced` paths (the probes: called every few seconds, nothing to follow).
+        OTEL_PYTHON_FASTAPI_EXCLUDED_URLS, if set, replaces them."""
         from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 
+        excluded = os.environ.get("OTEL_PYTHON_FASTAPI_EXCLUDED_URLS") or ",".join(
+            f"{re.escape(path)}$" for path in sorted(untraced)
+        )
         FastAPIInstrumentor.instrument_app(
             app,
             tracer_provider=self.provider,
-            excluded_urls=os.environ.get("OTEL_PYTHON_FASTAPI_EXCLUDED_URLS") or UNTRACED_URLS,
+            excluded_urls=excluded or None,
             # The ASGI receive and send steps as spans of their own say nothing here.
             exclude_spans=["receive", "send"],
         )
