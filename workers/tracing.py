@@ -181,6 +181,7 @@ class Tracing:
             excluded_urls=excluded or None,
             # The ASGI receive and send steps as spans of their own say nothing here.
             exclude_spans=["receive", "send"],
+            server_request_hook=_without_query,
         )
 
     @contextmanager
@@ -198,6 +199,23 @@ class Tracing:
     def shutdown(self) -> None:
         """Export what is buffered, then stop."""
         self.provider.shutdown()
+
+
+# The request attributes that may hold the query string; a query's values never reach a span.
+_URL_ATTRIBUTES = ("http.url", "http.target", "url.full")
+
+
+def _without_query(span: opentelemetry.trace.Span, scope: Mapping[str, Any]) -> None:
+    """Cut the query string off the request's URL attributes."""
+    attributes = getattr(span, "attributes", None)
+    if not scope.get("query_string") or not span.is_recording() or attributes is None:
+        return
+    for key in _URL_ATTRIBUTES:
+        value = attributes.get(key)
+        if isinstance(value, str) and "?" in value:
+            span.set_attribute(key, value.split("?", 1)[0])
+    if "url.query" in attributes:
+        span.set_attribute("url.query", "")
 
 
 def new_tracing(role: str, processors: Sequence[SpanProcessor]) -> Tracing:

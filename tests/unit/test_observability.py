@@ -168,3 +168,30 @@ async def test_given_an_unexpected_error_when_the_500_is_sent_then_it_carries_th
     assert line["status"] == 500
     assert line["route"] == "/boom/{thing}"
     assert line["log_level"] == "error"
+
+
+async def test_given_tracing_on_when_a_request_has_a_query_then_its_span_is_named_by_template_without_the_query() -> (
+    None
+):
+    exporter = InMemorySpanExporter()
+    tracing = new_tracing("api", [SimpleSpanProcessor(exporter)])
+    app = FastAPI()
+    app.add_middleware(RequestLogMiddleware)
+
+    @app.get("/things/{thing}")
+    async def thing(thing: str) -> dict[str, str]:
+        return {}
+
+    tracing.instrument_app(app, untraced={"/livez"})
+    transport = httpx.ASGITransport(app=app)
+    with capture_logs(processors=[structlog.contextvars.merge_contextvars]) as logs:
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as http:
+            assert (await http.get("/things/t-1?name=Jane%20Doe")).status_code == 200
+            await http.get("/livez")
+    tracing.shutdown()
+
+    (span,) = exporter.get_finished_spans()
+    assert span.name == "GET /things/{thing}"
+    assert "Jane" not in str(dict(span.attributes or {}))
+    (line, _probe) = [line for line in logs if line["event"] == "request"]
+    assert line["trace_id"] == format(span.context.trace_id, "032x")
