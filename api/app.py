@@ -43,6 +43,7 @@ from api.limits import (
 )
 from api.metrics import metrics_router
 from api.problems import Problem, ProblemError, install_problem_handlers
+from api.request_log import RequestLogMiddleware
 from api.schemas import (
     AttendanceResponse,
     AttendanceWeekResponse,
@@ -372,6 +373,9 @@ def create_app(resources: ApiResources) -> FastAPI:
             ],
         )
 
+    # Added after every other middleware, so it wraps them all: every request, refused
+    # ones included, is named and logged once.
+    app.add_middleware(RequestLogMiddleware)
     _document_security(app)
     return app
 

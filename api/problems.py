@@ -18,6 +18,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from api.request_log import REQUEST_ID_HEADER, request_ids
 from domain import errors as domain_errors
 from domain.errors import CarePathError
 
@@ -202,13 +203,17 @@ async def _database_error(request: Request, exc: Exception) -> JSONResponse:
 
 
 async def _internal_error(request: Request, exc: Exception) -> JSONResponse:
-    log.error("unexpected_error", error=type(exc).__name__, method=request.method)
+    # Starlette runs this outside every middleware, so the request's ids are bound anew.
+    ids = request_ids(request.scope)
+    with structlog.contextvars.bound_contextvars(**ids):
+        log.error("unexpected_error", error=type(exc).__name__, method=request.method)
     return problem_response(
         request,
         "InternalError",
         "an unexpected error occurred and was logged; if this was a command, retrying "
         "with the same Idempotency-Key is safe",
         500,
+        headers={REQUEST_ID_HEADER: ids["request_id"]} if ids else None,
     )
 
 

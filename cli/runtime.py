@@ -9,12 +9,14 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import uvicorn
 from temporalio.client import Client
 
 from api.app import ApiResources, create_app
 from api.auth import Authenticator
+from api.health_routes import PROBE_PATHS
 from api.limits import HttpLimits
 from domain.programs import ProgramCatalog
 from programs import load_catalog
@@ -27,6 +29,9 @@ from workers.metrics import SdkMetrics
 from workers.payload_codec import payload_keyring
 from workers.settings import DEFAULT_TEMPORAL_RPC_TIMEOUT, Settings
 from workers.temporal import PLAIN_CONVERTER, connect, data_converter
+
+if TYPE_CHECKING:
+    from workers.tracing import Tracing
 
 
 @dataclass(frozen=True)
@@ -48,6 +53,8 @@ class Runtime:
     history_event_limit: int | None = None
     # Where the Temporal runtime exports the SDK's metrics, if it does (workers.metrics).
     sdk_metrics_url: str | None = None
+    # The process's tracing (OTEL_* variables, workers.tracing); None: off.
+    tracing: Tracing | None = None
 
     @property
     def chain_key(self) -> bytes:
@@ -78,6 +85,7 @@ async def open_runtime(
     connect_timeout: float = 10.0,
     owner_url: str | None = None,
     sdk_metrics: SdkMetrics | None = None,
+    tracing: Tracing | None = None,
 ) -> Runtime:
     """Connect to both servers, apply pending migrations and seal the plain-hash chains
     stored before migration 0014 (once); the caller closes `pool`.
@@ -88,6 +96,7 @@ async def open_runtime(
 
     With `sdk_metrics`, the client runs on that Temporal runtime, which exports the SDK's
     metrics for this process's `/metrics`.
+    With `tracing`, the client (and any worker built on it) carries its interceptor.
     """
     programs = load_catalog(settings.programs_dir)
     reachable = await connect(
@@ -96,6 +105,7 @@ async def open_runtime(
         PLAIN_CONVERTER,
         timeout=connect_timeout,
         runtime=sdk_metrics.runtime if sdk_metrics is not None else None,
+        interceptors=[tracing.interceptor()] if tracing else (),
     )
     if owner_url is not None and owner_url != database_url:
         await migrate_url(owner_url)
@@ -129,6 +139,7 @@ async def open_runtime(
         ),
         history_event_limit=settings.history_event_limit,
         sdk_metrics_url=sdk_metrics.url if sdk_metrics is not None else None,
+        tracing=tracing,
     )
 
 
@@ -144,5 +155,8 @@ def api_server(
     runtime: Runtime, host: str, port: int, authenticator: Authenticator
 ) -> uvicorn.Server:
     app = create_app(runtime.api_resources(authenticator))
+    if runtime.tracing is not None:
+        # Neither the probes nor the metrics scrape: called every few seconds, nothing to follow.
+        runtime.tracing.instrument_app(app, untraced=PROBE_PATHS | {"/metrics"})
     config = uvicorn.Config(app, host=host, port=port, log_config=None, lifespan="off")
     return _ApiServer(config)

@@ -9,12 +9,14 @@ stack takes its checkpoints from its workers whichever way it was started.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import signal
+from collections.abc import Iterator
 
 import structlog
 import uvicorn
 
-from api.auth import build_authenticator
+from api.auth import Authenticator, build_authenticator
 from api.codec_routes import codec_app
 from cli.db import owner_database_url
 from cli.runtime import api_server, open_runtime
@@ -27,6 +29,7 @@ from workers.errors import StartupError
 from workers.metrics import metrics_server, sdk_metrics_runtime
 from workers.payload_codec import EncryptionCodec, payload_keyring
 from workers.settings import Settings
+from workers.tracing import Tracing, tracing_from_environment
 from workers.worker import build_notifications, build_worker
 
 log = structlog.get_logger("carepath.serve")
@@ -54,13 +57,35 @@ def _owner_url(settings: Settings) -> str | None:
     return settings.database_owner_url.get_secret_value() if settings.database_owner_url else None
 
 
+@contextlib.contextmanager
+def _traced(role: str) -> Iterator[Tracing | None]:
+    """The role's tracing while the block runs, if the OTEL_* variables turn it on (SQL
+    statements included); what is buffered is exported on the way out."""
+    tracing = tracing_from_environment(role)
+    if tracing is None:
+        yield None
+        return
+    log.info("tracing_on", service=tracing.service_name)
+    try:
+        with tracing.statements():
+            yield tracing
+    finally:
+        tracing.shutdown()
+
+
 async def run_worker(settings: Settings) -> int:
+    with _traced("worker") as tracing:
+        return await _run_worker(settings, tracing)
+
+
+async def _run_worker(settings: Settings, tracing: Tracing | None) -> int:
     runtime = await open_runtime(
         settings,
         settings.effective_temporal_address,
         _database_url(settings),
         owner_url=_owner_url(settings),
         sdk_metrics=sdk_metrics_runtime(),
+        tracing=tracing,
     )
     try:
         worker = build_worker(
@@ -91,12 +116,20 @@ async def run_worker(settings: Settings) -> int:
 
 async def run_api(settings: Settings) -> int:
     authenticator = build_authenticator(settings)
+    with _traced("api") as tracing:
+        return await _run_api(settings, authenticator, tracing)
+
+
+async def _run_api(
+    settings: Settings, authenticator: Authenticator, tracing: Tracing | None
+) -> int:
     runtime = await open_runtime(
         settings,
         settings.effective_temporal_address,
         _database_url(settings),
         owner_url=_owner_url(settings),
         sdk_metrics=sdk_metrics_runtime(),
+        tracing=tracing,
     )
     try:
         server = api_server(runtime, settings.api_host, settings.api_port, authenticator)

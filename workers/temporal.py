@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+from collections.abc import Sequence
 
 from temporalio.api.enums.v1 import IndexedValueType
 from temporalio.api.operatorservice.v1 import (
     AddSearchAttributesRequest,
     ListSearchAttributesRequest,
 )
-from temporalio.client import Client
+from temporalio.client import Client, Interceptor
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.converter import DataConverter, DefaultFailureConverterWithEncodedAttributes
 from temporalio.runtime import Runtime
@@ -54,17 +55,25 @@ async def connect(
     timeout: float = 10.0,
     setting: str = "CAREPATH_TEMPORAL_ADDRESS",
     runtime: Runtime | None = None,
+    interceptors: Sequence[Interceptor] = (),
 ) -> Client:
     """Connect to a Temporal frontend, retrying until timeout; one-line error naming the setting.
 
     `runtime` is the process's Temporal runtime (`workers.metrics.sdk_metrics_runtime`
-    exports the SDK's metrics); None: the SDK's default runtime."""
+    exports the SDK's metrics); None: the SDK's default runtime. `interceptors` apply to
+    every call of the client and to workers built on it (the tracing interceptor, when
+    tracing is on: workers.tracing).
+    """
     deadline = asyncio.get_running_loop().time() + timeout
     last: Exception | None = None
     while True:
         try:
             return await Client.connect(
-                address, namespace=namespace, data_converter=converter, runtime=runtime
+                address,
+                namespace=namespace,
+                data_converter=converter,
+                runtime=runtime,
+                interceptors=interceptors,
             )
         except Exception as exc:
             last = exc

@@ -26,9 +26,13 @@ from workflows.care_pathway import CarePathwayWorkflow
 WORKFLOWS = [CarePathwayWorkflow]
 
 # The domain is pure and deterministic, so it is shared with the sandbox instead of being
-# re-imported for every workflow run (which costs memory per run).
+# re-imported for every workflow run (which costs memory per run). OpenTelemetry is shared
+# as Temporal's tracing interceptor requires: the workflow and the interceptor must see
+# one context (workflows.trace_context, workers.tracing).
 SANDBOX_RUNNER = SandboxedWorkflowRunner(
-    restrictions=SandboxRestrictions.default.with_passthrough_modules("domain", "structlog")
+    restrictions=SandboxRestrictions.default.with_passthrough_modules(
+        "domain", "structlog", "opentelemetry"
+    )
 )
 
 

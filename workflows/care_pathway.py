@@ -50,6 +50,7 @@ with workflow.unsafe.imports_passed_through():
     from domain.programs import ProgramCatalog
     from domain.state import EpisodeState
     from domain.vocabulary import CURRENT_RULES, FIRST_RULES
+    from workflows import trace_context
     from workflows.command_ledger import CommandLedger
     from workflows.messages import (
         APPEND_EVENTS_ACTIVITY,
@@ -147,6 +148,9 @@ class CarePathwayWorkflow:
         # update answers with it (read-your-writes: `CommandResult.position`).
         self._positions: dict[str, int] = {}
         self._outbox: list[Event] = []
+        # The trace context of the command (or tick) whose events opened the outbox: the
+        # notifications they cause are sent in its trace (workflows.trace_context).
+        self._outbox_cause: trace_context.Context | None = None
         # ClientReadmitted events whose new episode is still to be started.
         self._readmissions: list[ClientReadmitted] = []
         self._timeline: deque[TimelineEntry] = deque(maxlen=TIMELINE_LENGTH)
@@ -468,6 +472,8 @@ class CarePathwayWorkflow:
         self._outbox.extend(
             e for e in events if getattr(e, "notify", ()) or isinstance(e, PartyNotified)
         )
+        if self._outbox and self._outbox_cause is None:
+            self._outbox_cause = trace_context.current()
         self._readmissions.extend(e for e in events if isinstance(e, ClientReadmitted))
         self._timeline.extend(
             TimelineEntry(
@@ -500,15 +506,19 @@ class CarePathwayWorkflow:
     async def _drain_outbox(self) -> None:
         while self._outbox:
             batch, self._outbox = tuple(self._outbox), []
-            await workflow.execute_activity(
-                SEND_NOTIFICATIONS_ACTIVITY,
-                NotifyInput(
-                    episode_id=self._episode_id,
-                    primary_clinician=self._current().primary_clinician,
-                    events=batch,
+            cause, self._outbox_cause = self._outbox_cause, None
+            await trace_context.within(
+                cause,
+                workflow.execute_activity(
+                    SEND_NOTIFICATIONS_ACTIVITY,
+                    NotifyInput(
+                        episode_id=self._episode_id,
+                        primary_clinician=self._current().primary_clinician,
+                        events=batch,
+                    ),
+                    start_to_close_timeout=NOTIFY_TIMEOUT,
+                    retry_policy=NOTIFY_RETRY,
                 ),
-                start_to_close_timeout=NOTIFY_TIMEOUT,
-                retry_policy=NOTIFY_RETRY,
             )
 
     async def _open_readmissions(self) -> None:
