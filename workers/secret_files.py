@@ -110,9 +110,7 @@ class SecretFilesSource(PydanticBaseSettingsSource):
             if path_text is None:
                 continue
             if _lookup(self._environ, variable) is not None:
-                raise StartupError(
-                    f"both {variable} and {file_variable} are set: keep one of them"
-                )
+                raise StartupError(f"both {variable} and {file_variable} are set: keep one of them")
             if name + FILE_SUFFIX.lower() in self.settings_cls.model_fields:
                 continue  # a setting of its own (CAREPATH_PAYLOAD_KEYS_FILE), read by its user
             value = read_secret_file(file_variable, path_text)
