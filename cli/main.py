@@ -222,6 +222,18 @@ def _run_users(args: argparse.Namespace) -> int:
     return users_cli.run(_settings(args), args)
 
 
+def _declare_deploy(parser: argparse.ArgumentParser) -> None:
+    from cli import deploy
+
+    deploy.configure(parser)
+
+
+def _run_deploy(args: argparse.Namespace) -> int:
+    from cli import deploy
+
+    return deploy.run(args)
+
+
 COMMANDS: tuple[Command, ...] = (
     Command(
         "up",
@@ -267,6 +279,12 @@ COMMANDS: tuple[Command, ...] = (
         "add, rotate, remove or list the users file's users",
         _declare_users,
         _run_users,
+    ),
+    Command(
+        "deploy",
+        "prepare a container deployment: `deploy init` writes its keys, users and .env",
+        _declare_deploy,
+        _run_deploy,
     ),
 )
 _BY_NAME = {entry.name: entry for entry in COMMANDS}

@@ -147,6 +147,10 @@ async def _start(settings: Settings, data_dir: Path, supervisor: Supervisor) -> 
     # Likewise the chain key, and where checkpoints are published (the data dir's default).
     env["CAREPATH_CHAIN_KEY"] = runtime.chain_key.decode("utf-8")
     env["CAREPATH_CHECKPOINT_DIR"] = str(settings.effective_checkpoint_dir.resolve())
+    for handed in [name for name in env if name.startswith("CAREPATH_")]:
+        # A value handed over here replaces the file it may have come from
+        # (workers.secret_files refuses a setting given both ways).
+        env.pop(f"{handed}_FILE", None)
     for role, stop_timeout_s in (("worker", WORKER_STOP_S), ("api", API_STOP_S)):
         await supervisor.start(
             role, ChildProcess(_role_argv(role), env), stop_timeout_s=stop_timeout_s

@@ -10,7 +10,9 @@ from pathlib import Path
 from typing import Literal
 
 from pydantic import Field, SecretStr
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from workers.secret_files import SecretFilesSource
 
 SEARCH_ATTRIBUTES: dict[str, str] = {
     "CarePathwayStage": "Keyword",
@@ -36,6 +38,25 @@ def search_attribute_args() -> list[str]:
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="CAREPATH_", extra="ignore")
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """Every secret setting may also come from a file, `CAREPATH_<NAME>_FILE`
+        (workers.secret_files): how Docker and Kubernetes mount secrets."""
+        return (
+            init_settings,
+            env_settings,
+            SecretFilesSource(settings_cls),
+            dotenv_settings,
+            file_secret_settings,
+        )
 
     data_dir: Path = Field(
         default=Path(".carepath"),
@@ -83,6 +104,10 @@ class Settings(BaseSettings):
         "evicted one is replayed from its history when it next has work (a command, a "
         "deadline). Bounds the worker's memory whatever the number of live episodes.",
     )
+    worker_metrics_host: str = Field(
+        default="127.0.0.1", description="Where the worker serves Prometheus /metrics."
+    )
+    worker_metrics_port: int = Field(default=9464, ge=1, le=65535)
 
     # PostgreSQL
     database_url: SecretStr | None = Field(
@@ -188,7 +213,7 @@ class Settings(BaseSettings):
     payload_keys: SecretStr | None = Field(
         default=None,
         description='The payload keys document inline, JSON: {"active": "<id>", "keys": '
-        '{"<id>": "<base64 of 32 random bytes>", ...}}; takes precedence over the file.',
+        '{"<id>": "<base64 of 32 random bytes>", ...}}; set it or the file, not both.',
     )
     payload_keys_file: Path | None = Field(
         default=None,

@@ -10,52 +10,45 @@ validator (`config -q`, needs no engine) runs as well.
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
+import stat
 import subprocess
 from pathlib import Path
-from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
 import yaml
 
+from cli.deploy import ENV_DIR, ENV_GID, ENV_UID, init_deployment
 from cli.main import build_parser
+from testing.compose import (
+    COMPOSE_FILE,
+    ROOT,
+    Service,
+    as_list,
+    container_environment,
+    environment,
+    secret_files,
+    service_secrets,
+    services,
+)
+from workers.secret_files import FILE_SUFFIX, secret_field_names
 from workers.settings import SEARCH_ATTRIBUTES, Settings
 
-ROOT = Path(__file__).resolve().parents[2]
-COMPOSE_FILE = ROOT / "docker-compose.yml"
 DOCKERFILE = ROOT / "Dockerfile"
-
-Service = dict[str, Any]
-
-
-def _compose() -> dict[str, Any]:
-    data = yaml.safe_load(COMPOSE_FILE.read_text(encoding="utf-8"))
-    assert isinstance(data, dict), "docker-compose.yml must be a mapping at the top level"
-    return data
+PROMETHEUS_CONFIG = ROOT / "deploy" / "prometheus" / "prometheus.yml"
+GRAFANA_PROVISIONING = ROOT / "deploy" / "grafana" / "provisioning"
+_services = services
+_environment = environment
+_as_list = as_list
 
 
-def _services() -> dict[str, Service]:
-    services = _compose().get("services")
-    assert isinstance(services, dict), "docker-compose.yml has no `services` mapping"
-    assert services, "docker-compose.yml defines no services"
-    return services
-
-
-def _environment(service: Service) -> dict[str, str]:
-    """A service's `environment`, in either of compose's two spellings (mapping or list)."""
-    env = service.get("environment") or {}
-    if isinstance(env, list):
-        pairs = (item.split("=", 1) for item in env)
-        return {p[0]: (p[1] if len(p) > 1 else "") for p in pairs}
-    return {str(k): "" if v is None else str(v) for k, v in env.items()}
-
-
-def _as_list(value: str | list[str] | None) -> list[str]:
-    if value is None:
-        return []
-    return value.split() if isinstance(value, str) else [str(v) for v in value]
+@pytest.fixture
+def deploy_dir(tmp_path: Path) -> Path:
+    """What `carepath deploy init` writes, in a temporary directory."""
+    return init_deployment(tmp_path / "secrets", tmp_path / ".env").directory
 
 
 def _dockerfile_entrypoint() -> list[str]:
@@ -122,13 +115,20 @@ def _one_shot_jobs() -> set[str]:
 
 
 def _settings_env_names() -> set[str]:
+    """What the settings read: each field's variable, and a secret's `<NAME>_FILE`."""
     prefix = Settings.model_config.get("env_prefix", "")
     names = set()
     for field_name, field in Settings.model_fields.items():
         names.add(f"{prefix}{field_name}".upper())
         if isinstance(field.validation_alias, str):
             names.add(field.validation_alias.upper())
+    names |= {f"{prefix}{name}{FILE_SUFFIX}".upper() for name in secret_field_names(Settings)}
     return names
+
+
+def _secret_variables() -> set[str]:
+    prefix = Settings.model_config.get("env_prefix", "")
+    return {f"{prefix}{name}".upper() for name in secret_field_names(Settings)}
 
 
 class TestEnvironment:
@@ -147,12 +147,12 @@ class TestEnvironment:
 
     @pytest.mark.parametrize("argv", [("worker",), ("api",), ("db", "migrate")])
     def test_settings_accept_the_values_given(
-        self, argv: tuple[str, ...], monkeypatch: pytest.MonkeyPatch
+        self, argv: tuple[str, ...], deploy_dir: Path, monkeypatch: pytest.MonkeyPatch
     ) -> None:
-        name, svc = _service_running(*argv)
+        name, _ = _service_running(*argv)
         for var in _settings_env_names():
             monkeypatch.delenv(var, raising=False)
-        for var, value in _environment(svc).items():
+        for var, value in container_environment(name, deploy_dir).items():
             monkeypatch.setenv(var, value)
         settings = Settings()
         assert not settings.embedded_temporal, f"{name} would start its own Temporal server"
@@ -200,12 +200,15 @@ class TestCommands:
 
 class TestStartupOrder:
     @pytest.mark.parametrize("argv", [("worker",), ("api",)])
-    def test_waits_for_healthy_servers_and_finished_migration(self, argv: tuple[str, ...]) -> None:
+    def test_waits_for_healthy_servers_and_finished_migration(
+        self, argv: tuple[str, ...], deploy_dir: Path
+    ) -> None:
         name, svc = _service_running(*argv)
-        env = _environment(svc)
+        env = container_environment(name, deploy_dir)
         deps = _depends_on(svc)
         temporal_host = env["CAREPATH_TEMPORAL_ADDRESS"].rsplit(":", 1)[0]
-        db_host = urlsplit(env["CAREPATH_DATABASE_URL"]).hostname
+        db_url = Path(env["CAREPATH_DATABASE_URL_FILE"]).read_text(encoding="utf-8").strip()
+        db_host = urlsplit(db_url).hostname
         migrate, _ = _service_running("db", "migrate")
         expected = {
             temporal_host: "service_healthy",
@@ -285,19 +288,178 @@ class TestDockerfile:
         )
 
 
-def test_compose_file_is_valid() -> None:
-    """Structural checks always; Debian's `docker-compose config -q` too when installed."""
+def test_every_service_has_an_image_or_a_build() -> None:
     for name, svc in _services().items():
         assert "image" in svc or "build" in svc, f"service {name!r} has neither image nor build"
+
+
+def test_docker_compose_config_accepts_the_file(tmp_path: Path) -> None:
+    """`docker-compose config -q` (needs no engine), with the `.env` values deploy init gives."""
     docker_compose = shutil.which("docker-compose")
     if docker_compose is None:
-        return
+        pytest.skip(
+            "the docker-compose binary is not installed (Debian: apt-get install docker-compose)"
+        )
+    written = init_deployment(tmp_path / "secrets", tmp_path / ".env")
+    env = {
+        **os.environ,
+        ENV_DIR: str(written.directory),
+        ENV_UID: str(os.getuid()),
+        ENV_GID: str(os.getgid()),
+    }
     result = subprocess.run(
         [docker_compose, "-f", str(COMPOSE_FILE), "config", "-q"],
         cwd=ROOT,
+        env=env,
         capture_output=True,
         text=True,
         timeout=60,
         check=False,
     )
     assert result.returncode == 0, f"docker-compose config -q failed:\n{result.stderr}"
+
+
+def test_given_no_deploy_init_when_compose_reads_the_file_then_it_names_the_command(
+    tmp_path: Path,
+) -> None:
+    docker_compose = shutil.which("docker-compose")
+    if docker_compose is None:
+        pytest.skip(
+            "the docker-compose binary is not installed (Debian: apt-get install docker-compose)"
+        )
+    env = {k: v for k, v in os.environ.items() if k not in {ENV_DIR, ENV_UID, ENV_GID}}
+    empty_env = tmp_path / ".env"
+    empty_env.write_text("", encoding="utf-8")
+    result = subprocess.run(
+        [docker_compose, "-f", str(COMPOSE_FILE), "--env-file", str(empty_env), "config", "-q"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode != 0
+    assert "carepath deploy init" in result.stderr
+
+
+class TestSecrets:
+    def test_no_carepath_secret_is_given_in_clear(self) -> None:
+        clear = {
+            f"{name}: {var}"
+            for name, svc in _services().items()
+            for var in _environment(svc)
+            if var.upper() in _secret_variables()
+        }
+        assert not clear, f"secrets in `environment` (use CAREPATH_<NAME>_FILE): {sorted(clear)}"
+
+    @pytest.mark.parametrize(
+        "name", ["carepath-db", "carepath-migrate", "carepath-worker", "carepath-api", "grafana"]
+    )
+    def test_no_password_or_key_is_given_in_clear(self, name: str) -> None:
+        suspicious = re.compile(r"(PASSWORD|PASSWD|PWD|SECRET|TOKEN|KEYS?|DATABASE_URL|OWNER_URL)$")
+        clear = [
+            var
+            for var, value in _environment(_services()[name]).items()
+            if suspicious.search(var.upper()) and value
+        ]
+        assert not clear, f"{name} gives {clear} in clear; mount a secret and name its file"
+
+    def test_every_file_variable_names_a_mounted_secret(self, deploy_dir: Path) -> None:
+        for name in _services():
+            env = container_environment(name, deploy_dir)  # asserts each is mounted
+            for var, value in env.items():
+                if var.endswith(FILE_SUFFIX) and value.startswith(str(deploy_dir)):
+                    assert Path(value).is_file(), f"{name}: {var} -> {value} is not written"
+
+    def test_deploy_init_writes_every_declared_secret(self, deploy_dir: Path) -> None:
+        files = secret_files(deploy_dir)
+        declared_and_used = {s for svc in _services().values() for s in service_secrets(svc)}
+        assert declared_and_used <= set(files), "a service mounts a secret not declared"
+        for secret, path in files.items():
+            assert path.is_file(), f"`carepath deploy init` does not write {path} ({secret})"
+            assert stat.S_IMODE(path.stat().st_mode) == 0o600
+
+    @pytest.mark.parametrize("argv", [("worker",), ("api",), ("db", "migrate")])
+    def test_carepath_containers_run_as_the_secrets_owner_not_root(
+        self, argv: tuple[str, ...]
+    ) -> None:
+        _, svc = _service_running(*argv)
+        user = str(svc.get("user", ""))
+        assert "CAREPATH_COMPOSE_UID" in user, user
+        assert "CAREPATH_COMPOSE_GID" in user, user
+
+    def test_the_api_is_given_its_users_file(self, deploy_dir: Path) -> None:
+        name, _ = _service_running("api")
+        users = Path(container_environment(name, deploy_dir)["CAREPATH_USERS_FILE"])
+        assert users == deploy_dir / "users.yaml"
+
+    def test_the_worker_is_given_a_checkpoint_key(self, deploy_dir: Path) -> None:
+        name, _ = _service_running("worker")
+        assert "CAREPATH_CHECKPOINT_KEY_FILE" in container_environment(name, deploy_dir)
+
+
+class TestMonitoring:
+    def test_prometheus_scrapes_the_api_and_the_worker(self) -> None:
+        config = yaml.safe_load(PROMETHEUS_CONFIG.read_text(encoding="utf-8"))
+        targets = {
+            target
+            for job in config["scrape_configs"]
+            if job.get("metrics_path", "/metrics") == "/metrics"
+            for static in job.get("static_configs", [])
+            for target in static["targets"]
+        }
+        api_name, api = _service_running("api")
+        worker_name, worker = _service_running("worker")
+        api_port = _environment(api)["CAREPATH_API_PORT"]
+        worker_env = _environment(worker)
+        assert worker_env["CAREPATH_WORKER_METRICS_HOST"] == "0.0.0.0"
+        worker_port = worker_env["CAREPATH_WORKER_METRICS_PORT"]
+        assert f"{api_name}:{api_port}" in targets
+        assert f"{worker_name}:{worker_port}" in targets
+
+    def test_prometheus_is_given_its_config(self) -> None:
+        volumes = [str(v) for v in _services()["prometheus"]["volumes"]]
+        assert "./deploy/prometheus/prometheus.yml:/etc/prometheus/prometheus.yml:ro" in volumes
+
+    def test_grafana_provisions_the_prometheus_datasource_and_the_dashboards(self) -> None:
+        datasources = [
+            source
+            for path in (GRAFANA_PROVISIONING / "datasources").glob("*.yml")
+            for source in yaml.safe_load(path.read_text(encoding="utf-8"))["datasources"]
+        ]
+        prometheus = [d for d in datasources if d["uid"] == "prometheus"]
+        assert prometheus
+        assert prometheus[0]["type"] == "prometheus"
+        assert urlsplit(prometheus[0]["url"]).hostname == "prometheus"
+        providers = [
+            provider
+            for path in (GRAFANA_PROVISIONING / "dashboards").glob("*.yml")
+            for provider in yaml.safe_load(path.read_text(encoding="utf-8"))["providers"]
+        ]
+        volumes = [str(v) for v in _services()["grafana"]["volumes"]]
+        mounted = {v.split(":")[1]: v.split(":")[0] for v in volumes}
+        assert mounted["/etc/grafana/provisioning"] == "./deploy/grafana/provisioning"
+        paths = {p["options"]["path"] for p in providers}
+        assert paths == {"/var/lib/grafana/dashboards"}
+        assert mounted["/var/lib/grafana/dashboards"] == "./deploy/grafana/dashboards"
+
+    def test_the_temporal_ui_decodes_through_the_api_codec_endpoint(self) -> None:
+        _, api = _service_running("api")
+        ui = _environment(_services()["temporal-ui"])
+        endpoint = urlsplit(ui["TEMPORAL_CODEC_ENDPOINT"])
+        api_port = _environment(api)["CAREPATH_API_PORT"]
+        assert endpoint.path == "/codec"
+        assert str(endpoint.port) == api_port
+        published = [str(p) for p in _services()["temporal-ui"]["ports"]]
+        origin = _environment(api)["CAREPATH_CODEC_UI_ORIGIN"]
+        assert any(p.endswith(f":{urlsplit(origin).port}") for p in published)
+
+
+class TestDatabaseInit:
+    def test_the_init_script_is_mounted_and_executable(self) -> None:
+        volumes = [str(v) for v in _services()["carepath-db"]["volumes"]]
+        assert "./deploy/postgres/initdb:/docker-entrypoint-initdb.d:ro" in volumes
+        scripts = sorted((ROOT / "deploy" / "postgres" / "initdb").glob("*.sh"))
+        assert scripts
+        assert all(os.access(p, os.X_OK) for p in scripts)
