@@ -104,10 +104,6 @@ class Settings(BaseSettings):
         "evicted one is replayed from its history when it next has work (a command, a "
         "deadline). Bounds the worker's memory whatever the number of live episodes.",
     )
-    worker_metrics_host: str = Field(
-        default="127.0.0.1", description="Where the worker serves Prometheus /metrics."
-    )
-    worker_metrics_port: int = Field(default=9464, ge=1, le=65535)
 
     # PostgreSQL
     database_url: SecretStr | None = Field(
