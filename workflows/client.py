@@ -30,7 +30,6 @@ from domain.programs import ProgramDefinition
 from domain.state import Stage
 from workflows.care_pathway import CarePathwayWorkflow
 from workflows.messages import (
-    COMMAND_UPDATE,
     DEADLINES_QUERY,
     OUTSIDE_PROGRAMS,
     STATE_QUERY,
@@ -45,6 +44,7 @@ from workflows.messages import (
     update_id_for,
     workflow_id_for,
 )
+from workflows.summaries import episode_summary
 
 _View = TypeVar("_View", EpisodeView, DeadlinesView, TimelineView)
 
@@ -184,11 +184,12 @@ class EpisodeClient:
             # episode applies a command id once; any other referral is refused by the
             # decider, and the same id with another request as IdempotencyKeyReused.
             id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+            static_summary=episode_summary(program.id, episode_id, command.readmission_of),
         )
         try:
             async with self._deadline():
                 result: CommandResult = await self._client.execute_update_with_start_workflow(
-                    COMMAND_UPDATE,
+                    command.type,
                     CommandRequest(command=command, include_state=True),
                     start_workflow_operation=start,
                     id=update_id_for(command),
@@ -216,6 +217,10 @@ class EpisodeClient:
     ) -> CommandResult:
         """Apply a command to a running episode, once per command id (`update_id_for`).
 
+        The update is named after the command's type (`record_attendance`, ...), so the
+        episode's history tells one command from another; workers that predate the names
+        take only the `command` update (docs/versioning.md, "Update names").
+
         The result carries the new events, version and stage; pass `include_state` for the
         whole state as well (it costs history space: see CommandRequest). `programs` are
         the caller's (None: every program): the workflow refuses an episode of any other
@@ -225,7 +230,7 @@ class EpisodeClient:
         try:
             async with self._deadline():
                 result: CommandResult = await handle.execute_update(
-                    COMMAND_UPDATE,
+                    command.type,
                     CommandRequest(command=command, include_state=include_state, programs=programs),
                     id=update_id_for(command),
                     result_type=CommandResult,
