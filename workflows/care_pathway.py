@@ -270,6 +270,9 @@ class CarePathwayWorkflow:
 
     @workflow.update(name=COMMAND_UPDATE)
     async def command(self, request: CommandRequest) -> CommandResult:
+        return await self._answer(request)
+
+    async def _answer(self, request: CommandRequest) -> CommandResult:
         events = await self._apply(request.command)
         state = self._current()
         return CommandResult(
@@ -285,7 +288,7 @@ class CarePathwayWorkflow:
     async def named_command(self, name: str, args: Sequence[RawValue]) -> CommandResult:
         """A staff command sent under its own type's name (`record_attendance`, ...), so
         the history names each command; applied exactly as through `command`."""
-        return await self.command(_named_request(name, args))
+        return await self._answer(_named_request(name, args))
 
     @named_command.validator
     def _validate_named_command(self, name: str, args: Sequence[RawValue]) -> None:
