@@ -4,6 +4,7 @@ activities and the workflow start; the older `command` update still applies comm
 from __future__ import annotations
 
 import uuid
+from collections.abc import AsyncIterator
 from datetime import timedelta
 
 import pytest
@@ -15,12 +16,15 @@ from temporalio.exceptions import ApplicationError
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
+from devstack.embedded_temporal import find_binary
 from domain import commands as c
 from domain.vocabulary import AttendanceStatus
 from programs import load_catalog
 from store.event_store import EventStore
 from testing import samples
 from testing.episodes import admitted
+from testing.payload_keys import TEST_CONVERTER
+from workers.temporal import register_search_attributes
 from workflows.client import EpisodeClient
 from workflows.messages import (
     COMMAND_UPDATE,
@@ -33,6 +37,21 @@ from workflows.messages import (
 )
 
 ADULT = load_catalog().get("adult-iop")
+
+
+@pytest.fixture(scope="module")
+async def time_skipping_env() -> AsyncIterator[WorkflowEnvironment]:
+    """A time-skipping server of this module's own: the shared one can be left unable to
+    skip time by an earlier test (see test_full_episode), and one test here sleeps a day."""
+    env = await WorkflowEnvironment.start_time_skipping(
+        test_server_existing_path=str(find_binary("temporal-test-server")),
+        data_converter=TEST_CONVERTER,
+    )
+    try:
+        await register_search_attributes(env.client, env.client.namespace)
+        yield env
+    finally:
+        await env.shutdown()
 
 
 async def _summary(client: Client, payload: Payload) -> str:
