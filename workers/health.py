@@ -53,6 +53,7 @@ async def _this_host_polls() -> bool:
     # Imported here: the settings and the client are only needed when run as a script.
     from workers.settings import Settings
     from workers.temporal import PLAIN_CONVERTER, connect
+    from workers.worker import is_worker_on_host
 
     settings = Settings()
     # Asking about pollers carries no payload: no keys needed.
@@ -60,9 +61,11 @@ async def _this_host_polls() -> bool:
         settings.effective_temporal_address, settings.temporal_namespace, PLAIN_CONVERTER
     )
     identities = await recent_pollers(client, settings.temporal_task_queue)
-    # The SDK's default worker identity is "<pid>@<hostname>"; in a container the
-    # hostname is the container's, so this asks about this container's worker only.
-    return any(identity.endswith("@" + socket.gethostname()) for identity in identities)
+    # A CarePath worker's identity is "carepath-worker@<hostname>:<pid>"
+    # (`workers.worker.worker_identity`); in a container the hostname is the container's,
+    # so this asks about this container's worker only.
+    host = socket.gethostname()
+    return any(is_worker_on_host(identity, host) for identity in identities)
 
 
 def main() -> int:

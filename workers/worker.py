@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import binascii
+import os
+import socket
 
 from pydantic import SecretStr
 from temporalio.client import Client
@@ -25,6 +27,24 @@ from workflows.care_pathway import CarePathwayWorkflow
 
 WORKFLOWS = [CarePathwayWorkflow]
 
+# A worker's identity names its role, host and process: `carepath-worker@<host>:<pid>`.
+# The Temporal UI shows it beside every task the worker ran, and `workers.health` finds
+# this host's worker among a task queue's pollers by it.
+WORKER_ROLE = "carepath-worker"
+
+
+def worker_identity(host: str | None = None, pid: int | None = None) -> str:
+    """This process's worker identity (or that of `host` and `pid`)."""
+    host = socket.gethostname() if host is None else host
+    return f"{WORKER_ROLE}@{host}:{os.getpid() if pid is None else pid}"
+
+
+def is_worker_on_host(identity: str, host: str) -> bool:
+    """Whether a poller's identity is a CarePath worker's on `host`."""
+    role, _, where = identity.partition("@")
+    return role == WORKER_ROLE and where.rpartition(":")[0] == host
+
+
 # The domain is pure and deterministic, so it is shared with the sandbox instead of being
 # re-imported for every workflow run (which costs memory per run). OpenTelemetry is shared
 # as Temporal's tracing interceptor requires: the workflow and the interceptor must see
@@ -43,6 +63,7 @@ def build_worker(
     notifications: NotificationActivities | None = None,
     *,
     max_cached_workflows: int = 1000,
+    identity: str | None = None,
 ) -> Worker:
     events = EventStoreActivities(store)
     notifications = notifications or NotificationActivities(ledger=NotificationLedger(store.pool))
@@ -53,6 +74,7 @@ def build_worker(
         activities=[events.append_events, notifications.send_notifications],
         workflow_runner=SANDBOX_RUNNER,
         max_cached_workflows=max_cached_workflows,
+        identity=identity or worker_identity(),
     )
 
 

@@ -1,8 +1,10 @@
 """The CarePathway workflow: one long-running execution per episode of care.
 
 Thin on purpose: every clinical judgement is made by the pure decider. The workflow
-- receives staff commands as Updates; the validator runs `decide` so a refused command
-  never enters history, and the handler persists the events before answering;
+- receives staff commands as Updates, each named after its command's type (the history
+  reads `record_attendance`, `discharge`, ...; the older `command` update still works);
+  the validator runs `decide` so a refused command never enters history, and the handler
+  persists the events before answering;
 - applies a command id once for the whole life of the episode: this run's commands and a
   filter of earlier runs' ids (`workflows.command_ledger`) answer most repeats, the event
   store answers the rest, and a command id reused for another request is refused;
@@ -24,11 +26,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections import deque
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy, SearchAttributeKey, SearchAttributeUpdate
+from temporalio.common import RawValue, RetryPolicy, SearchAttributeKey, SearchAttributeUpdate
 from temporalio.exceptions import (
     ActivityError,
     ApplicationError,
@@ -74,6 +77,14 @@ with workflow.unsafe.imports_passed_through():
         TimelineView,
         outside_programs_message,
         workflow_id_for,
+    )
+    from workflows.summaries import (
+        READMISSION_RETRY_SUMMARY,
+        TICK_RETRY_SUMMARY,
+        append_summary,
+        deadline_summary,
+        episode_summary,
+        notify_summary,
     )
 
 STAGE = SearchAttributeKey.for_keyword("CarePathwayStage")
@@ -227,7 +238,8 @@ class CarePathwayWorkflow:
             self._timer, self._timer_deadline = None, deadline
             if deadline is not None:
                 delay = max(deadline - workflow.now(), timedelta(0))
-                self._timer = asyncio.ensure_future(workflow.sleep(delay))
+                summary = deadline_summary(pending_deadlines(state), deadline)
+                self._timer = asyncio.ensure_future(workflow.sleep(delay, summary=summary))
         timer = self._timer
         await workflow.wait_condition(
             lambda: (
@@ -250,7 +262,9 @@ class CarePathwayWorkflow:
             log.error("tick_failed", error=err.type, deadline=str(deadline))
             with contextlib.suppress(asyncio.TimeoutError):
                 await workflow.wait_condition(
-                    lambda: self._current().version != seen, timeout=TICK_RETRY
+                    lambda: self._current().version != seen,
+                    timeout=TICK_RETRY,
+                    timeout_summary=TICK_RETRY_SUMMARY,
                 )
             return
         if not produced and next_deadline(self._current()) == deadline:
@@ -260,6 +274,9 @@ class CarePathwayWorkflow:
 
     @workflow.update(name=COMMAND_UPDATE)
     async def command(self, request: CommandRequest) -> CommandResult:
+        return await self._answer(request)
+
+    async def _answer(self, request: CommandRequest) -> CommandResult:
         events = await self._apply(request.command)
         state = self._current()
         return CommandResult(
@@ -270,6 +287,16 @@ class CarePathwayWorkflow:
             state=state if request.include_state else None,
             position=self._positions.pop(request.command.command_id, None),
         )
+
+    @workflow.update(dynamic=True)
+    async def named_command(self, name: str, args: Sequence[RawValue]) -> CommandResult:
+        """A staff command sent under its own type's name (`record_attendance`, ...), so
+        the history names each command; applied exactly as through `command`."""
+        return await self._answer(_named_request(name, args))
+
+    @named_command.validator
+    def _validate_named_command(self, name: str, args: Sequence[RawValue]) -> None:
+        self._validate_command(_named_request(name, args))
 
     @command.validator
     def _validate_command(self, request: CommandRequest) -> None:
@@ -418,6 +445,7 @@ class CarePathwayWorkflow:
                     after_seq=self._state.version if self._state is not None else 0,
                 ),
                 start_to_close_timeout=APPEND_TIMEOUT,
+                summary=append_summary(len(events)),
                 schedule_to_close_timeout=APPEND_DEADLINE,
                 retry_policy=APPEND_RETRY,
                 result_type=AppendEventsResult,
@@ -518,6 +546,7 @@ class CarePathwayWorkflow:
                     ),
                     start_to_close_timeout=NOTIFY_TIMEOUT,
                     retry_policy=NOTIFY_RETRY,
+                    summary=notify_summary(len(batch)),
                 ),
             )
 
@@ -542,7 +571,7 @@ class CarePathwayWorkflow:
                     error=type(err).__name__,
                     retry_in_s=delay.total_seconds(),
                 )
-                await workflow.sleep(delay)
+                await workflow.sleep(delay, summary=READMISSION_RETRY_SUMMARY)
                 delay = min(delay * 2, READMISSION_RETRY_MAX)
                 continue
             self._readmissions.pop(0)
@@ -567,6 +596,9 @@ class CarePathwayWorkflow:
                 initial_command=referral,
             ),
             id=workflow_id_for(event.new_episode_id),
+            static_summary=episode_summary(
+                state.program_id, event.new_episode_id, readmission_of=self._episode_id
+            ),
             # The new episode outlives this one: it must not be closed with its parent.
             parent_close_policy=workflow.ParentClosePolicy.ABANDON,
         )
@@ -617,6 +649,26 @@ def _inherited_search_attributes() -> dict[str, object]:
     if inherited and workflow.patched(SEED_SEARCH_ATTRIBUTES):
         return inherited
     return {}
+
+
+def _named_request(name: str, args: Sequence[RawValue]) -> CommandRequest:
+    """The request of an update sent under a command's name; refused unless it carries
+    one request whose command is of that type."""
+    if len(args) != 1:
+        raise ApplicationError(
+            f"update {name!r} takes one command request, got {len(args)} arguments",
+            type="InvalidCommand",
+            non_retryable=True,
+        )
+    request = workflow.payload_converter().from_payload(args[0].payload, CommandRequest)
+    if request.command.type != name:
+        raise ApplicationError(
+            f"update {name!r} carries a {request.command.type!r} command: send each "
+            "command under its own type's name",
+            type="InvalidCommand",
+            non_retryable=True,
+        )
+    return request
 
 
 def append_failure(episode_id: str, err: ActivityError) -> ApplicationError:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
 from typing import Annotated, Any, TypeVar
@@ -45,6 +46,7 @@ from workflows.messages import (
     update_id_for,
     workflow_id_for,
 )
+from workflows.summaries import episode_summary
 
 _View = TypeVar("_View", EpisodeView, DeadlinesView, TimelineView)
 
@@ -175,27 +177,42 @@ class EpisodeClient:
         self, episode_id: str, command: ReferClient, program: ProgramDefinition
     ) -> CommandResult:
         """Start the episode's workflow and apply the referral in one round trip."""
-        start = WithStartWorkflowOperation(
-            CarePathwayWorkflow.run,
-            CarePathwayInput(episode_id=episode_id, program=program, **self._input_options()),
-            id=workflow_id_for(episode_id),
-            task_queue=self._task_queue,
-            # A retried referral (same command id) reaches the same workflow, where the
-            # episode applies a command id once; any other referral is refused by the
-            # decider, and the same id with another request as IdempotencyKeyReused.
-            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
-        )
+
+        def start() -> WithStartWorkflowOperation[CarePathwayWorkflow, EpisodeView]:
+            # An operation is sent once: a second name needs a new one.
+            return WithStartWorkflowOperation(
+                CarePathwayWorkflow.run,
+                CarePathwayInput(episode_id=episode_id, program=program, **self._input_options()),
+                id=workflow_id_for(episode_id),
+                task_queue=self._task_queue,
+                # A retried referral (same command id) reaches the same workflow, where the
+                # episode applies a command id once; any other referral is refused by the
+                # decider, and the same id with another request as IdempotencyKeyReused.
+                id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+                static_summary=episode_summary(program.id, episode_id, command.readmission_of),
+            )
+
         try:
             async with self._deadline():
-                result: CommandResult = await self._client.execute_update_with_start_workflow(
-                    COMMAND_UPDATE,
-                    CommandRequest(command=command, include_state=True),
-                    start_workflow_operation=start,
-                    id=update_id_for(command),
-                    result_type=CommandResult,
-                    rpc_timeout=self._rpc_timeout,
-                )
-            return result
+                for name in _update_names(command):
+                    try:
+                        result: CommandResult = (
+                            await self._client.execute_update_with_start_workflow(
+                                name,
+                                CommandRequest(command=command, include_state=True),
+                                start_workflow_operation=start(),
+                                id=update_id_for(command),
+                                result_type=CommandResult,
+                                rpc_timeout=self._rpc_timeout,
+                            )
+                        )
+                        return result
+                    except WorkflowUpdateFailedError as err:
+                        # The run started for a refused first update has ended: the next
+                        # name starts another.
+                        if name == COMMAND_UPDATE or not _unknown_update(err):
+                            raise
+            raise AssertionError("unreachable: the last name returns or raises")
         except WorkflowUpdateFailedError as err:
             raise _rejection(err) from None
         except RPCError as err:
@@ -216,6 +233,11 @@ class EpisodeClient:
     ) -> CommandResult:
         """Apply a command to a running episode, once per command id (`update_id_for`).
 
+        The update is named after the command's type (`record_attendance`, ...), so the
+        episode's history tells one command from another. A worker that predates the names
+        refuses them before anything is written; the command is then sent again, same
+        update id, as the `command` update (docs/versioning.md, "Update names").
+
         The result carries the new events, version and stage; pass `include_state` for the
         whole state as well (it costs history space: see CommandRequest). `programs` are
         the caller's (None: every program): the workflow refuses an episode of any other
@@ -224,14 +246,22 @@ class EpisodeClient:
         handle = self._client.get_workflow_handle(workflow_id_for(episode_id))
         try:
             async with self._deadline():
-                result: CommandResult = await handle.execute_update(
-                    COMMAND_UPDATE,
-                    CommandRequest(command=command, include_state=include_state, programs=programs),
-                    id=update_id_for(command),
-                    result_type=CommandResult,
-                    rpc_timeout=self._rpc_timeout,
-                )
-            return result
+                for name in _update_names(command):
+                    try:
+                        result: CommandResult = await handle.execute_update(
+                            name,
+                            CommandRequest(
+                                command=command, include_state=include_state, programs=programs
+                            ),
+                            id=update_id_for(command),
+                            result_type=CommandResult,
+                            rpc_timeout=self._rpc_timeout,
+                        )
+                        return result
+                    except WorkflowUpdateFailedError as err:
+                        if name == COMMAND_UPDATE or not _unknown_update(err):
+                            raise
+            raise AssertionError("unreachable: the last name returns or raises")
         except WorkflowUpdateFailedError as err:
             raise _rejection(err) from None
         except RPCError as err:
@@ -285,6 +315,26 @@ class EpisodeClient:
         except RPCError as err:
             raise _rpc_error(err, episode_id) from None
         return result
+
+
+def _update_names(command: Command) -> tuple[str, str]:
+    """The update names a command is sent under, in turn: its type's, then `command` for
+    workers that predate per-command names."""
+    return (command.type, COMMAND_UPDATE)
+
+
+# How the SDK refuses an update whose name no handler takes (a worker older than the name).
+_NO_HANDLER = re.compile(r"^Update handler for '[^']*' expected but not found")
+
+
+def _unknown_update(err: WorkflowUpdateFailedError) -> bool:
+    """Whether the workflow refused the update for its name alone: nothing was applied."""
+    cause = err.cause
+    return (
+        isinstance(cause, ApplicationError)
+        and cause.type == "RuntimeError"
+        and bool(_NO_HANDLER.match(cause.message))
+    )
 
 
 def _rejection(err: WorkflowUpdateFailedError) -> CarePathError:

@@ -31,6 +31,7 @@ from testing.up import CAREPATH, UpStack
 from workers.health import recent_pollers
 from workers.payload_codec import new_keys_document
 from workers.temporal import PLAIN_CONVERTER, connect
+from workers.worker import worker_identity
 
 pytestmark = pytest.mark.integration
 
@@ -592,7 +593,7 @@ def _wait_until_polling(up: Up, pid: int, since: float, timeout: float = 15.0) -
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             identities = await recent_pollers(client, "carepath-episodes")
-            if any(identity.startswith(f"{pid}@") for identity in identities):
+            if worker_identity(pid=pid) in identities:
                 return time.monotonic() - since
             await asyncio.sleep(0.05)
         return None
