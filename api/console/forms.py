@@ -8,12 +8,19 @@ validation or the domain's refusal (`form_errors`), and the form as rendered
 (`form_render`, for the `command_form` macro of `templates/_form.html`). A page:
 
     form = form_for("record_attendance")
+    data = await request.form()
     try:
-        submission = parse_form(form, await request.form(), zone)
+        submission = parse_form(form, data, zone)
+        command = form.spec.build(data["idempotency_key"], actor, submission.body, submission.path)
+        await episodes.send(episode_id, command, programs=...)
     except FormInvalid as err:
-        bound = bind(form, values=data, errors=err.errors, zone=zone)
-    ...
-    command = form.spec.build(idempotency_key, actor, submission.body, submission.path)
+        shown = bind(form, values=data, errors=err.errors, zone=zone)  # answer 422
+    except CommandRejected as refusal:
+        shown = bind(form, values=data, errors=refusal_errors(form, refusal), zone=zone)
+
+A fresh form is `bind(form, zone=zone)` (or `values=values_from(form, body, zone)` to
+show a body), rendered with a new idempotency key each time, so that a form submitted
+twice is applied once.
 """
 
 from __future__ import annotations
