@@ -34,6 +34,7 @@ from api.auth import (
 )
 from api.codec_routes import install_codec
 from api.command_routes import IdempotencyKey, command_router, role_first
+from api.docs_routes import install_offline_docs
 from api.health_routes import PROBE_PATHS, health_router
 from api.limits import (
     AuthFailureLimiter,
@@ -132,7 +133,11 @@ def create_app(resources: ApiResources) -> FastAPI:
         title="CarePath",
         version=version("carepath"),
         description="Care-pathway engine for Intensive Outpatient Programs.",
+        # Served by install_offline_docs instead: FastAPI's own pages load from a CDN.
+        docs_url=None,
+        redoc_url=None,
     )
+    install_offline_docs(app)
     install_problem_handlers(app)
     app.state.authenticator = resources.authenticator
     pool = resources.store.pool
