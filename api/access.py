@@ -45,6 +45,8 @@ log = structlog.get_logger("carepath.access")
 
 # Nothing about an episode passes through these: the probes and the API's own description.
 # The probes must answer while PostgreSQL is down, so they cannot wait for an access record.
+# The console's style sheet and the like: files, nothing about anyone.
+STATIC_PREFIX = "/static/"
 OPEN_PATHS = PROBE_PATHS | {"/docs", "/docs/oauth2-redirect", "/redoc", "/openapi.json", "/metrics"}
 FHIR_MEDIA_TYPE = "application/fhir+json"
 
@@ -120,6 +122,7 @@ class AccessLogMiddleware:
             scope["type"] != "http"
             or scope["path"] in OPEN_PATHS
             or is_api_description(scope["path"])
+            or scope["path"].startswith(STATIC_PREFIX)
         ):
             await self.app(scope, receive, send)
             return

@@ -7,6 +7,7 @@ serves `carepath up`, `carepath api` and the tests.
 from __future__ import annotations
 
 import re
+import secrets
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -17,6 +18,8 @@ from zoneinfo import ZoneInfo
 
 import structlog
 from fastapi import Depends, FastAPI, Query, Request
+from fastapi.responses import RedirectResponse
+from fastapi.staticfiles import StaticFiles
 from temporalio.client import (
     Client,
 )
@@ -34,6 +37,9 @@ from api.auth import (
 )
 from api.codec_routes import install_codec
 from api.command_routes import IdempotencyKey, command_router, role_first
+from api.console.routes import PREFIX as CONSOLE_PREFIX
+from api.console.routes import STATIC_DIR, Console, console_router
+from api.console.session import Sessions
 from api.docs_routes import install_offline_docs
 from api.health_routes import PROBE_PATHS, health_router
 from api.limits import (
@@ -67,6 +73,7 @@ from domain.programs import ProgramCatalog
 from domain.state import Stage
 from domain.weeks import last_local_day, local_day
 from store.access_log import AccessLog
+from store.console import ConsoleQueries
 from store.event_store import EventStore
 from store.worklists import Worklists
 from workers.settings import DEFAULT_TEMPORAL_RPC_TIMEOUT
@@ -126,6 +133,30 @@ class ApiResources:
     # Where this process's Temporal runtime exports the SDK's metrics (workers.metrics);
     # None: `/metrics` serves CarePath's series only.
     sdk_metrics_url: str | None = None
+    # The key that signs the console's session cookies (CAREPATH_CONSOLE_SESSION_SECRET);
+    # None: a fresh one per process, so sessions end when the API restarts and are not
+    # shared between replicas.
+    console_secret: bytes | None = None
+    # Idle minutes after which a console session ends.
+    console_idle_minutes: float = 30
+
+
+def install_console(app: FastAPI, resources: ApiResources, episodes: EpisodeClient) -> None:
+    """The staff console's pages at `/` and its files at `/static` (api.console)."""
+    secret = resources.console_secret or secrets.token_bytes(32)
+    console = Console(
+        sessions=Sessions(secret, idle_s=resources.console_idle_minutes * 60),
+        authenticator=resources.authenticator,
+        episodes=episodes,
+        queries=ConsoleQueries(resources.store.pool),
+        programs=resources.programs,
+    )
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    app.include_router(console_router(console))
+
+    @app.get("/", include_in_schema=False)
+    async def home() -> RedirectResponse:
+        return RedirectResponse(f"{CONSOLE_PREFIX}/", status_code=303)
 
 
 def create_app(resources: ApiResources) -> FastAPI:
@@ -172,6 +203,7 @@ def create_app(resources: ApiResources) -> FastAPI:
     app.include_router(worklist_router(worklists))
     app.include_router(health_router(resources.temporal, resources.store, resources.task_queue))
     app.include_router(metrics_router(resources.sdk_metrics_url))
+    install_console(app, resources, episodes)
     codec = resources.temporal.data_converter.payload_codec
     if codec is not None:
         # The client's own codec: the endpoints decode with the keys the API encrypts with.

@@ -236,8 +236,11 @@ def _source(url: str) -> str | None:
     return "'self'"
 
 
-def content_security_policy(html: str) -> str:
-    """A strict policy for this page: nothing but what it names, inline scripts by hash."""
+def content_security_policy(html: str, *, console: bool = False) -> str:
+    """A strict policy for this page: nothing but what it names, inline scripts by hash.
+
+    A console page (`api.console`) sets no style from script and posts its forms to this
+    origin; the API's description pages (Swagger UI, ReDoc) post nothing."""
     page = _PageSources()
     page.feed(html)
     hashes = [
@@ -253,13 +256,14 @@ def content_security_policy(html: str) -> str:
         [
             "default-src 'none'",
             f"script-src {sources(page.scripts, *hashes)}",
-            # Swagger UI and ReDoc set some styles from their scripts.
-            "style-src " + sources(page.styles, "'unsafe-inline'"),
+            # Swagger UI and ReDoc set some styles from their scripts; console pages none.
+            "style-src "
+            + (sources(page.styles) if console else sources(page.styles, "'unsafe-inline'")),
             f"img-src {sources(page.images, 'self', 'data:')}",
             "font-src 'self' data:",
             "connect-src 'self'",
             "base-uri 'none'",
-            "form-action 'none'",
+            "form-action 'self'" if console else "form-action 'none'",
             "frame-ancestors 'none'",
         ]
     )
@@ -306,7 +310,9 @@ class SecurityHeadersMiddleware:
                 if message.get("more_body", False):
                     return
                 page = b"".join(html)
-                policy = content_security_policy(page.decode("utf-8", errors="replace"))
+                policy = content_security_policy(
+                    page.decode("utf-8", errors="replace"), console=store
+                )
                 headers = [(k, v) for k, v in start["headers"] if k.lower() != b"content-length"]
                 headers += [
                     (b"content-security-policy", policy.encode()),

@@ -25,6 +25,7 @@ from store.db import Pool, create_pool
 from store.event_store import EventStore
 from store.migrations import migrate, migrate_url
 from workers.checkpoints import checkpoint_key, require_chain_key
+from workers.errors import StartupError
 from workers.metrics import SdkMetrics
 from workers.payload_codec import payload_keyring
 from workers.settings import DEFAULT_TEMPORAL_RPC_TIMEOUT, Settings
@@ -53,6 +54,9 @@ class Runtime:
     history_event_limit: int | None = None
     # Where the Temporal runtime exports the SDK's metrics, if it does (workers.metrics).
     sdk_metrics_url: str | None = None
+    # The console's session key and idle timeout (CAREPATH_CONSOLE_*).
+    console_secret: bytes | None = None
+    console_idle_minutes: float = 30
     # The process's tracing (OTEL_* variables, workers.tracing); None: off.
     tracing: Tracing | None = None
 
@@ -74,7 +78,23 @@ class Runtime:
             limits=self.limits,
             history_event_limit=self.history_event_limit,
             sdk_metrics_url=self.sdk_metrics_url,
+            console_secret=self.console_secret,
+            console_idle_minutes=self.console_idle_minutes,
         )
+
+
+def console_secret(settings: Settings) -> bytes | None:
+    """The console's session key from CAREPATH_CONSOLE_SESSION_SECRET, if set; StartupError
+    if it is too short to sign with."""
+    if settings.console_session_secret is None:
+        return None
+    secret = settings.console_session_secret.get_secret_value().encode()
+    if len(secret) < 32:
+        raise StartupError(
+            "CAREPATH_CONSOLE_SESSION_SECRET must be at least 32 bytes (e.g. the output of "
+            "`python -c 'import secrets; print(secrets.token_urlsafe(32))'`)"
+        )
+    return secret
 
 
 async def open_runtime(
@@ -139,6 +159,8 @@ async def open_runtime(
         ),
         history_event_limit=settings.history_event_limit,
         sdk_metrics_url=sdk_metrics.url if sdk_metrics is not None else None,
+        console_secret=console_secret(settings),
+        console_idle_minutes=settings.console_idle_minutes,
         tracing=tracing,
     )
 

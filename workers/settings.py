@@ -122,6 +122,16 @@ class Settings(BaseSettings):
         description="Where the `carepath episode ...` commands reach the API.",
     )
 
+    # The staff console (docs/console.md)
+    console_session_secret: SecretStr | None = Field(
+        default=None,
+        description="Key (32+ bytes) that signs the console's session cookies; give every "
+        "API replica the same one. Unset: a fresh key per process (sessions end on restart).",
+    )
+    console_idle_minutes: float = Field(
+        default=30, gt=0, le=24 * 60, description="Idle minutes after which a console session ends."
+    )
+
     # Authentication of API callers (README "Authentication")
     users_file: Path | None = Field(
         default=None,
