@@ -70,6 +70,16 @@ async def _awaited(work: Callable[[], Awaitable[T]]) -> T:
     return await work()
 
 
+async def _finish_the_rest() -> None:
+    """Cancel and await what still runs on the loop, so that nothing is left to be
+    collected half-done when the interpreter exits."""
+    rest = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+    for task in rest:
+        task.cancel()
+    await asyncio.gather(*rest, return_exceptions=True)
+    await asyncio.get_running_loop().shutdown_asyncgens()
+
+
 class LiveStack:
     """An event loop in a daemon thread, holding the session's Temporal dev server."""
 
@@ -87,8 +97,11 @@ class LiveStack:
     def stop(self) -> None:
         if self._env is not None:
             self.call(self._env.shutdown(), timeout=30.0)
+        self.call(_finish_the_rest(), timeout=30.0)
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(timeout=10.0)
+        if not self._thread.is_alive():
+            self._loop.close()
 
     def call(self, coro: Coroutine[Any, Any, T], timeout: float = 60.0) -> T:
         """Run `coro` on the stack's loop; block until it is done."""
