@@ -41,6 +41,7 @@ from api.console.chart import chart_router
 from api.console.routes import PREFIX as CONSOLE_PREFIX
 from api.console.routes import STATIC_DIR, Console, console_router
 from api.console.session import Sessions
+from api.docs_routes import install_offline_docs
 from api.health_routes import PROBE_PATHS, health_router
 from api.limits import (
     AuthFailureLimiter,
@@ -168,7 +169,11 @@ def create_app(resources: ApiResources) -> FastAPI:
         title="CarePath",
         version=version("carepath"),
         description="Care-pathway engine for Intensive Outpatient Programs.",
+        # Served by install_offline_docs instead: FastAPI's own pages load from a CDN.
+        docs_url=None,
+        redoc_url=None,
     )
+    install_offline_docs(app)
     install_problem_handlers(app)
     app.state.authenticator = resources.authenticator
     pool = resources.store.pool
