@@ -37,6 +37,7 @@ from api.auth import (
 )
 from api.codec_routes import install_codec
 from api.command_routes import IdempotencyKey, command_router, role_first
+from api.console.audit import audit_pages
 from api.console.routes import PREFIX as CONSOLE_PREFIX
 from api.console.routes import STATIC_DIR, Console, console_router
 from api.console.session import Sessions
@@ -152,6 +153,9 @@ def install_console(app: FastAPI, resources: ApiResources, episodes: EpisodeClie
     )
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     app.include_router(console_router(console))
+    app.include_router(
+        audit_pages(console, resources.store, checkpoint_key=resources.checkpoint_key)
+    )
 
     @app.get("/", include_in_schema=False)
     async def home() -> RedirectResponse:
