@@ -37,6 +37,7 @@ from api.auth import (
 )
 from api.codec_routes import install_codec
 from api.command_routes import IdempotencyKey, command_router, role_first
+from api.console.audit import audit_pages
 from api.console.chart import chart_router
 from api.console.routes import PREFIX as CONSOLE_PREFIX
 from api.console.routes import STATIC_DIR, Console, console_router
@@ -157,6 +158,9 @@ def install_console(app: FastAPI, resources: ApiResources, episodes: EpisodeClie
     app.include_router(console_router(console))
     app.include_router(
         chart_router(console, ChartQueries(resources.store.pool), EpisodeGate(resources.store.pool))
+    )
+    app.include_router(
+        audit_pages(console, resources.store, checkpoint_key=resources.checkpoint_key)
     )
 
     @app.get("/", include_in_schema=False)
