@@ -12,10 +12,12 @@ docs/console.md shows: caseload, tasks, episode chart and the auditor's replay.
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from api_driver import example
 from browser_kit import Page
@@ -24,6 +26,7 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import Select
 
 from api.command_specs import spec_for
+from programs import load_catalog
 
 # The drill program's shortest session, and how long before now it is scheduled to
 # start: it ended 12 s ago, past the drill's 10 s grace, so the episode's own no-show
@@ -60,11 +63,17 @@ class Api:
         return result
 
     def send(
-        self, user: str, episode_id: str, kind: str, body: dict[str, Any] | None = None
+        self,
+        user: str,
+        episode_id: str,
+        kind: str,
+        body: dict[str, Any] | None = None,
+        **path: str,
     ) -> None:
+        """POST one command as `user`; the body and path default to the command's example."""
         spec = spec_for(kind)
-        path = spec.path.format(**spec.path_example) if body is None else spec.path
-        self.post(user, f"/episodes/{episode_id}{path}", example(kind) if body is None else body)
+        where = spec.path.format(**{**spec.path_example, **path})
+        self.post(user, f"/episodes/{episode_id}{where}", example(kind) if body is None else body)
 
     def admitted(
         self, client_ref: str, *, program: str = "adult-iop", clinician: str = "clinician"
@@ -281,3 +290,46 @@ def test_given_a_form_without_its_csrf_token_when_submitted_then_it_is_refused_a
     assert [e for e in api.events(episode_id) if e["type"] == "attendance_recorded"] == []
     page.open(f"/console/episodes/{episode_id}")
     assert "attendance recorded" not in timeline_events(page)
+
+
+def test_given_an_attendance_recorded_after_a_moment_when_an_auditor_replays_as_of_it_then_the_change_is_marked(
+    page: Page, live: LiveApi, user_token: Callable[[str], str]
+) -> None:
+    api = Api(live)
+    episode_id = api.admitted("MRN-4105")
+    api.session(episode_id, "s-audit", started=timedelta(minutes=10))
+    # The replay form takes whole seconds: keep a clear second either side of the moment.
+    time.sleep(1.1)
+    moment = datetime.now(UTC)
+    time.sleep(1.1)
+    api.send(
+        "clinician", episode_id, "record_attendance", {"status": "attended"}, session_id="s-audit"
+    )
+    zone = ZoneInfo(load_catalog().get("adult-iop").timezone)
+
+    sign_in(page, user_token("auditor"), "/console/")
+    page.wait_until(lambda d: d.current_url.endswith("/console/audit"), what="the audit home")
+    accessible(page)
+    page.open("/console/audit/replay")
+    accessible(page)
+    page.fill("Episode id", episode_id)
+    page.press("Replay")
+    page.wait_for_text("The record's current state")
+    page.fill(f"As of ({zone.key})", moment.astimezone(zone).strftime("%Y-%m-%dT%H:%M:%S"))
+    page.press("Replay")
+
+    page.wait_for_text("MRN-4105: as of")
+    accessible(page)
+    changed = {
+        row.find_element(By.TAG_NAME, "th").text: row.text
+        for row in page.driver.find_elements(By.CSS_SELECTOR, "table.replay tr.changed")
+    }
+    assert "Attendance (changed)" in changed, changed
+    assert "none" in changed["Attendance (changed)"]
+    assert "1 attended" in changed["Attendance (changed)"]
+    assert "Stage" not in changed  # in program then and now
+    attendance = page.row("Attendance (changed)")
+    assert attendance.find_element(By.TAG_NAME, "del").text == "none"
+    assert attendance.find_element(By.TAG_NAME, "ins").text == "1 attended"
+    assert "attendance recorded" in page.text
+    page.screenshot("audit-replay")
