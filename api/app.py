@@ -40,6 +40,7 @@ from api.command_routes import IdempotencyKey, command_router, role_first
 from api.console.routes import PREFIX as CONSOLE_PREFIX
 from api.console.routes import STATIC_DIR, Console, console_router
 from api.console.session import Sessions
+from api.console.today import today_router
 from api.health_routes import PROBE_PATHS, health_router
 from api.limits import (
     AuthFailureLimiter,
@@ -152,6 +153,7 @@ def install_console(app: FastAPI, resources: ApiResources, episodes: EpisodeClie
     )
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     app.include_router(console_router(console))
+    app.include_router(today_router(console))
 
     @app.get("/", include_in_schema=False)
     async def home() -> RedirectResponse:
