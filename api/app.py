@@ -37,6 +37,7 @@ from api.auth import (
 )
 from api.codec_routes import install_codec
 from api.command_routes import IdempotencyKey, command_router, role_first
+from api.console.chart import chart_router
 from api.console.routes import PREFIX as CONSOLE_PREFIX
 from api.console.routes import STATIC_DIR, Console, console_router
 from api.console.session import Sessions
@@ -74,6 +75,7 @@ from domain.state import Stage
 from domain.weeks import last_local_day, local_day
 from store.access_log import AccessLog
 from store.console import ConsoleQueries
+from store.console_chart import ChartQueries
 from store.event_store import EventStore
 from store.worklists import Worklists
 from workers.settings import DEFAULT_TEMPORAL_RPC_TIMEOUT
@@ -154,6 +156,9 @@ def install_console(app: FastAPI, resources: ApiResources, episodes: EpisodeClie
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     app.include_router(console_router(console))
     app.include_router(today_router(console))
+    app.include_router(
+        chart_router(console, ChartQueries(resources.store.pool), EpisodeGate(resources.store.pool))
+    )
 
     @app.get("/", include_in_schema=False)
     async def home() -> RedirectResponse:

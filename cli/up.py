@@ -215,6 +215,7 @@ def _print_banner(settings: Settings, stack: _Stack, tokens: dict[Role, str]) ->
     lines = [
         "",
         "CarePath is running.",
+        f"  Staff console  {api}/ (sign in with a token below)",
         f"  API            {api}",
         f"  OpenAPI docs   {api}/docs",
         f"  Health         {api}/readyz (liveness: {api}/livez)",
