@@ -82,7 +82,7 @@ def _zone(console: Console, program_id: str) -> str:
         return "UTC"
 
 
-def local_day(timezone: str, now: datetime) -> tuple[datetime, datetime]:
+def local_day_bounds(timezone: str, now: datetime) -> tuple[datetime, datetime]:
     """The start and end (exclusive) of the local calendar day at `now` in `timezone`,
     as instants (a day of 23 or 25 hours when the clocks change)."""
     zone = ZoneInfo(timezone)
@@ -107,7 +107,7 @@ class RowError:
 async def _today_rows(console: Console, session: Any, now: datetime) -> list[dict[str, Any]]:
     user = session.user
     days = [
-        (program_id, *local_day(_zone(console, program_id), now))
+        (program_id, *local_day_bounds(_zone(console, program_id), now))
         for program_id in _programs_of(console, user.program_filter())
     ]
     rows = await console.queries.sessions_on(

@@ -15,9 +15,9 @@ import pytest
 
 from api.console.routes import PREFIX
 from api.console.session import CSRF_FIELD
-from tests.integration.api_driver import Driver, example, now_iso
 from store.db import Pool
 from store.projections import wait_for_position
+from tests.integration.api_driver import Driver, example, now_iso
 from tests.integration.test_console import _hidden, sign_in
 
 pytestmark = pytest.mark.integration
@@ -87,10 +87,12 @@ class TestToday:
 
         assert page.status_code == 200, page.text
         assert "My sessions today" in page.text
-        assert "MRN-1001" in page.text and "MRN-1002" in page.text
+        assert "MRN-1001" in page.text
+        assert "MRN-1002" in page.text
         assert f">{clock}</time>" in page.text
         assert "group process" in page.text
-        assert 'type="radio"' in page.text and ">no-show</label>" in page.text
+        assert 'type="radio"' in page.text
+        assert ">no-show</label>" in page.text
         a, b = _row_index(page.text, first, "s-today"), _row_index(page.text, second, "s-today")
         form = {
             CSRF_FIELD: _hidden(page.text, CSRF_FIELD),
@@ -192,8 +194,10 @@ class TestToday:
         # tess.teen works in the adolescent program only: an adult client on her caseload
         # stays out of her page, and so does an adult client of another clinician.
         assert "MRN-1302" in teen_page.text
-        assert "MRN-1301" not in teen_page.text and "MRN-1303" not in teen_page.text
-        assert "MRN-1301" in clinician_page.text and "MRN-1303" not in clinician_page.text
+        assert "MRN-1301" not in teen_page.text
+        assert "MRN-1303" not in teen_page.text
+        assert "MRN-1301" in clinician_page.text
+        assert "MRN-1303" not in clinician_page.text
         assert all(ref in supervisor_page.text for ref in ("MRN-1301", "MRN-1302", "MRN-1303"))
 
 
@@ -221,7 +225,10 @@ class TestIntake:
         assert re.search(r"MRN-2003</a></th> <td>adult-iop</td> <td>admission decision</td>", text)
         assert "MRN-2004" not in text
         assert "under a minute" in text or " min</td>" in text
-        referred, assessment = text.index('id="stage-referred"'), text.index('id="stage-assessment"')
+        referred, assessment = (
+            text.index('id="stage-referred"'),
+            text.index('id="stage-assessment"'),
+        )
         assert referred < text.index("MRN-2001") < assessment < text.index("MRN-2002")
 
     async def test_given_referrals_in_two_programs_then_a_clinician_sees_only_their_programs(
