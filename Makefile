@@ -9,7 +9,8 @@ STAMP := $(VENV)/.carepath-installed
 PACKAGES := domain workflows activities workers store audit api cli devstack programs
 LINTED := $(PACKAGES) testing tests bench
 
-.PHONY: install up drill test test-fast lint typecheck bench record-histories clean
+.PHONY: install up drill test test-fast test-browser chromium screenshots lint typecheck bench \
+	record-histories clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -30,9 +31,9 @@ up: $(STAMP)
 drill: $(STAMP)
 	$(BIN)/python -m testing.drill $(ARGS)
 
-## Run the whole suite: lint, types, then unit, workflow (time-skipping), replay and
-## integration (real servers), with the domain's coverage gate.
-test: $(STAMP)
+## Run the whole suite: lint, types, then unit, workflow (time-skipping), replay,
+## integration (real servers) and browser (headless Chromium), with the domain's coverage gate.
+test: $(STAMP) chromium
 	$(BIN)/ruff check $(LINTED)
 	$(BIN)/mypy $(PACKAGES)
 	$(BIN)/python -m pytest --cov=domain --cov-branch --cov-report=term --cov-fail-under=95 $(PYTEST_ARGS)
@@ -41,6 +42,33 @@ test: $(STAMP)
 ## committed histories. No PostgreSQL, no dev server; well under a minute.
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest tests/unit tests/workflows tests/replay -q $(PYTEST_ARGS)
+
+## The browser tests alone (tests/browser): the pages in headless Chromium.
+test-browser: $(STAMP) chromium
+	$(BIN)/python -m pytest tests/browser -q $(PYTEST_ARGS)
+
+## Retake the screenshots docs/console.md shows, with the browser tests that take them.
+screenshots: $(STAMP) chromium
+	CAREPATH_SCREENSHOTS=$(CURDIR)/docs/console $(BIN)/python -m pytest tests/browser -q $(PYTEST_ARGS)
+
+## Debian's Chromium and its WebDriver for the browser tests, installed with apt when this
+## runs as root and they are missing. Never fails: without them the browser tests are
+## skipped and say how to install them, or fail under CI=true.
+CHROMIUM_PACKAGES := chromium chromium-driver
+chromium:
+	@if command -v chromium >/dev/null 2>&1 && command -v chromedriver >/dev/null 2>&1; then \
+		exit 0; \
+	elif [ "$$(id -u)" != 0 ] || ! command -v apt-get >/dev/null 2>&1; then \
+		echo "chromium: not installed and apt is not usable here; the browser tests will say how to install it"; \
+	else \
+		echo "chromium: installing $(CHROMIUM_PACKAGES) with apt-get for the browser tests"; \
+		export DEBIAN_FRONTEND=noninteractive; \
+		apt-get install -y -qq $(CHROMIUM_PACKAGES) >/tmp/carepath-chromium-apt.log 2>&1 \
+		|| { apt-get update -qq >>/tmp/carepath-chromium-apt.log 2>&1 \
+			&& apt-get install -y -qq $(CHROMIUM_PACKAGES) >>/tmp/carepath-chromium-apt.log 2>&1; } \
+		|| { echo "chromium: apt-get failed (last lines of /tmp/carepath-chromium-apt.log below)"; \
+			tail -n 5 /tmp/carepath-chromium-apt.log; }; \
+	fi
 
 ## Record the histories of the workflow test scenarios into tests/replay/histories
 ## (existing files are kept; FORCE=1 overwrites them). Commit the new files.

@@ -29,6 +29,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from api.access_fhir import audit_bundle
 from api.auth import User, require_role
 from api.health_routes import PROBE_PATHS
+from api.limits import is_api_description
 from api.problems import (
     DATABASE_ERRORS,
     PROBLEM_BASE,
@@ -120,6 +121,7 @@ class AccessLogMiddleware:
         if (
             scope["type"] != "http"
             or scope["path"] in OPEN_PATHS
+            or is_api_description(scope["path"])
             or scope["path"].startswith(STATIC_PREFIX)
         ):
             await self.app(scope, receive, send)

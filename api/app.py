@@ -37,11 +37,13 @@ from api.auth import (
 )
 from api.codec_routes import install_codec
 from api.command_routes import IdempotencyKey, command_router, role_first
+from api.console.audit import audit_pages
 from api.console.chart import chart_router
 from api.console.routes import PREFIX as CONSOLE_PREFIX
 from api.console.routes import STATIC_DIR, Console, console_router
 from api.console.session import Sessions
 from api.console.today import today_router
+from api.docs_routes import install_offline_docs
 from api.health_routes import PROBE_PATHS, health_router
 from api.limits import (
     AuthFailureLimiter,
@@ -159,6 +161,9 @@ def install_console(app: FastAPI, resources: ApiResources, episodes: EpisodeClie
     app.include_router(
         chart_router(console, ChartQueries(resources.store.pool), EpisodeGate(resources.store.pool))
     )
+    app.include_router(
+        audit_pages(console, resources.store, checkpoint_key=resources.checkpoint_key)
+    )
 
     @app.get("/", include_in_schema=False)
     async def home() -> RedirectResponse:
@@ -170,7 +175,11 @@ def create_app(resources: ApiResources) -> FastAPI:
         title="CarePath",
         version=version("carepath"),
         description="Care-pathway engine for Intensive Outpatient Programs.",
+        # Served by install_offline_docs instead: FastAPI's own pages load from a CDN.
+        docs_url=None,
+        redoc_url=None,
     )
+    install_offline_docs(app)
     install_problem_handlers(app)
     app.state.authenticator = resources.authenticator
     pool = resources.store.pool

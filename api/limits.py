@@ -35,6 +35,13 @@ from api.problems import PROBLEM_BASE, PROBLEM_MEDIA_TYPE, ProblemError
 
 # The API's own description: cacheable, holds nothing about an episode.
 DESCRIPTION_PATHS = frozenset({"/docs", "/docs/oauth2-redirect", "/redoc", "/openapi.json"})
+# Swagger UI's and ReDoc's own files, served for those pages (api.docs_routes).
+DESCRIPTION_ASSETS_PREFIX = "/docs/assets/"
+
+
+def is_api_description(path: str) -> bool:
+    """Whether `path` is the API's description or one of its pages' files."""
+    return path in DESCRIPTION_PATHS or path.startswith(DESCRIPTION_ASSETS_PREFIX)
 
 
 @dataclass(frozen=True)
@@ -263,8 +270,9 @@ def content_security_policy(html: str, *, console: bool = False) -> str:
         [
             "default-src 'none'",
             f"script-src {sources(page.scripts, *hashes)}",
-            # Swagger UI and ReDoc set some styles from their scripts.
-            f"style-src {sources(page.styles) if console else sources(page.styles, 'unsafe-inline')}",
+            # Swagger UI and ReDoc set some styles from their scripts; console pages none.
+            "style-src "
+            + (sources(page.styles) if console else sources(page.styles, "'unsafe-inline'")),
             f"img-src {sources(page.images, 'self', 'data:')}",
             "font-src 'self' data:",
             "connect-src 'self'",
@@ -286,7 +294,7 @@ class SecurityHeadersMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        store = scope.get("path", "") not in DESCRIPTION_PATHS
+        store = not is_api_description(scope.get("path", ""))
         start: Message | None = None
         html: list[bytes] = []
 
