@@ -42,6 +42,7 @@ from api.console.chart import chart_router
 from api.console.routes import PREFIX as CONSOLE_PREFIX
 from api.console.routes import STATIC_DIR, Console, console_router
 from api.console.session import Sessions
+from api.console.today import today_router
 from api.docs_routes import install_offline_docs
 from api.health_routes import PROBE_PATHS, health_router
 from api.limits import (
@@ -156,6 +157,7 @@ def install_console(app: FastAPI, resources: ApiResources, episodes: EpisodeClie
     )
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     app.include_router(console_router(console))
+    app.include_router(today_router(console))
     app.include_router(
         chart_router(console, ChartQueries(resources.store.pool), EpisodeGate(resources.store.pool))
     )

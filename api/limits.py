@@ -236,13 +236,27 @@ def _source(url: str) -> str | None:
     return "'self'"
 
 
+# What `_PageSources` looks at: script elements (with their inline text), link and img
+# tags. Comments are left out first, as the parser would.
+_COMMENT = re.compile(r"<!--.*?-->", re.DOTALL)
+_SOURCE_TAGS = re.compile(
+    r"<script\b[^>]*>.*?</script\s*>|<(?:link|img)\b[^>]*>", re.DOTALL | re.IGNORECASE
+)
+
+
+def _source_tags(html: str) -> str:
+    """Only the tags of `html` that name a source, for the parser: a long page (a list of
+    hundreds of rows) is scanned by one regular expression instead of parsed tag by tag."""
+    return "".join(m.group(0) for m in _SOURCE_TAGS.finditer(_COMMENT.sub("", html)))
+
+
 def content_security_policy(html: str, *, console: bool = False) -> str:
     """A strict policy for this page: nothing but what it names, inline scripts by hash.
 
     A console page (`api.console`) sets no style from script and posts its forms to this
     origin; the API's description pages (Swagger UI, ReDoc) post nothing."""
     page = _PageSources()
-    page.feed(html)
+    page.feed(_source_tags(html))
     hashes = [
         "'sha256-" + base64.b64encode(hashlib.sha256(s.encode("utf-8")).digest()).decode() + "'"
         for s in page.inline_scripts

@@ -132,6 +132,7 @@ BENCHMARKS = (
     Benchmark("event store append", "bench.event_store", EVENT_STORE_ROWS, append_figures),
     Benchmark("CLI start", "bench.cli_start", CLI_START_ROWS),
     Benchmark("one worker at scale", "bench.scale", SCALE_ROWS),
+    Benchmark("console pages, 1,000 episodes", "bench.console_pages"),
 )
 
 

@@ -27,6 +27,9 @@ CASELOAD_ORDER = {
     "hours": "coalesce(w.hours, 0)",
 }
 
+# The stages of the intake board, in the order a referral passes them.
+INTAKE_STAGES = ("referred", "screening", "assessment", "treatment_planning")
+
 
 class ConsoleQueries:
     def __init__(self, pool: Pool) -> None:
@@ -100,6 +103,60 @@ class ConsoleQueries:
                 "WHERE ($1::text[] IS NULL OR t.program_id = ANY($1)) "
                 "ORDER BY t.overdue DESC, t.due_at, t.episode_id, t.task_id LIMIT $2",
                 None if programs is None else list(programs),
+                limit,
+            )
+        return [dict(row) for row in rows]
+
+    # --- the Today page and the intake board ------------------------------------------
+
+    async def sessions_on(
+        self,
+        days: Sequence[tuple[str, datetime, datetime]],
+        *,
+        clinician_id: str | None,
+        limit: int = 1000,
+    ) -> list[Row]:
+        """The sessions (not cancelled) of open episodes that start within each program's
+        local day, `days` being (program, start of the day, end of the day); with the
+        client's reference. Limited to one clinician's caseload when `clinician_id` is set."""
+        if not days:
+            return []
+        programs, starts, ends = (list(column) for column in zip(*days, strict=True))
+        async with self._pool.acquire() as conn:
+            rows = await conn.fetch(
+                "SELECT s.episode_id, s.session_id, s.program_id, s.kind, s.starts_at, "
+                "s.hours, s.status, s.attended_hours, e.client_ref, e.primary_clinician "
+                "FROM unnest($1::text[], $2::timestamptz[], $3::timestamptz[]) "
+                "  AS d(program_id, day_start, day_end) "
+                "JOIN console_sessions s ON s.program_id = d.program_id "
+                "  AND s.starts_at >= d.day_start AND s.starts_at < d.day_end "
+                "JOIN episode_summary e ON e.episode_id = s.episode_id "
+                "WHERE NOT s.cancelled AND e.closed_at IS NULL "
+                "AND ($4::text IS NULL OR EXISTS (SELECT 1 FROM caseload c "
+                "     WHERE c.episode_id = s.episode_id AND c.clinician_id = $4)) "
+                "ORDER BY s.starts_at, e.client_ref, s.episode_id, s.session_id LIMIT $5",
+                programs,
+                starts,
+                ends,
+                clinician_id,
+                limit,
+            )
+        return [dict(row) for row in rows]
+
+    async def intake(self, programs: Sequence[str] | None, *, limit: int = 1000) -> list[Row]:
+        """Open episodes not yet in the program (referred, screening, assessment, treatment
+        planning), oldest referral first, with whether the assessment is recorded."""
+        async with self._pool.acquire() as conn:
+            rows = await conn.fetch(
+                "SELECT e.episode_id, e.client_ref, e.program_id, e.stage, e.referred_at, "
+                "e.admitted_at, e.last_event_at, e.next_deadline, "
+                "coalesce(jsonb_typeof(s.state->'assessment') = 'object', false) AS assessed "
+                "FROM episode_summary e LEFT JOIN projection_snapshots s USING (episode_id) "
+                "WHERE e.closed_at IS NULL AND e.stage = ANY($2::text[]) "
+                "AND ($1::text[] IS NULL OR e.program_id = ANY($1)) "
+                "ORDER BY e.referred_at, e.episode_id LIMIT $3",
+                None if programs is None else list(programs),
+                list(INTAKE_STAGES),
                 limit,
             )
         return [dict(row) for row in rows]

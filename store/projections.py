@@ -58,6 +58,7 @@ PROJECTION_TABLES = (
     "upcoming_deadlines",
     "attended_hours",
     "episode_consents",
+    "console_sessions",
 )
 # The read models proper, with the columns that order their rows (for comparisons).
 READ_MODELS: dict[str, str] = {
@@ -67,6 +68,7 @@ READ_MODELS: dict[str, str] = {
     "upcoming_deadlines": "episode_id, kind, ref",
     "attended_hours": "episode_id, week_start",
     "episode_consents": "episode_id, consent_id",
+    "console_sessions": "episode_id, session_id",
     "projection_snapshots": "episode_id",
     "projection_failures": "episode_id",
 }
@@ -568,6 +570,7 @@ def read_model_rows(state: EpisodeState, last_event_at: datetime) -> dict[str, A
         "upcoming_deadlines": _deadlines(state),
         "attended_hours": _attended_hours(state),
         "episode_consents": _consents(state),
+        "console_sessions": _console_sessions(state),
     }
 
 
@@ -698,4 +701,24 @@ def _consents(state: EpisodeState) -> list[dict[str, Any]]:
             "revoked": consent.revoked,
         }
         for consent in state.consents
+    ]
+
+
+def _console_sessions(state: EpisodeState) -> list[dict[str, Any]]:
+    """Every session of an open episode as it now stands: the console's Today page."""
+    if state.is_closed:
+        return []
+    return [
+        {
+            "episode_id": state.episode_id,
+            "session_id": session.session_id,
+            "program_id": state.program_id,
+            "kind": session.kind.value,
+            "starts_at": _iso(session.starts_at),
+            "hours": round(session.hours, 2),
+            "cancelled": session.cancelled,
+            "status": session.status.value if session.status is not None else None,
+            "attended_hours": round(session.attended_hours, 2),
+        }
+        for session in state.sessions
     ]

@@ -132,5 +132,11 @@ def test_given_the_suite_when_listed_then_it_names_every_benchmark_of_the_issue_
     modules = [bench.module for bench in BENCHMARKS]
 
     assert sorted(modules) == sorted(
-        {"bench.command_latency", "bench.event_store", "bench.cli_start", "bench.scale"}
+        {
+            "bench.command_latency",
+            "bench.event_store",
+            "bench.cli_start",
+            "bench.scale",
+            "bench.console_pages",
+        }
     )
