@@ -7,7 +7,7 @@ person at the clinic gets. Every page a test visits passes one automated accessi
 check (`accessible`): each field has a label, and the page has exactly one h1.
 
 With CAREPATH_SCREENSHOTS set (`make screenshots`) the tests save the pictures
-docs/console.md shows: caseload, tasks, episode chart and the auditor's replay.
+docs/console.md shows: caseload, Today, tasks, episode chart and the auditor's replay.
 """
 
 from __future__ import annotations
@@ -105,6 +105,15 @@ class Api:
 # --- what every page is checked for ---------------------------------------------------------
 
 
+def earlier_today(program: str) -> timedelta:
+    """How long ago a session may have started and still be on the clinic's today: ten
+    minutes, or less just after the clinic's midnight."""
+    zone = ZoneInfo(load_catalog().get(program).timezone)
+    now = datetime.now(zone)
+    since_midnight = now - now.replace(hour=0, minute=0, second=0, microsecond=0)
+    return min(timedelta(minutes=10), since_midnight / 2)
+
+
 def accessible(page: Page) -> None:
     """One automated accessibility check: every field is labelled, and one h1 names the page."""
     assert page.unlabelled_fields() == [], page.path
@@ -157,12 +166,12 @@ def submit(page: Page) -> None:
 # --- the flows -----------------------------------------------------------------------------
 
 
-def test_given_a_clinician_when_they_sign_in_then_they_record_todays_attendance_from_their_caseload(
+def test_given_a_clinician_when_they_sign_in_then_they_record_todays_attendance_for_their_caseload(
     page: Page, live: LiveApi, user_token: Callable[[str], str]
 ) -> None:
     api = Api(live)
     episode_id = api.admitted("MRN-4101")
-    api.session(episode_id, "s-today", started=timedelta(minutes=10))
+    api.session(episode_id, "s-today", started=earlier_today("adult-iop"))
 
     sign_in(page, user_token("clinician"))
 
@@ -175,11 +184,19 @@ def test_given_a_clinician_when_they_sign_in_then_they_record_todays_attendance_
     page.wait_until(lambda d: d.current_url.endswith(f"/episodes/{episode_id}"), what="the chart")
     accessible(page)
     assert "MRN-4101" in page.driver.find_element(By.TAG_NAME, "h1").text
+    page.link("Today").click()
+    page.wait_for_text("My sessions today")
+    accessible(page)
+    row = page.row("MRN-4101")
+    page.fill("attended", True, within=row)
+    page.screenshot("today")
+    page.press("Record attendance")
 
-    open_attendance_form(page, episode_id, "s-today", "Attended")
-    submit(page)
-
-    page.wait_for_text("Record attendance: applied.")
+    page.wait_for_text("Attendance recorded for 1 session.")
+    accessible(page)
+    assert page.row("MRN-4101").find_element(By.CSS_SELECTOR, ".attendance").text == "attended"
+    page.link("MRN-4101").click()
+    page.wait_until(lambda d: d.current_url.endswith(f"/episodes/{episode_id}"), what="the chart")
     accessible(page)
     assert "attendance recorded" in timeline_events(page)
     attendance = page.driver.find_element(By.CSS_SELECTOR, "section[aria-labelledby=attendance-h]")
