@@ -39,6 +39,7 @@ from api.codec_routes import install_codec
 from api.command_routes import IdempotencyKey, command_router, role_first
 from api.console.audit import audit_pages
 from api.console.chart import chart_router
+from api.console.oidc import OidcConfig, OidcLogin, oidc_router
 from api.console.routes import PREFIX as CONSOLE_PREFIX
 from api.console.routes import STATIC_DIR, Console, console_router
 from api.console.session import Sessions
@@ -143,6 +144,8 @@ class ApiResources:
     console_secret: bytes | None = None
     # Idle minutes after which a console session ends.
     console_idle_minutes: float = 30
+    # The identity provider the console signs staff in through (CAREPATH_OIDC_*), if any.
+    oidc: OidcConfig | None = None
 
 
 def install_console(app: FastAPI, resources: ApiResources, episodes: EpisodeClient) -> None:
@@ -154,10 +157,13 @@ def install_console(app: FastAPI, resources: ApiResources, episodes: EpisodeClie
         episodes=episodes,
         queries=ConsoleQueries(resources.store.pool),
         programs=resources.programs,
+        oidc=OidcLogin(resources.oidc, secret) if resources.oidc is not None else None,
     )
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     app.include_router(console_router(console))
     app.include_router(today_router(console))
+    if console.oidc is not None:
+        app.include_router(oidc_router(console, console.oidc))
     app.include_router(
         chart_router(console, ChartQueries(resources.store.pool), EpisodeGate(resources.store.pool))
     )

@@ -387,32 +387,42 @@ class JwtAuthenticator:
         return self._user(claims)
 
     def _user(self, claims: dict[str, Any]) -> User:
-        try:
-            role = Role(str(claims.get(self._role_claim)))
-        except ValueError:
-            role = Role.SYSTEM
-        if role is Role.SYSTEM:
-            raise ProblemError(
-                "AccessDenied",
-                f"the token's {self._role_claim!r} claim names no CarePath role: ask the "
-                "administrator to assign one of " + ", ".join(r.value for r in READ_ROLES),
-                403,
-            )
-        raw = claims.get(self._programs_claim)
-        if raw is None:
-            programs: tuple[str, ...] = (ALL_PROGRAMS,) if role is Role.AUDITOR else ()
-        elif isinstance(raw, str):
-            programs = (raw,)
-        else:
-            programs = tuple(str(p) for p in raw)
-        try:
-            return User(user_id=str(claims["sub"]), role=role, programs=programs)
-        except ValidationError:
-            # An empty, overlong or control-character subject cannot name an actor.
-            raise unauthenticated(
-                "the token's subject is not a usable user id: ask the administrator",
-                "invalid_token",
-            ) from None
+        return user_from_claims(claims, self._role_claim, self._programs_claim)
+
+
+def user_from_claims(claims: dict[str, Any], role_claim: str, programs_claim: str) -> User:
+    """The user verified claims stand for: `sub`, a role claim and a programs claim (a
+    list, or "*"; absent means none, except for auditors, who read every program).
+
+    The API's JWTs and the console's OpenID Connect ID tokens map alike. Raises a 403
+    `ProblemError` for a claim naming no CarePath role, a 401 for an unusable subject.
+    """
+    try:
+        role = Role(str(claims.get(role_claim)))
+    except ValueError:
+        role = Role.SYSTEM
+    if role is Role.SYSTEM:
+        raise ProblemError(
+            "AccessDenied",
+            f"the token's {role_claim!r} claim names no CarePath role: ask the "
+            "administrator to assign one of " + ", ".join(r.value for r in READ_ROLES),
+            403,
+        )
+    raw = claims.get(programs_claim)
+    if raw is None:
+        programs: tuple[str, ...] = (ALL_PROGRAMS,) if role is Role.AUDITOR else ()
+    elif isinstance(raw, str):
+        programs = (raw,)
+    else:
+        programs = tuple(str(p) for p in raw)
+    try:
+        return User(user_id=str(claims["sub"]), role=role, programs=programs)
+    except ValidationError:
+        # An empty, overlong or control-character subject cannot name an actor.
+        raise unauthenticated(
+            "the token's subject is not a usable user id: ask the administrator",
+            "invalid_token",
+        ) from None
 
 
 def build_authenticator(settings: Settings) -> Authenticator:

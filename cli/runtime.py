@@ -16,6 +16,7 @@ from temporalio.client import Client
 
 from api.app import ApiResources, create_app
 from api.auth import Authenticator
+from api.console.oidc import OidcConfig, oidc_config
 from api.health_routes import PROBE_PATHS
 from api.limits import HttpLimits
 from domain.programs import ProgramCatalog
@@ -57,6 +58,8 @@ class Runtime:
     # The console's session key and idle timeout (CAREPATH_CONSOLE_*).
     console_secret: bytes | None = None
     console_idle_minutes: float = 30
+    # The identity provider of the console's sign-in (CAREPATH_OIDC_*), if any.
+    oidc: OidcConfig | None = None
     # The process's tracing (OTEL_* variables, workers.tracing); None: off.
     tracing: Tracing | None = None
 
@@ -80,6 +83,7 @@ class Runtime:
             sdk_metrics_url=self.sdk_metrics_url,
             console_secret=self.console_secret,
             console_idle_minutes=self.console_idle_minutes,
+            oidc=self.oidc,
         )
 
 
@@ -119,6 +123,8 @@ async def open_runtime(
     With `tracing`, the client (and any worker built on it) carries its interceptor.
     """
     programs = load_catalog(settings.programs_dir)
+    # Before connecting: a half-configured provider is reported on its own.
+    oidc = oidc_config(settings)
     reachable = await connect(
         temporal_address,
         settings.temporal_namespace,
@@ -161,6 +167,7 @@ async def open_runtime(
         sdk_metrics_url=sdk_metrics.url if sdk_metrics is not None else None,
         console_secret=console_secret(settings),
         console_idle_minutes=settings.console_idle_minutes,
+        oidc=oidc,
         tracing=tracing,
     )
 

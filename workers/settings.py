@@ -132,6 +132,33 @@ class Settings(BaseSettings):
         default=30, gt=0, le=24 * 60, description="Idle minutes after which a console session ends."
     )
 
+    # Console sign-in through an OpenID Connect provider (docs/console.md); all unset:
+    # the console signs in with a token only.
+    oidc_issuer: str | None = Field(
+        default=None,
+        description="Issuer URL of the identity provider; its endpoints are read from "
+        "<issuer>/.well-known/openid-configuration. Set, the console offers sign-in through it.",
+    )
+    oidc_client_id: str | None = Field(
+        default=None, description="The console's client id at the provider (the ID token's aud)."
+    )
+    oidc_client_secret: SecretStr | None = Field(
+        default=None, description="The console's client secret; unset: a public client (PKCE)."
+    )
+    oidc_redirect_url: str | None = Field(
+        default=None,
+        description="The console's callback as registered at the provider, e.g. "
+        "https://carepath.example/console/oidc/callback.",
+    )
+    oidc_scopes: str = Field(
+        default="openid profile email", description="Scopes asked for, space-separated."
+    )
+    oidc_provider_name: str | None = Field(
+        default=None,
+        description='The provider as the sign-in page names it ("Sign in with <name>"); '
+        "unset: the issuer's host name.",
+    )
+
     # Authentication of API callers (README "Authentication")
     users_file: Path | None = Field(
         default=None,

@@ -21,7 +21,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlsplit
 from zoneinfo import ZoneInfo
 
@@ -39,6 +39,9 @@ from domain.errors import CarePathError
 from domain.programs import ProgramCatalog
 from store.console import CASELOAD_ORDER, ConsoleQueries
 from workflows.client import CommandRejected, EpisodeClient, EpisodeOutsidePrograms
+
+if TYPE_CHECKING:
+    from api.console.oidc import OidcLogin
 
 log = structlog.get_logger("carepath.console")
 
@@ -67,6 +70,8 @@ class Console:
     episodes: EpisodeClient
     queries: ConsoleQueries
     programs: ProgramCatalog
+    # The identity provider staff sign in through (CAREPATH_OIDC_*), if any.
+    oidc: OidcLogin | None = None
 
 
 # --- times in the clinic's words ---------------------------------------------------------
@@ -257,7 +262,14 @@ def console_router(console: Console) -> APIRouter:
     async def signin_page(request: Request, next: str | None = None) -> Response:
         nonce = secrets.token_urlsafe(24)
         response = render(
-            request, console, "signin.html", None, next=_safe_next(next), nonce=nonce, error=None
+            request,
+            console,
+            "signin.html",
+            None,
+            next=_safe_next(next),
+            nonce=nonce,
+            error=None,
+            oidc=console.oidc,
         )
         response.set_cookie(
             SIGNIN_COOKIE,
@@ -299,6 +311,7 @@ def console_router(console: Console) -> APIRouter:
                 next=target,
                 nonce=fresh,
                 error="That token is not valid. Check it and try again.",
+                oidc=console.oidc,
             )
             response.set_cookie(
                 SIGNIN_COOKIE,
