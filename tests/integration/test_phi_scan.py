@@ -33,11 +33,11 @@ from temporalio.client import Client
 
 from activities.channels import LogChannel, WebhookChannel
 from activities.notifications import Notification, NotificationActivities, NotificationLedger
-from conftest import wait_until_polling
 from store.db import Pool
 from store.event_store import EventStore
 from testing.keys import CHAIN_KEY
 from testing.stack import api_app
+from tests.integration.conftest import wait_until_polling
 from workers.replay import run_histories
 from workers.worker import build_worker
 from workflows.client import workflow_id_for

@@ -40,11 +40,11 @@ from structlog.testing import capture_logs
 from temporalio.client import Client
 
 from api.health_routes import PROBE_PATHS
-from conftest import wait_until_polling
 from store.db import Pool
 from store.event_store import EventStore
 from testing.keys import CHAIN_KEY
 from testing.stack import api_app
+from tests.integration.conftest import wait_until_polling
 from workers.tracing import Tracing, new_tracing
 from workers.worker import build_worker
 from workflows.messages import APPEND_EVENTS_ACTIVITY, SEND_NOTIFICATIONS_ACTIVITY, workflow_id_for
