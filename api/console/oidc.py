@@ -24,7 +24,6 @@ import base64
 import hashlib
 import hmac
 import json
-import secrets
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -43,12 +42,11 @@ from httpx._client import UseClientDefault
 from api.auth import User, user_from_claims
 from api.console.routes import (
     PREFIX,
-    SIGNIN_COOKIE,
     Console,
     _safe_next,
     _secure,
     _set_session,
-    render,
+    signin_page,
 )
 from api.problems import ProblemError
 from workers.errors import StartupError
@@ -375,27 +373,7 @@ def signin_failed_page(
     request: Request, console: Console, message: str, status: int, next_path: str
 ) -> HTMLResponse:
     """The sign-in page with `message`, its token form ready (as `/signin` serves it)."""
-    nonce = secrets.token_urlsafe(24)
-    response = render(
-        request,
-        console,
-        "signin.html",
-        None,
-        status=status,
-        next=next_path,
-        nonce=nonce,
-        error=message,
-        oidc=console.oidc,
-    )
-    response.set_cookie(
-        SIGNIN_COOKIE,
-        nonce,
-        max_age=600,
-        httponly=True,
-        samesite="strict",
-        secure=_secure(request),
-        path=f"{PREFIX}/signin",
-    )
+    response = signin_page(request, console, next_path, error=message, status=status)
     response.delete_cookie(FLOW_COOKIE, path=FLOW_PATH)
     return response
 

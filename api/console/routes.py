@@ -255,32 +255,46 @@ async def send_command(
 # --- the router -------------------------------------------------------------------------------
 
 
+def signin_page(
+    request: Request,
+    console: Console,
+    next_path: str,
+    *,
+    error: str | None = None,
+    status: int = 200,
+) -> HTMLResponse:
+    """The sign-in page with a fresh one-time token for its form (a double-submit cookie,
+    so nobody can sign a browser in as someone else) and, if any, why the last try failed."""
+    nonce = secrets.token_urlsafe(24)
+    response = render(
+        request,
+        console,
+        "signin.html",
+        None,
+        status=status,
+        next=next_path,
+        nonce=nonce,
+        error=error,
+        oidc=console.oidc,
+    )
+    response.set_cookie(
+        SIGNIN_COOKIE,
+        nonce,
+        max_age=600,
+        httponly=True,
+        samesite="strict",
+        secure=_secure(request),
+        path=f"{PREFIX}/signin",
+    )
+    return response
+
+
 def console_router(console: Console) -> APIRouter:
     router = APIRouter(prefix=PREFIX, include_in_schema=False)
 
     @router.get("/signin", response_class=HTMLResponse)
-    async def signin_page(request: Request, next: str | None = None) -> Response:
-        nonce = secrets.token_urlsafe(24)
-        response = render(
-            request,
-            console,
-            "signin.html",
-            None,
-            next=_safe_next(next),
-            nonce=nonce,
-            error=None,
-            oidc=console.oidc,
-        )
-        response.set_cookie(
-            SIGNIN_COOKIE,
-            nonce,
-            max_age=600,
-            httponly=True,
-            samesite="strict",
-            secure=_secure(request),
-            path=f"{PREFIX}/signin",
-        )
-        return response
+    async def signin_form(request: Request, next: str | None = None) -> Response:
+        return signin_page(request, console, _safe_next(next))
 
     @router.post("/signin", response_class=HTMLResponse)
     async def signin(request: Request) -> Response:
@@ -301,28 +315,13 @@ def console_router(console: Console) -> APIRouter:
             user = await console.authenticator.authenticate(token)
         except ProblemError:
             log.info("console_signin_refused")
-            fresh = secrets.token_urlsafe(24)
-            response = render(
+            return signin_page(
                 request,
                 console,
-                "signin.html",
-                None,
-                status=401,
-                next=target,
-                nonce=fresh,
+                target,
                 error="That token is not valid. Check it and try again.",
-                oidc=console.oidc,
+                status=401,
             )
-            response.set_cookie(
-                SIGNIN_COOKIE,
-                fresh,
-                max_age=600,
-                httponly=True,
-                samesite="strict",
-                secure=_secure(request),
-                path=f"{PREFIX}/signin",
-            )
-            return response
         request.state.user = user
         session = console.sessions.begin(user)
         log.info("console_signed_in", user_id=user.user_id, role=user.role.value)
