@@ -113,6 +113,8 @@ class TestToday:
         assert 'class="attendance attendance-attended">attended' in after.text
         assert 'class="attendance attendance-no_show">no show' in after.text
         assert f'value="{first}/s-today"' not in after.text
+        # Nothing is left to record today: no button offers to.
+        assert "Record attendance</button>" not in after.text
         # The same form posted again applies nothing twice: each key was used once.
         again = await browser.post(f"{PREFIX}/today/attendance", data=form)
         assert again.status_code == 303, again.text
