@@ -39,6 +39,7 @@ from api.codec_routes import install_codec
 from api.command_routes import IdempotencyKey, command_router, role_first
 from api.console.audit import audit_pages
 from api.console.chart import chart_router
+from api.console.errors import ConsoleErrorPages
 from api.console.oidc import OidcConfig, OidcLogin, oidc_router
 from api.console.routes import PREFIX as CONSOLE_PREFIX
 from api.console.routes import STATIC_DIR, Console, console_router
@@ -197,6 +198,8 @@ def create_app(resources: ApiResources) -> FastAPI:
         limits.auth_failure_limit, limits.auth_failure_window_seconds
     )
     app.add_middleware(RequestLimitMiddleware, limits=limits)
+    # Inside the security headers, so a console error page gets the page's policy.
+    app.add_middleware(ConsoleErrorPages)
     app.add_middleware(SecurityHeadersMiddleware)
     episodes = EpisodeClient(
         resources.temporal,

@@ -171,6 +171,10 @@ class TestPages:
         )
 
         assert refused.status_code == 403
+        # A page, not the API's problem document, with the page's policy.
+        assert refused.headers["content-type"].startswith("text/html")
+        assert "Csrf rejected" in refused.text
+        assert "form-action 'self'" in refused.headers["content-security-policy"]
         assert await Driver(api).open_task_ids(episode_id) == [task_id]
 
     async def test_given_a_resolution_refused_by_the_episode_then_the_page_says_why(
