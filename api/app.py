@@ -46,6 +46,7 @@ from api.console.routes import STATIC_DIR, Console, console_router
 from api.console.session import Sessions
 from api.console.today import today_router
 from api.docs_routes import install_offline_docs
+from api.fhir_routes import install_fhir
 from api.health_routes import PROBE_PATHS, health_router
 from api.limits import (
     AuthFailureLimiter,
@@ -72,6 +73,7 @@ from api.schemas import (
 )
 from api.scoping import EpisodeGate
 from api.worklist_routes import read_your_writes, worklist_router
+from audit.fhir import CLIENT_SYSTEM
 from domain.actors import Role
 from domain.commands import ReferClient
 from domain.programs import ProgramCatalog
@@ -147,6 +149,8 @@ class ApiResources:
     console_idle_minutes: float = 30
     # The identity provider the console signs staff in through (CAREPATH_OIDC_*), if any.
     oidc: OidcConfig | None = None
+    # The identifier system of the client's Patient in FHIR (CAREPATH_FHIR_PATIENT_IDENTIFIER_SYSTEM).
+    fhir_patient_system: str = CLIENT_SYSTEM
 
 
 def install_console(app: FastAPI, resources: ApiResources, episodes: EpisodeClient) -> None:
@@ -159,6 +163,7 @@ def install_console(app: FastAPI, resources: ApiResources, episodes: EpisodeClie
         queries=ConsoleQueries(resources.store.pool),
         programs=resources.programs,
         oidc=OidcLogin(resources.oidc, secret) if resources.oidc is not None else None,
+        fhir_patient_system=resources.fhir_patient_system,
     )
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     app.include_router(console_router(console))
@@ -216,7 +221,11 @@ def create_app(resources: ApiResources) -> FastAPI:
             resources.programs,
             require_auditor=require_actor(Role.AUDITOR),
             checkpoint_key=resources.checkpoint_key,
+            patient_system=resources.fhir_patient_system,
         )
+    )
+    install_fhir(
+        app, resources.store, resources.programs, patient_system=resources.fhir_patient_system
     )
     app.include_router(access_router(AccessLog(pool)))
     app.include_router(command_router(episodes, gate))

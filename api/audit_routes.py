@@ -21,6 +21,7 @@ from api.problems import ProblemError
 from api.schemas import AuditReplayResponse, StreamReportResponse, VerifyReportResponse
 from audit.errors import EpisodeNotInStore, InvalidAsOf
 from audit.export import MEDIA_TYPES, ExportFormat, export_episode
+from audit.fhir import CLIENT_SYSTEM
 from audit.replay import replay_episode
 from audit.verify import verify_all, verify_episode
 from domain.actors import Actor
@@ -49,6 +50,7 @@ def audit_router(
     *,
     require_auditor: AuditorDependency,
     checkpoint_key: bytes | None = None,
+    patient_system: str = CLIENT_SYSTEM,
 ) -> APIRouter:
     """The /audit endpoints over these resources; every route requires `require_auditor`."""
     router = APIRouter(prefix="/audit", tags=["audit"], responses=AUDIT_RESPONSES)
@@ -117,6 +119,7 @@ def audit_router(
                 exporter=auditor,
                 exported_at=datetime.now(UTC),
                 programs=programs,
+                patient_system=patient_system,
             )
         safe_id = re.sub(r"[^A-Za-z0-9._-]", "_", episode_id)
         filename = f"episode-{safe_id}.{export_format.value}"

@@ -99,6 +99,7 @@ def to_fhir(
     exporter: Actor,
     exported_at: datetime,
     aftercare_status: str = "active",
+    patient_system: str = fhir.CLIENT_SYSTEM,
 ) -> str:
     state = fold_stored(stored)
     if state is None:  # pragma: no cover - a stored stream starts with its referral
@@ -109,8 +110,9 @@ def to_fhir(
         exporter=exporter,
         exported_at=exported_at,
         aftercare_status=aftercare_status,
+        patient_system=patient_system,
     )
-    return json.dumps(document, indent=1, ensure_ascii=False) + "\n"
+    return json.dumps(fhir.as_json(document), indent=1, ensure_ascii=False) + "\n"
 
 
 def render(
@@ -120,14 +122,20 @@ def render(
     exporter: Actor,
     exported_at: datetime,
     aftercare_status: str = "active",
+    patient_system: str = fhir.CLIENT_SYSTEM,
 ) -> str:
-    """The export's text in the given format (pure)."""
+    """The export's text in the given format (pure); `patient_system` is the identifier
+    system of the client's Patient (CAREPATH_FHIR_PATIENT_IDENTIFIER_SYSTEM)."""
     if fmt is ExportFormat.JSONL:
         return to_jsonl(stored)
     if fmt is ExportFormat.CSV:
         return to_csv(stored)
     return to_fhir(
-        stored, exporter=exporter, exported_at=exported_at, aftercare_status=aftercare_status
+        stored,
+        exporter=exporter,
+        exported_at=exported_at,
+        aftercare_status=aftercare_status,
+        patient_system=patient_system,
     )
 
 
@@ -147,6 +155,7 @@ async def export_episode(
     exporter: Actor,
     exported_at: datetime,
     programs: ProgramCatalog | None = None,
+    patient_system: str = fhir.CLIENT_SYSTEM,
 ) -> str:
     """Read the episode's stream and render it; raise EpisodeNotInStore if it has none."""
     stored = await store.read_stream(episode_id)
@@ -158,4 +167,5 @@ async def export_episode(
         exporter=exporter,
         exported_at=exported_at,
         aftercare_status=aftercare_status(stored, programs),
+        patient_system=patient_system,
     )

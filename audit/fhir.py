@@ -1,5 +1,8 @@
 """The FHIR R4B form of an episode's record: a `collection` Bundle built from its stored events.
 
+- Patient: the client, an identifier only (`client_ref` in the configured identifier
+  system, CAREPATH_FHIR_PATIENT_IDENTIFIER_SYSTEM); every resource about the client
+  references it (`urn:uuid:` of its entry) and also names it by that identifier;
 - EpisodeOfCare: status mapped from the stage (`episode_of_care_status`), statusHistory
   from every change of it;
 - CarePlan: the treatment plan, one activity per session (a reference to its Appointment);
@@ -19,8 +22,12 @@
   each stored event as a source entity carrying its hash, and the chain's head as signature;
 - AuditEvent: the export itself (who exported, when, which episode).
 
-Resource ids are name-based UUIDs of the episode and the item, so exporting the same
-record twice gives the same ids. Pure: the caller passes the export time and exporter.
+Every resource is built as an R4B model of `fhir.resources` (so a field that R4B does not
+know, or a value of the wrong type, fails here and not at the receiver); `as_json` gives
+the JSON form, times written as the record holds them. Resource ids are name-based UUIDs
+of the episode and the item (the Patient's: of its identifier, the same for every
+episode of the client), so exporting the same record twice gives the same ids. Pure: the
+caller passes the export time and exporter.
 """
 
 from __future__ import annotations
@@ -28,9 +35,40 @@ from __future__ import annotations
 import base64
 import json
 import uuid
-from collections.abc import Sequence
-from datetime import datetime
+from collections.abc import Mapping, Sequence
+from datetime import date, datetime
+from decimal import Decimal
 from typing import Any
+
+from fhir.resources.R4B.annotation import Annotation
+from fhir.resources.R4B.appointment import Appointment, AppointmentParticipant
+from fhir.resources.R4B.auditevent import (
+    AuditEvent,
+    AuditEventAgent,
+    AuditEventEntity,
+    AuditEventSource,
+)
+from fhir.resources.R4B.bundle import Bundle, BundleEntry
+from fhir.resources.R4B.careplan import CarePlan, CarePlanActivity
+from fhir.resources.R4B.codeableconcept import CodeableConcept
+from fhir.resources.R4B.coding import Coding
+from fhir.resources.R4B.episodeofcare import EpisodeOfCare, EpisodeOfCareStatusHistory
+from fhir.resources.R4B.flag import Flag
+from fhir.resources.R4B.identifier import Identifier
+from fhir.resources.R4B.observation import (
+    Observation,
+    ObservationComponent,
+    ObservationReferenceRange,
+)
+from fhir.resources.R4B.patient import Patient
+from fhir.resources.R4B.period import Period
+from fhir.resources.R4B.provenance import Provenance, ProvenanceAgent, ProvenanceEntity
+from fhir.resources.R4B.quantity import Quantity
+from fhir.resources.R4B.reference import Reference
+from fhir.resources.R4B.resource import Resource
+from fhir.resources.R4B.signature import Signature
+from fhir.resources.R4B.task import Task as FhirTask
+from fhir.resources.R4B.task import TaskRestriction
 
 from domain import asam
 from domain.actors import Actor, Role
@@ -42,6 +80,8 @@ from store.chain import GENESIS_HASH
 from store.records import StoredEvent
 
 # Identifier systems for CarePath's own ids (URNs: no resolvable host is implied).
+# The client's is the default of CAREPATH_FHIR_PATIENT_IDENTIFIER_SYSTEM: a receiving EHR
+# that knows `client_ref` under its own system (an MRN's) configures that one instead.
 CLIENT_SYSTEM = "urn:carepath:client-ref"
 USER_SYSTEM = "urn:carepath:user"
 EPISODE_SYSTEM = "urn:carepath:episode"
@@ -75,6 +115,16 @@ def _uuid(episode_id: str, *parts: str) -> str:
     return str(uuid.uuid5(_ID_NAMESPACE, "/".join((episode_id, *parts))))
 
 
+def episode_of_care_id(episode_id: str) -> str:
+    """The EpisodeOfCare's id of an episode."""
+    return _uuid(episode_id, "episode")
+
+
+def care_plan_id(episode_id: str) -> str:
+    """The CarePlan's id of an episode."""
+    return _uuid(episode_id, "careplan")
+
+
 def _url(resource_id: str) -> str:
     return f"urn:uuid:{resource_id}"
 
@@ -83,17 +133,71 @@ def _at(moment: datetime) -> str:
     return moment.isoformat()
 
 
-def _patient(state: EpisodeState) -> dict[str, Any]:
-    return {"type": "Patient", "identifier": {"system": CLIENT_SYSTEM, "value": state.client_ref}}
+def _json_value(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {key: _json_value(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_json_value(item) for item in value]
+    if isinstance(value, datetime | date):
+        return value.isoformat()  # the record's own offset, as the export always wrote it
+    if isinstance(value, Decimal):
+        return (
+            int(value)
+            if value == value.to_integral_value() and "." not in str(value)
+            else float(value)
+        )
+    if isinstance(value, bytes):
+        return value.decode("ascii")  # base64Binary: the model keeps the encoded text
+    return value
 
 
-def _person(user_id: str, role: str) -> dict[str, Any]:
+def as_json(resource: Resource) -> dict[str, Any]:
+    """A resource's JSON form (the model's dict): the fields that are set, times with the
+    offset they were recorded with."""
+    document: dict[str, Any] = _json_value(resource.model_dump(mode="python", exclude_none=True))
+    return document
+
+
+def _concept(text: str) -> CodeableConcept:
+    return CodeableConcept(text=text)
+
+
+def _coded(system: str, code: str, display: str | None = None) -> Coding:
+    return Coding(system=system, code=code, display=display)
+
+
+def patient_id(client_ref: str, system: str = CLIENT_SYSTEM) -> str:
+    """The Patient's id: the same for every episode of the client (name-based on the identifier)."""
+    return str(uuid.uuid5(_ID_NAMESPACE, f"patient|{system}|{client_ref}"))
+
+
+def patient(state: EpisodeState, system: str = CLIENT_SYSTEM) -> Patient:
+    """The client, as little as a receiver needs to match them: the identifier only."""
+    return Patient(
+        id=patient_id(state.client_ref, system),
+        identifier=[Identifier(system=system, value=state.client_ref)],
+    )
+
+
+def _patient(state: EpisodeState, system: str) -> Reference:
+    return Reference(
+        reference=_url(patient_id(state.client_ref, system)),
+        type="Patient",
+        identifier=Identifier(system=system, value=state.client_ref),
+    )
+
+
+def _person(user_id: str, role: str) -> Reference:
     kind = "Device" if role == Role.SYSTEM.value else "Practitioner"
-    return {
-        "type": kind,
-        "identifier": {"system": USER_SYSTEM, "value": user_id},
-        "display": f"{user_id} ({role})",
-    }
+    return Reference(
+        type=kind,
+        identifier=Identifier(system=USER_SYSTEM, value=user_id),
+        display=f"{user_id} ({role})",
+    )
+
+
+def _ref(url: str) -> Reference:
+    return Reference(reference=url)
 
 
 def episode_of_care_status(state: EpisodeState, aftercare_status: str = "active") -> str:
@@ -123,31 +227,37 @@ def status_history(
 
 
 def episode_of_care(
-    state: EpisodeState, stored: Sequence[StoredEvent], aftercare_status: str
-) -> dict[str, Any]:
+    state: EpisodeState,
+    stored: Sequence[StoredEvent],
+    aftercare_status: str,
+    patient_system: str = CLIENT_SYSTEM,
+) -> EpisodeOfCare:
     history = status_history(stored, aftercare_status)
-    period: dict[str, str] = {"start": _at(state.referred_at)}
-    if state.is_closed:
-        period["end"] = _at(stored[-1].occurred_at)
-    resource: dict[str, Any] = {
-        "resourceType": "EpisodeOfCare",
-        "id": _uuid(state.episode_id, "episode"),
-        "identifier": [{"system": EPISODE_SYSTEM, "value": state.episode_id}],
-        "status": episode_of_care_status(state, aftercare_status),
-        "statusHistory": [
-            {
-                "status": status,
-                "period": {"start": _at(start)} | ({"end": _at(end)} if end else {}),
-            }
+    return EpisodeOfCare(
+        id=_uuid(state.episode_id, "episode"),
+        identifier=[Identifier(system=EPISODE_SYSTEM, value=state.episode_id)],
+        status=episode_of_care_status(state, aftercare_status),
+        statusHistory=[
+            EpisodeOfCareStatusHistory(status=status, period=Period(start=start, end=end))
             for status, start, end in history
         ],
-        "type": [{"coding": [{"system": PROGRAM_SYSTEM, "code": state.program_id}], "text": "IOP"}],
-        "patient": _patient(state),
-        "period": period,
-    }
-    if state.primary_clinician:
-        resource["careManager"] = _person(state.primary_clinician, Role.CLINICIAN.value)
-    return resource
+        type=[
+            CodeableConcept(
+                coding=[_coded(PROGRAM_SYSTEM, state.program_id)],
+                text="IOP",
+            )
+        ],
+        patient=_patient(state, patient_system),
+        period=Period(
+            start=state.referred_at,
+            end=stored[-1].occurred_at if state.is_closed else None,
+        ),
+        careManager=(
+            _person(state.primary_clinician, Role.CLINICIAN.value)
+            if state.primary_clinician
+            else None
+        ),
+    )
 
 
 def care_plan_status(state: EpisodeState) -> str:
@@ -161,30 +271,30 @@ def care_plan_status(state: EpisodeState) -> str:
     return _CLOSED_CAREPLAN.get(state.stage, "active")
 
 
-def care_plan(state: EpisodeState, stored: Sequence[StoredEvent]) -> dict[str, Any]:
+def care_plan(
+    state: EpisodeState, stored: Sequence[StoredEvent], patient_system: str = CLIENT_SYSTEM
+) -> CarePlan:
     plan_events = [e for e in stored if e.event_type == "treatment_plan_recorded"]
-    resource: dict[str, Any] = {
-        "resourceType": "CarePlan",
-        "id": _uuid(state.episode_id, "careplan"),
-        "status": care_plan_status(state),
-        "intent": "plan",
-        "title": f"IOP treatment plan, revision {state.plan_revision}",
-        "subject": _patient(state),
-        "activity": [
-            {"reference": {"reference": _url(_uuid(state.episode_id, "session", s.session_id))}}
+    plan = state.plan
+    return CarePlan(
+        id=_uuid(state.episode_id, "careplan"),
+        status=care_plan_status(state),
+        intent="plan",
+        title=f"IOP treatment plan, revision {state.plan_revision}",
+        subject=_patient(state, patient_system),
+        activity=[
+            CarePlanActivity(reference=_ref(_url(_uuid(state.episode_id, "session", s.session_id))))
             for s in state.sessions
         ],
-    }
-    if plan_events:
-        resource["created"] = _at(plan_events[0].occurred_at)
-    if state.plan is not None:
-        resource["author"] = _person(state.plan.primary_clinician, Role.CLINICIAN.value)
-        resource["description"] = "; ".join(
-            f"{goal.area.value}: {goal.description}" for goal in state.plan.goals
-        )
-    if state.admitted_at is not None:
-        resource["period"] = {"start": _at(state.admitted_at)}
-    return resource
+        created=plan_events[0].occurred_at if plan_events else None,
+        author=_person(plan.primary_clinician, Role.CLINICIAN.value) if plan else None,
+        description=(
+            "; ".join(f"{goal.area.value}: {goal.description}" for goal in plan.goals)
+            if plan
+            else None
+        ),
+        period=Period(start=state.admitted_at) if state.admitted_at is not None else None,
+    )
 
 
 def appointment_status(session: Session) -> str:
@@ -197,34 +307,37 @@ def appointment_status(session: Session) -> str:
     return "fulfilled"
 
 
-def appointment(state: EpisodeState, session: Session) -> dict[str, Any]:
+def appointment(
+    state: EpisodeState, session: Session, patient_system: str = CLIENT_SYSTEM
+) -> Appointment:
     status = appointment_status(session)
-    resource: dict[str, Any] = {
-        "resourceType": "Appointment",
-        "id": _uuid(state.episode_id, "session", session.session_id),
-        "identifier": [
-            {"system": SESSION_SYSTEM, "value": f"{state.episode_id}/{session.session_id}"}
+    attended = session.status in (AttendanceStatus.ATTENDED, AttendanceStatus.PARTIAL)
+    return Appointment(
+        id=_uuid(state.episode_id, "session", session.session_id),
+        identifier=[
+            Identifier(system=SESSION_SYSTEM, value=f"{state.episode_id}/{session.session_id}")
         ],
-        "status": status,
-        "appointmentType": {"text": session.kind.value},
-        "description": f"IOP {session.kind.value.replace('_', ' ')} session",
-        "start": _at(session.starts_at),
-        "end": _at(session.ends_at),
-        "minutesDuration": max(1, round(session.hours * 60)),
-        "supportingInformation": [{"reference": _url(_uuid(state.episode_id, "careplan"))}],
-        "participant": [
-            {
-                "actor": _patient(state),
-                "required": "required",
-                "status": "declined" if status == "cancelled" else "accepted",
-            }
+        status=status,
+        cancelationReason=(
+            _concept("excused absence") if session.status is AttendanceStatus.EXCUSED else None
+        ),
+        appointmentType=_concept(session.kind.value),
+        description=f"IOP {session.kind.value.replace('_', ' ')} session",
+        supportingInformation=[_ref(_url(_uuid(state.episode_id, "careplan")))],
+        start=session.starts_at,
+        end=session.ends_at,
+        minutesDuration=max(1, round(session.hours * 60)),
+        comment=(
+            f"attended {session.attended_hours:g} of {session.hours:g} hours" if attended else None
+        ),
+        participant=[
+            AppointmentParticipant(
+                actor=_patient(state, patient_system),
+                required="required",
+                status="declined" if status == "cancelled" else "accepted",
+            )
         ],
-    }
-    if session.status is AttendanceStatus.EXCUSED:
-        resource["cancelationReason"] = {"text": "excused absence"}
-    if session.status in (AttendanceStatus.ATTENDED, AttendanceStatus.PARTIAL):
-        resource["comment"] = f"attended {session.attended_hours:g} of {session.hours:g} hours"
-    return resource
+    )
 
 
 def task_status(state: EpisodeState, task: Task) -> str:
@@ -243,24 +356,22 @@ def _business_status(item: Task) -> str:
     return "overdue" if item.overdue else "open"
 
 
-def task(state: EpisodeState, item: Task) -> dict[str, Any]:
-    business = _business_status(item)
-    return {
-        "resourceType": "Task",
-        "id": _uuid(state.episode_id, "task", item.task_id),
-        "identifier": [{"system": TASK_SYSTEM, "value": f"{state.episode_id}/{item.task_id}"}],
-        "status": task_status(state, item),
-        "businessStatus": {"text": business},
-        "intent": "order",
-        "priority": _PRIORITY.get(item.level, "stat"),
-        "code": {"text": item.kind.value},
-        "description": f"level {item.level} escalation: {item.kind.value.replace('_', ' ')}",
-        "focus": {"reference": _url(_uuid(state.episode_id, "episode"))},
-        "for": _patient(state),
-        "authoredOn": _at(item.opened_at),
-        "restriction": {"period": {"end": _at(item.due_at)}},
-        "note": [{"text": "notify: " + ", ".join(r.value for r in item.notify)}],
-    }
+def task(state: EpisodeState, item: Task, patient_system: str = CLIENT_SYSTEM) -> FhirTask:
+    return FhirTask(
+        id=_uuid(state.episode_id, "task", item.task_id),
+        identifier=[Identifier(system=TASK_SYSTEM, value=f"{state.episode_id}/{item.task_id}")],
+        status=task_status(state, item),
+        businessStatus=_concept(_business_status(item)),
+        intent="order",
+        priority=_PRIORITY.get(item.level, "stat"),
+        code=_concept(item.kind.value),
+        description=f"level {item.level} escalation: {item.kind.value.replace('_', ' ')}",
+        focus=_ref(_url(_uuid(state.episode_id, "episode"))),
+        for_fhir=_patient(state, patient_system),
+        authoredOn=item.opened_at,
+        restriction=TaskRestriction(period=Period(end=item.due_at)),
+        note=[Annotation(text="notify: " + ", ".join(r.value for r in item.notify))],
+    )
 
 
 def asam_dimension_system(edition: AsamEdition) -> str:
@@ -273,18 +384,18 @@ def asam_level_system(edition: AsamEdition) -> str:
     return f"{ASAM_SYSTEM}:{edition.value}:level-of-care"
 
 
-def level_of_care_concept(level: LevelOfCare, edition: AsamEdition) -> dict[str, Any]:
+def level_of_care_concept(level: LevelOfCare, edition: AsamEdition) -> CodeableConcept:
     """A level of care as a CodeableConcept: the edition's level number and name."""
     shown = asam.level_name(level, edition)
-    return {
-        "coding": [
-            {"system": asam_level_system(edition), "code": shown.code, "display": shown.display}
-        ],
-        "text": shown.display,
-    }
+    return CodeableConcept(
+        coding=[_coded(asam_level_system(edition), shown.code, shown.display)],
+        text=shown.display,
+    )
 
 
-def assessment_observation(state: EpisodeState, stored: Sequence[StoredEvent]) -> dict[str, Any]:
+def assessment_observation(
+    state: EpisodeState, stored: Sequence[StoredEvent], patient_system: str = CLIENT_SYSTEM
+) -> Observation:
     """The latest assessment: ratings per dimension and the recommended level of care."""
     assessment = state.assessment
     if assessment is None:  # pragma: no cover - bundle() exports it only once recorded
@@ -292,40 +403,36 @@ def assessment_observation(state: EpisodeState, stored: Sequence[StoredEvent]) -
     edition = assessment.asam_edition
     recorded = [e for e in stored if e.event_type == "assessment_recorded"]
     title = f"ASAM multidimensional assessment, {asam.EDITION_NAMES[edition]}"
-    return {
-        "resourceType": "Observation",
-        "id": _uuid(state.episode_id, "assessment"),
-        "status": "final",
-        "code": {
-            "coding": [{"system": ASAM_SYSTEM, "code": edition.value, "display": title}],
-            "text": title,
-        },
-        "subject": _patient(state),
-        "focus": [{"reference": _url(_uuid(state.episode_id, "episode"))}],
-        "effectiveDateTime": _at(recorded[-1].occurred_at),
-        "valueCodeableConcept": level_of_care_concept(assessment.recommended_level, edition),
-        "component": [
-            {
-                "code": {
-                    "coding": [
-                        {
-                            "system": asam_dimension_system(edition),
-                            "code": str(r.dimension.number),
-                            "display": r.dimension.name,
-                        }
+    return Observation(
+        id=_uuid(state.episode_id, "assessment"),
+        status="final",
+        code=CodeableConcept(coding=[_coded(ASAM_SYSTEM, edition.value, title)], text=title),
+        subject=_patient(state, patient_system),
+        focus=[_ref(_url(_uuid(state.episode_id, "episode")))],
+        effectiveDateTime=recorded[-1].occurred_at,
+        valueCodeableConcept=level_of_care_concept(assessment.recommended_level, edition),
+        note=[Annotation(text="diagnoses (ICD-10-CM): " + ", ".join(assessment.diagnoses))],
+        component=[
+            ObservationComponent(
+                code=CodeableConcept(
+                    coding=[
+                        _coded(
+                            asam_dimension_system(edition),
+                            str(r.dimension.number),
+                            r.dimension.name,
+                        )
                     ],
-                    "text": r.dimension.label,
-                },
-                "valueInteger": r.rating,
-            }
+                    text=r.dimension.label,
+                ),
+                valueInteger=r.rating,
+            )
             for r in asam.rated(edition, assessment.asam_ratings)
         ],
-        "note": [{"text": "diagnoses (ICD-10-CM): " + ", ".join(assessment.diagnoses)}],
-    }
+    )
 
 
-def _hours(value: float) -> dict[str, Any]:
-    return {"value": value, "unit": "h", "system": UCUM, "code": "h"}
+def _hours(value: float) -> Quantity:
+    return Quantity(value=value, unit="h", system=UCUM, code="h")
 
 
 def _local_days(state: EpisodeState, week: AttendanceWeek) -> str:
@@ -342,99 +449,101 @@ def judged_weeks(state: EpisodeState) -> tuple[AttendanceWeek, ...]:
     return tuple(w for w in state.attendance_weeks if w.below_minimum is not None)
 
 
-def intensity_observation(state: EpisodeState, week: AttendanceWeek) -> dict[str, Any]:
+def intensity_observation(
+    state: EpisodeState, week: AttendanceWeek, patient_system: str = CLIENT_SYSTEM
+) -> Observation:
     """One judged week: hours attended against the program's weekly minimum."""
     below = bool(week.below_minimum)
     minimum = week.minimum_hours or 0.0
-    return {
-        "resourceType": "Observation",
-        "id": _uuid(state.episode_id, "week", _at(week.start)),
-        "identifier": [{"system": WEEK_SYSTEM, "value": f"{state.episode_id}/{_at(week.start)}"}],
-        "status": "final",
-        "category": [
-            {
-                "coding": [
-                    {
-                        "system": "http://terminology.hl7.org/CodeSystem/observation-category",
-                        "code": "therapy",
-                        "display": "Therapy",
-                    }
+    return Observation(
+        id=_uuid(state.episode_id, "week", _at(week.start)),
+        identifier=[Identifier(system=WEEK_SYSTEM, value=f"{state.episode_id}/{_at(week.start)}")],
+        status="final",
+        category=[
+            CodeableConcept(
+                coding=[
+                    _coded(
+                        "http://terminology.hl7.org/CodeSystem/observation-category",
+                        "therapy",
+                        "Therapy",
+                    )
                 ]
-            }
+            )
         ],
-        "code": {
-            "coding": [
-                {
-                    "system": CODE_SYSTEM,
-                    "code": "weekly-attended-hours",
-                    "display": "Treatment hours attended in a week of the program",
-                }
+        code=CodeableConcept(
+            coding=[
+                _coded(
+                    CODE_SYSTEM,
+                    "weekly-attended-hours",
+                    "Treatment hours attended in a week of the program",
+                )
             ],
-            "text": "weekly attended treatment hours",
-        },
-        "subject": _patient(state),
-        "focus": [{"reference": _url(_uuid(state.episode_id, "episode"))}],
-        "effectivePeriod": {"start": _at(week.start), "end": _at(week.end)},
-        "valueQuantity": _hours(week.attended_hours or 0.0),
-        "interpretation": [
-            {
-                "coding": [
-                    {
-                        "system": _INTERPRETATION_SYSTEM,
-                        "code": "L" if below else "N",
-                        "display": "Low" if below else "Normal",
-                    }
+            text="weekly attended treatment hours",
+        ),
+        subject=_patient(state, patient_system),
+        focus=[_ref(_url(_uuid(state.episode_id, "episode")))],
+        effectivePeriod=Period(start=week.start, end=week.end),
+        valueQuantity=_hours(week.attended_hours or 0.0),
+        interpretation=[
+            CodeableConcept(
+                coding=[
+                    _coded(
+                        _INTERPRETATION_SYSTEM,
+                        "L" if below else "N",
+                        "Low" if below else "Normal",
+                    )
                 ]
-            }
+            )
         ],
-        "referenceRange": [
-            {"low": _hours(minimum), "text": f"program minimum: {minimum:g} hours a week"}
+        note=[Annotation(text=f"local week {_local_days(state, week)}")],
+        referenceRange=[
+            ObservationReferenceRange(
+                low=_hours(minimum), text=f"program minimum: {minimum:g} hours a week"
+            )
         ],
-        "note": [{"text": f"local week {_local_days(state, week)}"}],
-    }
+    )
 
 
-def intensity_flag(state: EpisodeState) -> dict[str, Any] | None:
+def intensity_flag(state: EpisodeState, patient_system: str = CLIENT_SYSTEM) -> Flag | None:
     """A Flag while the open episode's latest judged week fell below the minimum."""
     latest = latest_judged(state) if state.rules.current and not state.is_closed else None
     if latest is None or not latest.below_minimum:
         return None
-    return {
-        "resourceType": "Flag",
-        "id": _uuid(state.episode_id, "flag", "below-intensity"),
-        "status": "active",
-        "category": [
-            {
-                "coding": [
-                    {
-                        "system": "http://terminology.hl7.org/CodeSystem/flag-category",
-                        "code": "clinical",
-                        "display": "Clinical",
-                    }
+    return Flag(
+        id=_uuid(state.episode_id, "flag", "below-intensity"),
+        status="active",
+        category=[
+            CodeableConcept(
+                coding=[
+                    _coded(
+                        "http://terminology.hl7.org/CodeSystem/flag-category",
+                        "clinical",
+                        "Clinical",
+                    )
                 ]
-            }
+            )
         ],
-        "code": {
-            "coding": [
-                {
-                    "system": CODE_SYSTEM,
-                    "code": "below-intensity",
-                    "display": "Below the program's weekly treatment intensity",
-                }
+        code=CodeableConcept(
+            coding=[
+                _coded(
+                    CODE_SYSTEM,
+                    "below-intensity",
+                    "Below the program's weekly treatment intensity",
+                )
             ],
-            "text": (
+            text=(
                 f"attended {latest.attended_hours or 0:g} of a minimum "
                 f"{latest.minimum_hours or 0:g} hours in the week {_local_days(state, latest)}"
             ),
-        },
-        "subject": _patient(state),
-        "period": {"start": _at(latest.end)},
-    }
+        ),
+        subject=_patient(state, patient_system),
+        period=Period(start=latest.end),
+    )
 
 
 def provenance(
     state: EpisodeState, stored: Sequence[StoredEvent], targets: list[str], exported_at: datetime
-) -> dict[str, Any]:
+) -> Provenance:
     actors = dict.fromkeys((e.actor_id, e.actor_role) for e in stored)
     head = stored[-1]
     chain = {
@@ -443,72 +552,64 @@ def provenance(
         "head_seq": head.seq,
         "head_hash": head.hash,
     }
-    return {
-        "resourceType": "Provenance",
-        "id": _uuid(state.episode_id, "provenance"),
-        "target": [{"reference": url} for url in targets],
-        "occurredPeriod": {"start": _at(stored[0].occurred_at), "end": _at(head.occurred_at)},
-        "recorded": _at(head.recorded_at),
-        "agent": [
-            {"type": {"text": "author"}, "role": [{"text": role}], "who": _person(user, role)}
+    return Provenance(
+        id=_uuid(state.episode_id, "provenance"),
+        target=[_ref(url) for url in targets],
+        occurredPeriod=Period(start=stored[0].occurred_at, end=head.occurred_at),
+        recorded=head.recorded_at,
+        agent=[
+            ProvenanceAgent(type=_concept("author"), role=[_concept(role)], who=_person(user, role))
             for user, role in actors
         ],
-        "entity": [
-            {
-                "role": "source",
-                "what": {
-                    "identifier": {"system": EVENT_SYSTEM, "value": f"{e.episode_id}/{e.seq}"},
-                    "display": f"seq {e.seq} {e.event_type} prev {e.prev_hash} sha256 {e.hash}",
-                },
-            }
+        entity=[
+            ProvenanceEntity(
+                role="source",
+                what=Reference(
+                    identifier=Identifier(system=EVENT_SYSTEM, value=f"{e.episode_id}/{e.seq}"),
+                    display=f"seq {e.seq} {e.event_type} prev {e.prev_hash} sha256 {e.hash}",
+                ),
+            )
             for e in stored
         ],
-        "signature": [
-            {
-                "type": [
-                    {
-                        "system": "urn:iso-astm:E1762-95:2013",
-                        "code": "1.2.840.10065.1.12.1.5",
-                        "display": "Verification Signature",
-                    }
+        signature=[
+            Signature(
+                type=[
+                    _coded(
+                        "urn:iso-astm:E1762-95:2013",
+                        "1.2.840.10065.1.12.1.5",
+                        "Verification Signature",
+                    )
                 ],
-                "when": _at(exported_at),
-                "who": _person("carepath", Role.SYSTEM.value),
-                "sigFormat": "application/json",
-                "data": base64.b64encode(json.dumps(chain, sort_keys=True).encode()).decode(),
-            }
+                when=exported_at,
+                who=_person("carepath", Role.SYSTEM.value),
+                sigFormat="application/json",
+                data=base64.b64encode(json.dumps(chain, sort_keys=True).encode()),
+            )
         ],
-    }
+    )
 
 
 def audit_event(
     state: EpisodeState, stored: Sequence[StoredEvent], exporter: Actor, exported_at: datetime
-) -> dict[str, Any]:
-    return {
-        "resourceType": "AuditEvent",
-        "id": _uuid(state.episode_id, "export", exported_at.isoformat()),
-        "type": {
-            "system": "http://dicom.nema.org/resources/ontology/DCM",
-            "code": "110106",
-            "display": "Export",
-        },
-        "action": "R",
-        "recorded": _at(exported_at),
-        "outcome": "0",
-        "agent": [
-            {"who": _person(exporter.user_id, exporter.role.value), "requestor": True},
-        ],
-        "source": {"observer": {"display": "CarePath"}},
-        "entity": [
-            {
-                "what": {"reference": _url(_uuid(state.episode_id, "episode"))},
-                "description": (
+) -> AuditEvent:
+    return AuditEvent(
+        id=_uuid(state.episode_id, "export", exported_at.isoformat()),
+        type=_coded("http://dicom.nema.org/resources/ontology/DCM", "110106", "Export"),
+        action="R",
+        recorded=exported_at,
+        outcome="0",
+        agent=[AuditEventAgent(who=_person(exporter.user_id, exporter.role.value), requestor=True)],
+        source=AuditEventSource(observer=Reference(display="CarePath")),
+        entity=[
+            AuditEventEntity(
+                what=_ref(_url(_uuid(state.episode_id, "episode"))),
+                description=(
                     f"export of episode {state.episode_id}: {len(stored)} events, "
                     f"head seq {stored[-1].seq} sha256 {stored[-1].hash}"
                 ),
-            }
+            )
         ],
-    }
+    )
 
 
 def bundle(
@@ -518,25 +619,27 @@ def bundle(
     exporter: Actor,
     exported_at: datetime,
     aftercare_status: str = "active",
-) -> dict[str, Any]:
-    """The whole record as one R4B `collection` Bundle (a JSON-ready dict)."""
-    resources = [
-        episode_of_care(state, stored, aftercare_status),
-        care_plan(state, stored),
-        *(appointment(state, s) for s in state.sessions),
-        *(task(state, t) for t in state.tasks),
-        *(intensity_observation(state, w) for w in judged_weeks(state)),
-        *((flag,) if (flag := intensity_flag(state)) is not None else ()),
+    patient_system: str = CLIENT_SYSTEM,
+) -> Bundle:
+    """The whole record as one R4B `collection` Bundle."""
+    system = patient_system
+    resources: list[Resource] = [
+        episode_of_care(state, stored, aftercare_status, system),
+        patient(state, system),
+        care_plan(state, stored, system),
+        *(appointment(state, s, system) for s in state.sessions),
+        *(task(state, t, system) for t in state.tasks),
+        *(intensity_observation(state, w, system) for w in judged_weeks(state)),
+        *((flag,) if (flag := intensity_flag(state, system)) is not None else ()),
     ]
     if state.assessment is not None:
-        resources.append(assessment_observation(state, stored))
-    targets = [_url(r["id"]) for r in resources]
+        resources.append(assessment_observation(state, stored, system))
+    targets = [_url(str(r.id)) for r in resources]
     resources.append(provenance(state, stored, targets, exported_at))
     resources.append(audit_event(state, stored, exporter, exported_at))
-    return {
-        "resourceType": "Bundle",
-        "id": _uuid(state.episode_id, "bundle", exported_at.isoformat()),
-        "type": "collection",
-        "timestamp": _at(exported_at),
-        "entry": [{"fullUrl": _url(r["id"]), "resource": r} for r in resources],
-    }
+    return Bundle(
+        id=_uuid(state.episode_id, "bundle", exported_at.isoformat()),
+        type="collection",
+        timestamp=exported_at,
+        entry=[BundleEntry(fullUrl=_url(str(r.id)), resource=r) for r in resources],
+    )

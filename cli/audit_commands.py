@@ -255,6 +255,7 @@ async def _export(settings: Settings, args: argparse.Namespace) -> int:
             exporter=Actor(user_id=operator_id(settings), role=Role.AUDITOR),
             exported_at=datetime.now(UTC),
             programs=load_catalog(settings.programs_dir),
+            patient_system=settings.fhir_patient_identifier_system,
         )
     if args.output is None:
         sys.stdout.write(text)

@@ -19,6 +19,7 @@ from api.auth import Authenticator
 from api.console.oidc import OidcConfig, oidc_config
 from api.health_routes import PROBE_PATHS
 from api.limits import HttpLimits
+from audit.fhir import CLIENT_SYSTEM
 from domain.programs import ProgramCatalog
 from programs import load_catalog
 from store.chain_seal import seal_legacy_chains
@@ -60,6 +61,8 @@ class Runtime:
     console_idle_minutes: float = 30
     # The identity provider of the console's sign-in (CAREPATH_OIDC_*), if any.
     oidc: OidcConfig | None = None
+    # The identifier system of the Patient in FHIR (CAREPATH_FHIR_PATIENT_IDENTIFIER_SYSTEM).
+    fhir_patient_system: str = CLIENT_SYSTEM
     # The process's tracing (OTEL_* variables, workers.tracing); None: off.
     tracing: Tracing | None = None
 
@@ -84,6 +87,7 @@ class Runtime:
             console_secret=self.console_secret,
             console_idle_minutes=self.console_idle_minutes,
             oidc=self.oidc,
+            fhir_patient_system=self.fhir_patient_system,
         )
 
 
@@ -168,6 +172,7 @@ async def open_runtime(
         console_secret=console_secret(settings),
         console_idle_minutes=settings.console_idle_minutes,
         oidc=oidc,
+        fhir_patient_system=settings.fhir_patient_identifier_system,
         tracing=tracing,
     )
 

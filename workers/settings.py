@@ -122,6 +122,15 @@ class Settings(BaseSettings):
         description="Where the `carepath episode ...` commands reach the API.",
     )
 
+    # FHIR (README "FHIR"): the identifier system of the client's Patient resource
+    fhir_patient_identifier_system: str = Field(
+        default="urn:carepath:client-ref",
+        min_length=1,
+        description="Identifier system of the Patient in FHIR exports and /fhir reads; its "
+        "value is the episode's client_ref. Set it to the system a receiving EHR knows "
+        "client_ref under (e.g. its MRN system).",
+    )
+
     # The staff console (docs/console.md)
     console_session_secret: SecretStr | None = Field(
         default=None,

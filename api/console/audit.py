@@ -457,6 +457,7 @@ def audit_pages(
                 exporter=session.user.actor(),
                 exported_at=datetime.now(UTC),
                 programs=console.programs,
+                patient_system=console.fhir_patient_system,
             )
         except EpisodeNotInStore as err:
             return page(request, session, "audit_forbidden.html", 404, error=err.message)

@@ -72,6 +72,8 @@ class Console:
     programs: ProgramCatalog
     # The identity provider staff sign in through (CAREPATH_OIDC_*), if any.
     oidc: OidcLogin | None = None
+    # The identifier system of the Patient in FHIR exports (CAREPATH_FHIR_PATIENT_IDENTIFIER_SYSTEM).
+    fhir_patient_system: str = "urn:carepath:client-ref"
 
 
 # --- times in the clinic's words ---------------------------------------------------------

@@ -358,3 +358,44 @@ class TestFhirIntensity:
         document = fhir_bundle(short_week_episode(rules_revision=FIRST_RULES))
 
         assert weekly_observations(document) == resources(document, "Flag") == []
+
+
+class TestFhirPatient:
+    def test_given_an_episode_when_exported_then_a_patient_with_the_identifier_only_is_referenced(
+        self,
+    ) -> None:
+        document = fhir_bundle(busy_episode())
+
+        Bundle.model_validate(document)
+        (patient,) = resources(document, "Patient")
+        assert patient["identifier"] == [{"system": fhir.CLIENT_SYSTEM, "value": "client-123"}]
+        reference = f"urn:uuid:{patient['id']}"
+        assert f"urn:uuid:{patient['id']}" in {e["fullUrl"] for e in document["entry"]}
+        (episode,) = resources(document, "EpisodeOfCare")
+        (plan,) = resources(document, "CarePlan")
+        assert episode["patient"]["reference"] == plan["subject"]["reference"] == reference
+        assert {
+            a["participant"][0]["actor"]["reference"] for a in resources(document, "Appointment")
+        } == {reference}
+
+    def test_given_another_identifier_system_then_the_patient_and_its_references_use_it(
+        self,
+    ) -> None:
+        text = render(
+            chained(busy_episode().history),
+            ExportFormat.FHIR,
+            exporter=AUDITOR,
+            exported_at=EXPORTED_AT,
+            patient_system="urn:oid:2.16.840.1.113883.19.5",
+        )
+        document = json.loads(text)
+
+        (patient,) = resources(document, "Patient")
+        (episode,) = resources(document, "EpisodeOfCare")
+        assert patient["identifier"][0]["system"] == "urn:oid:2.16.840.1.113883.19.5"
+        assert episode["patient"]["identifier"]["system"] == "urn:oid:2.16.840.1.113883.19.5"
+        assert patient["id"] != fhir.patient_id("client-123")
+
+    def test_given_two_episodes_of_one_client_then_they_share_the_patient_id(self) -> None:
+        assert fhir.patient_id("client-123") == fhir.patient_id("client-123")
+        assert fhir.patient_id("client-123") != fhir.patient_id("client-124")

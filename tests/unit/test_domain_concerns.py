@@ -14,6 +14,7 @@ import pytest
 from domain_scenario import DAY, DIRECTOR, HOUR, SUPERVISOR, T0, Episode, catalog_with, types
 from first_rules import FirstRulesEpisode
 
+from audit.fhir import as_json
 from audit.fhir import task as fhir_task
 from domain import commands as c
 from domain.deadlines import pending_deadlines
@@ -378,10 +379,10 @@ class TestSupersededTasksLeaveTheWorklists:
 
     def test_given_a_superseded_task_when_exported_to_fhir_then_it_is_cancelled(self) -> None:
         ep, outreach, higher = self.given_a_superseded_outreach()
-        resource = fhir_task(ep.s, outreach)
+        resource = as_json(fhir_task(ep.s, outreach))
         assert resource["status"] == "cancelled"
         assert resource["businessStatus"] == {"text": f"superseded by {higher.task_id}"}
-        assert fhir_task(ep.s, higher)["status"] == "requested"
+        assert fhir_task(ep.s, higher).status == "requested"
 
     def test_given_a_hold_when_the_episode_resumes_then_only_open_tasks_are_shifted(
         self,
