@@ -21,7 +21,7 @@ from enum import StrEnum
 from typing import Annotated, Any
 
 import structlog
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import AwareDatetime, BaseModel
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -30,6 +30,14 @@ from api.access_fhir import audit_bundle
 from api.auth import User, require_role
 from api.health_routes import PROBE_PATHS
 from api.limits import is_api_description
+from api.pagination import (
+    Cursor,
+    decode_cursor,
+    encode_cursor,
+    invalid_cursor,
+    link_headers,
+    next_url,
+)
 from api.problems import (
     DATABASE_ERRORS,
     PROBLEM_BASE,
@@ -257,11 +265,13 @@ class AccessEntry(BaseModel):
 
 class AccessLogResponse(BaseModel):
     entries: list[AccessEntry]
+    # The next page's URL (also the `Link` header); None on the last page.
+    next: str | None = None
 
 
 def access_router(access_log: AccessLog) -> APIRouter:
     """`GET /audit/access-log` for auditors: JSON, or FHIR R4B AuditEvents in a Bundle."""
-    router = APIRouter(tags=["audit"])
+    router = APIRouter(tags=["access log"])
     Auditor = Annotated[User, Depends(require_role(Role.AUDITOR))]
 
     @router.get(
@@ -276,6 +286,7 @@ def access_router(access_log: AccessLog) -> APIRouter:
         },
     )
     async def read_access_log(
+        request: Request,
         _auditor: Auditor,
         log_format: Annotated[AccessLogFormat, Query(alias="format")] = AccessLogFormat.JSON,
         since: Annotated[AwareDatetime | None, Query(description="ISO 8601 with offset")] = None,
@@ -283,20 +294,35 @@ def access_router(access_log: AccessLog) -> APIRouter:
         episode_id: Annotated[str | None, Query(pattern=SAFE_VALUE)] = None,
         user_id: Annotated[str | None, Query(pattern=SAFE_VALUE)] = None,
         limit: Annotated[int, Query(ge=1, le=10_000)] = 1000,
+        cursor: Cursor = None,
     ) -> Response:
+        after = decode_cursor(request, cursor, "access-log")
+        if after is not None and (type(after) is not int or after < 0):
+            raise invalid_cursor("the cursor does not belong to the access-log list")
         records = await access_log.read(
             since=since,
             until=until,
             episode_id=episode_id,
             user_id=user_id,
             limit=limit,
+            after_id=after,
         )
+        # A full page may have more after it; a short one is the last.
+        following = (
+            encode_cursor(request, "access-log", records[-1].id) if len(records) == limit else None
+        )
+        url = next_url(request, following)
         if log_format is AccessLogFormat.FHIR:
             bundle = audit_bundle(records, datetime.now(UTC))
-            return Response(json.dumps(bundle), media_type=FHIR_MEDIA_TYPE)
+            return Response(
+                json.dumps(bundle), media_type=FHIR_MEDIA_TYPE, headers=link_headers(url)
+            )
         body = AccessLogResponse(
-            entries=[AccessEntry.model_validate(record, from_attributes=True) for record in records]
+            entries=[
+                AccessEntry.model_validate(record, from_attributes=True) for record in records
+            ],
+            next=url,
         )
-        return JSONResponse(body.model_dump(mode="json"))
+        return JSONResponse(body.model_dump(mode="json"), headers=link_headers(url))
 
     return router

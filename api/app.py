@@ -6,6 +6,8 @@ serves `carepath up`, `carepath api` and the tests.
 
 from __future__ import annotations
 
+import base64
+import copy
 import re
 import secrets
 import uuid
@@ -17,7 +19,7 @@ from typing import Annotated, Any
 from zoneinfo import ZoneInfo
 
 import structlog
-from fastapi import Depends, FastAPI, Query, Request
+from fastapi import Depends, FastAPI, Query, Request, Response
 from fastapi.responses import RedirectResponse
 from fastapi.staticfiles import StaticFiles
 from temporalio.client import (
@@ -55,6 +57,8 @@ from api.limits import (
     SecurityHeadersMiddleware,
 )
 from api.metrics import metrics_router
+from api.openapi_docs import TAGS, describe, problem_responses
+from api.pagination import Cursor, decode_cursor, encode_cursor, invalid_cursor, next_link
 from api.problems import Problem, ProblemError, install_problem_handlers
 from api.request_log import RequestLogMiddleware
 from api.schemas import (
@@ -90,14 +94,14 @@ from workflows.client import (
     EpisodeClient,
     EpisodeFilter,
     EpisodeNotFound,
+    InvalidPageToken,
 )
 from workflows.messages import workflow_id_for
 
 log = structlog.get_logger("carepath.api")
 
-PROBLEM_RESPONSES: dict[int | str, dict[str, object]] = {
-    status: {"description": text, "content": {"application/problem+json": {}}}
-    for status, text in {
+PROBLEM_RESPONSES = problem_responses(
+    {
         400: "Malformed JSON",
         401: "No bearer token, or one that does not verify",
         403: "The caller's role or programs do not allow this",
@@ -107,8 +111,8 @@ PROBLEM_RESPONSES: dict[int | str, dict[str, object]] = {
         422: "Invalid request or unknown program",
         429: "Too many failed authentications from this address; see Retry-After",
         503: "Temporal or PostgreSQL unavailable",
-    }.items()
-}
+    }
+)
 # Any staff role or the auditor, authenticated; episodes are then limited by program.
 Reader = Annotated[User, Depends(require_role(*READ_ROLES))]
 # Open to anyone: nothing about an episode passes through them.
@@ -190,6 +194,7 @@ def create_app(resources: ApiResources) -> FastAPI:
         # Served by install_offline_docs instead: FastAPI's own pages load from a CDN.
         docs_url=None,
         redoc_url=None,
+        openapi_tags=TAGS,
     )
     install_offline_docs(app)
     install_problem_handlers(app)
@@ -284,6 +289,7 @@ def create_app(resources: ApiResources) -> FastAPI:
         status_code=201,
         response_model=EpisodeResponse,
         responses=PROBLEM_RESPONSES,
+        tags=["episodes"],
         summary="Refer a client to a program, opening an episode of care",
         route_class_override=role_first("refer_client"),
     )
@@ -292,9 +298,12 @@ def create_app(resources: ApiResources) -> FastAPI:
         "/episodes",
         response_model=EpisodeListResponse,
         responses=PROBLEM_RESPONSES,
+        tags=["episodes"],
         summary="Episodes filtered by stage, program, primary clinician and escalation level",
     )
     async def list_episodes(
+        request: Request,
+        response: Response,
         user: Reader,
         stage: Stage | None = None,
         program_id: Annotated[str | None, Query(pattern=SAFE_VALUE)] = None,
@@ -302,6 +311,7 @@ def create_app(resources: ApiResources) -> FastAPI:
         min_escalation_level: Annotated[int | None, Query(ge=0, le=10)] = None,
         include_closed: bool = False,
         limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+        cursor: Cursor = None,
     ) -> EpisodeListResponse:
         scope = user.program_filter()
         filters = EpisodeFilter(
@@ -313,8 +323,21 @@ def create_app(resources: ApiResources) -> FastAPI:
             # Program ids that could not be quoted safely match nothing, like absent ones.
             program_ids=None if scope is None else tuple(p for p in scope if _safe(p)),
         )
-        found = await episodes.list(filters, limit=limit)
-        return EpisodeListResponse(episodes=[EpisodeSummaryResponse.of(e) for e in found])
+        try:
+            found, token = await episodes.page(
+                filters, limit=limit, token=_page_token(request, cursor)
+            )
+        except InvalidPageToken as err:
+            raise invalid_cursor(str(err)) from None
+        following = (
+            None
+            if token is None
+            else encode_cursor(request, "episodes", base64.b64encode(token).decode())
+        )
+        return EpisodeListResponse(
+            episodes=[EpisodeSummaryResponse.of(e) for e in found],
+            next=next_link(request, response, following),
+        )
 
     def read_from_workflow(
         name: str,
@@ -341,6 +364,7 @@ def create_app(resources: ApiResources) -> FastAPI:
             name=name,
             response_model=body,
             responses=PROBLEM_RESPONSES,
+            tags=["episodes"],
             summary=summary,
         )
 
@@ -363,6 +387,7 @@ def create_app(resources: ApiResources) -> FastAPI:
         "/episodes/{episode_id}/attendance",
         response_model=AttendanceResponse,
         responses=PROBLEM_RESPONSES,
+        tags=["episodes"],
         summary="Hours attended week by week against the program's minimum (the attended-"
         "hours read model), in the clinic's local days",
         dependencies=[Depends(read_your_writes(worklists))],
@@ -392,6 +417,7 @@ def create_app(resources: ApiResources) -> FastAPI:
         "/episodes/{episode_id}/timeline",
         response_model=TimelineResponse,
         responses=PROBLEM_RESPONSES,
+        tags=["episodes"],
         summary="The episode's whole timeline, from the event store",
     )
     async def get_timeline(episode_id: str, request: Request, user: Reader) -> TimelineResponse:
@@ -416,6 +442,7 @@ def create_app(resources: ApiResources) -> FastAPI:
         "/episodes/{episode_id}/events",
         response_model=EventsResponse,
         responses=PROBLEM_RESPONSES,
+        tags=["episodes"],
         summary="The episode's events as stored in the audit record, in order",
     )
     async def get_events(episode_id: str, request: Request, user: Reader) -> EventsResponse:
@@ -457,19 +484,34 @@ def _attendance_week(row: dict[str, Any], zone: str) -> AttendanceWeekResponse:
     )
 
 
+def _page_token(request: Request, cursor: str | None) -> bytes | None:
+    """Temporal's page token that an episode list's cursor carries."""
+    position = decode_cursor(request, cursor, "episodes")
+    if position is None:
+        return None
+    try:
+        if isinstance(position, str) and position:
+            return base64.b64decode(position, validate=True)
+    except ValueError:
+        pass
+    raise invalid_cursor("the cursor does not belong to the episodes list")
+
+
 def _safe(value: str) -> bool:
     return re.fullmatch(SAFE_VALUE, value) is not None
 
 
-_GENERIC: dict[str, dict[str, object]] = {
-    status: {"description": text, "content": {"application/problem+json": {}}}
-    for status, text in {
-        "400": "Malformed JSON",
-        "401": "No bearer token, or one that does not verify",
-        "403": "The caller's role may not do this",
-        "422": "Invalid request",
-        "503": "A server CarePath needs (or the access log) is unavailable",
-    }.items()
+_GENERIC = {
+    str(status): response
+    for status, response in problem_responses(
+        {
+            400: "Malformed JSON",
+            401: "No bearer token, or one that does not verify",
+            403: "The caller's role may not do this",
+            422: "Invalid request",
+            503: "A server CarePath needs (or the access log) is unavailable",
+        }
+    ).items()
 }
 
 
@@ -507,16 +549,16 @@ def _document_security(app: FastAPI) -> None:
                 if path not in OPEN_ROUTES:
                     operation["security"] = [{"HTTPBearer": []}]
                     for status in ("401", "403", "503"):
-                        responses.setdefault(status, dict(_GENERIC[status]))
+                        responses.setdefault(status, copy.deepcopy(_GENERIC[status]))
                 if "requestBody" in operation:
                     for status in ("400", "422"):
-                        responses.setdefault(status, dict(_GENERIC[status]))
+                        responses.setdefault(status, copy.deepcopy(_GENERIC[status]))
                     _lift_example(operation["requestBody"], components.get("schemas", {}))
                 for status, response in operation.get("responses", {}).items():
                     content = response.get("content", {})
                     if "application/problem+json" in content:
-                        content["application/problem+json"] = {
-                            "schema": {"$ref": "#/components/schemas/ProblemDocument"}
+                        content["application/problem+json"]["schema"] = {
+                            "$ref": "#/components/schemas/ProblemDocument"
                         }
                     if status == "422" and "application/json" in content:
                         # FastAPI's own validation answer is replaced by a problem document.
@@ -525,7 +567,7 @@ def _document_security(app: FastAPI) -> None:
                                 "schema": {"$ref": "#/components/schemas/ProblemDocument"}
                             }
                         }
-        app.openapi_schema = schema
+        app.openapi_schema = describe(schema)
         return schema
 
     app.openapi = openapi  # type: ignore[method-assign]

@@ -12,11 +12,12 @@ import contextlib
 import re
 from collections.abc import Awaitable, Callable, Iterator
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query
 from fastapi.responses import Response
 
+from api.openapi_docs import problem_responses
 from api.problems import ProblemError
 from api.schemas import AuditReplayResponse, StreamReportResponse, VerifyReportResponse
 from audit.errors import EpisodeNotInStore, InvalidAsOf
@@ -32,15 +33,14 @@ from workflows.client import EpisodeClient
 # Identifies the caller and refuses anyone who is not an auditor.
 AuditorDependency = Callable[..., Actor | Awaitable[Actor]]
 
-AUDIT_RESPONSES: dict[int | str, dict[str, Any]] = {
-    status: {"description": text, "content": {"application/problem+json": {}}}
-    for status, text in {
+AUDIT_RESPONSES = problem_responses(
+    {
         403: "The caller is not an auditor",
         404: "No stored events for the episode",
         422: "Invalid parameters (e.g. an as-of time without offset)",
         503: "Temporal or PostgreSQL unavailable",
-    }.items()
-}
+    }
+)
 
 
 def audit_router(

@@ -24,6 +24,7 @@ from pydantic import ValidationError
 from api.auth import User, bearer_scheme, current_user
 from api.command_specs import CommandSpec, command_specs
 from api.metrics import measured_command
+from api.openapi_docs import problem_responses
 from api.problems import ProblemError
 from api.schemas import CommandResponse
 from api.scoping import EpisodeGate, denied
@@ -37,9 +38,8 @@ from workflows.client import (
 
 IDEMPOTENCY_KEY = r"^[A-Za-z0-9._:@-]{1,200}$"
 
-COMMAND_RESPONSES: dict[int | str, dict[str, Any]] = {
-    status: {"description": text, "content": {"application/problem+json": {}}}
-    for status, text in {
+COMMAND_RESPONSES = problem_responses(
+    {
         400: "Malformed JSON",
         401: "No bearer token, or one that does not verify",
         403: "The caller's role may not issue this command",
@@ -47,8 +47,8 @@ COMMAND_RESPONSES: dict[int | str, dict[str, Any]] = {
         409: "The command conflicts with the episode's state (e.g. wrong stage, closed)",
         422: "Invalid body, or a command inconsistent with itself",
         503: "Temporal or PostgreSQL unavailable",
-    }.items()
-}
+    }
+)
 
 
 IdempotencyKey = Annotated[

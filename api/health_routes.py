@@ -26,7 +26,8 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from temporalio.client import Client
 
-from api.problems import problem_response
+from api.openapi_docs import documented_problem
+from api.problems import PROBLEM_BASE, problem_response
 from store.event_store import EventStore
 from workers.health import POLLER_FRESH_S, recent_pollers
 
@@ -57,6 +58,29 @@ class HealthResponse(BaseModel):
     temporal: ComponentHealth
     postgres: ComponentHealth
     worker: ComponentHealth
+
+
+_WORKER_MISSING = (
+    "no worker has polled task queue 'carepath' in the last 60 s: start `carepath worker`"
+)
+_UNHEALTHY_EXAMPLE = {
+    "status": "unavailable",
+    "temporal": {"ok": True, "detail": "reachable"},
+    "postgres": {"ok": True, "detail": "reachable"},
+    "worker": {"ok": False, "detail": _WORKER_MISSING},
+}
+_NOT_READY_EXAMPLE = {
+    "type": PROBLEM_BASE + "ServiceUnavailable",
+    "title": "ServiceUnavailable",
+    "status": 503,
+    "detail": f"not ready: worker: {_WORKER_MISSING}",
+    "instance": "/readyz",
+    "errors": [
+        {"check": name, **check}
+        for name, check in _UNHEALTHY_EXAMPLE.items()
+        if isinstance(check, dict)
+    ],
+}
 
 
 class _NotReady(Exception):
@@ -104,11 +128,11 @@ def health_router(temporal: Client, store: EventStore, task_queue: str) -> APIRo
         "/readyz",
         response_model=ReadinessResponse,
         responses={
-            503: {
-                "description": "Temporal, PostgreSQL or a polling worker is missing "
+            503: documented_problem(
+                "Temporal, PostgreSQL or a polling worker is missing "
                 "(the problem's `errors` list every check); retry after `Retry-After` s",
-                "content": {"application/problem+json": {}},
-            }
+                _NOT_READY_EXAMPLE,
+            )
         },
         summary="Readiness: Temporal and PostgreSQL answer and a worker polls the task queue",
     )
@@ -129,7 +153,13 @@ def health_router(temporal: Client, store: EventStore, task_queue: str) -> APIRo
     @router.get(
         "/healthz",
         response_model=HealthResponse,
-        responses={503: {"model": HealthResponse, "description": "Not ready (as /readyz)"}},
+        responses={
+            503: {
+                "model": HealthResponse,
+                "description": "Not ready (as /readyz)",
+                "content": {"application/json": {"example": _UNHEALTHY_EXAMPLE}},
+            }
+        },
         summary="The checks of /readyz as one JSON body (kept for existing monitors)",
     )
     async def healthz() -> JSONResponse:

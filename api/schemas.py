@@ -204,6 +204,8 @@ class EpisodeSummaryResponse(_Copied):
 
 class EpisodeListResponse(BaseModel):
     episodes: list[EpisodeSummaryResponse]
+    # The next page's URL (also the `Link` header); None on the last page.
+    next: str | None = None
 
 
 class CommandResponse(_Closed):

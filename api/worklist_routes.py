@@ -7,28 +7,45 @@ caller's programs. A clinician's caseload defaults to their own.
 
 # No `from __future__ import annotations`: FastAPI reads the route signatures at run time.
 
+from collections.abc import Callable
 from datetime import date, datetime
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Query, Request, Response
 from pydantic import AwareDatetime, BaseModel
 
 from api.auth import READ_ROLES, User, require_role
+from api.openapi_docs import problem_responses
+from api.pagination import (
+    INTEGER,
+    NUMBER,
+    TEXT,
+    TIME,
+    Cursor,
+    decode_keyset,
+    encode_cursor,
+    next_link,
+)
 from domain.actors import Role
 from domain.weeks import last_local_day, local_day
-from store.worklists import Worklists
+from store.worklists import (
+    Worklists,
+    below_intensity_key,
+    caseload_key,
+    deadline_key,
+    task_key,
+)
 from workflows.client import SAFE_VALUE
 
-WORKLIST_RESPONSES: dict[int | str, dict[str, object]] = {
-    status: {"description": text, "content": {"application/problem+json": {}}}
-    for status, text in {
+WORKLIST_RESPONSES = problem_responses(
+    {
         401: "No bearer token, or one that does not verify",
         403: "The caller's role may not read worklists",
-        422: "Invalid filter",
+        422: "Invalid filter, or a cursor that is not this list's (InvalidCursor)",
         503: "PostgreSQL unavailable",
-    }.items()
-}
+    }
+)
 
 ProgramFilter = Annotated[str | None, Query(pattern=SAFE_VALUE)]
 Limit = Annotated[int, Query(ge=1, le=2000)]
@@ -47,6 +64,8 @@ class CaseloadEntry(BaseModel):
 class CaseloadResponse(BaseModel):
     clinician_id: str | None
     entries: list[CaseloadEntry]
+    # The next page's URL (also the `Link` header); None on the last page.
+    next: str | None = None
 
 
 class OpenTask(BaseModel):
@@ -65,6 +84,8 @@ class OpenTask(BaseModel):
 
 class OpenTasksResponse(BaseModel):
     tasks: list[OpenTask]
+    # The next page's URL (also the `Link` header); None on the last page.
+    next: str | None = None
 
 
 class UpcomingDeadline(BaseModel):
@@ -78,6 +99,8 @@ class UpcomingDeadline(BaseModel):
 
 class UpcomingDeadlinesResponse(BaseModel):
     deadlines: list[UpcomingDeadline]
+    # The next page's URL (also the `Link` header); None on the last page.
+    next: str | None = None
 
 
 class BelowIntensityEntry(BaseModel):
@@ -116,10 +139,27 @@ class BelowIntensityEntry(BaseModel):
 
 class BelowIntensityResponse(BaseModel):
     episodes: list[BelowIntensityEntry]
+    # The next page's URL (also the `Link` header); None on the last page.
+    next: str | None = None
 
 
 def _programs(user: User, program_id: str | None) -> tuple[list[str] | None, str | None]:
     return (None if (scope := user.program_filter()) is None else list(scope)), program_id
+
+
+def _next(
+    request: Request,
+    response: Response,
+    kind: str,
+    rows: list[dict[str, Any]],
+    limit: int,
+    key: Callable[[dict[str, Any]], list[str]],
+) -> str | None:
+    """The next page's link: after the last row of a full page (the page after it may
+    be empty), none after a short one."""
+    if len(rows) < limit:
+        return None
+    return next_link(request, response, encode_cursor(request, kind, key(rows[-1])))
 
 
 def read_your_writes(worklists: Worklists) -> Any:
@@ -156,6 +196,8 @@ def worklist_router(worklists: Worklists) -> APIRouter:
         summary="Open episodes per care-team member (a clinician's own by default)",
     )
     async def caseload(
+        request: Request,
+        response: Response,
         user: Reader,
         clinician_id: Annotated[
             str | None,
@@ -165,13 +207,17 @@ def worklist_router(worklists: Worklists) -> APIRouter:
         ] = None,
         program_id: ProgramFilter = None,
         limit: Limit = 500,
+        cursor: Cursor = None,
     ) -> CaseloadResponse:
+        after = decode_keyset(request, cursor, "caseload", (TEXT, INTEGER, TEXT))
         if clinician_id is None and user.role is Role.CLINICIAN:
             clinician_id = user.user_id
         programs, program = _programs(user, program_id)
-        rows = await worklists.caseload(programs, clinician_id, program, limit)
+        rows = await worklists.caseload(programs, clinician_id, program, limit, after)
         return CaseloadResponse(
-            clinician_id=clinician_id, entries=[CaseloadEntry(**row) for row in rows]
+            clinician_id=clinician_id,
+            entries=[CaseloadEntry(**row) for row in rows],
+            next=_next(request, response, "caseload", rows, limit, caseload_key),
         )
 
     @router.get(
@@ -181,15 +227,22 @@ def worklist_router(worklists: Worklists) -> APIRouter:
         "superseded ones left out), soonest due first",
     )
     async def open_tasks(
+        request: Request,
+        response: Response,
         user: Reader,
         program_id: ProgramFilter = None,
         min_level: Annotated[int | None, Query(ge=0, le=10)] = None,
         overdue_only: bool = False,
         limit: Limit = 500,
+        cursor: Cursor = None,
     ) -> OpenTasksResponse:
+        after = decode_keyset(request, cursor, "tasks", (TIME, TEXT, TEXT))
         programs, program = _programs(user, program_id)
-        rows = await worklists.open_tasks(programs, program, min_level, overdue_only, limit)
-        return OpenTasksResponse(tasks=[OpenTask(**row) for row in rows])
+        rows = await worklists.open_tasks(programs, program, min_level, overdue_only, limit, after)
+        return OpenTasksResponse(
+            tasks=[OpenTask(**row) for row in rows],
+            next=_next(request, response, "tasks", rows, limit, task_key),
+        )
 
     @router.get(
         "/deadlines",
@@ -197,16 +250,23 @@ def worklist_router(worklists: Worklists) -> APIRouter:
         summary="Everything pending across open episodes, soonest first",
     )
     async def upcoming_deadlines(
+        request: Request,
+        response: Response,
         user: Reader,
         program_id: ProgramFilter = None,
         due_before: Annotated[
             AwareDatetime | None, Query(description="ISO 8601 with offset")
         ] = None,
         limit: Limit = 500,
+        cursor: Cursor = None,
     ) -> UpcomingDeadlinesResponse:
+        after = decode_keyset(request, cursor, "deadlines", (TIME, TEXT, TEXT, TEXT))
         programs, program = _programs(user, program_id)
-        rows = await worklists.upcoming_deadlines(programs, program, due_before, limit)
-        return UpcomingDeadlinesResponse(deadlines=[UpcomingDeadline(**row) for row in rows])
+        rows = await worklists.upcoming_deadlines(programs, program, due_before, limit, after)
+        return UpcomingDeadlinesResponse(
+            deadlines=[UpcomingDeadline(**row) for row in rows],
+            next=_next(request, response, "deadlines", rows, limit, deadline_key),
+        )
 
     @router.get(
         "/worklists/below-intensity",
@@ -215,15 +275,22 @@ def worklist_router(worklists: Worklists) -> APIRouter:
         "hours, the largest shortfall first",
     )
     async def below_intensity(
+        request: Request,
+        response: Response,
         user: Reader,
         program_id: ProgramFilter = None,
         clinician_id: Annotated[
             str | None, Query(pattern=SAFE_VALUE, description="Only this primary clinician's")
         ] = None,
         limit: Limit = 500,
+        cursor: Cursor = None,
     ) -> BelowIntensityResponse:
+        after = decode_keyset(request, cursor, "below-intensity", (NUMBER, TIME, TEXT))
         programs, program = _programs(user, program_id)
-        rows = await worklists.below_intensity(programs, program, clinician_id, limit)
-        return BelowIntensityResponse(episodes=[BelowIntensityEntry.of_row(row) for row in rows])
+        rows = await worklists.below_intensity(programs, program, clinician_id, limit, after)
+        return BelowIntensityResponse(
+            episodes=[BelowIntensityEntry.of_row(row) for row in rows],
+            next=_next(request, response, "below-intensity", rows, limit, below_intensity_key),
+        )
 
     return router

@@ -153,6 +153,8 @@ def configure(episode: argparse.ArgumentParser) -> None:
     due = ep.add_parser("due", help="upcoming deadlines across open episodes")
     due.add_argument("--program")
     due.add_argument("--before", help="ISO 8601 time, e.g. 2026-01-09T00:00:00Z")
+    for parser in (listing, caseload, tasks, below, due):
+        add_paging_options(parser)
 
     ep.add_parser("commands", help="list the staff commands, their endpoints and roles")
     do = ep.add_parser(
@@ -187,6 +189,14 @@ def configure(episode: argparse.ArgumentParser) -> None:
         parser.add_argument("--idempotency-key", help="retry safely: the same key applies once")
     for parser in ep.choices.values():
         add_connection_options(parser)
+
+
+def add_paging_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--limit", type=int, help="rows per page (the API's default if unset)")
+    parser.add_argument("--cursor", help="start from this page (a previous answer's `next`)")
+    parser.add_argument(
+        "--all-pages", action="store_true", help="follow the pages to the end of the list"
+    )
 
 
 def add_connection_options(parser: argparse.ArgumentParser) -> None:
@@ -304,15 +314,45 @@ def run(api: ApiClient, args: argparse.Namespace) -> None:
     elif name in _LISTINGS:
         path, key, columns, params = _LISTINGS[name]
         query = _present(params(args)) if params else None
+        if hasattr(args, "all_pages"):
+            query = _present(query or {}) | _present({"limit": args.limit, "cursor": args.cursor})
         result = api.request(
-            "GET", path.format(episode_id=getattr(args, "episode_id", "")), params=query
+            "GET", path.format(episode_id=getattr(args, "episode_id", "")), params=query or None
         )
+        if getattr(args, "all_pages", False):
+            result = _every_page(api, result, key)
         _rows(result, as_json, key, columns)
+        if result.get("next"):
+            _say_more(result["next"])
     elif name == "commands":
         _commands(as_json)
     else:
         command, fields = _command_of(args)
         _send(api, args, command, fields)
+
+
+def _every_page(api: ApiClient, first: dict[str, Any], key: str) -> dict[str, Any]:
+    """`first` with the rows of every page after it, following the `next` links."""
+    rows = list(first[key])
+    following = first.get("next")
+    while following:
+        page = api.request("GET", following)
+        rows += page[key]
+        following = page.get("next")
+    return first | {key: rows, "next": None}
+
+
+def _say_more(link: str) -> None:
+    """Tell the reader (on stderr, so `--json` output stays one document) that the list
+    goes on, and how to see the rest."""
+    import urllib.parse
+
+    cursor = urllib.parse.parse_qs(urllib.parse.urlsplit(link).query).get("cursor", [""])[0]
+    print(
+        f"more rows exist than this page shows: add --all-pages to list them all, or "
+        f"--cursor {cursor} for the next page",
+        file=sys.stderr,
+    )
 
 
 def _present(params: dict[str, Any]) -> dict[str, Any]:

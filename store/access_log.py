@@ -120,8 +120,10 @@ class AccessLog:
         episode_id: str | None = None,
         user_id: str | None = None,
         limit: int = 1000,
+        after_id: int | None = None,
     ) -> list[AccessRecord]:
-        """Records in the order they were written, filtered; at most `limit` of them."""
+        """Records in the order they were written, filtered; at most `limit` of them,
+        those written after the record `after_id` only."""
         try:
             async with self._pool.acquire(timeout=5.0) as conn:
                 rows = await conn.fetch(
@@ -130,12 +132,14 @@ class AccessLog:
                     "AND ($2::timestamptz IS NULL OR at < $2) "
                     "AND ($3::text IS NULL OR episode_id = $3) "
                     "AND ($4::text IS NULL OR user_id = $4) "
+                    "AND ($6::bigint IS NULL OR id > $6) "
                     "ORDER BY id LIMIT $5",
                     since,
                     until,
                     episode_id,
                     user_id,
                     limit,
+                    after_id,
                 )
         except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
             raise DatabaseUnavailable(

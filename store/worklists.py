@@ -40,18 +40,23 @@ class Worklists:
         clinician_id: str | None = None,
         program_id: str | None = None,
         limit: int = 500,
+        after: Sequence[str] | None = None,
     ) -> list[Row]:
+        """Rows in `caseload_key` order, those after the key `after` only."""
         return await self._rows(
             "SELECT clinician_id, episode_id, program_id, discipline, is_primary, stage, "
             "escalation_level FROM caseload "
             "WHERE ($1::text[] IS NULL OR program_id = ANY($1)) "
             "AND ($2::text IS NULL OR clinician_id = $2) "
             "AND ($3::text IS NULL OR program_id = $3) "
+            "AND ($5::text[] IS NULL OR (clinician_id, -escalation_level, episode_id) "
+            "> ($5[1], $5[2]::int, $5[3])) "
             "ORDER BY clinician_id, escalation_level DESC, episode_id LIMIT $4",
             _array(programs),
             clinician_id,
             program_id,
             limit,
+            _array(after),
         )
 
     async def open_tasks(
@@ -61,7 +66,9 @@ class Worklists:
         min_level: int | None = None,
         overdue_only: bool = False,
         limit: int = 500,
+        after: Sequence[str] | None = None,
     ) -> list[Row]:
+        """Rows in `task_key` order, those after the key `after` only."""
         return await self._rows(
             "SELECT episode_id, task_id, program_id, primary_clinician, kind, level, "
             "opened_at, due_at, overdue, on_hold, notify FROM open_tasks "
@@ -69,12 +76,15 @@ class Worklists:
             "AND ($2::text IS NULL OR program_id = $2) "
             "AND ($3::int IS NULL OR level >= $3) "
             "AND (NOT $4 OR overdue) "
+            "AND ($6::text[] IS NULL OR (due_at, episode_id, task_id) "
+            "> ($6[1]::timestamptz, $6[2], $6[3])) "
             "ORDER BY due_at, episode_id, task_id LIMIT $5",
             _array(programs),
             program_id,
             min_level,
             overdue_only,
             limit,
+            _array(after),
         )
 
     async def upcoming_deadlines(
@@ -83,18 +93,23 @@ class Worklists:
         program_id: str | None = None,
         due_before: datetime | None = None,
         limit: int = 500,
+        after: Sequence[str] | None = None,
     ) -> list[Row]:
+        """Rows in `deadline_key` order, those after the key `after` only."""
         return await self._rows(
             "SELECT episode_id, kind, nullif(ref, '') AS ref, due_at, program_id, "
             "primary_clinician FROM upcoming_deadlines "
             "WHERE ($1::text[] IS NULL OR program_id = ANY($1)) "
             "AND ($2::text IS NULL OR program_id = $2) "
             "AND ($3::timestamptz IS NULL OR due_at < $3) "
+            "AND ($5::text[] IS NULL OR (due_at, episode_id, kind, ref) "
+            "> ($5[1]::timestamptz, $5[2], $5[3], $5[4])) "
             "ORDER BY due_at, episode_id, kind, ref LIMIT $4",
             _array(programs),
             program_id,
             due_before,
             limit,
+            _array(after),
         )
 
     async def below_intensity(
@@ -103,9 +118,11 @@ class Worklists:
         program_id: str | None = None,
         clinician_id: str | None = None,
         limit: int = 500,
+        after: Sequence[str] | None = None,
     ) -> list[Row]:
         """Open episodes in treatment whose latest judged week fell below the minimum,
-        the largest shortfall first, each with its clinic's time zone."""
+        the largest shortfall first, each with its clinic's time zone; in
+        `below_intensity_key` order, those after the key `after` only."""
         return await self._rows(
             "WITH latest AS ("
             " SELECT DISTINCT ON (episode_id) episode_id, week_start, week_end, "
@@ -121,12 +138,15 @@ class Worklists:
             "AND ($1::text[] IS NULL OR e.program_id = ANY($1)) "
             "AND ($2::text IS NULL OR e.program_id = $2) "
             "AND ($3::text IS NULL OR e.primary_clinician = $3) "
+            "AND ($5::text[] IS NULL OR (l.checked_hours - l.minimum_hours, l.week_end, "
+            "l.episode_id) > ($5[1]::numeric, $5[2]::timestamptz, $5[3])) "
             "ORDER BY l.minimum_hours - l.checked_hours DESC, l.week_end, l.episode_id "
             "LIMIT $4",
             _array(programs),
             program_id,
             clinician_id,
             limit,
+            _array(after),
         )
 
     async def attendance(self, episode_id: str) -> list[Row]:
@@ -160,6 +180,27 @@ class Worklists:
         except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
             raise _unavailable(exc) from None
         return None if value is None else str(value)
+
+
+# Each worklist's keyset: a row's position in its order, as text (a page's cursor holds
+# its last row's); the queries take it back as `after`.
+
+
+def caseload_key(row: Row) -> list[str]:
+    return [row["clinician_id"], str(-int(row["escalation_level"])), row["episode_id"]]
+
+
+def task_key(row: Row) -> list[str]:
+    return [row["due_at"].isoformat(), row["episode_id"], row["task_id"]]
+
+
+def deadline_key(row: Row) -> list[str]:
+    return [row["due_at"].isoformat(), row["episode_id"], row["kind"], row["ref"] or ""]
+
+
+def below_intensity_key(row: Row) -> list[str]:
+    shortfall = row["attended_hours"] - row["minimum_hours"]
+    return [str(shortfall), row["week_end"].isoformat(), row["episode_id"]]
 
 
 # The time zone an episode's admission recorded (`DeadlineRules.timezone`), else UTC.

@@ -19,6 +19,7 @@ from temporalio.client import (
     Client,
     RPCTimeoutOrCancelledError,
     WithStartWorkflowOperation,
+    WorkflowExecution,
     WorkflowUpdateFailedError,
 )
 from temporalio.common import WorkflowIDConflictPolicy
@@ -267,6 +268,31 @@ class EpisodeClient:
         except RPCError as err:
             raise _rpc_error(err, episode_id) from None
 
+    async def page(
+        self, filters: EpisodeFilter, limit: int = 100, token: bytes | None = None
+    ) -> tuple[list[EpisodeSummary], bytes | None]:
+        """One page of `list`: at most `limit` episodes from where Temporal's page token
+        `token` left off, and the token of the next page (None at the end)."""
+        out: list[EpisodeSummary] = []
+        listing = self._client.list_workflows(
+            filters.to_query(), next_page_token=token, rpc_timeout=self._rpc_timeout
+        )
+        try:
+            async with self._deadline():
+                # A visibility store may answer a short page that is not the last one.
+                while len(out) < limit:
+                    await listing.fetch_next_page(page_size=limit - len(out))
+                    out.extend(_summary(e) for e in listing.current_page or ())
+                    if listing.next_page_token is None:
+                        break
+        except RPCError as err:
+            if err.status == RPCStatusCode.INVALID_ARGUMENT and token is not None:
+                raise InvalidPageToken(
+                    "the cursor does not continue this listing: start again without it"
+                ) from None
+            raise TemporalUnavailable(f"Temporal: {err.message}") from None
+        return out, listing.next_page_token
+
     async def list(self, filters: EpisodeFilter, limit: int = 100) -> list[EpisodeSummary]:
         """Episodes matching the filters, newest first, from Temporal's visibility store."""
         out: list[EpisodeSummary] = []
@@ -276,20 +302,7 @@ class EpisodeClient:
         try:
             async with self._deadline():
                 async for execution in listing:
-                    attrs = {key.name: value for key, value in execution.typed_search_attributes}
-                    out.append(
-                        EpisodeSummary(
-                            episode_id=execution.id.removeprefix("episode-"),
-                            workflow_id=execution.id,
-                            status=execution.status.name.lower() if execution.status else "unknown",
-                            stage=attrs.get("CarePathwayStage"),
-                            program_id=attrs.get("ProgramId"),
-                            primary_clinician=attrs.get("PrimaryClinician"),
-                            escalation_level=int(attrs.get("EscalationLevel") or 0),
-                            next_deadline=attrs.get("NextDeadline"),
-                            started_at=execution.start_time,
-                        )
-                    )
+                    out.append(_summary(execution))
         except RPCError as err:
             raise TemporalUnavailable(f"Temporal: {err.message}") from None
         return out
@@ -360,3 +373,22 @@ def _rpc_error(err: RPCError, episode_id: str) -> CarePathError:
             f"no episode {episode_id!r}: check the id (it is returned on referral)"
         )
     return TemporalUnavailable(f"Temporal: {err.message}")
+
+
+class InvalidPageToken(Exception):
+    """Temporal refused a listing's page token (one of another query, or forged)."""
+
+
+def _summary(execution: WorkflowExecution) -> EpisodeSummary:
+    attrs = {key.name: value for key, value in execution.typed_search_attributes}
+    return EpisodeSummary(
+        episode_id=execution.id.removeprefix("episode-"),
+        workflow_id=execution.id,
+        status=execution.status.name.lower() if execution.status else "unknown",
+        stage=attrs.get("CarePathwayStage"),
+        program_id=attrs.get("ProgramId"),
+        primary_clinician=attrs.get("PrimaryClinician"),
+        escalation_level=int(attrs.get("EscalationLevel") or 0),
+        next_deadline=attrs.get("NextDeadline"),
+        started_at=execution.start_time,
+    )

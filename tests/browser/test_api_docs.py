@@ -10,6 +10,7 @@ from browser_kit import Page
 from selenium.webdriver.common.by import By
 
 REFER = "Refer a client to a program, opening an episode of care"
+LIST = "Episodes filtered by stage, program, primary clinician and escalation level"
 RECORD_ATTENDANCE = "Record attended, partial (with hours), excused or no-show for a session."
 
 # What a page loads (as opposed to links a reader may follow).
@@ -41,6 +42,13 @@ def test_given_no_internet_when_staff_open_docs_then_swagger_ui_lists_the_operat
     )
     assert REFER in summaries
     assert RECORD_ATTENDANCE in summaries
+    # The episodes come first, refer then list: what a newcomer does first.
+    tags = page.driver.execute_script(
+        "return Array.from(document.querySelectorAll('.opblock-tag'))"
+        ".map(e => e.getAttribute('data-tag'))"
+    )
+    assert tags[:3] == ["episodes", "commands", "worklists"]
+    assert summaries[:2] == [REFER, LIST]
     assert page.driver.title == "CarePath - Swagger UI"
     requested = page.requested_urls()
     assert page.base_url + "/docs/assets/swagger-ui-bundle.js" in requested

@@ -157,3 +157,45 @@ async def test_given_a_short_week_then_the_cli_lists_it_and_shows_the_weeks(
     assert weeks.splitlines()[0].split()[:2] == ["FIRST", "DAY"]
     assert "2026-01-05" in weeks
     assert "2026-01-11" in weeks
+
+
+async def test_given_more_episodes_than_a_page_when_listing_then_the_cli_says_more_exist(
+    capsys: pytest.CaptureFixture[str], api_url: str
+) -> None:
+    for _ in range(3):
+        code, _, err = await cli(
+            capsys,
+            api_url,
+            "intake",
+            *("episode", "refer", "--client-ref", "MRN-PAGE", "--program", "drill"),
+            *("--source", "self"),
+        )
+        assert code == 0, err
+    listed: list[str] = []
+    for _ in range(100):
+        code, out, _ = await cli(
+            capsys, api_url, "director", "episode", "list", "--program", "drill", "--json"
+        )
+        listed = [e["episode_id"] for e in json.loads(out)["episodes"]]
+        if len(listed) >= 3:
+            break
+        await asyncio.sleep(0.1)
+
+    code, out, err = await cli(
+        capsys, api_url, "director", "episode", "list", "--program", "drill", "--limit", "1"
+    )
+    assert code == 0, err
+    assert "more rows exist" in err
+    assert "--all-pages" in err
+
+    code, out, err = await cli(
+        capsys,
+        api_url,
+        "director",
+        *("episode", "list", "--program", "drill", "--limit", "1", "--all-pages", "--json"),
+    )
+    assert code == 0, err
+    every = json.loads(out)
+    assert sorted(e["episode_id"] for e in every["episodes"]) == sorted(listed)
+    assert every["next"] is None
+    assert err == ""
