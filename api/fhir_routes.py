@@ -59,13 +59,34 @@ PREFIX = "/fhir"
 FHIR_ROLES = frozenset({Role.AUDITOR})
 _ISSUE_CODE = {400: "invalid", 401: "login", 403: "forbidden", 404: "not-found"}
 
+
+def _outcome_example(code: str, text: str) -> dict[str, Any]:
+    return {
+        "resourceType": "OperationOutcome",
+        "issue": [{"severity": "error", "code": code, "diagnostics": text}],
+    }
+
+
 FHIR_RESPONSES: dict[int | str, dict[str, Any]] = {
-    status: {"description": text, "content": {FHIR_MEDIA_TYPE: {"schema": {"type": "object"}}}}
-    for status, text in {
-        400: "A malformed search (OperationOutcome)",
-        401: "No bearer token, or one that does not verify (OperationOutcome)",
-        403: "The caller is not an auditor (OperationOutcome)",
-        404: "No such episode in the caller's programs (OperationOutcome)",
+    status: {
+        "description": text,
+        "content": {
+            FHIR_MEDIA_TYPE: {"schema": {"type": "object"}, "example": _outcome_example(code, why)}
+        },
+    }
+    for status, (text, code, why) in {
+        400: ("A malformed search (OperationOutcome)", "invalid", "a search needs 'patient'"),
+        401: (
+            "No bearer token, or one that does not verify (OperationOutcome)",
+            "login",
+            "this endpoint needs a bearer token",
+        ),
+        403: ("The caller is not an auditor (OperationOutcome)", "forbidden", "auditors only"),
+        404: (
+            "No such episode in the caller's programs (OperationOutcome)",
+            "not-found",
+            "no EpisodeOfCare '3f2c9a51' in your programs",
+        ),
     }.items()
 }
 

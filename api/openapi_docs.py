@@ -47,6 +47,12 @@ TAGS: list[dict[str, str]] = [
         "outcome, as JSON or FHIR AuditEvents; paged like the other lists.",
     },
     {
+        "name": "fhir",
+        "description": "Read-only FHIR R4B for auditors and integrations: the server's "
+        "CapabilityStatement, an episode as an EpisodeOfCare, searches by patient and by "
+        "episode. Errors are OperationOutcomes.",
+    },
+    {
         "name": "codec",
         "description": "The payload codec the Temporal UI calls to show encrypted payloads "
         "to staff with a token.",

@@ -11,7 +11,16 @@ import pytest
 pytestmark = pytest.mark.integration
 
 # `codec` is there when the API encrypts payloads (as the test stack does).
-TAG_ORDER = ["episodes", "commands", "worklists", "audit", "access log", "codec", "health"]
+TAG_ORDER = [
+    "episodes",
+    "commands",
+    "worklists",
+    "audit",
+    "access log",
+    "fhir",
+    "codec",
+    "health",
+]
 
 
 @pytest.fixture
@@ -74,9 +83,13 @@ def test_given_the_document_then_every_error_answer_has_a_problem_example(
             if status[0] not in "45":
                 continue
             content = response.get("content", {})
-            # /healthz answers 503 with its own health document; every other error is a
-            # problem document.
-            media = content.get("application/problem+json") or content.get("application/json")
+            # /healthz answers 503 with its own health document, /fhir an OperationOutcome;
+            # every other error is a problem document.
+            media = (
+                content.get("application/problem+json")
+                or content.get("application/json")
+                or content.get("application/fhir+json")
+            )
             if not media or "example" not in media:
                 missing.append(f"{method} {path} {status}")
                 continue
@@ -84,6 +97,8 @@ def test_given_the_document_then_every_error_answer_has_a_problem_example(
                 example = media["example"]
                 assert example["status"] == int(status), (method, path, status)
                 assert set(example) >= {"type", "title", "status", "detail"}
+            if "application/fhir+json" in content:
+                assert media["example"]["resourceType"] == "OperationOutcome", (method, path)
 
     assert missing == []
 
