@@ -299,20 +299,18 @@ def chart_router(console: Console, charts: ChartQueries, gate: EpisodeGate) -> A
         data = await checked_form(console, request, session)
         form = form_for(spec.kind)
         key = str(data.get("idempotency_key") or "") or str(uuid.uuid4())
+
+        async def again(errors: Any) -> Response:
+            """The form once more, with what was typed and why it was not applied."""
+            return await _action_page(
+                request, session, episode_id, spec, state, zone,
+                values=data, errors=errors, status=422,
+            )  # fmt: skip
+
         try:
             submission = parse_form(form, data, ZoneInfo(zone))
         except FormInvalid as err:
-            return await _action_page(
-                request,
-                session,
-                episode_id,
-                spec,
-                state,
-                zone,
-                values=data,
-                errors=err.errors,
-                status=422,
-            )
+            return await again(err.errors)
         user = session.user
         try:
             command = spec.build(key, user.actor(), submission.body, submission.path)
@@ -322,29 +320,9 @@ def chart_router(console: Console, charts: ChartQueries, gate: EpisodeGate) -> A
         except EpisodeNotFound:
             return _not_found(request, console, session, episode_id)
         except ValidationError as err:  # the command's own checks, beyond the body's
-            return await _action_page(
-                request,
-                session,
-                episode_id,
-                spec,
-                state,
-                zone,
-                values=data,
-                errors=validation_errors(form, err),
-                status=422,
-            )
+            return await again(validation_errors(form, err))
         except CarePathError as err:
-            return await _action_page(
-                request,
-                session,
-                episode_id,
-                spec,
-                state,
-                zone,
-                values=data,
-                errors=refusal_errors(form, err),
-                status=422,
-            )
+            return await again(refusal_errors(form, err))
         after = f"&after={result.position}" if result.position is not None else ""
         return RedirectResponse(
             f"{PREFIX}/episodes/{episode_id}?done={quote(spec.kind, safe='')}{after}#actions",
