@@ -9,7 +9,7 @@ STAMP := $(VENV)/.carepath-installed
 PACKAGES := domain workflows activities workers store audit api cli devstack programs
 LINTED := $(PACKAGES) testing tests bench
 
-.PHONY: install up drill test test-fast test-browser chromium screenshots lint typecheck bench \
+.PHONY: install up drill test test-fast test-browser test-tools screenshots lint typecheck bench \
 	record-histories clean
 
 $(BIN)/python:
@@ -33,10 +33,10 @@ drill: $(STAMP)
 
 ## Run the whole suite: lint, types, then unit, workflow (time-skipping), replay,
 ## integration (real servers) and browser (headless Chromium), with the domain's coverage gate.
-test: $(STAMP) chromium
+test: $(STAMP) test-tools
 	$(BIN)/ruff check $(LINTED)
 	$(BIN)/mypy $(PACKAGES)
-	$(BIN)/python -m pytest --cov=domain --cov-branch --cov-report=term --cov-fail-under=95 $(PYTEST_ARGS)
+	CAREPATH_REQUIRE_TEST_TOOLS=$(TOOLS_REQUIRED) $(BIN)/python -m pytest --cov=domain --cov-branch --cov-report=term --cov-fail-under=95 $(PYTEST_ARGS)
 
 ## The quick tiers: the pure domain, the workflow on the time-skipping server, and the
 ## committed histories. No PostgreSQL, no dev server; well under a minute.
@@ -44,30 +44,35 @@ test-fast: $(STAMP)
 	$(BIN)/python -m pytest tests/unit tests/workflows tests/replay -q $(PYTEST_ARGS)
 
 ## The browser tests alone (tests/browser): the pages in headless Chromium.
-test-browser: $(STAMP) chromium
-	$(BIN)/python -m pytest tests/browser -q $(PYTEST_ARGS)
+test-browser: $(STAMP) test-tools
+	CAREPATH_REQUIRE_TEST_TOOLS=$(TOOLS_REQUIRED) $(BIN)/python -m pytest tests/browser -q $(PYTEST_ARGS)
 
 ## Retake the screenshots docs/console.md shows, with the browser tests that take them.
-screenshots: $(STAMP) chromium
+screenshots: $(STAMP) test-tools
 	CAREPATH_SCREENSHOTS=$(CURDIR)/docs/console $(BIN)/python -m pytest tests/browser -q $(PYTEST_ARGS)
 
-## Debian's Chromium and its WebDriver for the browser tests, installed with apt when this
-## runs as root and they are missing. Never fails: without them the browser tests are
-## skipped and say how to install them, or fail under CI=true.
-CHROMIUM_PACKAGES := chromium chromium-driver
-chromium:
-	@if command -v chromium >/dev/null 2>&1 && command -v chromedriver >/dev/null 2>&1; then \
+## Tools some tests need outside Python: Debian's Chromium and its WebDriver (browser
+## tests) and docker-compose (it validates docker-compose.yml without an engine). Installed
+## with apt when this runs as root and they are missing; the suite is then told they must
+## be there (TOOLS_REQUIRED), so a missing one fails its tests instead of skipping them
+## (testing/tools.py). Without root or apt, those tests are skipped and say how to
+## install the tool, or fail under CI=true.
+TEST_TOOL_PACKAGES := chromium chromium-driver docker-compose
+TOOLS_REQUIRED := $(shell [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 && echo 1)
+test-tools:
+	@if command -v chromium >/dev/null 2>&1 && command -v chromedriver >/dev/null 2>&1 \
+		&& command -v docker-compose >/dev/null 2>&1; then \
 		exit 0; \
-	elif [ "$$(id -u)" != 0 ] || ! command -v apt-get >/dev/null 2>&1; then \
-		echo "chromium: not installed and apt is not usable here; the browser tests will say how to install it"; \
+	elif [ -z "$(TOOLS_REQUIRED)" ]; then \
+		echo "test-tools: missing and apt is not usable here; the tests that need them will say how to install them"; \
 	else \
-		echo "chromium: installing $(CHROMIUM_PACKAGES) with apt-get for the browser tests"; \
+		echo "test-tools: installing $(TEST_TOOL_PACKAGES) with apt-get"; \
 		export DEBIAN_FRONTEND=noninteractive; \
-		apt-get install -y -qq $(CHROMIUM_PACKAGES) >/tmp/carepath-chromium-apt.log 2>&1 \
-		|| { apt-get update -qq >>/tmp/carepath-chromium-apt.log 2>&1 \
-			&& apt-get install -y -qq $(CHROMIUM_PACKAGES) >>/tmp/carepath-chromium-apt.log 2>&1; } \
-		|| { echo "chromium: apt-get failed (last lines of /tmp/carepath-chromium-apt.log below)"; \
-			tail -n 5 /tmp/carepath-chromium-apt.log; }; \
+		apt-get install -y -qq $(TEST_TOOL_PACKAGES) >/tmp/carepath-test-tools-apt.log 2>&1 \
+		|| { apt-get update -qq >>/tmp/carepath-test-tools-apt.log 2>&1 \
+			&& apt-get install -y -qq $(TEST_TOOL_PACKAGES) >>/tmp/carepath-test-tools-apt.log 2>&1; } \
+		|| { echo "test-tools: apt-get failed (last lines of /tmp/carepath-test-tools-apt.log below)"; \
+			tail -n 5 /tmp/carepath-test-tools-apt.log; }; \
 	fi
 
 ## Record the histories of the workflow test scenarios into tests/replay/histories

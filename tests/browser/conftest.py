@@ -33,6 +33,8 @@ from browser_kit import INSTALL_HINT, Page, find_chromium, reset, start_chromium
 from live_stack import LiveApi, LiveStack
 from selenium.webdriver.remote.webdriver import WebDriver
 
+from testing.tools import missing_tool
+
 # The API's test users (one per role) are the integration tier's.
 _INTEGRATION = str(Path(__file__).resolve().parents[1] / "integration")
 if _INTEGRATION not in sys.path:
@@ -48,19 +50,12 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.browser)
 
 
-def _in_ci() -> bool:
-    return os.environ.get("CI", "").strip().lower() in {"1", "true", "yes"}
-
-
 @pytest.fixture(scope="session")
 def browser() -> Iterator[WebDriver]:
     """The session's headless Chromium."""
     found = find_chromium()
     if found is None:
-        message = f"Chromium and its WebDriver are not installed: {INSTALL_HINT}"
-        if _in_ci():
-            pytest.fail(f"CI=true and the browser tests cannot run. {message}", pytrace=False)
-        pytest.skip(message)
+        missing_tool(f"Chromium and its WebDriver are not installed: {INSTALL_HINT}")
     session = start_chromium(*found)
     try:
         yield session

@@ -34,6 +34,7 @@ from testing.compose import (
     service_secrets,
     services,
 )
+from testing.tools import missing_tool
 from workers.secret_files import FILE_SUFFIX, secret_field_names
 from workers.settings import SEARCH_ATTRIBUTES, Settings
 
@@ -293,13 +294,18 @@ def test_every_service_has_an_image_or_a_build() -> None:
         assert "image" in svc or "build" in svc, f"service {name!r} has neither image nor build"
 
 
+def _docker_compose() -> str:
+    """The docker-compose binary (it validates a file without any Docker engine)."""
+    found = shutil.which("docker-compose")
+    if found is None:
+        missing_tool("docker-compose is not installed: `apt-get install -y docker-compose`")
+    assert found is not None
+    return found
+
+
 def test_docker_compose_config_accepts_the_file(tmp_path: Path) -> None:
     """`docker-compose config -q` (needs no engine), with the `.env` values deploy init gives."""
-    docker_compose = shutil.which("docker-compose")
-    if docker_compose is None:
-        pytest.skip(
-            "the docker-compose binary is not installed (Debian: apt-get install docker-compose)"
-        )
+    docker_compose = _docker_compose()
     written = init_deployment(tmp_path / "secrets", tmp_path / ".env")
     env = {
         **os.environ,
@@ -322,11 +328,7 @@ def test_docker_compose_config_accepts_the_file(tmp_path: Path) -> None:
 def test_given_no_deploy_init_when_compose_reads_the_file_then_it_names_the_command(
     tmp_path: Path,
 ) -> None:
-    docker_compose = shutil.which("docker-compose")
-    if docker_compose is None:
-        pytest.skip(
-            "the docker-compose binary is not installed (Debian: apt-get install docker-compose)"
-        )
+    docker_compose = _docker_compose()
     env = {k: v for k, v in os.environ.items() if k not in {ENV_DIR, ENV_UID, ENV_GID}}
     empty_env = tmp_path / ".env"
     empty_env.write_text("", encoding="utf-8")
