@@ -23,6 +23,7 @@ whose window has closed by then.
 
 from __future__ import annotations
 
+import math
 import statistics
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
@@ -336,7 +337,8 @@ def aggregate(
     """Sum episodes' facts into the measures. Facts may repeat (a bootstrap resample)."""
     facts = list(facts)
     levels = sorted({level for f in facts for level in f.escalations_by_level})
-    weeks = sum(f.episode_weeks for f in facts)
+    # fsum: the same total in whatever order the episodes come.
+    weeks = math.fsum(f.episode_weeks for f in facts)
     exposed = sum(1 for f in facts if f.episode_weeks > 0)
     return QualityMeasures(
         start=start,

@@ -100,7 +100,7 @@ class ReadsOwnWrites:
     every read of a read model (tests that show the lag itself use their own client)."""
 
     READ_MODEL_PATHS = re.compile(
-        r"^/(caseload|tasks|deadlines|worklists/.+|episodes/[^/]+/attendance)$"
+        r"^/(caseload|tasks|deadlines|measures|worklists/.+|episodes/[^/]+/attendance)$"
     )
 
     def __init__(self) -> None:
