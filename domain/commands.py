@@ -39,6 +39,7 @@ from domain.commands_intake import (
     ReferOut,
     StartScreening,
 )
+from domain.commands_programs import MigrateProgram
 from domain.commands_plan import (
     AdvancePhase,
     CompletePlanReview,
@@ -70,6 +71,7 @@ __all__ = [
     "CorrectAttendance",
     "Discharge",
     "Endpoint",
+    "MigrateProgram",
     "NotifyParty",
     "OverrideLevelOfCare",
     "PlaceOnHold",
