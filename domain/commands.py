@@ -39,7 +39,6 @@ from domain.commands_intake import (
     ReferOut,
     StartScreening,
 )
-from domain.commands_programs import MigrateProgram
 from domain.commands_plan import (
     AdvancePhase,
     CompletePlanReview,
@@ -52,6 +51,7 @@ from domain.commands_plan import (
     StepDown,
     StepUp,
 )
+from domain.commands_programs import MigrateProgram
 
 # isort: split
 # The decider imports every rule module, and each rule registers its command as its module

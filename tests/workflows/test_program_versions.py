@@ -57,7 +57,7 @@ async def _sessions(
         )
 
 
-async def test_given_an_episode_under_version_1_when_the_program_file_changes_then_it_keeps_version_1_across_continue_as_new(  # noqa: E501
+async def test_given_an_episode_under_version_1_when_the_program_file_changes_then_it_keeps_version_1_across_continue_as_new(
     client: Client, make_episodes: Callable[..., EpisodeClient], tmp_path: Path
 ) -> None:
     v1 = _catalog(tmp_path / "v1", 1).get("adult-iop")
@@ -69,7 +69,8 @@ async def test_given_an_episode_under_version_1_when_the_program_file_changes_th
     # The program file changes: the clinic escalates after 2 no-shows instead of 3.
     escalation = v1.escalation.model_dump(mode="json")
     v2 = _catalog(tmp_path / "v2", 2, escalation=_two_no_shows(escalation)).get("adult-iop")
-    assert v2.version == 2 and program_digest(v2) != program_digest(v1)
+    assert v2.version == 2
+    assert program_digest(v2) != program_digest(v1)
     newcomer, _ = await admitted(episodes, samples.CommandIds("new"), program=v2)
     await _sessions(episodes, episode_id, ids, 20)
 
@@ -82,10 +83,11 @@ async def test_given_an_episode_under_version_1_when_the_program_file_changes_th
     assert carried == v1
     assert carried.escalation.consecutive_no_shows == (1, 2, 3)
     newer = await episodes.view(newcomer)
-    assert newer.state is not None and newer.state.program_version == 2
+    assert newer.state is not None
+    assert newer.state.program_version == 2
 
 
-async def test_given_a_migrated_episode_when_it_continues_as_new_then_the_new_run_uses_the_new_version(  # noqa: E501
+async def test_given_a_migrated_episode_when_it_continues_as_new_then_the_new_run_uses_the_new_version(
     client: Client,
     make_episodes: Callable[..., EpisodeClient],
     store: EventStore,
@@ -116,7 +118,8 @@ async def test_given_a_migrated_episode_when_it_continues_as_new_then_the_new_ru
     assert [e.payload for e in stored] == [dump_event(migrated)]
     assert stored[0].payload["to_digest"] == program_digest(v2)
     view = await episodes.view(episode_id)
-    assert view.state is not None and view.state.program_version == 2
+    assert view.state is not None
+    assert view.state.program_version == 2
     carried: ProgramDefinition = (await _run_input(client, episode_id)).program
     assert carried == v2
 
@@ -128,7 +131,7 @@ async def test_given_a_migrated_episode_when_it_continues_as_new_then_the_new_ru
         ({"level_of_care": "php"}, "php program"),
     ],
 )
-async def test_given_a_version_that_cannot_carry_the_episode_when_it_is_migrated_to_then_it_is_refused_and_nothing_is_stored(  # noqa: E501
+async def test_given_a_version_that_cannot_carry_the_episode_when_it_is_migrated_to_then_it_is_refused_and_nothing_is_stored(
     episodes: EpisodeClient,
     store: EventStore,
     tmp_path: Path,
