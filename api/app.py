@@ -234,7 +234,7 @@ def create_app(resources: ApiResources) -> FastAPI:
         app, resources.store, resources.programs, patient_system=resources.fhir_patient_system
     )
     app.include_router(access_router(AccessLog(pool)))
-    app.include_router(command_router(episodes, gate))
+    app.include_router(command_router(episodes, gate, resources.programs))
     app.include_router(worklist_router(worklists))
     app.include_router(measure_router(pool))
     app.include_router(health_router(resources.temporal, resources.store, resources.task_queue))
