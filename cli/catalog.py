@@ -109,9 +109,11 @@ def _kind(shape: dict[str, Any], defs: dict[str, Any]) -> tuple[str, str, list[s
     kind = shape.get("type")
     if kind == "string":
         fmt = shape.get("format")
-        return "string", {"date-time": "ISO 8601 time with offset", "date": "date"}.get(
-            fmt or "", "text"
-        ), None
+        return (
+            "string",
+            {"date-time": "ISO 8601 time with offset", "date": "date"}.get(fmt or "", "text"),
+            None,
+        )
     if kind == "integer":
         return "integer", "integer", None
     if kind == "number":

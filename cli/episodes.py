@@ -136,9 +136,7 @@ def print_events(result: dict[str, Any], as_json: bool) -> None:
     print_table(("SEQ", "EVENT", "OCCURRED AT", "ACTOR", "HASH"), rows)
 
 
-def print_rows(
-    result: dict[str, Any], as_json: bool, key: str, columns: Sequence[str]
-) -> None:
+def print_rows(result: dict[str, Any], as_json: bool, key: str, columns: Sequence[str]) -> None:
     """A listing: its rows as a table, moments on each row's program clock."""
     if as_json:
         print_json(result)

@@ -134,7 +134,8 @@ def _root(
 
 
 DataDir = Annotated[
-    str | None, typer.Option("--data-dir", help="where embedded servers keep data (CAREPATH_DATA_DIR)")
+    str | None,
+    typer.Option("--data-dir", help="where embedded servers keep data (CAREPATH_DATA_DIR)"),
 ]
 
 

@@ -140,20 +140,22 @@ def shows_progress() -> bool:
 
 
 @contextmanager
-def progress(label: str, unit: str) -> Iterator[Callable[[int, int], None]]:
-    """A callback `(done, total)` drawing a Rich progress bar on stderr; elsewhere it prints
-    only the final count (`label: done/total unit (100%)`) to stderr."""
+def progress(
+    label: str, unit: str, finished: str = "{label}: {done}/{total} {unit} (100%)"
+) -> Iterator[Callable[[int, int | None], None]]:
+    """A callback `(done, total)` drawing a Rich progress bar on stderr (`total` None while
+    unknown); elsewhere it prints only the final count (`finished`) to stderr."""
     if not shows_progress():
         finished: list[tuple[int, int]] = []
 
-        def note(done: int, total: int, *_: Any) -> None:
+        def note(done: int, total: int | None, *_: Any) -> None:
             if done == total and not finished:
                 finished.append((done, total))
 
         yield note
         if finished and not OPTIONS.json:
             done, total = finished[0]
-            warn(f"{label}: {done}/{total} {unit} (100%)")
+            warn(finished.format(label=label, done=done, total=total, unit=unit))
         return
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
@@ -162,7 +164,7 @@ def progress(label: str, unit: str) -> Iterator[Callable[[int, int], None]]:
     ) as bar:
         task = bar.add_task(label, total=None)
 
-        def advance(done: int, total: int, *_: Any) -> None:
+        def advance(done: int, total: int | None, *_: Any) -> None:
             bar.update(task, completed=done, total=total)
 
         yield advance

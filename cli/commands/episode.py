@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import inspect
 import json
+import re
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -34,12 +35,16 @@ Episode = Annotated[str, typer.Argument(metavar="EPISODE", help="the episode's i
 Program = Annotated[str | None, typer.Option("--program", help="only this program")]
 Limit = Annotated[
     int | None,
-    typer.Option("--limit", help="rows per page (the API's default if unset)", rich_help_panel="Paging"),
+    typer.Option(
+        "--limit", help="rows per page (the API's default if unset)", rich_help_panel="Paging"
+    ),
 ]
 Cursor = Annotated[
     str | None,
     typer.Option(
-        "--cursor", help="start from this page (a previous answer's `next`)", rich_help_panel="Paging"
+        "--cursor",
+        help="start from this page (a previous answer's `next`)",
+        rich_help_panel="Paging",
     ),
 ]
 AllPages = Annotated[
@@ -159,7 +164,14 @@ def listing(
     _listing(
         "/episodes",
         "episodes",
-        ("episode_id", "stage", "program_id", "primary_clinician", "escalation_level", "next_deadline"),
+        (
+            "episode_id",
+            "stage",
+            "program_id",
+            "primary_clinician",
+            "escalation_level",
+            "next_deadline",
+        ),
         {
             "stage": stage,
             "program_id": program,
@@ -183,7 +195,15 @@ def caseload(
     _listing(
         "/caseload",
         "entries",
-        ("clinician_id", "episode_id", "program_id", "discipline", "is_primary", "stage", "escalation_level"),
+        (
+            "clinician_id",
+            "episode_id",
+            "program_id",
+            "discipline",
+            "is_primary",
+            "stage",
+            "escalation_level",
+        ),
         {"clinician_id": clinician, "program_id": program},
         (limit, cursor, all_pages),
     )
@@ -320,9 +340,14 @@ def _key(idempotency_key: str | None) -> dict[str, str]:
 
 # --- staff commands, generated from the catalog ---------------------------------------------
 
+_TIME = "ISO 8601 time with offset"
 _TYPES: dict[str, Any] = {"string": str, "integer": int, "number": float, "boolean": bool}
 # Aliases kept from earlier releases, hidden from help.
-_SHORT_NAMES = {"admit-client": "admit", "schedule-session": "schedule", "record-attendance": "attend"}
+_SHORT_NAMES = {
+    "admit-client": "admit",
+    "schedule-session": "schedule",
+    "record-attendance": "attend",
+}
 
 
 def read_json_value(option: str, raw: str) -> Any:
@@ -362,6 +387,8 @@ def example_line(entry: dict[str, Any]) -> str:
 def _option_help(field: dict[str, Any]) -> str:
     parts = [field["help"]] if field["help"] else []
     parts.append(f"Type: {field['type']}" + (", or @file" if field["json"] else "") + ".")
+    if field["type"] == _TIME:
+        parts.append("Or now, now-10m, now+2h, now+1d.")
     if field["choices"] and (len(field["choices"]) > 4 or field["json"]):
         parts.append("One of: " + ", ".join(field["choices"]) + ".")
     if field["required"]:
@@ -394,7 +421,10 @@ def _field_parameter(field: dict[str, Any]) -> inspect.Parameter:
         show_default=False,
     )
     return inspect.Parameter(
-        field["name"], inspect.Parameter.KEYWORD_ONLY, default=None, annotation=Annotated[kind | None, option]
+        field["name"],
+        inspect.Parameter.KEYWORD_ONLY,
+        default=None,
+        annotation=Annotated[kind | None, option],
     )
 
 
@@ -405,9 +435,7 @@ def _staff_command(entry: dict[str, Any]) -> Callable[..., None]:
         send_command(entry, given)
 
     params = [
-        inspect.Parameter(
-            "episode_id", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=Episode
-        )
+        inspect.Parameter("episode_id", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=Episode)
     ]
     for name in entry["path_params"]:
         params.append(
@@ -438,7 +466,10 @@ def _staff_command(entry: dict[str, Any]) -> Callable[..., None]:
     )
     params.append(
         inspect.Parameter(
-            "idempotency_key", inspect.Parameter.KEYWORD_ONLY, default=None, annotation=IdempotencyKey
+            "idempotency_key",
+            inspect.Parameter.KEYWORD_ONLY,
+            default=None,
+            annotation=IdempotencyKey,
         )
     )
     run.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
@@ -459,6 +490,7 @@ def send_command(entry: dict[str, Any], given: dict[str, Any]) -> dict[str, Any]
         if value is None:
             continue
         body[field["name"]] = read_json_value(field["option"], value) if field["json"] else value
+    body = resolve_times(entry, body)
     missing = [f["option"] for f in entry["fields"] if f["required"] and f["name"] not in body]
     if missing:
         raise typer.BadParameter(
@@ -474,6 +506,29 @@ def send_command(entry: dict[str, Any], given: dict[str, Any]) -> dict[str, Any]
     )
     print_command_result(result, OPTIONS.json)
     return result
+
+
+_RELATIVE = re.compile(r"^now(?:([+-])(\d+)([smhd]))?$")
+_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
+
+
+def resolve_times(entry: dict[str, Any], body: dict[str, Any]) -> dict[str, Any]:
+    """A time field may be given as `now`, `now-10m`, `now+2h`, `now+1d` (UTC)."""
+    from datetime import UTC, datetime, timedelta
+
+    fixed = dict(body)
+    for field in entry["fields"]:
+        value = fixed.get(field["name"])
+        if field["type"] != _TIME or not isinstance(value, str):
+            continue
+        match = _RELATIVE.match(value.strip())
+        if match is None:
+            continue
+        sign, amount, unit = match.groups()
+        shift = timedelta(**{_UNITS[unit]: int(amount)}) if unit else timedelta()
+        moment = datetime.now(UTC) + (-shift if sign == "-" else shift)
+        fixed[field["name"]] = moment.isoformat(timespec="seconds").replace("+00:00", "Z")
+    return fixed
 
 
 def _register_staff_commands() -> None:
