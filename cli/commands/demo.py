@@ -22,6 +22,11 @@ app = typer.Typer(
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 
+@app.callback()
+def _group() -> None:
+    """A scripted walkthrough of one episode on a running `make up`."""
+
+
 # (role, what the step does, command, path arguments, body), in the order of care.
 STEPS: tuple[tuple[str, str, str, dict[str, str], dict[str, Any]], ...] = (
     ("intake_coordinator", "start the screening", "start-screening", {}, {}),
@@ -53,7 +58,7 @@ STEPS: tuple[tuple[str, str, str, dict[str, str], dict[str, Any]], ...] = (
         "review the plan: advance to the next phase",
         "complete-plan-review",
         {},
-        {"outcome": "advance_phase", "notes": "stabilization goals met"},
+        {"outcome": "advance_phase", "reason": "stabilization goals met early"},
     ),
     ("clinician", "record the relapse prevention plan", "record-relapse-prevention-plan", {}, {"plan": {"@": "relapse-prevention-plan.json"}}),
     ("clinician", "record the aftercare plan", "record-aftercare-plan", {}, {"plan": {"@": "aftercare-plan.json"}}),
