@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from workers.errors import StartupError
 
@@ -16,7 +16,7 @@ def settings(data_dir: str | None = None) -> Settings:
 
     from workers.settings import Settings
 
-    overrides = {"data_dir": data_dir} if data_dir else {}
+    overrides: dict[str, Any] = {"data_dir": data_dir} if data_dir else {}
     try:
         return Settings(**overrides)
     except ValidationError as err:

@@ -146,15 +146,15 @@ def progress(
     """A callback `(done, total)` drawing a Rich progress bar on stderr (`total` None while
     unknown); elsewhere it prints only the final count (`finished`) to stderr."""
     if not shows_progress():
-        finished: list[tuple[int, int]] = []
+        ended: list[tuple[int, int]] = []
 
         def note(done: int, total: int | None, *_: Any) -> None:
-            if done == total and not finished:
-                finished.append((done, total))
+            if total is not None and done == total and not ended:
+                ended.append((done, total))
 
         yield note
-        if finished and not OPTIONS.json:
-            done, total = finished[0]
+        if ended and not OPTIONS.json:
+            done, total = ended[0]
             warn(finished.format(label=label, done=done, total=total, unit=unit))
         return
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn

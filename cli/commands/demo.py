@@ -22,6 +22,7 @@ app = typer.Typer(
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 
+
 @app.callback()
 def _group() -> None:
     """A scripted walkthrough of one episode on a running `make up`."""

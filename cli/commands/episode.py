@@ -402,7 +402,7 @@ def _option_help(field: dict[str, Any]) -> str:
 
 def _field_parameter(field: dict[str, Any]) -> inspect.Parameter:
     if field["choices"] and not field["json"]:
-        kind: Any = Literal[tuple(field["choices"])]  # type: ignore[misc]
+        kind: Any = Literal[tuple(field["choices"])]
         metavar = "CHOICE" if len(field["choices"]) > 4 else None
     elif field["json"]:
         kind, metavar = str, "JSON|@FILE"

@@ -92,7 +92,9 @@ async def test_staff_drive_an_episode_from_the_cli(
                     "relapse_continued_use": 2, "recovery_environment": 1}),
     )  # fmt: skip
     denied = await cli(capsys, api_url, "intake", "episode", "admit-client", episode_id)
-    admitted = await cli(capsys, api_url, "clinician", "episode", "admit-client", episode_id, "--json")
+    admitted = await cli(
+        capsys, api_url, "clinician", "episode", "admit-client", episode_id, "--json"
+    )
     shown = await cli(capsys, api_url, "clinician", "episode", "show", episode_id)
     events = await cli(capsys, api_url, "auditor", "episode", "events", episode_id)
     no_token = await cli(capsys, api_url, None, "episode", "show", episode_id)

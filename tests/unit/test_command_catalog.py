@@ -43,7 +43,8 @@ def test_given_record_assessment_help_then_every_field_shows_with_its_type_and_a
         assert "e.g." in out
     assert "Type: JSON object (AsamRatings), or @file." in out
     assert "e.g. asam-criteria-3" in out
-    assert "Required fields" in out and "Optional fields" in out
+    assert "Required fields" in out
+    assert "Optional fields" in out
     assert "Example: carepath episode record-assessment EPISODE_ID --asam-edition" in out
 
 
@@ -82,7 +83,12 @@ def test_given_the_asam_ratings_example_then_an_assessment_with_it_validates() -
     [
         (["episode", "show", "E", "--token", "t"], ["--token", "t"], "t", False),
         (["--json", "episode", "show", "E"], ["--json"], None, True),
-        (["episode", "record-x", "E", "--token=t", "--json"], ["--token", "t", "--json"], "t", True),
+        (
+            ["episode", "record-x", "E", "--token=t", "--json"],
+            ["--token", "t", "--json"],
+            "t",
+            True,
+        ),
         (["episode", "show", "--", "--json"], [], None, False),
     ],
 )
