@@ -249,6 +249,21 @@ def _old_spellings(argv: list[str]) -> list[str]:
     return argv
 
 
+def parse_only(argv: Sequence[str]) -> None:
+    """Parse `argv` as `main` would, running nothing (deployment manifests' checks);
+    raises click's UsageError when the command line is not accepted."""
+    args, _ = hoist_global_options(argv)
+    command = typer.main.get_command(app)
+    ctx = command.make_context("carepath", _old_spellings(args))
+    while isinstance(ctx.command, TyperGroup):
+        rest = [*ctx._protected_args, *ctx.args]
+        if not rest:
+            return
+        name, sub, rest = ctx.command.resolve_command(ctx, rest)
+        assert sub is not None  # resolve_command fails on an unknown name
+        ctx = sub.make_context(name, rest, parent=ctx)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     args, found = hoist_global_options(argv)

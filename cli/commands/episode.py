@@ -19,12 +19,43 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import typer
+from typer.core import TyperGroup
 
 from cli.catalog import load_catalog
 from cli.episodes import ApiClient, print_command_result, print_episode, print_events, print_rows
 from cli.output import OPTIONS, CliError, print_json, print_table, progress, warn
 
+
+class _StaffCommands(TyperGroup):
+    """The reads declared here, plus one subcommand per catalog entry, each built only
+    when it is the one run (or completed): building all of them would cost a start."""
+
+    def list_commands(self, ctx: Any) -> list[str]:
+        return [*super().list_commands(ctx), *(e["name"] for e in load_catalog())]
+
+    def get_command(self, ctx: Any, cmd_name: str) -> Any:
+        command = super().get_command(ctx, cmd_name)
+        if command is not None:
+            return command
+        entry = _entry(cmd_name)
+        if entry is None:
+            return None
+        return TyperGroup(name=entry["name"], help=_escape(entry["description"]))
+
+    def resolve_command(self, ctx: Any, args: list[str]) -> Any:
+        entry = _entry(args[0]) if args and args[0] not in self.commands else None
+        if entry is not None:
+            self.commands[args[0]] = build_staff_command(entry, args[0])
+        return super().resolve_command(ctx, args)
+
+
+def _entry(name: str) -> dict[str, Any] | None:
+    wanted = {short: full for full, short in _SHORT_NAMES.items()}.get(name, name)
+    return next((e for e in load_catalog() if e["name"] == wanted), None)
+
+
 app = typer.Typer(
+    cls=_StaffCommands,
     help="Refer clients, record care, look at episodes (through the API).",
     no_args_is_help=True,
     rich_markup_mode="rich",
@@ -531,21 +562,19 @@ def resolve_times(entry: dict[str, Any], body: dict[str, Any]) -> dict[str, Any]
     return fixed
 
 
-def _register_staff_commands() -> None:
-    for entry in load_catalog():
-        run = _staff_command(entry)
-        example = _escape(example_line(entry))
-        roles = ", ".join(entry["roles"])
-        epilog = (
-            f"Example:\n\n{example}\n\n"
-            f"Or the whole body: carepath episode {entry['name']} EPISODE_ID --body @body.json\n\n"
-            f"Endpoint: POST /episodes/{{id}}{_escape(entry['path'])} (roles: {roles})"
-        )
-        help_text = _escape(entry["description"])
-        app.command(entry["name"], help=help_text, epilog=epilog)(run)
-        short = _SHORT_NAMES.get(entry["name"])
-        if short:
-            app.command(short, help=help_text, epilog=epilog, hidden=True)(run)
-
-
-_register_staff_commands()
+def build_staff_command(entry: dict[str, Any], name: str) -> Any:
+    """The click command of one catalog entry (under `name`: its own or a short alias)."""
+    run = _staff_command(entry)
+    example = _escape(example_line(entry))
+    roles = ", ".join(entry["roles"])
+    epilog = (
+        f"Example:\n\n{example}\n\n"
+        f"Or the whole body: carepath episode {entry['name']} EPISODE_ID --body @body.json\n\n"
+        f"Endpoint: POST /episodes/{{id}}{_escape(entry['path'])} (roles: {roles})"
+    )
+    single = typer.Typer(rich_markup_mode="rich", context_settings=app.info.context_settings)
+    single.command(name, help=_escape(entry["description"]), epilog=epilog)(run)
+    command = typer.main.get_command(single)
+    command.name = name
+    command.hidden = name != entry["name"]
+    return command
