@@ -62,6 +62,16 @@ GROUPS: tuple[Group, ...] = (
         "prepare a container deployment: `deploy init` writes its keys, users and .env",
         "cli.commands.deploy",
     ),
+    Group(
+        "programs",
+        "program versions: list them, show one, diff two",
+        "cli.commands.programs",
+    ),
+    Group(
+        "measures",
+        "quality measures over a date range: engagement, follow-up, flow (API)",
+        "cli.commands.measures",
+    ),
     Group("demo", "a scripted walkthrough of one episode on a running stack", "cli.commands.demo"),
     Group(
         "access-log",
@@ -93,10 +103,16 @@ class LazyGroup(TyperGroup):
         return super().resolve_command(ctx, args)
 
 
+_COMPLETION_OPTIONS = {"install_completion", "show_completion"}
+
+
 def load_group(group: Group) -> Any:
     """The group's click command, built from its module's Typer app."""
     module = importlib.import_module(group.module)
     command = typer.main.get_command(module.app)
+    # Completion is installed from the top level (`carepath --install-completion`); a
+    # group's own copy of those options would only crowd its help.
+    command.params = [p for p in command.params if p.name not in _COMPLETION_OPTIONS]
     command.name = group.name
     command.hidden = group.hidden
     return command

@@ -9,7 +9,6 @@ the current version, or by the path of a definition file.
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +25,11 @@ _MISSING = object()
 
 
 def _fail(message: str) -> int:
-    print(f"error: {message}", file=sys.stderr)
+    """Print the error as every command does (one line, or JSON under `--json`); 2, as
+    `diff` answers when it could not compare."""
+    from cli.output import print_error
+
+    print_error(message)
     return 2
 
 

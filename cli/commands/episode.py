@@ -416,7 +416,8 @@ def example_line(entry: dict[str, Any]) -> str:
 
 
 def _option_help(field: dict[str, Any]) -> str:
-    parts = [field["help"]] if field["help"] else []
+    text = field["help"].strip()
+    parts = [text if text.endswith((".", "?", ")")) else text + "."] if text else []
     parts.append(f"Type: {field['type']}" + (", or @file" if field["json"] else "") + ".")
     if field["type"] == _TIME:
         parts.append("Or now, now-10m, now+2h, now+1d.")
@@ -572,7 +573,9 @@ def build_staff_command(entry: dict[str, Any], name: str) -> Any:
         f"Or the whole body: carepath episode {entry['name']} EPISODE_ID --body @body.json\n\n"
         f"Endpoint: POST /episodes/{{id}}{_escape(entry['path'])} (roles: {roles})"
     )
-    single = typer.Typer(rich_markup_mode="rich", context_settings=app.info.context_settings)
+    single = typer.Typer(
+        add_completion=False, rich_markup_mode="rich", context_settings=app.info.context_settings
+    )
     single.command(name, help=_escape(entry["description"]), epilog=epilog)(run)
     command = typer.main.get_command(single)
     command.name = name

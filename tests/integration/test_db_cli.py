@@ -111,13 +111,17 @@ class TestDbCommands:
 
         assert code == 1
         report = json.loads(capsys.readouterr().out)
-        assert report["anomalies"] == [
-            {
-                "episode_id": "ep-1",
-                "first_bad_seq": len(events),
-                "reason": f"truncated: checkpoint #1 recorded seq {len(events)}, "
+        assert [
+            (s["episode_id"], s["first_bad_seq"], s["reason"])
+            for s in report["streams"]
+            if not s["ok"]
+        ] == [
+            (
+                "ep-1",
+                len(events),
+                f"truncated: checkpoint #1 recorded seq {len(events)}, "
                 f"but the stream ends at seq {len(events) - 1}",
-            }
+            )
         ]
 
     async def test_verify_one_episode_names_the_first_bad_seq(
@@ -134,7 +138,7 @@ class TestDbCommands:
 
         assert await db(settings, "verify", "ep-1") == 1
 
-        assert "episode ep-1: first bad seq 4: seq gap" in capsys.readouterr().out
+        assert "episode ep-1: TAMPERED, first bad seq 4: seq gap" in capsys.readouterr().out
 
     async def test_rebuild_projections_reports_what_it_folded(
         self, settings: Settings, db_pool: Pool, capsys: pytest.CaptureFixture[str]
@@ -184,7 +188,7 @@ def test_the_command_exits_1_with_a_one_line_error_for_a_tampered_checkpoint_fil
             sys.executable,
             "-m",
             "cli.main",
-            "db",
+            "audit",
             "verify",
             "--all",
             "--checkpoint",
@@ -315,4 +319,5 @@ class TestPublishedCheckpoints:
             "checkpoints: checkpoint #1 in the database differs from its signed copy kept "
             "outside: the database's checkpoints were rewritten and signed again"
         ) in out
-        assert f"episode ep-1: first bad seq {head}: rewritten" in out
+        assert f"episode ep-1: TAMPERED, first bad seq {head}: " in out
+        assert "was changed and the chain recomputed" in out
