@@ -70,3 +70,26 @@ def test_given_no_api_when_measures_runs_then_it_says_where_it_looked(
 
     assert code == 1
     assert "cannot reach the CarePath API at http://127.0.0.1:9" in capsys.readouterr().err
+
+
+def test_given_bash_when_completion_is_shown_then_it_is_a_script_for_carepath(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    with pytest.raises(SystemExit):
+        main(["--show-completion", "bash"])
+
+    assert "_carepath_completion()" in capsys.readouterr().out
+
+
+def test_given_a_partial_staff_command_when_the_shell_completes_it_then_the_command_is_offered(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("_CAREPATH_COMPLETE", "complete_bash")
+    monkeypatch.setenv("COMP_WORDS", "carepath episode record-as")
+    monkeypatch.setenv("COMP_CWORD", "2")
+
+    with pytest.raises(SystemExit) as done:
+        main([])
+
+    assert done.value.code == 0
+    assert capsys.readouterr().out.split() == ["record-assessment"]
