@@ -177,13 +177,6 @@ REBUILD_LOCK_KEY = 0x72656275_696C6421  # "rebuild!"
 PROJECTOR_BATCH = 500
 # How often an idle projector looks for new events, in seconds.
 PROJECTOR_IDLE_S = 0.05
-# After a step that folded part of a batch, the projector pauses at least this many times
-# as long as the step took: it shares the worker's event loop (and PostgreSQL) with the
-# appends, and refolding an episode's read models costs in proportion to the episode, not
-# to its new events. Under load its steps grow, so it pauses longer, folds more events
-# per episode at a time and takes at most about 1 / (1 + this) of the loop; idle, its
-# steps are short and it looks every PROJECTOR_IDLE_S.
-PROJECTOR_PAUSE_FACTOR = 2.0
 # The events no running transaction can still add to: those of transactions older than
 # the oldest one running (so a reader never passes over a gap a slower writer fills
 # later), after the tracking row named `$1` in (tx, position) order.
@@ -313,9 +306,6 @@ class Projector:
         folded: dict[str, _Folded] = {}
         docs: list[tuple[str, int, dict[str, Any]]] = []
         for episode_id, events in streams.items():
-            # Folding is CPU work with no I/O: let the appends sharing the loop run between
-            # episodes.
-            await asyncio.sleep(0)
             start = await self._start_of(conn, episode_id, events, snapshots[episode_id])
             if start is None:
                 continue
@@ -409,7 +399,6 @@ class Projector:
         """Fold new events until cancelled; a failing database is waited out, never raised."""
         failures = 0
         while True:
-            started = time.monotonic()
             try:
                 folded = await self.step()
             except asyncio.CancelledError:
@@ -423,8 +412,7 @@ class Projector:
                 continue
             failures = 0
             if folded != self._batch:
-                took = time.monotonic() - started
-                await asyncio.sleep(max(PROJECTOR_IDLE_S, PROJECTOR_PAUSE_FACTOR * took))
+                await asyncio.sleep(PROJECTOR_IDLE_S)
 
 
 @contextlib.asynccontextmanager
