@@ -68,9 +68,7 @@ _TRANSIENT = (
     asyncpg.LockNotAvailableError,
 )
 _NOT_ACCEPTING = "not currently accepting connections"
-_APPEND = (
-    "SELECT * FROM append_event_batch($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"
-)
+_APPEND = "SELECT * FROM append_event_batch($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"
 # A hash no event has: the batch's chain base when this store does not know it, which the
 # database answers with the stored one (`stale_base`).
 _UNKNOWN_HASH = "unknown"
