@@ -1,4 +1,5 @@
-"""How long `carepath` takes to start: `--help`, and `episode show` until it fails to connect.
+"""How long `carepath` takes to start: `--help`, `episode show` until it fails to connect,
+and a staff command's `--help`.
 
 Each figure is the median wall time of fresh interpreters (`[sys.executable, "-m",
 "cli.main", ...]`), next to the bare interpreter (`python -c pass`) as the baseline.
@@ -41,7 +42,8 @@ def _median_ms(argv: Sequence[str], repeats: int, env: dict[str, str]) -> float:
 
 def run(repeats: int = 10) -> dict[str, float]:
     """Median wall milliseconds of `repeats` runs of each: the bare interpreter,
-    `carepath --help`, `carepath episode show` against a refused connection."""
+    `carepath --help`, `carepath episode show` against a refused connection,
+    `carepath episode record-assessment --help`."""
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, (str(ROOT), env.get("PYTHONPATH"))))
     env["CAREPATH_API_URL"] = f"http://127.0.0.1:{_closed_port()}"
@@ -51,6 +53,10 @@ def run(repeats: int = 10) -> dict[str, float]:
         "python_bare_ms": _median_ms([sys.executable, "-c", "pass"], repeats, env),
         "cli_help_ms": _median_ms([*cli, "--help"], repeats, env),
         "cli_episode_show_ms": _median_ms([*cli, "episode", "show", "ep-bench"], repeats, env),
+        # A staff command's help: its options are built from the committed catalog.
+        "cli_staff_help_ms": _median_ms(
+            [*cli, "episode", "record-assessment", "--help"], repeats, env
+        ),
     }
 
 

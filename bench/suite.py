@@ -96,6 +96,13 @@ CLI_START_ROWS = (
         value="cli_episode_show_ms",
         goal="< 300 ms",
     ),
+    Row(
+        measure="`carepath episode record-assessment --help` start",
+        baseline="bare `python -c pass`",
+        baseline_value="python_bare_ms",
+        value="cli_staff_help_ms",
+        goal="< 300 ms",
+    ),
 )
 
 SCALE_ROWS = (
