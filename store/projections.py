@@ -3,7 +3,10 @@
 The projector (`Projector`) runs in the worker process. It reads the events it has not
 folded yet in global order (`position`, migration 0015), never passing over a transaction
 that is still running, and for each episode applies only the new events to its folded
-state (the pure domain's `evolve`), kept in `projection_snapshots`. It then replaces the
+state (the pure domain's `evolve`): the one it holds in memory, else the one stored in
+`projection_snapshots` plus the events after it (the snapshot is written only every
+`SNAPSHOT_EVERY` events, when a fact read from it changes, and when the projector goes
+idle; the read-model rows after every batch). It then replaces the
 episode's rows in every read-model table in one round trip (the `project_episode` SQL
 function) and moves its tracking row, all in one transaction: a projector that crashes
 starts again where its last transaction ended and folds nothing twice. Several workers may
