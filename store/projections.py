@@ -3,7 +3,10 @@
 The projector (`Projector`) runs in the worker process. It reads the events it has not
 folded yet in global order (`position`, migration 0015), never passing over a transaction
 that is still running, and for each episode applies only the new events to its folded
-state (the pure domain's `evolve`), kept in `projection_snapshots`. It then replaces the
+state (the pure domain's `evolve`): the one it holds in memory, else the one stored in
+`projection_snapshots` plus the events after it (the snapshot is written only every
+`SNAPSHOT_EVERY` events, when a fact read from it changes, and when the projector goes
+idle; the read-model rows after every batch). It then replaces the
 episode's rows in every read-model table in one round trip (the `project_episode` SQL
 function) and moves its tracking row, all in one transaction: a projector that crashes
 starts again where its last transaction ended and folds nothing twice. Several workers may
@@ -177,6 +180,11 @@ REBUILD_LOCK_KEY = 0x72656275_696C6421  # "rebuild!"
 PROJECTOR_BATCH = 500
 # How often an idle projector looks for new events, in seconds.
 PROJECTOR_IDLE_S = 0.05
+# A running projector writes an episode's state to `projection_snapshots` when it is this
+# many events ahead of the stored one (and whenever a fact read from the snapshot changes,
+# and for every episode it holds unwritten when it goes idle). After a restart, an episode
+# is folded from its snapshot plus at most this many events read back from `events`.
+SNAPSHOT_EVERY = 100
 # The events no running transaction can still add to: those of transactions older than
 # the oldest one running (so a reader never passes over a gap a slower writer fills
 # later), after the tracking row named `$1` in (tx, position) order.
@@ -187,7 +195,8 @@ _SAFE = (
 )
 _ANY_SAFE_EVENT = f"SELECT EXISTS (SELECT 1 {_SAFE})"
 _NEXT_SAFE_EVENTS = (
-    "SELECT e.episode_id, e.seq, e.payload, e.tx::text AS tx_id, e.position, e.recorded_at "
+    "SELECT e.episode_id, e.seq, e.payload, e.tx::text AS tx_id, e.position, e.recorded_at, "
+    "t.position AS tracked "
     f"{_SAFE} ORDER BY e.tx, e.position LIMIT $2"
 )
 _MOVE_TRACKING = (
@@ -205,11 +214,26 @@ _FOLDED = (
 @dataclass
 class _Folded:
     """An episode's state as the projector last folded and committed it, with a digest of
-    each read model's rows as written then (None: not known, e.g. after a savepoint)."""
+    each read model's rows as written then (None: not known, e.g. after a savepoint), and
+    the version of the snapshot stored for it (None: none)."""
 
     version: int
     state: EpisodeState
     digests: dict[str, bytes] | None = None
+    stored: int | None = None
+
+    @property
+    def unsaved(self) -> bool:
+        return self.stored != self.version
+
+
+def _snapshot_facts(state: EpisodeState | None) -> tuple[Any, ...] | None:
+    """What the worklists read from a stored state rather than from a read model (the
+    clinic's time zone, whether an assessment is recorded): a fold that changes it writes
+    the snapshot at once, so those reads never lag the read models."""
+    if state is None:
+        return None
+    return (state.rules, state.assessment is not None)
 
 
 def _digests(rows: dict[str, Any]) -> dict[str, bytes]:
@@ -236,6 +260,12 @@ class Projector:
         self._batch = batch
         self._cache_size = cache_size
         self._states: OrderedDict[str, _Folded] = OrderedDict()
+        # States evicted from `_states` before their snapshot was written.
+        self._evicted: dict[str, _Folded] = {}
+        # The tracking position this projector last committed: if the tracking row is
+        # anywhere else, another projector or a rebuild wrote since, and what this one
+        # remembers about the stored rows and snapshots no longer holds.
+        self._tracked: int | None = None
 
     async def step(self) -> int | None:
         """Fold the next batch of safe events in one transaction; how many were folded,
@@ -256,6 +286,8 @@ class Projector:
                 rows = await conn.fetch(_NEXT_SAFE_EVENTS, TRACKING_NAME, self._batch)
                 if not rows:
                     return 0
+                if rows[0]["tracked"] != self._tracked:
+                    self._forget()
                 streams: dict[str, list[Any]] = {}
                 for row in rows:
                     streams.setdefault(row["episode_id"], []).append(row)
@@ -284,12 +316,58 @@ class Projector:
                 )
         observe_projection_lag(row["recorded_at"] for row in rows)
         # Only what committed is remembered.
+        self._tracked = rows[-1]["position"]
         for episode_id, entry in folded.items():
             self._states[episode_id] = entry
             self._states.move_to_end(episode_id)
+            self._evicted.pop(episode_id, None)
         while len(self._states) > self._cache_size:
-            self._states.popitem(last=False)
+            episode_id, entry = self._states.popitem(last=False)
+            if entry.unsaved:
+                self._evicted[episode_id] = entry
         return len(rows)
+
+    def _forget(self) -> None:
+        """Drop what this projector remembers: someone else has written since."""
+        self._states.clear()
+        self._evicted.clear()
+        self._tracked = None
+
+    async def save_snapshots(self) -> int:
+        """Write the states this projector holds ahead of their stored snapshots; how many.
+
+        Under the projector's lock, and only if the tracking row is still where this
+        projector left it (otherwise a rebuild or another projector wrote since, and the
+        stored snapshots stay as they are: any of them is a correct place to fold from)."""
+        unsaved = [
+            (episode_id, entry)
+            for episode_id, entry in (*self._states.items(), *self._evicted.items())
+            if entry.unsaved
+        ]
+        if not unsaved:
+            return 0
+        async with self._pool.acquire() as conn, conn.transaction():
+            if not await conn.fetchval("SELECT pg_try_advisory_xact_lock($1)", PROJECTOR_LOCK_KEY):
+                return 0
+            tracked = await conn.fetchval(
+                "SELECT position FROM projection_tracking WHERE name = $1", TRACKING_NAME
+            )
+            if tracked != self._tracked:
+                self._forget()
+                return 0
+            await conn.execute(
+                "INSERT INTO projection_snapshots AS s (episode_id, version, state) "
+                "SELECT * FROM unnest($1::text[], $2::integer[], $3::jsonb[]) "
+                "ON CONFLICT (episode_id) DO UPDATE SET version = EXCLUDED.version, "
+                "state = EXCLUDED.state WHERE s.version < EXCLUDED.version",
+                [episode_id for episode_id, _ in unsaved],
+                [entry.version for _, entry in unsaved],
+                [entry.state.model_dump(mode="json") for _, entry in unsaved],
+            )
+        for _, entry in unsaved:
+            entry.stored = entry.version
+        self._evicted.clear()
+        return len(unsaved)
 
     def _cached_version(self, episode_id: str) -> int | None:
         cached = self._states.get(episode_id)
@@ -301,31 +379,46 @@ class Projector:
         """Fold every stream, then write all their read models in one statement.
 
         A stream folded on from this projector's own last state sends only the read
-        models whose rows changed since (and its state): most events change two or three
-        of the six. Any other sends them all."""
+        models whose rows changed since: most events change two or three of the six. Any
+        other sends them all. The state goes with them only when `_snapshot_due`."""
         folded: dict[str, _Folded] = {}
         docs: list[tuple[str, int, dict[str, Any]]] = []
         for episode_id, events in streams.items():
-            start = await self._start_of(conn, episode_id, events, snapshots[episode_id])
+            snapshot = snapshots[episode_id]
+            start = await self._start_of(conn, episode_id, events, snapshot)
             if start is None:
                 continue
             state, pending = start
             before = self._states.get(episode_id) if state is not None else None
-            known = before.digests if before is not None and before.state is state else None
+            known = (
+                before.digests
+                if before is not None and before.state is state and len(pending) == len(events)
+                else None
+            )
+            start_facts = _snapshot_facts(state)
             count, state, last = await _fold(conn, episode_id, state, pending)
             if state is None or last is None:
                 continue
-            rows = read_model_rows(state, last.occurred_at)
+            rows = _rows(state, last.occurred_at)
             digests = _digests(rows)
             if known is not None:
                 rows = {
                     table: value
                     for table, value in rows.items()
-                    if table == "state" or known.get(table) != digests[table]
+                    if known.get(table) != digests[table]
                 }
+            stored = snapshot["version"]
+            if (
+                count < len(pending)
+                or stored is None
+                or state.version - stored >= SNAPSHOT_EVERY
+                or _snapshot_facts(state) != start_facts
+            ):
+                rows["state"] = state.model_dump(mode="json")
+                stored = state.version
             docs.append((episode_id, state.version, rows))
             if count == len(pending):
-                folded[episode_id] = _Folded(state.version, state, digests)
+                folded[episode_id] = _Folded(state.version, state, digests, stored)
         if docs:
             await conn.execute(
                 "SELECT project_episode(k.episode_id, k.version, k.doc) "
@@ -351,7 +444,7 @@ class Projector:
                 await _record_failure(conn, episode_id, events[0]["seq"], exc)
                 continue
             if state is not None:
-                folded[episode_id] = _Folded(state.version, state)
+                folded[episode_id] = _Folded(state.version, state, stored=state.version)
         return folded
 
     async def _start_of(
@@ -365,26 +458,32 @@ class Projector:
         version = snapshot["version"]
         if version is not None and version >= last:
             return None  # already folded (a rebuild swapped in a newer state)
-        cached = self._states.get(episode_id)
+        # Start from the latest state known before `first`: the one this projector holds,
+        # or the stored snapshot (not sent when it is at the held version), or nothing.
+        cached = self._states.get(episode_id) or self._evicted.get(episode_id)
         state: EpisodeState | None = None
+        base = 0
+        if cached is not None and cached.version < first:
+            state, base = cached.state, cached.version
+        if version is not None and base < version < first and snapshot["state"] is not None:
+            state, base = EpisodeState.model_validate(snapshot["state"]), version
         pending: list[dict[str, Any]] = [row["payload"] for row in rows]
-        if cached is not None and cached.version == first - 1 == version:
-            state = cached.state
-        elif version is not None and version == first - 1:
-            state = EpisodeState.model_validate(snapshot["state"])
-        elif first != 1:
-            # No snapshot (events stored before the read models existed) or a stale one:
-            # fold the whole stream.
+        if base < first - 1:
+            # The events between: the snapshot is written only now and then (and a stream
+            # stored before the read models existed has none).
             stored = await conn.fetch(
-                "SELECT payload FROM events WHERE episode_id = $1 AND seq < $2 ORDER BY seq",
+                "SELECT payload FROM events WHERE episode_id = $1 AND seq > $2 AND seq < $3 "
+                "ORDER BY seq",
                 episode_id,
+                base,
                 first,
             )
             pending = [*(row["payload"] for row in stored), *pending]
         return state, pending
 
     async def catch_up(self) -> int:
-        """Fold until no safe event is left; how many events were folded."""
+        """Fold until no safe event is left, then write the snapshots this projector holds
+        unwritten; how many events were folded."""
         total = 0
         while True:
             folded = await self.step()
@@ -393,6 +492,7 @@ class Projector:
                 continue
             total += folded
             if folded < self._batch:
+                await self.save_snapshots()
                 return total
 
     async def run(self) -> None:
@@ -411,6 +511,14 @@ class Projector:
                 await asyncio.sleep(min(failures, 10))
                 continue
             failures = 0
+            if folded == 0:
+                # Idle: a good moment to write the snapshots held back while busy.
+                try:
+                    await self.save_snapshots()
+                except asyncio.CancelledError:
+                    raise
+                except Exception as exc:
+                    log.warning("projector_snapshots_failed", error=type(exc).__name__)
             if folded != self._batch:
                 await asyncio.sleep(PROJECTOR_IDLE_S)
 
@@ -571,8 +679,12 @@ async def dump_read_models(conn: Connection) -> dict[str, list[dict[str, Any]]]:
 
 def read_model_rows(state: EpisodeState, last_event_at: datetime) -> dict[str, Any]:
     """The rows of every read model for one episode, keyed by table, plus its state."""
+    return {"state": state.model_dump(mode="json"), **_rows(state, last_event_at)}
+
+
+def _rows(state: EpisodeState, last_event_at: datetime) -> dict[str, Any]:
+    """The rows of every read model for one episode, keyed by table."""
     return {
-        "state": state.model_dump(mode="json"),
         "episode_summary": [_summary(state, last_event_at)],
         "caseload": _caseload(state),
         "open_tasks": _open_tasks(state),

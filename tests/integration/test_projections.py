@@ -13,7 +13,7 @@ from domain.decider import DecisionContext, decide, fold
 from domain.events import Event, WeeklyAttendanceChecked
 from domain.vocabulary import AttendanceStatus
 from programs import load_catalog
-from store import EventStore
+from store import EventStore, projections
 from store.db import Pool
 from store.errors import RebuildRunning
 from store.projections import (
@@ -383,6 +383,69 @@ class TestProjector:
         # A new projector (a restarted worker) continues from the tracking row.
         await Projector(db_pool, batch=7).catch_up()
         live = await read_models(db_pool)
+        await rebuild_projections(db_pool)
+
+        assert await read_models(db_pool) == live
+        assert [r["last_seq"] for r in live["episode_summary"]] == [
+            len(e) for e in streams.values()
+        ]
+
+    async def test_given_a_busy_projector_when_it_folds_then_the_snapshot_is_written_every_few_events_and_when_it_goes_idle(
+        self, db_pool: Pool, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        monkeypatch.setattr(projections, "SNAPSHOT_EVERY", 4)
+        store = EventStore(db_pool, chain_key=CHAIN_KEY)
+        events = episode_events("ep-1", sessions=6)
+        projector = Projector(db_pool)
+        stored: list[int] = []
+        for i, event in enumerate(events, start=1):
+            await store.append("ep-1", [event])
+            while await projector.step():
+                pass
+            snapshot = await db_pool.fetchrow(
+                "SELECT s.version, s.state, e.last_seq FROM projection_snapshots s "
+                "JOIN episode_summary e USING (episode_id)"
+            )
+            assert snapshot["last_seq"] == i
+            assert i - snapshot["version"] < 4
+            # What the worklists read from the snapshot is never behind the read models.
+            state = fold(events[:i])
+            assert state is not None
+            assert snapshot["state"]["rules"] == state.model_dump(mode="json")["rules"]
+            assert (snapshot["state"]["assessment"] is not None) == (state.assessment is not None)
+            stored.append(snapshot["version"])
+        assert len(set(stored)) < len(events) // 2
+        # Between snapshots it lags the read models, until the projector goes idle.
+        assert any(version < i for i, version in enumerate(stored, start=1))
+
+        await projector.catch_up()  # idle: what it holds is written
+        assert await db_pool.fetchval("SELECT version FROM projection_snapshots") == len(events)
+
+    async def test_given_a_snapshot_older_than_the_tracking_position_when_a_restarted_projector_folds_on_then_its_read_models_equal_a_fold_from_the_start(
+        self, db_pool: Pool
+    ) -> None:
+        store = EventStore(db_pool, chain_key=CHAIN_KEY)
+        streams = {f"ep-{i}": episode_events(f"ep-{i}", sessions=8) for i in range(2)}
+        first = Projector(db_pool)
+        for episode_id, events in streams.items():
+            for event in events[:-4]:
+                await store.append(episode_id, [event])
+                while await first.step():
+                    pass
+        # The first projector stops (a crash) holding states ahead of their snapshots.
+        lagging = await db_pool.fetch(
+            "SELECT s.version, e.last_seq FROM projection_snapshots s "
+            "JOIN episode_summary e USING (episode_id)"
+        )
+        assert all(row["version"] < row["last_seq"] for row in lagging)
+        for episode_id, events in streams.items():
+            for event in events[-4:]:
+                await store.append(episode_id, [event])
+
+        # A new projector folds on from the old snapshots plus the events after them.
+        await Projector(db_pool).catch_up()
+        async with db_pool.acquire() as conn:
+            live = await dump_read_models(conn)
         await rebuild_projections(db_pool)
 
         assert await read_models(db_pool) == live
