@@ -7,9 +7,10 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
+import matplotlib.pyplot as plt
+from matplotlib.figure import Figure
 
-from simulation.report import ROLES, Report  # noqa: E402
+from simulation.report import ROLES, Report
 
 
 def write_charts(report: Report, out: Path) -> list[Path]:
@@ -46,7 +47,7 @@ def write_charts(report: Report, out: Path) -> list[Path]:
     return paths
 
 
-def _save(fig: plt.Figure, path: Path) -> Path:
+def _save(fig: Figure, path: Path) -> Path:
     fig.tight_layout()
     # No timestamp in the file: the same run gives the same bytes.
     fig.savefig(path, dpi=100, metadata={"Software": None})

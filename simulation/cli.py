@@ -26,7 +26,8 @@ from domain.errors import CarePathError
 from domain.programs import ProgramDefinition
 from programs import load_catalog, load_program_file
 from simulation.cohort import Cohort, CohortInvalid, load_cohort
-from simulation.compare import Difference, compare as compare_runs
+from simulation.compare import Difference
+from simulation.compare import compare as compare_runs
 from simulation.report import (
     MeasureSet,
     Report,
@@ -267,13 +268,14 @@ def simulate(
     return 0
 
 
-def what_if(a: Run, b: Run, seed: int, sets: Sequence[MeasureSet] | None = None) -> list[Difference]:
+def what_if(
+    a: Run, b: Run, seed: int, sets: Sequence[MeasureSet] | None = None
+) -> list[Difference]:
     chosen = list(sets or measure_sets())
 
     def facts(run: Run) -> list[list[object]]:
         return [
-            [[s.per_episode(events) for events in client] for client in run.clients]
-            for s in chosen
+            [[s.per_episode(events) for events in client] for client in run.clients] for s in chosen
         ]
 
     return compare_runs(chosen, facts(a), facts(b), seed=seed)
@@ -297,7 +299,9 @@ def write_compare(diffs: Sequence[Difference], out: Path) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m simulation", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+        prog="python -m simulation",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--program", default="adult-iop", help="program id or file")
     parser.add_argument("--episodes", type=int, default=200, help="synthetic clients")

@@ -52,7 +52,9 @@ class Attendance(_Model):
     def probabilities(self, week: int) -> tuple[float, float, float]:
         """(attend, excused, no-show) in program week `week` (1-based), each within 0..1."""
         attend = min(1.0, max(0.0, self.attend + self.attend_drift_per_week * (week - 1)))
-        excused = min(1.0 - attend, max(0.0, self.excused + self.excused_drift_per_week * (week - 1)))
+        excused = min(
+            1.0 - attend, max(0.0, self.excused + self.excused_drift_per_week * (week - 1))
+        )
         return attend, excused, max(0.0, 1.0 - attend - excused)
 
 

@@ -90,12 +90,12 @@ def compare(
     out: list[Difference] = []
     for k, measure_set in enumerate(sets):
         facts_a, facts_b = a[k], b[k]
-        whole_a = measure_set.values(facts_a)  # type: ignore[arg-type]
-        whole_b = measure_set.values(facts_b)  # type: ignore[arg-type]
+        whole_a = measure_set.values(facts_a)
+        whole_b = measure_set.values(facts_b)
         intervals = paired_bootstrap(
             facts_a,
             facts_b,
-            measure_set.values,  # type: ignore[arg-type]
+            measure_set.values,
             seed=seed,
             resamples=resamples,
         )

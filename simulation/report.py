@@ -76,7 +76,8 @@ def staff_facts(events: Sequence[StoredEvent]) -> StaffFacts:
             notes.append((at, len(notify)))
         kind = stored.event_type
         if kind == "escalation_raised":
-            opened[payload["task_id"]] = (notify[0], payload["level"], payload["task_kind"], at)
+            recipients = payload["notify"]
+            opened[payload["task_id"]] = (recipients[0], payload["level"], payload["task_kind"], at)
         elif kind in ("task_resolved", "escalation_task_superseded"):
             closed.setdefault(payload["task_id"], at)
         elif kind in CLOSING:
@@ -189,13 +190,11 @@ def weekly_series(
 ) -> dict[str, list[float]]:
     """Per simulated week: tasks opened and open at the week's end by role, notifications,
     and sessions attended, excused and missed (by the week the session started)."""
-    spans = [
-        span for client in clients for events in client for span in staff_facts(events).tasks
-    ]
+    spans = [span for client in clients for events in client for span in staff_facts(events).tasks]
     last = origin
-    counts: dict[str, Counter[int]] = {}
+    counts: dict[str, Counter[int]] = {}  # series -> week -> amount
 
-    def add(series: str, week: int, amount: float = 1) -> None:
+    def add(series: str, week: int, amount: int = 1) -> None:
         counts.setdefault(series, Counter())[week] += amount
 
     for client in clients:
@@ -210,7 +209,9 @@ def weekly_series(
                     started = starts.get(payload["session_id"], stored.occurred_at)
                     add(f"sessions {payload['status']}", week_of(started, origin))
                 if payload.get("notify"):
-                    add("notifications", week_of(stored.occurred_at, origin), len(payload["notify"]))
+                    add(
+                        "notifications", week_of(stored.occurred_at, origin), len(payload["notify"])
+                    )
     for span in spans:
         add(f"tasks opened, {span.role}", week_of(span.opened, origin))
     weeks = week_of(last, origin)

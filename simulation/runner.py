@@ -24,6 +24,7 @@ Staff of one client act one after another; clients act concurrently (at most
 from __future__ import annotations
 
 import asyncio
+import functools
 import heapq
 import itertools
 import time
@@ -46,8 +47,8 @@ from domain.vocabulary import (
     AsamRatings,
     AttendanceStatus,
     CareTeamMember,
-    Discipline,
     DischargeReason,
+    Discipline,
     Goal,
     GoalArea,
     LevelOfCare,
@@ -114,7 +115,9 @@ RELAPSE_PREVENTION = RelapsePreventionPlan(
     triggers=("stress at work",), coping_strategies=("call a peer", "urge surfing")
 )
 AFTERCARE = AftercarePlan(
-    continued_therapy="weekly outpatient group", peer_support=("peer group",), community_resources=()
+    continued_therapy="weekly outpatient group",
+    peer_support=("peer group",),
+    community_resources=(),
 )
 
 Action = Callable[[], Awaitable[None]]
@@ -127,7 +130,11 @@ def treatment_plan(cohort: Cohort) -> TreatmentPlan:
     return TreatmentPlan(
         problems=(Problem(problem_id="p1", description="substance use disorder, moderate"),),
         goals=(
-            Goal(area=GoalArea.COPING_STRATEGIES, description="use coping skills", problem_ids=("p1",)),
+            Goal(
+                area=GoalArea.COPING_STRATEGIES,
+                description="use coping skills",
+                problem_ids=("p1",),
+            ),
             Goal(area=GoalArea.AFTERCARE_READINESS, description="join a peer support group"),
         ),
         modalities=(Modality.CBT, Modality.PSYCHOEDUCATION),
@@ -144,9 +151,7 @@ class _Due:
     key: int = field(compare=False)
     action: Action = field(compare=False)
     # The moment of the episode's next timer, if the action must wait for it (see `run`).
-    blocked_until: Callable[[datetime], datetime | None] | None = field(
-        default=None, compare=False
-    )
+    blocked_until: Callable[[datetime], datetime | None] | None = field(default=None, compare=False)
 
 
 class Scheduler:
@@ -334,7 +339,7 @@ class Episode:
             recipient = event.notify[0]
             opened = self.sim.scheduler.anchor(event.occurred_at)
             resolve_at = opened + self.client.draws.response(recipient)
-            self.at(resolve_at, lambda task_id=event.task_id: self.resolve(task_id))
+            self.at(resolve_at, functools.partial(self.resolve, event.task_id))
         elif isinstance(event, ev.ClientReadmitted):
             self.sim.readmit(
                 self.client, event.new_episode_id, self.sim.scheduler.anchor(event.occurred_at)
@@ -413,7 +418,7 @@ class Episode:
             )
             if scheduled:
                 ends = starts + timedelta(hours=cohort.session_hours)
-                self.at(ends + RECORD_AFTER, lambda s=session_id, w=week: self.attendance(s, w))
+                self.at(ends + RECORD_AFTER, functools.partial(self.attendance, session_id, week))
         if week < self.sim.weeks:
             self.at(self.week_starts[week], lambda: self.week(week + 1))
         else:
@@ -485,7 +490,9 @@ class Episode:
             self.engaged, self.dropout_week = True, None
         elif task.kind in DISCHARGE_KINDS and not self.engaged_now():
             await self.discharge(DischargeReason.ADMINISTRATIVE, "not attending, not reached")
-        elif task.kind is TaskKind.REASSESSMENT and self.client.may_readmit() and draws.readmitted():
+        elif (
+            task.kind is TaskKind.REASSESSMENT and self.client.may_readmit() and draws.readmitted()
+        ):
             self.client.readmissions += 1
             await self.send(
                 c.ReadmitClient(
@@ -527,14 +534,15 @@ class Episode:
         ):
             if not await self.send(command):
                 return
-        assert self.state is not None and self.state.stepped_down_at is not None
+        assert self.state is not None
+        assert self.state.stepped_down_at is not None
         anchor = self.sim.scheduler.anchor
         stepped = anchor(self.state.stepped_down_at)
         end = stepped + timedelta(days=self.sim.cohort.aftercare_days)
         for check_in in self.state.check_ins:
             at = anchor(check_in.due_at) + CHECK_IN_AFTER
             if at < end:
-                self.at(at, lambda n=check_in.number: self.check_in(n))
+                self.at(at, functools.partial(self.check_in, check_in.number))
         self.at(end, self.end_aftercare)
 
     async def check_in(self, number: int) -> None:
@@ -542,7 +550,9 @@ class Episode:
         state = self.state
         if self.closed or state is None or state.stage is not Stage.AFTERCARE or not reached:
             return
-        await self.send(c.RecordCheckIn(command_id=self.command_id(), actor=CLINICIAN, check_in=number))
+        await self.send(
+            c.RecordCheckIn(command_id=self.command_id(), actor=CLINICIAN, check_in=number)
+        )
         if relapse and not self.closed and not self.state.relapse_reported:  # type: ignore[union-attr]
             await self.send(c.ReportRelapse(command_id=self.command_id(), actor=CLINICIAN))
 
@@ -630,7 +640,7 @@ class Simulation:
             episode = Episode(self, client, f"{client.prefix}-e1")
             client.episodes.append(episode)
             self.open_episodes += 1
-            episode.at(origin + offset, lambda e=episode: e.refer(self.program))
+            episode.at(origin + offset, functools.partial(episode.refer, self.program))
 
         def tick(moment: datetime) -> None:
             if progress is not None:

@@ -16,7 +16,9 @@ pytestmark = pytest.mark.integration
 
 def run(out: Path, *, plot: bool = False) -> str:
     stdout, stderr = io.StringIO(), io.StringIO()
-    status = simulate(episodes=10, weeks=2, seed=7, out=out, plot=plot, stdout=stdout, stderr=stderr)
+    status = simulate(
+        episodes=10, weeks=2, seed=7, out=out, plot=plot, stdout=stdout, stderr=stderr
+    )
     assert status == 0, stderr.getvalue()
     return stdout.getvalue()
 
@@ -31,7 +33,10 @@ def test_given_the_same_seed_when_simulated_twice_then_the_measures_table_and_fi
     assert "tasks opened, supervisor" in first
     for name in ("measures.csv", "weekly.csv", "report.json"):
         assert (tmp_path / "first" / name).stat().st_size > 0
-    measures = [json.loads((tmp_path / d / "report.json").read_text())["measures"] for d in ("first", "second")]
+    measures = [
+        json.loads((tmp_path / d / "report.json").read_text())["measures"]
+        for d in ("first", "second")
+    ]
     assert measures[0] == measures[1]
     assert measures[0]["tasks opened"] > 0
     weekly = (tmp_path / "first" / "weekly.csv").read_text()

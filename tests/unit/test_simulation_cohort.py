@@ -28,7 +28,9 @@ def test_given_the_shipped_cohort_when_loaded_then_it_states_its_assumptions() -
     assert set(shipped.staff_response) == set(StaffRecipient)
 
 
-def test_given_attendance_drift_when_weeks_pass_then_probabilities_drift_and_stay_in_range() -> None:
+def test_given_attendance_drift_when_weeks_pass_then_probabilities_drift_and_stay_in_range() -> (
+    None
+):
     model = Attendance(attend=0.8, excused=0.1, attend_drift_per_week=-0.1)
     assert model.probabilities(1) == pytest.approx((0.8, 0.1, 0.1))
     assert model.probabilities(3) == pytest.approx((0.6, 0.1, 0.3))
@@ -82,6 +84,7 @@ def test_given_other_draws_in_between_when_a_client_draws_attendance_then_it_is_
 
 def test_given_other_seeds_or_clients_when_drawing_then_the_draws_differ() -> None:
     model = load_cohort()
+
     def responses(seed: int, client: int) -> tuple[timedelta, ...]:
         draws = ClientDraws(model, seed, client)
         return tuple(draws.response(StaffRecipient.SUPERVISOR) for _ in range(5))
@@ -109,5 +112,7 @@ def test_given_an_arrival_rate_when_drawing_arrivals_then_they_rise_at_about_tha
 
 def test_given_a_response_median_when_drawing_many_then_the_median_is_near_it() -> None:
     draws = ClientDraws(load_cohort(), 7, 0)
-    hours = sorted(draws.response(StaffRecipient.SUPERVISOR) / timedelta(hours=1) for _ in range(801))
+    hours = sorted(
+        draws.response(StaffRecipient.SUPERVISOR) / timedelta(hours=1) for _ in range(801)
+    )
     assert hours[400] == pytest.approx(30, rel=0.15)

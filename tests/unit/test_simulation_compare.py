@@ -21,7 +21,9 @@ def test_given_values_when_taking_percentiles_then_they_interpolate() -> None:
         percentile([], 0.5)
 
 
-def test_given_b_is_a_plus_a_constant_when_bootstrapped_then_the_interval_is_that_constant() -> None:
+def test_given_b_is_a_plus_a_constant_when_bootstrapped_then_the_interval_is_that_constant() -> (
+    None
+):
     a = [float(i % 7) for i in range(50)]
     b = [x + 1.0 for x in a]
     low, high = paired_bootstrap(a, b, total, seed=7, resamples=200)["sum"]
@@ -55,7 +57,9 @@ def test_given_two_runs_when_compared_then_each_measure_has_both_sides_and_an_in
     [diff] = compare([counting], [a], [b], seed=7, resamples=50)
     assert (diff.a, diff.b, diff.diff) == (7.0, 9.0, 2.0)
     assert diff.relative == pytest.approx(2 / 7)
-    assert diff.low is not None and diff.high is not None and diff.low <= 2.0 <= diff.high
+    assert diff.low is not None
+    assert diff.high is not None
+    assert diff.low <= 2.0 <= diff.high
 
 
 T0 = datetime(2026, 1, 5, tzinfo=UTC)
@@ -66,7 +70,9 @@ def span(role: str, opened_h: int, closed_h: int | None, level: int = 1) -> Task
     return TaskSpan(role, level, "outreach", T0 + timedelta(hours=opened_h), closed)
 
 
-def test_given_overlapping_tasks_when_taking_the_peak_then_a_close_and_open_at_once_do_not_add() -> None:
+def test_given_overlapping_tasks_when_taking_the_peak_then_a_close_and_open_at_once_do_not_add() -> (
+    None
+):
     spans = [
         span("primary_clinician", 0, 5),
         span("primary_clinician", 1, 3),
@@ -83,8 +89,10 @@ def test_given_episode_facts_when_aggregated_then_tasks_are_counted_by_role_and_
     from simulation.report import StaffFacts
 
     facts = [
-        StaffFacts(tasks=(span("primary_clinician", 0, 1), span("supervisor", 2, 4, level=3)),
-                   notifications=((T0, 1), (T0, 2))),
+        StaffFacts(
+            tasks=(span("primary_clinician", 0, 1), span("supervisor", 2, 4, level=3)),
+            notifications=((T0, 1), (T0, 2)),
+        ),
         StaffFacts(tasks=(span("supervisor", 3, 5, level=3),), notifications=((T0, 1),)),
     ]
     values = STAFF_LOAD.aggregate(facts)
