@@ -72,7 +72,7 @@ async def run_cohort(
     seed: int,
     cohort_name: str,
     progress: Progress | None = None,
-    concurrency: int = 32,
+    concurrency: int = 64,
 ) -> Run:
     """One simulated run on servers of its own; its report and every client's events."""
     started = time.perf_counter()
@@ -80,7 +80,9 @@ async def run_cohort(
         store = EventStore(stack.pool, chain_key=SIMULATION_CHAIN_KEY)
         queue = f"simulation-{seed}"
         client = stack.env.client
-        async with build_worker(client, store, queue):
+        async with build_worker(
+            client, store, queue, max_cached_workflows=max(1000, 2 * clients)
+        ):
             sim = Simulation(
                 stack.env,
                 store,
@@ -115,7 +117,9 @@ async def run_cohort(
         "simulated weeks": len(report.weekly["week"]),
         "staff commands": figures.commands,
         "staff commands refused": figures.refused,
-        "clock advances": figures.moments,
+        "rounds (clock advances)": figures.moments,
+        "clock advance time (s)": round(figures.sleep_s, 1),
+        "worklist reads": figures.store_reads,
         "history events per episode, mean": round(sum(history_events) / episodes, 1),
         "history events per episode, max": max(history_events, default=0),
         "continue-as-new": sum(runs) - len(runs),

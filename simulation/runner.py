@@ -8,17 +8,30 @@ plan reviews (advancing the phase when it is up), resolve escalation tasks after
 response time drawn for the rung's staff, step down, record aftercare check-ins, report a
 relapse, readmit, and discharge.
 
-Time is the time-skipping test server's. A discrete-event scheduler keeps every staff
-action at its simulated moment (on the cohort's grid); between moments it skips the
-server's clock forward (`env.sleep`), which fires the workflows' own timers (no-shows,
-overdue tasks, weekly intensity checks, missed check-ins) in order. The runner keeps a
-copy of each episode's state, folded from the events its commands returned and from the
-event store, and wakes an episode just after `next_deadline(state)` (the same pure
-function the workflow sleeps on) to read what its timer decided: that is how staff learn
-of a task the workflow opened by itself.
+**Rounds.** Staff work in a few fixed daily rounds, the same simulated moments for every
+client (`ROUNDS`: a morning round where episodes are admitted and each week's sessions
+scheduled, a round after the evening session where attendance is recorded, an afternoon
+round for aftercare check-ins; tasks are resolved at any round). Between two rounds the
+runner makes one `env.sleep` for the whole cohort to the next round moment that has
+something to do, and the workflows' own timers (no-shows, overdue tasks, weekly intensity
+checks, missed check-ins) fire in between by themselves. A day with nothing due is
+skipped, except that staff read the worklist every morning while an episode is open.
 
-Staff of one client act one after another; clients act concurrently (at most
-`concurrency` at a time). All randomness is the clients' own (`simulation.cohort`).
+**The worklist.** At each round staff read what happened since the last one from the
+event store: one query for every event past the last global position they read. They
+learn of a task the workflow opened by itself that way, and resolve it at the first round
+after the response time drawn for the rung's staff has elapsed. Every client's commands
+of a round are sent concurrently (at most `concurrency` clients at a time; a client's own
+commands one after another), all at the same simulated moment.
+
+**Determinism.** The server's clock runs while commands are in flight, so an event a
+command causes is stamped a few seconds after its round. Two rules keep the outcome
+independent of those seconds: times staff react to are read to `GRAIN` (5 minutes; every
+round and every timer of the programs falls on a multiple of it), and a client whose
+episode has a timer due within `GUARD` of a round acts `GUARD` later (a second, short
+sleep), after the timer has fired. All randomness is the clients' own
+(`simulation.cohort`), drawn in the order of each client's own events, and the runner
+visits clients in the order of their number, never in the order their commands finish.
 """
 
 from __future__ import annotations
@@ -64,7 +77,7 @@ from domain.vocabulary import (
     TreatmentPlan,
 )
 from simulation.cohort import ClientDraws, Cohort, arrival_offsets
-from store.event_store import EventStore
+from store.event_store import COLUMNS, EventStore, stored_event
 from store.records import StoredEvent
 from workflows.client import CommandRejected, EpisodeClient
 
@@ -86,13 +99,25 @@ OUTREACH_KINDS = frozenset({TaskKind.OUTREACH, TaskKind.CASE_REVIEW, TaskKind.IN
 DISCHARGE_KINDS = frozenset({TaskKind.DIRECTOR_REVIEW, TaskKind.ADMINISTRATIVE_DISCHARGE_REVIEW})
 SESSION_DAYS = (0, 2, 4)  # Monday, Wednesday, Friday
 SESSION_START = timedelta(hours=17)
-RECORD_AFTER = timedelta(minutes=15)
-WAKE_AFTER = timedelta(seconds=1)
-# How far after a staff moment a timer of the same episode may be and still fire first.
-# It exceeds the seconds a batch of staff commands takes, and is less than half a grid step.
-TIMER_GUARD = timedelta(minutes=5)
+# The staff rounds of every day (from midnight, the program's clock: UTC for the
+# shipped programs): morning (admissions, the week's sessions, plan reviews, the
+# worklist), afternoon (aftercare check-ins), and after the evening session (attendance).
+MORNING = timedelta(hours=9)
+AFTERNOON = timedelta(hours=14)
+EVENING = timedelta(hours=20, minutes=15)
+ROUNDS = (MORNING, AFTERNOON, EVENING)
+DAY = timedelta(days=1)
+# Event times staff react to are read to this grain; rounds and the programs' timers
+# fall on multiples of it, a command's events a few seconds after its round.
+GRAIN = timedelta(minutes=5)
+# A client whose episode has a timer due this close to a round acts this much later.
+GUARD = timedelta(minutes=10)
 REVIEW_BEFORE = timedelta(hours=1)
 CHECK_IN_AFTER = timedelta(hours=2)
+# If a timer due before a round has not shown its events when the round reads the store,
+# read again after this long, at most `SETTLE_TRIES` times.
+SETTLE_PAUSE_S = 0.02
+SETTLE_TRIES = 50
 ELIGIBLE = ScreeningFindings(
     moderate_symptoms=True,
     stable_supportive_living_environment=True,
@@ -119,6 +144,8 @@ AFTERCARE = AftercarePlan(
     peer_support=("peer group",),
     community_resources=(),
 )
+# Every event past a global position, in position order (the worklist read of a round).
+EVENTS_AFTER = f"SELECT {COLUMNS}, position FROM events WHERE position > $1 ORDER BY position"
 
 Action = Callable[[], Awaitable[None]]
 
@@ -144,86 +171,129 @@ def treatment_plan(cohort: Cohort) -> TreatmentPlan:
     )
 
 
+class Calendar:
+    """The simulated days from `origin` (a midnight): round moments and the time grain."""
+
+    def __init__(self, origin: datetime) -> None:
+        self.origin = origin
+
+    def grain(self, moment: datetime) -> datetime:
+        """`moment` read to the grain (the grain point at or before it)."""
+        return self.origin + ((moment - self.origin) // GRAIN) * GRAIN
+
+    def next_round(self, moment: datetime, rounds: tuple[timedelta, ...] = ROUNDS) -> datetime:
+        """The first of `rounds` at or after `moment`."""
+        day = self.origin + ((moment - self.origin) // DAY) * DAY
+        while True:
+            for offset in rounds:
+                if day + offset >= moment:
+                    return day + offset
+            day += DAY
+
+    def last_round(self, moment: datetime) -> datetime:
+        """The last round at or before `moment`."""
+        day = self.origin + ((moment - self.origin) // DAY) * DAY
+        while True:
+            for offset in reversed(ROUNDS):
+                if day + offset <= moment:
+                    return day + offset
+            day -= DAY
+
+
 @dataclass(order=True)
 class _Due:
     at: datetime
     seq: int
-    key: int = field(compare=False)
+    client: int = field(compare=False)
     action: Action = field(compare=False)
-    # The moment of the episode's next timer, if the action must wait for it (see `run`).
-    blocked_until: Callable[[datetime], datetime | None] | None = field(default=None, compare=False)
+    episode: Episode | None = field(default=None, compare=False)
 
 
 class Scheduler:
-    """Staff actions at simulated moments, run in order of time on the server's clock.
+    """Staff actions at round moments; one clock advance per round for the whole cohort.
 
-    Staff act half-way between grid points (`slot`); everything the workflows do by
-    themselves falls on a grid point or a few seconds after one (a deadline is a session's
-    end, or a grid moment plus a whole duration, plus the seconds the command that set it
-    took). So no timer ever fires while staff act, and the outcome does not depend on how
-    fast this machine answered. Times staff react to are read back to their grid point
-    (`anchor`) for the same reason: the same seed gives the same run.
+    A round: sleep to its moment (the workflows' timers fire meanwhile), read the store
+    since the last round (`Simulation.sync`), then run every client's actions due by
+    then, clients concurrently, each client's in the order they were planned.
     """
 
-    def __init__(self, env: WorkflowEnvironment, origin: datetime, grid: timedelta) -> None:
+    def __init__(self, env: WorkflowEnvironment, origin: datetime) -> None:
         self.env = env
         self.origin = origin
-        self.grid = grid
+        self.calendar = Calendar(origin)
         self.now = origin
         self._heap: list[_Due] = []
         self._seq = itertools.count()
         self.moments = 0
-
-    def anchor(self, moment: datetime) -> datetime:
-        """The grid point at or before `moment`."""
-        return self.origin + ((moment - self.origin) // self.grid) * self.grid
-
-    def slot(self, moment: datetime) -> datetime:
-        """The first moment staff act at or after `moment` (never before the current one)."""
-        half = self.grid / 2
-        steps = -((self.origin + half - moment) // self.grid)  # ceiling division
-        return max(self.now, self.origin + half + steps * self.grid)
+        self.sleep_s = 0.0
 
     def at(
-        self,
-        moment: datetime,
-        key: int,
-        action: Action,
-        blocked_until: Callable[[datetime], datetime | None] | None = None,
+        self, moment: datetime, client: int, action: Action, episode: Episode | None = None
     ) -> None:
-        due = _Due(self.slot(moment), next(self._seq), key, action, blocked_until)
-        heapq.heappush(self._heap, due)
+        heapq.heappush(
+            self._heap, _Due(max(moment, self.now), next(self._seq), client, action, episode)
+        )
 
-    async def run(self, concurrency: int, tick: Callable[[datetime], None] | None = None) -> None:
+    def _prune(self) -> None:
+        while self._heap and self._heap[0].episode is not None and self._heap[0].episode.closed:
+            heapq.heappop(self._heap)
+
+    async def run(
+        self,
+        concurrency: int,
+        sync: Callable[[datetime], Awaitable[None]],
+        worklist: Callable[[], bool],
+        near_timer: Callable[[int, datetime], bool],
+        tick: Callable[[datetime], None] | None = None,
+    ) -> None:
         gate = asyncio.Semaphore(concurrency)
-        while self._heap:
-            moment = self._heap[0].at
-            lanes: dict[int, list[Action]] = {}
-            while self._heap and self._heap[0].at == moment:
-                due = heapq.heappop(self._heap)
-                # An episode timer due within moments of this one (a deadline set by an
-                # earlier staff action, a whole number of grid steps ago) fires first:
-                # staff act on the episode one step later, whichever is faster here.
-                timer = due.blocked_until(moment) if due.blocked_until is not None else None
-                if timer is not None:
-                    self.at(timer + self.grid / 2, due.key, due.action, due.blocked_until)
-                    continue
-                lanes.setdefault(due.key, []).append(due.action)
+        visited: datetime | None = None
+        while True:
+            self._prune()
+            candidates = [self._heap[0].at] if self._heap else []
+            if worklist():
+                after = self.now if visited != self.now else self.now + timedelta(microseconds=1)
+                candidates.append(self.calendar.next_round(after, (MORNING,)))
+            if not candidates:
+                return
+            moment = min(candidates)
             if moment > self.now:
                 ahead = moment - await self.env.get_current_time()
                 if ahead > timedelta(0):
+                    started = time.perf_counter()
                     await self.env.sleep(ahead)
+                    self.sleep_s += time.perf_counter() - started
                 self.now = moment
                 self.moments += 1
                 if tick is not None:
                     tick(moment)
+            visited = moment
+            await sync(moment)
+            lanes: dict[int, list[Action]] = {}
+            waits: dict[int, bool] = {}  # client -> whether a timer of theirs goes first
+            deferred: list[_Due] = []
+            while self._heap and self._heap[0].at <= moment:
+                due = heapq.heappop(self._heap)
+                if due.episode is not None and due.episode.closed:
+                    continue
+                if due.client not in waits:
+                    waits[due.client] = near_timer(due.client, moment)
+                if waits[due.client]:
+                    deferred.append(due)
+                else:
+                    lanes.setdefault(due.client, []).append(due.action)
+            for due in deferred:
+                # A timer of the client's episode is due within moments: it fires first.
+                heapq.heappush(
+                    self._heap, _Due(moment + GUARD, due.seq, due.client, due.action, due.episode)
+                )
 
             async def lane(actions: list[Action]) -> None:
                 async with gate:
                     for action in actions:
                         await action()
 
-            await asyncio.gather(*(lane(actions) for actions in lanes.values()))
+            await asyncio.gather(*(lane(lanes[k]) for k in sorted(lanes)))
 
 
 @dataclass
@@ -232,8 +302,10 @@ class RunFigures:
 
     commands: int = 0
     refused: int = 0
-    wakes: int = 0
     moments: int = 0
+    store_reads: int = 0
+    settle_waits: int = 0
+    sleep_s: float = 0.0
     wall_s: float = 0.0
     refusals: dict[str, int] = field(default_factory=dict)
 
@@ -247,12 +319,12 @@ class Episode:
         self.episode_id = episode_id
         self.state: EpisodeState | None = None
         self.last_seq = 0
-        self.wake_at: datetime | None = None
         self.seen_tasks: set[str] = set()
         self.review_for: datetime | None = None
         self.week_starts: list[datetime] = []
         self.dropout_week: int | None = None
         self.engaged = True
+        self.counted = False
         self._ids = itertools.count(1)
 
     # --- plumbing ----------------------------------------------------------------------
@@ -264,23 +336,33 @@ class Episode:
     def closed(self) -> bool:
         return self.state is not None and self.state.is_closed
 
+    @property
+    def open(self) -> bool:
+        """Referred and not yet closed (an episode waiting for its referral is not)."""
+        return self.state is not None and not self.state.is_closed
+
     def at(self, moment: datetime, action: Action) -> None:
-        async def act() -> None:
-            # A timer of this episode may have fired since the copy was last brought up
-            # to date: read its events first, so staff judge by what the episode holds.
-            due = next_deadline(self.state) if self.state is not None else None
-            if due is not None and due <= self.sim.scheduler.now:
-                await self.sync()
-            await action()
+        self.sim.scheduler.at(moment, self.client.index, action, self)
 
-        self.sim.scheduler.at(moment, self.client.index, act, self.timer_near)
+    def grain(self, moment: datetime) -> datetime:
+        return self.sim.scheduler.calendar.grain(moment)
 
-    def timer_near(self, moment: datetime) -> datetime | None:
-        """The episode's next deadline if it falls within `TIMER_GUARD` after `moment`."""
-        due = next_deadline(self.state) if self.state is not None else None
-        if due is not None and moment <= due <= moment + TIMER_GUARD:
-            return due
-        return None
+    def next_round(self, moment: datetime, rounds: tuple[timedelta, ...] = ROUNDS) -> datetime:
+        return self.sim.scheduler.calendar.next_round(moment, rounds)
+
+    def timer_near(self, moment: datetime) -> bool:
+        """Whether the episode's next deadline falls within `GUARD` of `moment`."""
+        if not self.open:
+            return False
+        due = next_deadline(self.state)
+        return due is not None and moment - GUARD <= due <= moment + GUARD
+
+    def stale(self, moment: datetime) -> bool:
+        """Whether a deadline before `moment` has not shown its events yet."""
+        if not self.open:
+            return False
+        due = next_deadline(self.state)
+        return due is not None and due < moment - timedelta(seconds=1) and due >= moment - GUARD
 
     async def send(self, command: c.Command) -> bool:
         """Send a command as staff would; False if the episode refused it."""
@@ -291,60 +373,40 @@ class Episode:
             self.sim.figures.refused += 1
             refusals = self.sim.figures.refusals
             refusals[err.error_type] = refusals.get(err.error_type, 0) + 1
-            await self.sync()
+            await self.read()
             return False
         events = list(result.events)
         if events and events[0].seq != self.last_seq + 1:
-            await self.sync()  # a timer's events came first: read them from the store
+            await self.read()  # a timer's events came first: read them from the store
         else:
             self.absorb(events)
         return True
 
-    async def sync(self) -> None:
-        """Read the events the store holds beyond the copy, and react to them."""
+    async def read(self) -> None:
+        """Read the episode's events the store holds beyond the copy."""
         stored = await self.sim.store.read_stream(self.episode_id, after_seq=self.last_seq)
         self.absorb([s.event for s in stored])
 
     def absorb(self, events: list[ev.Event]) -> None:
         fresh = [e for e in events if e.seq > self.last_seq]
         if not fresh:
-            self.plan_wake()
             return
         self.state = fold(fresh, self.state)
         self.last_seq = fresh[-1].seq
         for event in fresh:
             self.react(event)
-        self.plan_wake()
         self.plan_review()
-
-    def plan_wake(self) -> None:
-        due = next_deadline(self.state) if self.state is not None else None
-        if due is None:
-            return
-        if self.wake_at is not None and self.wake_at <= due + WAKE_AFTER:
-            return
-        self.wake_at = due + WAKE_AFTER
-        self.at(self.wake_at, self.wake)
-
-    async def wake(self) -> None:
-        self.wake_at = None
-        if self.closed:
-            return
-        self.sim.figures.wakes += 1
-        await self.sync()
 
     def react(self, event: ev.Event) -> None:
         if isinstance(event, ev.EscalationRaised) and event.task_id not in self.seen_tasks:
             self.seen_tasks.add(event.task_id)
             recipient = event.notify[0]
-            opened = self.sim.scheduler.anchor(event.occurred_at)
-            resolve_at = opened + self.client.draws.response(recipient)
-            self.at(resolve_at, functools.partial(self.resolve, event.task_id))
+            resolve_at = self.grain(event.occurred_at) + self.client.draws.response(recipient)
+            self.at(self.next_round(resolve_at), functools.partial(self.resolve, event.task_id))
         elif isinstance(event, ev.ClientReadmitted):
-            self.sim.readmit(
-                self.client, event.new_episode_id, self.sim.scheduler.anchor(event.occurred_at)
-            )
-        elif isinstance(event, ev.EpisodeDischarged | ev.ClientReferredOut):
+            self.sim.readmit(self.client, event.new_episode_id, self.grain(event.occurred_at))
+        elif isinstance(event, ev.EpisodeDischarged | ev.ClientReferredOut) and not self.counted:
+            self.counted = True
             self.sim.closed(self)
 
     # --- the pathway -------------------------------------------------------------------
@@ -361,11 +423,14 @@ class Episode:
         result = await self.sim.episodes.refer(self.episode_id, referral, program)
         self.absorb(list(result.events))
         admit_at = self.sim.scheduler.now + timedelta(days=self.client.draws.days_to_admission())
-        self.at(admit_at, self.admit)
+        self.at(self.next_round(admit_at, (MORNING,)), self.admit)
 
     async def admit(self) -> None:
         if self.state is None:
-            await self.sync()  # a readmission: the workflow referred the new episode
+            await self.read()  # a readmission: the workflow referred the new episode
+            if self.state is None:  # pragma: no cover - the workflow starts it at once
+                self.at(self.next_round(self.sim.scheduler.now + DAY, (MORNING,)), self.admit)
+                return
         for command in (
             c.RecordScreening(command_id=self.command_id(), actor=INTAKE, findings=ELIGIBLE),
             c.RecordAssessment(
@@ -392,7 +457,7 @@ class Episode:
         weeks = self.sim.weeks
         self.week_starts = [monday + timedelta(weeks=w) for w in range(weeks)]
         self.dropout_week = self.client.draws.dropout_week(weeks)
-        self.at(self.week_starts[0], lambda: self.week(1))
+        self.at(self.week_starts[0] + MORNING, lambda: self.week(1))
 
     def attending(self, week: int) -> bool:
         return self.engaged and (self.dropout_week is None or week < self.dropout_week)
@@ -405,24 +470,27 @@ class Episode:
         days = treatment_plan(cohort).weekly_schedule
         for n, block in enumerate(days, start=1):
             session_id = f"w{week}s{n}"
-            starts = start + timedelta(days=block.weekday) + SESSION_START
+            day = start + timedelta(days=block.weekday)
             scheduled = await self.send(
                 c.ScheduleSession(
                     command_id=self.command_id(),
                     actor=CLINICIAN,
                     session_id=session_id,
                     kind=SessionKind.GROUP_SKILLS,
-                    starts_at=starts,
+                    starts_at=day + SESSION_START,
                     hours=cohort.session_hours,
                 )
             )
             if scheduled:
-                ends = starts + timedelta(hours=cohort.session_hours)
-                self.at(ends + RECORD_AFTER, functools.partial(self.attendance, session_id, week))
+                ends = day + SESSION_START + timedelta(hours=cohort.session_hours)
+                self.at(
+                    self.next_round(ends, (EVENING,)),
+                    functools.partial(self.attendance, session_id, week),
+                )
         if week < self.sim.weeks:
-            self.at(self.week_starts[week], lambda: self.week(week + 1))
+            self.at(self.week_starts[week] + MORNING, lambda: self.week(week + 1))
         else:
-            self.at(start + timedelta(days=5, hours=12), self.finish_program)
+            self.at(start + timedelta(days=5) + MORNING, self.finish_program)
 
     async def attendance(self, session_id: str, week: int) -> None:
         # Drawn whatever happens next, so the client's later sessions draw the same numbers.
@@ -448,7 +516,8 @@ class Episode:
         if self.review_for == state.review_due_at:
             return
         self.review_for = due = state.review_due_at
-        self.at(self.sim.scheduler.anchor(due) - REVIEW_BEFORE, lambda: self.review(due))
+        calendar = self.sim.scheduler.calendar
+        self.at(calendar.last_round(self.grain(due) - REVIEW_BEFORE), lambda: self.review(due))
 
     async def review(self, due: datetime) -> None:
         state = self.state
@@ -536,14 +605,13 @@ class Episode:
                 return
         assert self.state is not None
         assert self.state.stepped_down_at is not None
-        anchor = self.sim.scheduler.anchor
-        stepped = anchor(self.state.stepped_down_at)
+        stepped = self.grain(self.state.stepped_down_at)
         end = stepped + timedelta(days=self.sim.cohort.aftercare_days)
         for check_in in self.state.check_ins:
-            at = anchor(check_in.due_at) + CHECK_IN_AFTER
+            at = self.next_round(self.grain(check_in.due_at) + CHECK_IN_AFTER, (AFTERNOON,))
             if at < end:
                 self.at(at, functools.partial(self.check_in, check_in.number))
-        self.at(end, self.end_aftercare)
+        self.at(self.next_round(end, (MORNING,)), self.end_aftercare)
 
     async def check_in(self, number: int) -> None:
         reached, relapse = self.client.draws.check_in()
@@ -611,6 +679,8 @@ class Simulation:
         ]
         self.open_episodes = 0
         self.closed_episodes = 0
+        self.position = 0
+        self._unclaimed: dict[str, list[StoredEvent]] = {}
         self.scheduler: Scheduler  # set by run()
 
     def readmit(self, client: Client, episode_id: str, at: datetime) -> None:
@@ -618,14 +688,59 @@ class Simulation:
         client.episodes.append(episode)
         self.open_episodes += 1
         admit_at = at + timedelta(days=client.draws.days_to_admission())
-        episode.at(admit_at, episode.admit)
+        episode.at(self.scheduler.calendar.next_round(admit_at, (MORNING,)), episode.admit)
 
     def closed(self, episode: Episode) -> None:
         self.closed_episodes += 1
 
+    def _episodes(self) -> list[Episode]:
+        return [e for client in self.clients for e in client.episodes]
+
+    async def sync(self, moment: datetime) -> None:
+        """Bring every copy up to date with the store (the round's worklist read).
+
+        A timer due before `moment` has fired by the time the clock reaches it; should
+        its events not be readable yet, read again after a pause."""
+        for _ in range(SETTLE_TRIES):
+            await self.read_new_events()
+            if not any(e.stale(moment) for e in self._episodes()):
+                return
+            self.figures.settle_waits += 1
+            await asyncio.sleep(SETTLE_PAUSE_S)
+
+    async def read_new_events(self) -> None:
+        """One query for every event past the last position read; each client's episodes
+        absorb theirs, clients in the order of their number."""
+        async with self.store.pool.acquire() as conn:
+            rows = await conn.fetch(EVENTS_AFTER, self.position)
+        self.figures.store_reads += 1
+        if not rows:
+            return
+        self.position = max(int(row["position"]) for row in rows)
+        for row in rows:
+            stored = stored_event(row)
+            self._unclaimed.setdefault(stored.episode_id, []).append(stored)
+        for client in self.clients:
+            i = 0
+            while i < len(client.episodes):  # a readmission adds an episode as it goes
+                episode = client.episodes[i]
+                stored_events = self._unclaimed.pop(episode.episode_id, None)
+                if stored_events:
+                    stored_events.sort(key=lambda s: s.seq)
+                    episode.absorb([s.event for s in stored_events])
+                i += 1
+
+    def near_timer(self, client: int, moment: datetime) -> bool:
+        return any(e.timer_near(moment) for e in self.clients[client].episodes)
+
+    def worklist(self) -> bool:
+        """Whether staff still have episodes to look after (then they read the worklist
+        every morning)."""
+        return any(e.open for e in self._episodes())
+
     async def run(
         self,
-        concurrency: int = 32,
+        concurrency: int = 64,
         progress: Callable[[int, int, datetime], None] | None = None,
     ) -> RunFigures:
         started = time.perf_counter()
@@ -633,21 +748,28 @@ class Simulation:
         origin = (now + timedelta(days=7 - now.weekday())).replace(
             hour=0, minute=0, second=0, microsecond=0
         )
-        self.scheduler = Scheduler(self.env, origin, self.cohort.grid)
+        self.scheduler = Scheduler(self.env, origin)
+        async with self.store.pool.acquire() as conn:
+            self.position = int(
+                await conn.fetchval("SELECT coalesce(max(position), 0) FROM events")
+            )
+        calendar = self.scheduler.calendar
         for client, offset in zip(
             self.clients, arrival_offsets(self.cohort, len(self.clients), self.seed), strict=True
         ):
             episode = Episode(self, client, f"{client.prefix}-e1")
             client.episodes.append(episode)
             self.open_episodes += 1
-            episode.at(origin + offset, functools.partial(episode.refer, self.program))
+            at = calendar.next_round(calendar.grain(origin + offset))
+            episode.at(at, functools.partial(episode.refer, self.program))
 
         def tick(moment: datetime) -> None:
             if progress is not None:
                 progress(self.closed_episodes, self.open_episodes, moment)
 
-        await self.scheduler.run(concurrency, tick)
+        await self.scheduler.run(concurrency, self.sync, self.worklist, self.near_timer, tick)
         self.figures.moments = self.scheduler.moments
+        self.figures.sleep_s = self.scheduler.sleep_s
         self.figures.wall_s = time.perf_counter() - started
         if progress is not None:
             progress(self.closed_episodes, self.open_episodes, self.scheduler.now)
