@@ -45,6 +45,10 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from temporalio.api.common.v1 import WorkflowExecution
+from temporalio.api.enums.v1 import WorkflowExecutionStatus
+from temporalio.api.testservice.v1 import UnlockTimeSkippingRequest
+from temporalio.api.workflowservice.v1 import DescribeWorkflowExecutionRequest
 from temporalio.testing import WorkflowEnvironment
 
 from domain import commands as c
@@ -80,6 +84,7 @@ from simulation.cohort import ClientDraws, Cohort, arrival_offsets
 from store.event_store import COLUMNS, EventStore, stored_event
 from store.records import StoredEvent
 from workflows.client import CommandRejected, EpisodeClient
+from workflows.messages import workflow_id_for
 
 INTAKE = Actor(user_id="sim.intake", role=Role.INTAKE_COORDINATOR)
 CLINICIAN = Actor(user_id="sim.clinician", role=Role.CLINICIAN)
@@ -234,6 +239,12 @@ class Scheduler:
             self._heap, _Due(max(moment, self.now), next(self._seq), client, action, episode)
         )
 
+    async def advance(self, ahead: timedelta, release: Callable[[], Awaitable[None]]) -> None:
+        """Skip the server's clock `ahead`, firing every timer due meanwhile (after giving
+        back the holds the test server keeps for abandoned children, `release`)."""
+        await release()
+        await self.env.sleep(ahead)
+
     def _prune(self) -> None:
         while self._heap and self._heap[0].episode is not None and self._heap[0].episode.closed:
             heapq.heappop(self._heap)
@@ -244,6 +255,7 @@ class Scheduler:
         sync: Callable[[datetime], Awaitable[None]],
         worklist: Callable[[], bool],
         near_timer: Callable[[int, datetime], bool],
+        release: Callable[[], Awaitable[None]],
         tick: Callable[[datetime], None] | None = None,
     ) -> None:
         gate = asyncio.Semaphore(concurrency)
@@ -261,7 +273,7 @@ class Scheduler:
                 ahead = moment - await self.env.get_current_time()
                 if ahead > timedelta(0):
                     started = time.perf_counter()
-                    await self.env.sleep(ahead)
+                    await self.advance(ahead, release)
                     self.sleep_s += time.perf_counter() - started
                 self.now = moment
                 self.moments += 1
@@ -305,6 +317,7 @@ class RunFigures:
     moments: int = 0
     store_reads: int = 0
     settle_waits: int = 0
+    unlocks: int = 0
     sleep_s: float = 0.0
     wall_s: float = 0.0
     refusals: dict[str, int] = field(default_factory=dict)
@@ -408,6 +421,8 @@ class Episode:
         elif isinstance(event, ev.EpisodeDischarged | ev.ClientReferredOut) and not self.counted:
             self.counted = True
             self.sim.closed(self)
+            if self.client.episodes[0] is not self:
+                self.sim.closed_readmissions.append(self.episode_id)
 
     # --- the pathway -------------------------------------------------------------------
 
@@ -680,6 +695,8 @@ class Simulation:
         self.open_episodes = 0
         self.closed_episodes = 0
         self.position = 0
+        # Readmissions' episodes closed since the last clock advance (see `release`).
+        self.closed_readmissions: list[str] = []
         self._unclaimed: dict[str, list[StoredEvent]] = {}
         self.scheduler: Scheduler  # set by run()
 
@@ -730,6 +747,31 @@ class Simulation:
                     episode.absorb([s.event for s in stored_events])
                 i += 1
 
+    async def release(self) -> None:
+        """Give back the hold the time-skipping test server keeps on its clock when a
+        readmission's episode closes.
+
+        A readmission's new episode is a child workflow that its parent (the closed
+        episode) abandoned. When such a child completes, the test server takes a hold on
+        time skipping, as for work in flight, that nothing gives back: from then on its
+        clock moves at wall-clock speed and a sleep of days takes days. So once the
+        child's workflow has closed, the simulation unlocks once for it."""
+        while self.closed_readmissions:
+            episode_id = self.closed_readmissions.pop(0)
+            client = self.env.client
+            request = DescribeWorkflowExecutionRequest(
+                namespace=client.namespace,
+                execution=WorkflowExecution(workflow_id=workflow_id_for(episode_id)),
+            )
+            for _ in range(SETTLE_TRIES):
+                described = await client.workflow_service.describe_workflow_execution(request)
+                status = described.workflow_execution_info.status
+                if status != WorkflowExecutionStatus.WORKFLOW_EXECUTION_STATUS_RUNNING:
+                    break
+                await asyncio.sleep(SETTLE_PAUSE_S)
+            await self.env.client.test_service.unlock_time_skipping(UnlockTimeSkippingRequest())
+            self.figures.unlocks += 1
+
     def near_timer(self, client: int, moment: datetime) -> bool:
         return any(e.timer_near(moment) for e in self.clients[client].episodes)
 
@@ -767,7 +809,9 @@ class Simulation:
             if progress is not None:
                 progress(self.closed_episodes, self.open_episodes, moment)
 
-        await self.scheduler.run(concurrency, self.sync, self.worklist, self.near_timer, tick)
+        await self.scheduler.run(
+            concurrency, self.sync, self.worklist, self.near_timer, self.release, tick
+        )
         self.figures.moments = self.scheduler.moments
         self.figures.sleep_s = self.scheduler.sleep_s
         self.figures.wall_s = time.perf_counter() - started
