@@ -695,6 +695,8 @@ class Simulation:
         self.open_episodes = 0
         self.closed_episodes = 0
         self.position = 0
+        # Each round's moment and the staff commands sent before it (`bench.simulation`).
+        self.round_log: list[tuple[datetime, int]] = []
         # Readmissions' episodes closed since the last clock advance (see `release`).
         self.closed_readmissions: list[str] = []
         self._unclaimed: dict[str, list[StoredEvent]] = {}
@@ -806,6 +808,7 @@ class Simulation:
             episode.at(at, functools.partial(episode.refer, self.program))
 
         def tick(moment: datetime) -> None:
+            self.round_log.append((moment, self.figures.commands))
             if progress is not None:
                 progress(self.closed_episodes, self.open_episodes, moment)
 
