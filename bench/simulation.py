@@ -107,7 +107,7 @@ async def read_work(client: Client, episode_ids: list[str]) -> Work:
 
 
 async def simulate(
-    env: WorkflowEnvironment, store: EventStore, episodes: int
+    env: WorkflowEnvironment, store: EventStore, episodes: int, history_event_limit: int | None
 ) -> tuple[Simulation, float]:
     client = env.client
     queue = "bench-simulation"
@@ -116,7 +116,7 @@ async def simulate(
         sim = Simulation(
             env=env,
             store=store,
-            episodes=EpisodeClient(client, queue),
+            episodes=EpisodeClient(client, queue, history_event_limit=history_event_limit),
             program=program,
             cohort=load_cohort(),
             clients=episodes,
@@ -202,12 +202,12 @@ async def bare(env: WorkflowEnvironment, sim: Simulation, work: Work) -> float:
         return time.perf_counter() - started
 
 
-async def measure(episodes: int) -> Figures:
+async def measure(episodes: int, history_event_limit: int | None = None) -> Figures:
     async with simulation_stack() as stack:
         client = stack.env.client
         store = EventStore(stack.pool, chain_key=SIMULATION_CHAIN_KEY)
         progress(f"simulating {episodes} episodes ...")
-        sim, wall = await simulate(stack.env, store, episodes)
+        sim, wall = await simulate(stack.env, store, episodes, history_event_limit)
         ids = [episode_id for ids in sim.streams() for episode_id in ids]
         work = await read_work(client, ids)
         progress(
@@ -242,11 +242,17 @@ def run(scale: str = "small") -> Figures:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.simulation", description=__doc__)
     parser.add_argument("--episodes", type=int, default=EPISODES["small"])
+    parser.add_argument(
+        "--history-event-limit",
+        type=int,
+        help="continue an episode's run as new at this many history events "
+        "(default: the workflow's own bound)",
+    )
     args = parser.parse_args(argv)
     from workers.logging import configure_logging
 
     configure_logging("console", "warning", stream=sys.stderr)
-    figures = asyncio.run(measure(args.episodes))
+    figures = asyncio.run(measure(args.episodes, args.history_event_limit))
     for key, value in figures.items():
         print(f"{key}: {value:,.2f}" if isinstance(value, float) else f"{key}: {value}")
     return 0

@@ -96,9 +96,6 @@ class Cohort(_Model):
     max_readmissions: int = Field(default=1, ge=0, le=3)
     # Staff response to escalation tasks, by the rung's first recipient.
     staff_response: dict[StaffRecipient, ResponseTime]
-    # Staff act on a grid of this many minutes (the simulated clock is advanced from one
-    # moment with something to do to the next).
-    grid_minutes: int = Field(default=15, ge=12, le=240)
 
     @model_validator(mode="after")
     def _consistent(self) -> Cohort:
@@ -110,10 +107,6 @@ class Cohort(_Model):
             names = ", ".join(sorted(r.value for r in missing))
             raise ValueError(f"staff_response needs every staff recipient; missing {names}")
         return self
-
-    @property
-    def grid(self) -> timedelta:
-        return timedelta(minutes=self.grid_minutes)
 
 
 def load_cohort(path: Path | None = None) -> Cohort:

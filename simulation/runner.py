@@ -37,6 +37,7 @@ visits clients in the order of their number, never in the order their commands f
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import functools
 import heapq
 import itertools
@@ -828,8 +829,29 @@ class Simulation:
 
 
 async def read_streams(store: EventStore, sim: Simulation) -> list[list[list[StoredEvent]]]:
-    """Every client's episodes' stored events: clients, then episodes, then events."""
+    """Every client's episodes' stored events: clients, then episodes, then events, each
+    event's time read to the grain (`snapped`)."""
+    calendar = sim.scheduler.calendar
     out = []
     for ids in sim.streams():
-        out.append([await store.read_stream(episode_id) for episode_id in ids])
+        out.append(
+            [
+                [snapped(stored, calendar) for stored in await store.read_stream(episode_id)]
+                for episode_id in ids
+            ]
+        )
     return out
+
+
+def snapped(stored: StoredEvent, calendar: Calendar) -> StoredEvent:
+    """The event with its time read to the grain, in the row and in the event itself.
+
+    Staff commands are stamped the seconds after their round that the server took to
+    answer them, which vary from run to run; every other time is a whole number of
+    grains from the run's start. Reports read times to the grain, so the same seed gives
+    the same report."""
+    at = calendar.grain(stored.occurred_at)
+    if at == stored.occurred_at:
+        return stored
+    payload = {**stored.payload, "occurred_at": at.isoformat()}
+    return dataclasses.replace(stored, occurred_at=at, payload=payload)
