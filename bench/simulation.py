@@ -40,6 +40,7 @@ from temporalio.worker import Worker
 from bench.bare_workflow import BareEpisodeWorkflow, noop
 from bench.table import Figures, Row
 from programs import load_catalog
+from simulation.cli import SIMULATION_HISTORY_EVENT_LIMIT
 from simulation.cohort import load_cohort
 from simulation.runner import Simulation
 from simulation.stack import SIMULATION_CHAIN_KEY, simulation_stack
@@ -202,7 +203,9 @@ async def bare(env: WorkflowEnvironment, sim: Simulation, work: Work) -> float:
         return time.perf_counter() - started
 
 
-async def measure(episodes: int, history_event_limit: int | None = None) -> Figures:
+async def measure(
+    episodes: int, history_event_limit: int | None = SIMULATION_HISTORY_EVENT_LIMIT
+) -> Figures:
     async with simulation_stack() as stack:
         client = stack.env.client
         store = EventStore(stack.pool, chain_key=SIMULATION_CHAIN_KEY)
@@ -245,8 +248,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--history-event-limit",
         type=int,
+        default=SIMULATION_HISTORY_EVENT_LIMIT,
         help="continue an episode's run as new at this many history events "
-        "(default: the workflow's own bound)",
+        "(default: the simulation's bound)",
     )
     args = parser.parse_args(argv)
     from workers.logging import configure_logging

@@ -46,6 +46,11 @@ from workflows.client import EpisodeClient
 from workflows.messages import workflow_id_for
 
 Progress = Callable[[int, int, datetime], None]
+# A simulated episode's run continues as new at this many history events, not at the
+# workflow's own bound: a new run costs the worker a fresh sandboxed instance, and the
+# simulation's worker keeps every episode cached, so it never replays a long run. Events,
+# and so every measure, are the same under either bound.
+SIMULATION_HISTORY_EVENT_LIMIT = 1000
 
 
 def resolve_program(spec: str | Path) -> ProgramDefinition:
@@ -73,6 +78,7 @@ async def run_cohort(
     cohort_name: str,
     progress: Progress | None = None,
     concurrency: int = 64,
+    history_event_limit: int | None = SIMULATION_HISTORY_EVENT_LIMIT,
 ) -> Run:
     """One simulated run on servers of its own; its report and every client's events."""
     started = time.perf_counter()
@@ -86,7 +92,7 @@ async def run_cohort(
             sim = Simulation(
                 stack.env,
                 store,
-                EpisodeClient(client, queue),
+                EpisodeClient(client, queue, history_event_limit=history_event_limit),
                 program,
                 cohort,
                 clients=clients,
