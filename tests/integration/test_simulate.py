@@ -53,3 +53,44 @@ def test_given_a_bad_cohort_file_when_simulating_then_it_exits_2_naming_the_fiel
     stderr = io.StringIO()
     assert simulate(cohort=bad, stdout=io.StringIO(), stderr=stderr) == 2
     assert "arrivals_per_week" in stderr.getvalue()
+
+
+def test_given_clients_readmitted_after_a_relapse_when_their_new_episodes_close_then_the_run_still_ends(
+    tmp_path: Path,
+) -> None:
+    import asyncio
+
+    from simulation.cli import resolve_program, run_cohort
+    from simulation.cohort import DEFAULT_COHORT, load_cohort
+
+    text = DEFAULT_COHORT.read_text(encoding="utf-8")
+    for name, value in (
+        ("dropout_per_week", "0.0"),
+        ("check_in_reached", "1.0"),
+        ("relapse_per_check_in", "1.0"),
+        ("readmission_after_relapse", "1.0"),
+    ):
+        text = "\n".join(
+            f"{name}: {value}" if line.startswith(f"{name}:") else line
+            for line in text.splitlines()
+        )
+    cohort_file = tmp_path / "relapsing.yaml"
+    cohort_file.write_text(text + "\n", encoding="utf-8")
+    run = asyncio.run(
+        run_cohort(
+            resolve_program("adult-iop"),
+            load_cohort(cohort_file),
+            clients=3,
+            weeks=1,
+            seed=7,
+            cohort_name="relapsing",
+        )
+    )
+    # Every client was readmitted once, and every episode, old and new, was closed: the
+    # test server's clock kept skipping after a readmission's episode closed.
+    assert run.report.episodes == 6
+    assert run.figures.unlocks >= 1
+    assert all(
+        client[-1][-1].event_type in ("episode_discharged", "client_referred_out")
+        for client in run.clients
+    )
