@@ -9,7 +9,7 @@ STAMP := $(VENV)/.carepath-installed
 PACKAGES := domain workflows activities workers store audit api cli devstack programs simulation
 LINTED := $(PACKAGES) testing tests bench
 
-.PHONY: install up drill test test-fast test-browser test-tools screenshots lint typecheck bench \
+.PHONY: install up demo drill test test-fast test-browser test-tools screenshots lint typecheck bench \
 	record-histories clean
 
 $(BIN)/python:
@@ -25,6 +25,10 @@ install: $(STAMP)
 ## Start the whole engine (Temporal dev server, PostgreSQL, worker, API); Ctrl-C stops it.
 up: $(STAMP)
 	$(BIN)/carepath up $(ARGS)
+
+## With `make up` running: one episode from referral to discharge, printing each step.
+demo: $(STAMP)
+	$(BIN)/carepath demo walkthrough $(ARGS)
 
 ## With `make up` running: refer a client to the drill program, leave three sessions
 ## unrecorded, and print each rung of the escalation ladder as it is reached.

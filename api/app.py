@@ -56,6 +56,7 @@ from api.limits import (
     RequestLimitMiddleware,
     SecurityHeadersMiddleware,
 )
+from api.measure_routes import measure_router
 from api.metrics import metrics_router
 from api.openapi_docs import TAGS, describe, problem_responses
 from api.pagination import Cursor, decode_cursor, encode_cursor, invalid_cursor, next_link
@@ -233,8 +234,9 @@ def create_app(resources: ApiResources) -> FastAPI:
         app, resources.store, resources.programs, patient_system=resources.fhir_patient_system
     )
     app.include_router(access_router(AccessLog(pool)))
-    app.include_router(command_router(episodes, gate))
+    app.include_router(command_router(episodes, gate, resources.programs))
     app.include_router(worklist_router(worklists))
+    app.include_router(measure_router(pool))
     app.include_router(health_router(resources.temporal, resources.store, resources.task_queue))
     app.include_router(metrics_router(resources.sdk_metrics_url))
     install_console(app, resources, episodes)

@@ -28,6 +28,7 @@ from api.openapi_docs import problem_responses
 from api.problems import ProblemError
 from api.schemas import CommandResponse
 from api.scoping import EpisodeGate, denied
+from domain.programs import ProgramCatalog
 from domain.roles import check_allowed
 from workflows.client import (
     CommandRejected,
@@ -96,11 +97,35 @@ def role_first(kind: str) -> type[APIRoute]:
     return RoleFirstRoute
 
 
-def command_router(episodes: EpisodeClient, gate: EpisodeGate) -> APIRouter:
+def command_router(
+    episodes: EpisodeClient, gate: EpisodeGate, programs: ProgramCatalog | None = None
+) -> APIRouter:
     router = APIRouter(tags=["commands"])
     for spec in command_specs():
-        _add_route(router, spec, episodes, gate)
+        _add_route(router, spec, episodes, gate, programs)
     return router
+
+
+async def _server_fields(
+    spec: CommandSpec,
+    body: Any,
+    request: Request,
+    user: User,
+    episode_id: str,
+    gate: EpisodeGate,
+    programs: ProgramCatalog | None,
+) -> dict[str, Any]:
+    """What the server fills in of a command (`CommandBase.server_fields`): the definition
+    of the program version a migration names, from the catalog, for the episode's program
+    (which the gate finds, hiding an episode outside the caller's programs)."""
+    if "program" not in spec.command.server_fields:
+        return {}
+    program_id = await gate.check(request, user, episode_id)
+    if programs is None:
+        raise ProblemError(
+            "ServiceUnavailable", "this server has no program catalog to migrate with", 503
+        )
+    return {"program": programs.version(program_id, body.to_version)}
 
 
 def _body_parameter(spec: CommandSpec) -> inspect.Parameter:
@@ -119,7 +144,11 @@ def _body_parameter(spec: CommandSpec) -> inspect.Parameter:
 
 
 def _add_route(
-    router: APIRouter, spec: CommandSpec, episodes: EpisodeClient, gate: EpisodeGate
+    router: APIRouter,
+    spec: CommandSpec,
+    episodes: EpisodeClient,
+    gate: EpisodeGate,
+    programs: ProgramCatalog | None,
 ) -> None:
     async def endpoint(**kwargs: Any) -> CommandResponse:
         request: Request = kwargs["request"]
@@ -133,7 +162,8 @@ def _add_route(
         path_values = {name: kwargs[name] for name in spec.path_params}
         try:
             body = kwargs["body"] or spec.request_model()
-            command = spec.build(command_id, actor, body, path_values)
+            supplied = await _server_fields(spec, body, request, user, episode_id, gate, programs)
+            command = spec.build(command_id, actor, body, path_values, supplied)
         except ValidationError as err:
             raise ProblemError(
                 "InvalidCommand",

@@ -64,10 +64,20 @@ class CommandSpec:
         """The example's values of the path fields."""
         return {k: self.example[k] for k in self.path_params}
 
-    def build(self, command_id: str, actor: Any, body: BaseModel, path: dict[str, Any]) -> Any:
-        """The domain command from the request; raises pydantic's ValidationError."""
+    def build(
+        self,
+        command_id: str,
+        actor: Any,
+        body: BaseModel,
+        path: dict[str, Any],
+        supplied: dict[str, Any] | None = None,
+    ) -> Any:
+        """The domain command from the request, with the fields the server `supplied`
+        (`CommandBase.server_fields`); raises pydantic's ValidationError."""
         fields = {name: getattr(body, name) for name in type(body).model_fields}
-        return self.command(command_id=command_id, actor=actor, **fields, **path)
+        return self.command(
+            command_id=command_id, actor=actor, **fields, **path, **(supplied or {})
+        )
 
 
 def _request_model(
@@ -76,7 +86,7 @@ def _request_model(
     fields: dict[str, Any] = {
         name: (info.annotation, info)
         for name, info in cls.model_fields.items()
-        if name not in SERVER_FIELDS and name not in path_params
+        if name not in SERVER_FIELDS | cls.server_fields and name not in path_params
     }
     model: type[BaseModel] = create_model(
         f"{cls.__name__}Request",

@@ -37,6 +37,14 @@ TAGS: list[dict[str, str]] = [
         "Lists are paged with `cursor` and `limit`; follow `next` or the `Link` header.",
     },
     {
+        "name": "measures",
+        "description": "For supervisors, the clinical director and auditors: quality "
+        "measures over a date range and program, computed from the episodes' events "
+        "(engagement, follow-up after step-down or discharge, completion, length of stay, "
+        "attendance, intensity, escalations, task resolution, readmission). "
+        "docs/measures.md defines each; they follow HEDIS measures but are not certified.",
+    },
+    {
         "name": "audit",
         "description": "For auditors: replay an episode as of a moment, verify the hash "
         "chains and signed checkpoints, export an episode (JSON lines, CSV, FHIR R4B).",

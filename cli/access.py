@@ -1,4 +1,4 @@
-"""`carepath access-log` (also `carepath audit access-log`): who accessed episode data.
+"""`carepath audit access-log`: who accessed episode data.
 
 Reads the access log through the API (`GET /audit/access-log`) with an auditor's token,
 so reading it is itself recorded. `--format fhir` prints a FHIR R4B Bundle of AuditEvents.
@@ -9,31 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from cli.episodes import ApiClient, add_connection_options, print_table
-
-
-def configure(parser: argparse.ArgumentParser) -> None:
-    """The options of the access-log command, wherever it is registered."""
-    parser.add_argument(
-        "--format", choices=("table", "json", "fhir"), default=None, dest="log_format"
-    )
-    parser.add_argument("--episode", help="only this episode")
-    parser.add_argument("--user", help="only this user id")
-    parser.add_argument("--since", help="ISO 8601 time with offset")
-    parser.add_argument("--until", help="ISO 8601 time with offset")
-    parser.add_argument("--limit", type=int, default=1000)
-    parser.add_argument("--output", help="write to this file instead of stdout")
-    add_connection_options(parser)
-    parser.set_defaults(access_log=True)
-
-
-def attach_to_audit(parser: argparse.ArgumentParser) -> None:
-    """Also offer it as `carepath audit access-log`, if `audit` has subcommands."""
-    for action in parser._actions:
-        if isinstance(action, argparse._SubParsersAction):
-            if "access-log" not in action.choices:
-                configure(action.add_parser("access-log", help="who read or changed episode data"))
-            return
+from cli.episodes import ApiClient, print_table
 
 
 def run(api: ApiClient, args: argparse.Namespace) -> int:

@@ -15,7 +15,7 @@ from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any
 
 from temporalio.client import Client
 
@@ -26,6 +26,7 @@ from audit.export import ExportFormat, export_episode
 from audit.replay import AuditReplay, replay_episode
 from audit.verify import StreamReport, VerifyReport, verify_all, verify_episode
 from cli.audit_access import audited, operator_id
+from cli.output import print_table, progress
 from devstack.embedded_postgres import EmbeddedPostgres
 from domain.actors import Actor, Role
 from programs import load_catalog
@@ -164,13 +165,10 @@ async def _verify(settings: Settings, args: argparse.Namespace) -> int:
     )
     async with _store(settings) as store, audited(store.pool, settings, args, "read") as access:
         if args.all:
-            report = await verify_all(
-                store,
-                key=key,
-                checkpoint=checkpoint,
-                external=published,
-                progress=ProgressBar(sys.stderr, "streams"),
-            )
+            with progress("verifying", "streams", "verified {done}/{total} {unit}") as step:
+                report = await verify_all(
+                    store, key=key, checkpoint=checkpoint, external=published, progress=step
+                )
             access.read(stream.episode_id for stream in report.streams)
         else:
             one = await verify_episode(store, args.episode_id, key=key, checkpoint=checkpoint)
@@ -270,29 +268,5 @@ async def _export(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
-class ProgressBar:
-    """A one-line bar redrawn on a terminal; elsewhere only the final count is written."""
-
-    WIDTH = 30
-
-    def __init__(self, stream: TextIO, unit: str) -> None:
-        self._stream = stream
-        self._unit = unit
-        self._tty = stream.isatty()
-
-    def __call__(self, done: int, total: int, _current: str = "") -> None:
-        if self._tty:
-            filled = self.WIDTH * done // max(total, 1)
-            bar = "#" * filled + "." * (self.WIDTH - filled)
-            self._stream.write(f"\r[{bar}] {done}/{total} {self._unit}")
-            if done == total:
-                self._stream.write("\n")
-        elif done == total:
-            self._stream.write(f"verified {done}/{total} {self._unit}\n")
-        self._stream.flush()
-
-
 def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
-    widths = [max(len(c) for c in column) for column in zip(header, *rows, strict=False)]
-    for row in (header, *rows):
-        print("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
+    print_table(header, rows)

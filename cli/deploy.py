@@ -57,30 +57,6 @@ class Written:
     tokens: dict[str, tuple[str, str]]  # user id -> (role, token)
 
 
-def configure(deploy: argparse.ArgumentParser) -> None:
-    """Declare `deploy`'s subcommands (cli.main registers the command itself)."""
-    commands = deploy.add_subparsers(dest="deploy_command", required=True, metavar="DEPLOY_COMMAND")
-    init = commands.add_parser(
-        "init",
-        help="write the keys, users file, database passwords and .env docker-compose.yml uses",
-    )
-    init.add_argument(
-        "dir", nargs="?", type=Path, default=DEFAULT_DIR, help=f"default ./{DEFAULT_DIR}"
-    )
-    init.add_argument(
-        "--env-file",
-        type=Path,
-        default=DEFAULT_ENV_FILE,
-        help="the .env docker compose reads (default ./.env, beside docker-compose.yml)",
-    )
-    init.add_argument(
-        "--db-host",
-        default=DEFAULT_DB_HOST,
-        help=f"host:port of CarePath's PostgreSQL in the database URLs (default {DEFAULT_DB_HOST})",
-    )
-    init.add_argument("--force", action="store_true", help="replace files that exist")
-
-
 def run(args: argparse.Namespace) -> int:
     written = init_deployment(args.dir, args.env_file, db_host=args.db_host, force=args.force)
     for user_id, (role, token) in written.tokens.items():

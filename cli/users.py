@@ -38,29 +38,6 @@ from workers.settings import Settings
 ROLE_NAMES = tuple(role.value for role in READ_ROLES)
 
 
-def configure(users: argparse.ArgumentParser) -> None:
-    """Declare the subcommands of `users` (cli.main registers the command itself)."""
-    commands = users.add_subparsers(dest="users_command", required=True, metavar="USERS_COMMAND")
-    add = commands.add_parser("add", help="add a user; prints their token once")
-    add.add_argument("user_id")
-    add.add_argument("--role", required=True, choices=ROLE_NAMES)
-    add.add_argument(
-        "--program",
-        action="append",
-        dest="programs",
-        help=f"a program the user works in (repeat for more); default {ALL_PROGRAMS!r}, every one",
-    )
-    rotate = commands.add_parser(
-        "rotate", help="replace a user's token(s) with a new one; prints it once"
-    )
-    rotate.add_argument("user_id")
-    remove = commands.add_parser("remove", help="remove a user: their tokens stop working")
-    remove.add_argument("user_id")
-    listing = commands.add_parser("list", help="the users, their roles and programs (no tokens)")
-    for parser in (add, rotate, remove, listing):
-        parser.add_argument("--data-dir", help="where the users file is (CAREPATH_DATA_DIR)")
-
-
 def run(settings: Settings, args: argparse.Namespace) -> int:
     path = settings.effective_users_file
     if settings.jwks_url:

@@ -38,7 +38,12 @@ def chain_hash(prev_hash: str, payload: Mapping[str, Any]) -> str:
 
 def payload_digest(payload: Mapping[str, Any]) -> str:
     """SHA-256 (hex) of one payload's canonical JSON: what an event's content comes to."""
-    return hashlib.sha256(canonical_json(payload)).hexdigest()
+    return digest_of_canonical(canonical_json(payload))
+
+
+def digest_of_canonical(canonical: bytes) -> str:
+    """`payload_digest` of a payload already encoded (`canonical_json`)."""
+    return hashlib.sha256(canonical).hexdigest()
 
 
 def event_digests(events: Iterable[Event]) -> tuple[str, ...]:

@@ -39,6 +39,9 @@ class CommandBase(BaseModel):
     # Every command class sets this, to None when staff do not post it under an episode
     # (the referral opens the episode; the tick is the workflow's own timer).
     endpoint: ClassVar[Endpoint | None]
+    # Fields the server fills in rather than the caller (the program definition a
+    # migration moves to, looked up in the server's catalog): not part of the request body.
+    server_fields: ClassVar[frozenset[str]] = frozenset()
 
     if TYPE_CHECKING:
         # Each command narrows this to its own literal tag, the union's discriminator.

@@ -51,6 +51,7 @@ from domain.commands_plan import (
     StepDown,
     StepUp,
 )
+from domain.commands_programs import MigrateProgram
 
 # isort: split
 # The decider imports every rule module, and each rule registers its command as its module
@@ -70,6 +71,7 @@ __all__ = [
     "CorrectAttendance",
     "Discharge",
     "Endpoint",
+    "MigrateProgram",
     "NotifyParty",
     "OverrideLevelOfCare",
     "PlaceOnHold",

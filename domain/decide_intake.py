@@ -13,7 +13,7 @@ from domain.errors import (
     LevelOfCareOverrideRequired,
     WrongStage,
 )
-from domain.programs import ProgramDefinition
+from domain.programs import ProgramDefinition, program_digest
 from domain.roles import CLINICAL, FRONT_DESK, OVERSIGHT
 from domain.rules import rule
 from domain.state import DeadlineRules, Stage
@@ -24,13 +24,19 @@ _SCREENABLE = frozenset({Stage.REFERRED, Stage.SCREENING})
 
 @rule(c.ReferClient, roles=FRONT_DESK)
 def refer_client(em: Emitter, cmd: c.ReferClient) -> None:
-    """Open the episode; the caller has checked that the program exists."""
+    """Open the episode; the caller has checked that the program exists. The episode
+    records the program version it is referred under (a definition recorded before
+    programs had versions records none)."""
+    program = em.program_named(cmd.program_id)
+    versioned = program.version is not None
     em.emit(
         ev.ClientReferred,
         client_ref=cmd.client_ref,
         program_id=cmd.program_id,
         referral_source=cmd.referral_source,
         readmission_of=cmd.readmission_of,
+        program_version=program.version,
+        program_digest=program_digest(program) if versioned else None,
     )
 
 

@@ -30,6 +30,7 @@ from domain.ticks import tick
 # isort: off
 from domain import decide_intake, decide_plan, decide_sessions, decide_tasks  # noqa: F401
 from domain import decide_aftercare, decide_consent  # noqa: F401
+from domain import decide_programs  # noqa: F401
 # isort: on
 
 __all__ = ["DecisionContext", "decide", "evolve", "fold"]

@@ -60,6 +60,10 @@ class Emitter:
     def program(self) -> ProgramDefinition:
         return self._ctx.programs.get(self.state.program_id)
 
+    def program_named(self, program_id: str) -> ProgramDefinition:
+        """A program of the context's catalog by id (before the episode exists)."""
+        return self._ctx.programs.get(program_id)
+
     @property
     def rules_revision(self) -> int:
         return self._ctx.rules_revision

@@ -52,6 +52,29 @@ class UnknownProgram(CarePathError):
         self.program_id = program_id
 
 
+class UnknownProgramVersion(InvalidCommand):
+    """Raised when a version of a program is asked for that no recorded definition has."""
+
+    def __init__(self, program_id: str, version: int, known: tuple[int, ...] = ()) -> None:
+        known_text = ", ".join(str(v) for v in known) if known else "none recorded"
+        super().__init__(
+            f"program {program_id!r} has no version {version}: choose a recorded version "
+            f"({known_text}; `carepath programs list` shows them)"
+        )
+        self.program_id = program_id
+        self.version = version
+
+
+class ProgramVersionIncompatible(InvalidCommand):
+    """Raised when an episode cannot move to another program version: the version lacks
+    the episode's phase, its level of care or the levels of its open tasks, or it belongs
+    to another program."""
+
+
+class ProgramVersionUnchanged(CarePathError):
+    """Raised when an episode is asked to move to the program version it already runs under."""
+
+
 class ProgramDefinitionInvalid(CarePathError):
     """Raised when a program definition file fails validation; names the field and reason."""
 

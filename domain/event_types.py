@@ -52,6 +52,11 @@ class ClientReferred(EventBase):
     program_id: str
     referral_source: ReferralSource
     readmission_of: str | None = None
+    # The version of the program the episode was referred under and its definition's
+    # digest (`domain.programs.program_digest`); unset in histories recorded before
+    # programs had versions.
+    program_version: int | None = later_field()
+    program_digest: str | None = later_field()
 
 
 class ScreeningStarted(EventBase):

@@ -59,6 +59,7 @@ from domain.event_types_care import (
     TaskResolved,
     WeeklyAttendanceChecked,
 )
+from domain.event_types_programs import ProgramMigrated
 
 __all__ = [
     "EVENT_ADAPTER",
@@ -97,6 +98,7 @@ __all__ = [
     "PlanReviewCompleted",
     "PlanReviewDueSoon",
     "PlanReviewOverdue",
+    "ProgramMigrated",
     "RelapsePreventionPlanRecorded",
     "RelapseReported",
     "ScreeningRecorded",
@@ -156,7 +158,8 @@ Event = Annotated[
     | PartyNotified
     | AuthorizationRecorded
     | AuthorizationExpiring
-    | PhaseReviewDue,
+    | PhaseReviewDue
+    | ProgramMigrated,
     Field(discriminator="type"),
 ]
 

@@ -69,6 +69,8 @@ def _referred(e: ev.ClientReferred) -> EpisodeState:
         referral_source=e.referral_source,
         referred_at=e.occurred_at,
         readmission_of=e.readmission_of,
+        program_version=e.program_version,
+        program_digest=e.program_digest,
     )
 
 
@@ -386,6 +388,13 @@ def _authorization_expiring(state: EpisodeState, e: ev.AuthorizationExpiring) ->
     return state.model_copy(update={"authorizations": authorizations})
 
 
+def _program_migrated(state: EpisodeState, e: ev.ProgramMigrated) -> EpisodeState:
+    changes: dict[str, Any] = {"program_version": e.to_version, "program_digest": e.to_digest}
+    if e.rules is not None:
+        changes["rules"] = e.rules
+    return state.model_copy(update=changes)
+
+
 Evolver = Callable[[EpisodeState, Any], EpisodeState]
 
 # Every event type but the referral, which starts the state instead of changing it.
@@ -431,6 +440,7 @@ _EVOLVERS: dict[type[ev.EventBase], Evolver] = {
     ev.AuthorizationRecorded: _authorization_recorded,
     ev.AuthorizationExpiring: _authorization_expiring,
     ev.PhaseReviewDue: _phase_review_due,
+    ev.ProgramMigrated: _program_migrated,
 }
 
 

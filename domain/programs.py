@@ -7,6 +7,8 @@ file still yields a complete, clinically sensible program.
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Mapping
 from datetime import timedelta
 from typing import Any, ClassVar, Literal
@@ -22,7 +24,7 @@ from pydantic import (
 )
 
 from domain.durations import Duration, PositiveDuration, legacy_units
-from domain.errors import ProgramDefinitionInvalid, UnknownProgram
+from domain.errors import ProgramDefinitionInvalid, UnknownProgram, UnknownProgramVersion
 from domain.vocabulary import LevelOfCare, StaffRecipient, TaskKind
 
 WEEK = timedelta(weeks=1)
@@ -253,6 +255,11 @@ class ProgramDefinition(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     id: str = Field(pattern=r"^[a-z0-9][a-z0-9-]{1,62}$")
+    # Raised whenever the definition changes (docs/programs.md): an episode keeps the
+    # version it was referred under. None only in definitions recorded before programs
+    # had versions (workflow inputs of old episodes); the loader reads a file without
+    # one as version 1.
+    version: int | None = Field(default=None, ge=1)
     name: str = Field(min_length=1)
     population: str = Field(pattern=r"^(adult|adolescent)$")
     # The clinic's IANA time zone: weeks, clinic days and the times shown to staff are
@@ -319,17 +326,65 @@ def parse_program(data: Mapping[str, Any], source: str = "<program>") -> Program
         ) from exc
 
 
-class ProgramCatalog:
-    """The loaded program definitions, by id."""
+def program_document(program: ProgramDefinition) -> dict[str, Any]:
+    """The definition as JSON data, settings left at their defaults omitted: what its digest
+    is computed over and what a migration records. Comments, layout and the unit a
+    duration is written in do not show in it; a changed setting does."""
+    document: dict[str, Any] = program.model_dump(mode="json", exclude_defaults=True)
+    return document
 
-    def __init__(self, programs: Mapping[str, ProgramDefinition]) -> None:
+
+def program_digest(program: ProgramDefinition) -> str:
+    """SHA-256 (hex) of the definition's canonical JSON (`program_document`)."""
+    text = json.dumps(
+        program_document(program),
+        sort_keys=True,
+        separators=(",", ":"),
+        ensure_ascii=False,
+        allow_nan=False,
+    )
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def version_label(program_id: str, version: int | None) -> str:
+    """`adult-iop@2`; `adult-iop@unversioned` for a definition recorded before versions."""
+    return f"{program_id}@{version if version is not None else 'unversioned'}"
+
+
+class ProgramCatalog:
+    """The loaded program definitions, by id: the current version of each (what a new
+    referral gets) and, in `history`, every recorded version, current ones included (what
+    an episode may be shown under or migrated to)."""
+
+    def __init__(
+        self,
+        programs: Mapping[str, ProgramDefinition],
+        history: Mapping[tuple[str, int], ProgramDefinition] | None = None,
+    ) -> None:
         self._programs = dict(programs)
+        self._history = dict(history or {})
+        for program in self._programs.values():
+            if program.version is not None:
+                self._history.setdefault((program.id, program.version), program)
 
     def get(self, program_id: str) -> ProgramDefinition:
         try:
             return self._programs[program_id]
         except KeyError:
             raise UnknownProgram(program_id, self.ids()) from None
+
+    def version(self, program_id: str, version: int) -> ProgramDefinition:
+        """One recorded version of a program; raises `UnknownProgram` or
+        `UnknownProgramVersion`."""
+        self.get(program_id)
+        try:
+            return self._history[(program_id, version)]
+        except KeyError:
+            raise UnknownProgramVersion(program_id, version, self.versions(program_id)) from None
+
+    def versions(self, program_id: str) -> tuple[int, ...]:
+        """The recorded versions of a program, oldest first."""
+        return tuple(sorted(v for p, v in self._history if p == program_id))
 
     def ids(self) -> tuple[str, ...]:
         return tuple(sorted(self._programs))

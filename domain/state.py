@@ -172,6 +172,11 @@ class EpisodeState(_Frozen):
     referral_source: ReferralSource
     referred_at: datetime
     readmission_of: str | None = None
+    # The program version the episode runs under (from its referral, or its last
+    # migration) and that definition's digest; unset for episodes referred before
+    # programs had versions.
+    program_version: int | None = later_field()
+    program_digest: str | None = later_field()
     eligible: bool | None = None
     assessment: Assessment | None = None
     level_override: str | None = None

@@ -32,6 +32,7 @@ from simulation.report import (
     MeasureSet,
     Report,
     build_report,
+    date_range,
     measure_sets,
     number,
     write_outputs,
@@ -86,9 +87,7 @@ async def run_cohort(
         store = EventStore(stack.pool, chain_key=SIMULATION_CHAIN_KEY)
         queue = f"simulation-{seed}"
         client = stack.env.client
-        async with build_worker(
-            client, store, queue, max_cached_workflows=max(1000, 2 * clients)
-        ):
+        async with build_worker(client, store, queue, max_cached_workflows=max(1000, 2 * clients)):
             sim = Simulation(
                 stack.env,
                 store,
@@ -281,12 +280,13 @@ def simulate(
 def what_if(
     a: Run, b: Run, seed: int, sets: Sequence[MeasureSet] | None = None
 ) -> list[Difference]:
-    chosen = list(sets or measure_sets())
+    if sets is None:
+        span = date_range([a.clients, b.clients])
+        sets = measure_sets(*span) if span is not None else measure_sets()
+    chosen = list(sets)
 
     def facts(run: Run) -> list[list[object]]:
-        return [
-            [[s.per_episode(events) for events in client] for client in run.clients] for s in chosen
-        ]
+        return [[s.client_facts(client) for client in run.clients] for s in chosen]
 
     return compare_runs(chosen, facts(a), facts(b), seed=seed)
 

@@ -20,7 +20,7 @@ import math
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +43,14 @@ class MeasureSet:
     name: str
     per_episode: Callable[[Sequence[StoredEvent]], Facts]
     aggregate: Callable[[Sequence[Facts]], Mapping[str, Value]]
+    # Facts of each of one client's episodes when an episode's facts depend on the
+    # client's other episodes (readmission, follow-up); `per_episode` of each otherwise.
+    per_client: Callable[[Sequence[Sequence[StoredEvent]]], list[Facts]] | None = None
+
+    def client_facts(self, client: Sequence[Sequence[StoredEvent]]) -> list[Facts]:
+        if self.per_client is not None:
+            return self.per_client(client)
+        return [self.per_episode(events) for events in client]
 
     def values(self, clients: Sequence[Sequence[Facts]]) -> dict[str, Value]:
         return dict(self.aggregate([facts for client in clients for facts in client]))
@@ -129,53 +137,89 @@ def staff_load(facts: Sequence[StaffFacts]) -> dict[str, Value]:
 STAFF_LOAD = MeasureSet("staff load", staff_facts, staff_load)
 
 
-def quality_measure_set() -> MeasureSet | None:
-    """The quality measures of docs/measures.md (`domain.measures`), when present: facts
-    of one episode by `episode_facts`, a `QualityMeasures` by `aggregate`, whose numeric
-    fields become the named values."""
+def quality_measure_set(start: date, end: date) -> MeasureSet | None:
+    """The quality measures of docs/measures.md (`domain.measures`) over the days
+    `start`..`end`, when that module is present: each episode's `episode_facts` (with
+    the client's other episodes, for readmission and follow-up), summed by `aggregate`."""
     try:
         measures = importlib.import_module("domain.measures")
-    except ModuleNotFoundError:
+    except ModuleNotFoundError:  # pragma: no cover - present since the measures landed
         return None
-    per_episode = getattr(measures, "episode_facts", None)
-    aggregate = getattr(measures, "aggregate", None)
-    if per_episode is None or aggregate is None:
-        return None
+    episode_facts = measures.episode_facts
+    aggregate = measures.aggregate
 
-    def facts(events: Sequence[StoredEvent]) -> Facts:
-        return per_episode([stored.event for stored in events])
+    def per_client(client: Sequence[Sequence[StoredEvent]]) -> list[Facts]:
+        streams = [[stored.event for stored in events] for events in client]
+        out = []
+        for i, stream in enumerate(streams):
+            others = streams[:i] + streams[i + 1 :]
+            facts = episode_facts(stream, start=start, end=end, client_streams=others)
+            out.append(facts if facts is not None and facts.counted else None)
+        return out
+
+    def per_episode(events: Sequence[StoredEvent]) -> Facts:
+        return per_client([events])[0]
 
     def values(all_facts: Sequence[Facts]) -> dict[str, Value]:
-        return _numbers(aggregate(list(all_facts)))
+        counted = [facts for facts in all_facts if facts is not None]
+        return quality_values(aggregate(counted, start=start, end=end).model_dump())
 
-    return MeasureSet("quality", facts, values)
+    return MeasureSet("quality", per_episode, values, per_client)
 
 
-def _numbers(result: Any, prefix: str = "") -> dict[str, Value]:
-    """The numeric fields of a measures object (pydantic model, dataclass or mapping),
-    nested ones named `outer.inner`."""
-    if hasattr(result, "model_dump"):
-        result = result.model_dump()
-    elif hasattr(result, "__dataclass_fields__"):
-        result = {name: getattr(result, name) for name in result.__dataclass_fields__}
+# The date range and program of a measures result name no measure.
+_NOT_MEASURES = frozenset({"start", "end", "program_id"})
+
+
+def quality_values(result: Mapping[str, Any]) -> dict[str, Value]:
+    """The named values of a `QualityMeasures` (dumped): each rate's and distribution's
+    value (and a distribution's median), escalations per 100 episode-weeks by level."""
     out: dict[str, Value] = {}
-    for name, value in dict(result).items():
-        key = f"{prefix}{name}"
-        if isinstance(value, bool):
+    for name, value in result.items():
+        label = name.replace("_", " ")
+        if name in _NOT_MEASURES:
             continue
-        if isinstance(value, int | float) or value is None:
-            out[key] = None if value is None else float(value)
-        elif isinstance(value, Mapping) or hasattr(value, "model_dump"):
-            out.update(_numbers(value, f"{key}."))
+        if isinstance(value, Mapping) and "value" in value:
+            out[label] = _float(value["value"])
+            if "median" in value:
+                out[f"{label}, median"] = _float(value["median"])
+        elif isinstance(value, Mapping):
+            for key, inner in value.items():
+                out[f"{label}, level {key}"] = _float(inner["value"])
+        elif isinstance(value, int | float) and not isinstance(value, bool):
+            out[label] = float(value)
     return out
 
 
-def measure_sets() -> list[MeasureSet]:
+def _float(value: Any) -> Value:
+    return None if value is None else float(value)
+
+
+def measure_sets(start: date | None = None, end: date | None = None) -> list[MeasureSet]:
+    """The staff-load measures, and the quality measures over `start`..`end` if given."""
     sets = [STAFF_LOAD]
-    quality = quality_measure_set()
+    quality = quality_measure_set(start, end) if start is not None and end is not None else None
     if quality is not None:
         sets.insert(0, quality)
     return sets
+
+
+def date_range(
+    runs: Sequence[Sequence[Sequence[Sequence[StoredEvent]]]],
+) -> tuple[date, date] | None:
+    """The first and last day with an event, over every run given (clients, episodes,
+    events): the range a run's quality measures cover."""
+    moments = [
+        stored.occurred_at
+        for clients in runs
+        for client in clients
+        for events in client
+        for stored in (events[0], events[-1])
+        if events
+    ]
+    if not moments:
+        return None
+    return min(moments).date(), max(moments).date()
 
 
 # --- weekly series for the charts ------------------------------------------------------
@@ -273,8 +317,11 @@ def build_report(
     sets: Sequence[MeasureSet] | None = None,
 ) -> Report:
     values: dict[str, Value] = {}
-    for measure_set in sets or measure_sets():
-        facts = [[measure_set.per_episode(events) for events in client] for client in clients]
+    if sets is None:
+        span = date_range([clients])
+        sets = measure_sets(*span) if span is not None else measure_sets()
+    for measure_set in sets:
+        facts = [measure_set.client_facts(client) for client in clients]
         values.update(measure_set.values(facts))
     return Report(
         program=program,

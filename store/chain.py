@@ -41,6 +41,7 @@ __all__ = [
     "chain_hash",
     "chain_key_id",
     "keyed_chain_hash",
+    "keyed_chain_hash_of",
     "verify_chain",
 ]
 
@@ -51,9 +52,12 @@ HASH_KEYED = "hmac-sha256"
 
 def keyed_chain_hash(key: bytes, prev_hash: str, payload: Mapping[str, Any]) -> str:
     """HMAC-SHA-256 under the chain key of `prev_hash` followed by the payload's canonical JSON."""
-    return hmac.new(
-        key, prev_hash.encode("ascii") + canonical_json(payload), hashlib.sha256
-    ).hexdigest()
+    return keyed_chain_hash_of(key, prev_hash, canonical_json(payload))
+
+
+def keyed_chain_hash_of(key: bytes, prev_hash: str, canonical: bytes) -> str:
+    """`keyed_chain_hash` of a payload already encoded (`canonical_json`)."""
+    return hmac.new(key, prev_hash.encode("ascii") + canonical, hashlib.sha256).hexdigest()
 
 
 def chain_key_id(key: bytes) -> str:

@@ -17,8 +17,11 @@ is `DatabaseUnavailable` (retrying helps); anything else PostgreSQL refuses - a
 constraint, data it cannot store, a missing table or privilege, a failing read-model
 update - is `StoreRefused`, which no retry fixes.
 
-An append is one statement (`append_events`, migration 0015): the head check, the command
-lookup, the insert and the new head in one round trip. The read models are not written on
+An append is one statement (`append_event_batch`, migration 0018; `append_events`, 0015,
+for everything but a batch that continues the head): the head check, the command lookup,
+the insert and the new head in one round trip. The batch travels as typed arrays, its
+payloads as the canonical JSON the chain hash and the digests are computed over, so each
+payload is encoded once. The read models are not written on
 this path: the projector (`store.projector`) folds the new events after they commit, in
 global position order, and a reader that needs its own change waits for its position.
 """
@@ -34,11 +37,11 @@ from typing import Any
 
 import asyncpg
 
-from domain.canonical import GENESIS_HASH, payload_digest
+from domain.canonical import GENESIS_HASH, canonical_json, digest_of_canonical
 from domain.errors import CarePathError
 from domain.events import Event, dump_event
 from domain.idempotency import reused_key
-from store.chain import ChainSeal, keyed_chain_hash
+from store.chain import ChainSeal, keyed_chain_hash_of
 from store.chain_seal import load_seal
 from store.db import Connection, Pool
 from store.errors import AppendConflict, DatabaseUnavailable, StoreRefused
@@ -65,7 +68,7 @@ _TRANSIENT = (
     asyncpg.LockNotAvailableError,
 )
 _NOT_ACCEPTING = "not currently accepting connections"
-_APPEND = "SELECT * FROM append_events($1, $2::jsonb, $3, $4)"
+_APPEND = "SELECT * FROM append_event_batch($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"
 # A hash no event has: the batch's chain base when this store does not know it, which the
 # database answers with the stored one (`stale_base`).
 _UNKNOWN_HASH = "unknown"
@@ -134,14 +137,18 @@ class EventStore:
         self, episode_id: str, events: Sequence[Event], command: CommandKey | None
     ) -> AppendResult:
         try:
-            payloads = [dump_event(event) for event in events]
+            canonical = [canonical_json(dump_event(event)) for event in events]
             base = self._base_hash(episode_id, events)
+            columns = _columns(events, canonical)
             async with _unavailable_on_lost_connection(), self._pool.acquire() as conn:
                 for _attempt in range(_HASH_ATTEMPTS):
                     row = await conn.fetchrow(
                         _APPEND,
                         episode_id,
-                        self._rows(events, payloads, base),
+                        events[0].seq if events else 1,
+                        base,
+                        *columns,
+                        self._hashes(canonical, base),
                         None if command is None else command.command_id,
                         None if command is None else command.fingerprint,
                     )
@@ -153,7 +160,7 @@ class EventStore:
                     raise AppendConflict(
                         f"episode {episode_id}: the stream's head kept moving; decide again"
                     )
-                return await self._outcome(conn, episode_id, events, payloads, command, row)
+                return await self._outcome(conn, episode_id, events, canonical, command, row)
         except asyncpg.UniqueViolationError as exc:
             # Only reachable if a writer bypasses the advisory lock.
             raise AppendConflict(
@@ -182,36 +189,22 @@ class EventStore:
             return known[1]
         return _UNKNOWN_HASH
 
-    def _rows(
-        self, events: Sequence[Event], payloads: list[dict[str, Any]], base: str
-    ) -> list[dict[str, Any]]:
-        rows = []
+    def _hashes(self, canonical: list[bytes], base: str) -> list[str]:
+        """Each event's chain hash, the first chained from `base`, each next from the one
+        before (its prev_hash, which the database derives the same way)."""
+        hashes = []
         prev_hash = base
-        for event, payload in zip(events, payloads, strict=True):
-            event_hash = keyed_chain_hash(self._chain_key, prev_hash, payload)
-            rows.append(
-                {
-                    "seq": event.seq,
-                    "event_type": event.type,
-                    "schema_version": event.schema_version,
-                    "payload": payload,
-                    "occurred_at": event.occurred_at.isoformat(),
-                    "actor_id": event.actor.user_id,
-                    "actor_role": str(event.actor.role),
-                    "command_id": event.command_id,
-                    "prev_hash": prev_hash,
-                    "hash": event_hash,
-                }
-            )
-            prev_hash = event_hash
-        return rows
+        for encoded in canonical:
+            prev_hash = keyed_chain_hash_of(self._chain_key, prev_hash, encoded)
+            hashes.append(prev_hash)
+        return hashes
 
     async def _outcome(
         self,
         conn: Connection,
         episode_id: str,
         events: Sequence[Event],
-        payloads: list[dict[str, Any]],
+        canonical: list[bytes],
         command: CommandKey | None,
         row: asyncpg.Record,
     ) -> AppendResult:
@@ -243,7 +236,7 @@ class EventStore:
             head_seq=head_seq,
             head_hash=head_hash,
             # What the stream now holds at these seqs: equal to the batch, or it failed above.
-            digests=tuple(payload_digest(payload) for payload in payloads),
+            digests=tuple(digest_of_canonical(encoded) for encoded in canonical),
             position=row["last_position"],
         )
 
@@ -315,6 +308,21 @@ async def _unavailable_on_lost_connection() -> AsyncIterator[None]:
         if _NOT_ACCEPTING not in str(exc):
             raise
         raise DatabaseUnavailable(f"PostgreSQL refuses connections for now: {exc}") from exc
+
+
+def _columns(events: Sequence[Event], canonical: list[bytes]) -> tuple[list[Any], ...]:
+    """The batch's columns for `append_event_batch`, in its argument order (the hashes
+    apart): event types, schema versions, payloads (canonical JSON), occurred_at, actor
+    ids, actor roles, command ids."""
+    return (
+        [event.type for event in events],
+        [event.schema_version for event in events],
+        [encoded.decode("utf-8") for encoded in canonical],
+        [event.occurred_at for event in events],
+        [event.actor.user_id for event in events],
+        [str(event.actor.role) for event in events],
+        [event.command_id for event in events],
+    )
 
 
 def _check_batch(episode_id: str, events: Sequence[Event]) -> None:

@@ -259,14 +259,19 @@ class Projector:
                 streams: dict[str, list[Any]] = {}
                 for row in rows:
                     streams.setdefault(row["episode_id"], []).append(row)
+                # A stored state this projector holds in memory at the same version is
+                # not sent (its JSON is the largest thing the projector reads).
                 snapshots = {
                     row["episode_id"]: row
                     for row in await conn.fetch(
-                        "SELECT episode_id, s.version, s.state, f.seq IS NOT NULL AS failed "
-                        "FROM unnest($1::text[]) AS k(episode_id) "
+                        "SELECT episode_id, s.version, "
+                        "CASE WHEN s.version IS NOT DISTINCT FROM k.cached THEN NULL "
+                        "ELSE s.state END AS state, f.seq IS NOT NULL AS failed "
+                        "FROM unnest($1::text[], $2::integer[]) AS k(episode_id, cached) "
                         "LEFT JOIN projection_snapshots s USING (episode_id) "
                         "LEFT JOIN projection_failures f USING (episode_id)",
                         list(streams),
+                        [self._cached_version(episode_id) for episode_id in streams],
                     )
                 }
                 try:
@@ -285,6 +290,10 @@ class Projector:
         while len(self._states) > self._cache_size:
             self._states.popitem(last=False)
         return len(rows)
+
+    def _cached_version(self, episode_id: str) -> int | None:
+        cached = self._states.get(episode_id)
+        return None if cached is None else cached.version
 
     async def _fold_batch(
         self, conn: Connection, streams: dict[str, list[Any]], snapshots: dict[str, Any]

@@ -14,6 +14,7 @@ from temporalio.testing import WorkflowEnvironment
 from api.app import ApiResources, create_app
 from api.auth import Authenticator
 from devstack.embedded_temporal import find_binary
+from domain.programs import ProgramCatalog
 from programs import load_catalog
 from store.event_store import EventStore
 from testing.payload_keys import TEST_CONVERTER
@@ -37,13 +38,15 @@ def api_app(
     *,
     rpc_timeout: float = DEFAULT_TEMPORAL_RPC_TIMEOUT,
     codec_ui_origin: str | None = None,
+    programs: ProgramCatalog | None = None,
 ) -> FastAPI:
-    """The HTTP API over `temporal` and `store`, sending commands to `task_queue`."""
+    """The HTTP API over `temporal` and `store`, sending commands to `task_queue`, with
+    the shipped programs unless `programs` is given."""
     return create_app(
         ApiResources(
             temporal=temporal,
             store=store,
-            programs=load_catalog(),
+            programs=programs or load_catalog(),
             task_queue=task_queue,
             authenticator=authenticator,
             rpc_timeout=rpc_timeout,

@@ -48,9 +48,9 @@ with workflow.unsafe.imports_passed_through():
     from domain.deadlines import next_deadline, pending_deadlines, visibility
     from domain.decider import DecisionContext, decide, fold
     from domain.errors import CarePathError
-    from domain.events import ClientReadmitted, Event, PartyNotified
+    from domain.events import ClientReadmitted, Event, PartyNotified, ProgramMigrated
     from domain.idempotency import command_fingerprint, reused_key
-    from domain.programs import ProgramCatalog
+    from domain.programs import ProgramCatalog, ProgramDefinition, parse_program
     from domain.state import EpisodeState
     from domain.vocabulary import CURRENT_RULES, FIRST_RULES
     from workflows import trace_context
@@ -149,6 +149,9 @@ class CarePathwayWorkflow:
     @workflow.init
     def __init__(self, inp: CarePathwayInput) -> None:
         self._episode_id = inp.episode_id
+        # The definition the episode runs under: the one it started with (carried across
+        # continue-as-new), until a `program_migrated` event replaces it.
+        self._program: ProgramDefinition = inp.program
         self._programs = ProgramCatalog({inp.program.id: inp.program})
         self._state: EpisodeState | None = inp.snapshot
         self._history_event_limit = inp.history_event_limit
@@ -200,6 +203,7 @@ class CarePathwayWorkflow:
                 workflow.continue_as_new(
                     inp.model_copy(
                         update={
+                            "program": self._program,
                             "snapshot": self._state,
                             "initial_command": None,
                             "applied_commands": self._ledger.carried(),
@@ -495,6 +499,10 @@ class CarePathwayWorkflow:
     def _adopt(self, events: tuple[Event, ...]) -> None:
         """Make stored events part of the state, the timeline and the notifications."""
         self._state = fold(events, self._state)
+        for migrated in (e for e in events if isinstance(e, ProgramMigrated)):
+            # From here on the episode is decided under the version it moved to.
+            self._program = parse_program(migrated.definition, source="program_migrated")
+            self._programs = ProgramCatalog({self._program.id: self._program})
         # Only events that call for a message go to the notification activity: those
         # that name staff to notify, and notices to a consenting family or party.
         self._outbox.extend(
@@ -592,7 +600,7 @@ class CarePathwayWorkflow:
             CarePathwayWorkflow.run,
             CarePathwayInput(
                 episode_id=event.new_episode_id,
-                program=self._programs.get(state.program_id),
+                program=self._program,
                 initial_command=referral,
             ),
             id=workflow_id_for(event.new_episode_id),

@@ -313,7 +313,10 @@ def chart_router(console: Console, charts: ChartQueries, gate: EpisodeGate) -> A
             return await again(err.errors)
         user = session.user
         try:
-            command = spec.build(key, user.actor(), submission.body, submission.path)
+            command = spec.build(
+                key, user.actor(), submission.body, submission.path,
+                _server_fields(console, spec, state, submission.body),
+            )  # fmt: skip
             result = await console.episodes.send(
                 episode_id, command, programs=user.program_filter()
             )
@@ -330,3 +333,14 @@ def chart_router(console: Console, charts: ChartQueries, gate: EpisodeGate) -> A
         )
 
     return router
+
+
+def _server_fields(
+    console: Console, spec: CommandSpec, state: EpisodeState, body: Any
+) -> dict[str, Any]:
+    """What the server fills in of a command, as the API's command route does: for a
+    program migration, the definition of the named version of the episode's program,
+    from the console's catalog (raises `UnknownProgramVersion` if it has no such one)."""
+    if "program" not in spec.command.server_fields:
+        return {}
+    return {"program": console.programs.version(state.program_id, body.to_version)}

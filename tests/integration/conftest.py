@@ -24,6 +24,7 @@ from store.db import Pool, create_pool
 from store.event_store import EventStore
 from store.projections import running_projector
 from testing.keys import CHAIN_KEY
+from testing.program_versions import catalog_with_next_version
 from testing.stack import api_app, start_dev_server
 from workers.health import recent_pollers
 from workers.worker import build_worker
@@ -79,7 +80,14 @@ async def api(temporal_client: Client, db_pool: Pool) -> AsyncIterator[httpx.Asy
     """
     task_queue = f"tq-{uuid.uuid4().hex[:12]}"
     store = EventStore(db_pool, chain_key=CHAIN_KEY)
-    app = api_app(temporal_client, store, task_queue, users_authenticator())
+    # The shipped programs, plus a recorded adult-iop@2 to migrate episodes to.
+    app = api_app(
+        temporal_client,
+        store,
+        task_queue,
+        users_authenticator(),
+        programs=catalog_with_next_version(),
+    )
     async with build_worker(temporal_client, store, task_queue), running_projector(db_pool):
         # The worker polls a moment after it starts; /readyz and /healthz look for that.
         await wait_until_polling(temporal_client, task_queue)
@@ -100,7 +108,7 @@ class ReadsOwnWrites:
     every read of a read model (tests that show the lag itself use their own client)."""
 
     READ_MODEL_PATHS = re.compile(
-        r"^/(caseload|tasks|deadlines|worklists/.+|episodes/[^/]+/attendance)$"
+        r"^/(caseload|tasks|deadlines|measures|worklists/.+|episodes/[^/]+/attendance)$"
     )
 
     def __init__(self) -> None:

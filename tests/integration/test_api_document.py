@@ -15,6 +15,7 @@ TAG_ORDER = [
     "episodes",
     "commands",
     "worklists",
+    "measures",
     "audit",
     "access log",
     "fhir",

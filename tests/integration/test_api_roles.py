@@ -167,6 +167,7 @@ CASES: dict[str, Case] = {
         "in_program", shared=True, body=lambda i: ({}, {"consent_id": f"c-{i}"}), prep=_consents
     ),
     "notify_party": Case("with_consent", shared=True),
+    "migrate_program": Case("in_program", shared=False),
     "record_authorization": Case(
         "in_program",
         shared=True,

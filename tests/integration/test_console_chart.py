@@ -278,3 +278,48 @@ class TestActions:
 
         assert refused.status_code == 403
         assert await consent_ids(api, episode_id) == []
+
+
+class TestProgramMigration:
+    async def test_given_a_supervisor_when_the_migrate_form_is_posted_then_the_episode_moves_to_that_version(
+        self, api: httpx.AsyncClient, browser: httpx.AsyncClient
+    ) -> None:
+        episode_id = await Driver(api).at("in_program")
+        await sign_in(browser, "supervisor")
+        form = await browser.get(action_url(episode_id, "migrate_program"))
+
+        done = await browser.post(
+            action_url(episode_id, "migrate_program"),
+            data={
+                CSRF_FIELD: _hidden(form.text, CSRF_FIELD),
+                "idempotency_key": _hidden(form.text, "idempotency_key"),
+                "to_version": "2",
+                "reason": "the program's second version",
+            },
+        )
+
+        assert done.status_code == 303, re.findall(r"<li>.*?</li>", done.text)
+        state = (await api.get(f"/episodes/{episode_id}", headers=bearer("director"))).json()
+        assert state["state"]["program_version"] == 2
+
+    async def test_given_an_unrecorded_version_when_the_migrate_form_is_posted_then_the_form_says_so(
+        self, api: httpx.AsyncClient, browser: httpx.AsyncClient
+    ) -> None:
+        episode_id = await Driver(api).at("in_program")
+        await sign_in(browser, "supervisor")
+        form = await browser.get(action_url(episode_id, "migrate_program"))
+
+        refused = await browser.post(
+            action_url(episode_id, "migrate_program"),
+            data={
+                CSRF_FIELD: _hidden(form.text, CSRF_FIELD),
+                "idempotency_key": _hidden(form.text, "idempotency_key"),
+                "to_version": "9",
+                "reason": "no such version",
+            },
+        )
+
+        assert refused.status_code == 422, refused.text
+        assert "version 9" in refused.text
+        state = (await api.get(f"/episodes/{episode_id}", headers=bearer("director"))).json()
+        assert state["state"]["program_version"] == 1

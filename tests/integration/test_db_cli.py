@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import http.server
 import json
@@ -15,8 +16,8 @@ from typing import ClassVar
 
 import pytest
 
+from cli.audit_commands import run_command
 from cli.db import run_db
-from cli.main import build_parser
 from store import EventStore
 from store.chain import GENESIS_HASH, keyed_chain_hash
 from store.checkpoints import load_checkpoint
@@ -43,7 +44,22 @@ def settings(fresh_database_url: str, tmp_path: Path) -> Settings:
 
 
 async def db(settings: Settings, *argv: str) -> int:
-    return await run_db(settings, build_parser().parse_args(["db", *argv]))
+    """`carepath db ARGV`; `verify` is `carepath audit verify` (its deprecated spelling)."""
+    if argv[0] == "verify":
+        rest = [a for a in argv[1:] if a != "--json"]
+        every = "--all" in rest
+        rest = [a for a in rest if a != "--all"]
+        checkpoint = rest[rest.index(rest[0]) + 1] if rest and rest[0].startswith("--") else None
+        episode = None if every else rest[0]
+        args = argparse.Namespace(
+            audit_command="verify", episode_id=episode, all=every, checkpoint=checkpoint,
+            json="--json" in argv, data_dir=None,
+        )  # fmt: skip
+        return await asyncio.to_thread(run_command, settings, args)
+    if argv[0] == "checkpoint":
+        export = Path(argv[2]) if len(argv) > 2 else None
+        return await run_db(settings, argparse.Namespace(db_command="checkpoint", export=export))
+    return await run_db(settings, argparse.Namespace(db_command=argv[0]))
 
 
 async def tamper(pool: Pool, statement: str) -> None:
@@ -72,9 +88,8 @@ class TestDbCommands:
         out = capsys.readouterr()
         assert "checkpoint #1 taken" in out.out
         assert json.loads(export.read_text())["heads"]["ep-1"]["seq"] > 0
-        assert "verified 1 stream(s)" in out.out
-        assert "against checkpoint #1: all intact" in out.out
-        assert "verifying: 1/1 streams (100%)" in out.err
+        assert "episode ep-1: intact" in out.out
+        assert "(chain and checkpoint #1)" in out.out
 
     async def test_verify_against_an_export_names_the_truncated_episode_and_exits_1(
         self,
@@ -96,13 +111,17 @@ class TestDbCommands:
 
         assert code == 1
         report = json.loads(capsys.readouterr().out)
-        assert report["anomalies"] == [
-            {
-                "episode_id": "ep-1",
-                "first_bad_seq": len(events),
-                "reason": f"truncated: checkpoint #1 recorded seq {len(events)}, "
+        assert [
+            (s["episode_id"], s["first_bad_seq"], s["reason"])
+            for s in report["streams"]
+            if not s["ok"]
+        ] == [
+            (
+                "ep-1",
+                len(events),
+                f"truncated: checkpoint #1 recorded seq {len(events)}, "
                 f"but the stream ends at seq {len(events) - 1}",
-            }
+            )
         ]
 
     async def test_verify_one_episode_names_the_first_bad_seq(
@@ -119,7 +138,7 @@ class TestDbCommands:
 
         assert await db(settings, "verify", "ep-1") == 1
 
-        assert "episode ep-1: first bad seq 4: seq gap" in capsys.readouterr().out
+        assert "episode ep-1: TAMPERED, first bad seq 4: seq gap" in capsys.readouterr().out
 
     async def test_rebuild_projections_reports_what_it_folded(
         self, settings: Settings, db_pool: Pool, capsys: pytest.CaptureFixture[str]
@@ -169,7 +188,7 @@ def test_the_command_exits_1_with_a_one_line_error_for_a_tampered_checkpoint_fil
             sys.executable,
             "-m",
             "cli.main",
-            "db",
+            "audit",
             "verify",
             "--all",
             "--checkpoint",
@@ -300,4 +319,5 @@ class TestPublishedCheckpoints:
             "checkpoints: checkpoint #1 in the database differs from its signed copy kept "
             "outside: the database's checkpoints were rewritten and signed again"
         ) in out
-        assert f"episode ep-1: first bad seq {head}: rewritten" in out
+        assert f"episode ep-1: TAMPERED, first bad seq {head}: " in out
+        assert "was changed and the chain recomputed" in out

@@ -56,9 +56,8 @@ async def cli(
     capsys: pytest.CaptureFixture[str], api_url: str, user: str | None, *argv: str
 ) -> tuple[int, str, str]:
     options = ["--api-url", api_url] + (["--token", token(user)] if user else [])
-    # Connection options go before positionals: `do` passes what follows COMMAND as fields.
-    args = [*argv[:2], *options, *argv[2:]] if argv[0] == "episode" else [*argv, *options]
-    code = await asyncio.to_thread(main, args)
+    # The global options may go anywhere on the line: after the command here.
+    code = await asyncio.to_thread(main, [*argv, *options])
     out, err = capsys.readouterr()
     return code, out, err
 
@@ -79,22 +78,23 @@ async def test_staff_drive_an_episode_from_the_cli(
         api_url,
         "intake",
         "episode",
-        "do",
-        episode_id,
         "record-screening",
+        episode_id,
         "--body",
         findings,
     )
     assessed = await cli(
-        capsys, api_url, "clinician", "episode", "do", episode_id, "record-assessment",
+        capsys, api_url, "clinician", "episode", "record-assessment", episode_id,
         "--asam-edition", "asam-criteria-3", "--recommended-level", "iop",
         "--diagnoses", '["F10.20"]', "--asam-ratings",
         json.dumps({"acute_intoxication_withdrawal": 1, "biomedical": 0,
                     "emotional_behavioral_cognitive": 2, "readiness_to_change": 2,
                     "relapse_continued_use": 2, "recovery_environment": 1}),
     )  # fmt: skip
-    denied = await cli(capsys, api_url, "intake", "episode", "admit", episode_id)
-    admitted = await cli(capsys, api_url, "clinician", "episode", "admit", episode_id, "--json")
+    denied = await cli(capsys, api_url, "intake", "episode", "admit-client", episode_id)
+    admitted = await cli(
+        capsys, api_url, "clinician", "episode", "admit-client", episode_id, "--json"
+    )
     shown = await cli(capsys, api_url, "clinician", "episode", "show", episode_id)
     events = await cli(capsys, api_url, "auditor", "episode", "events", episode_id)
     no_token = await cli(capsys, api_url, None, "episode", "show", episode_id)

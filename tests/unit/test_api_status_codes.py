@@ -24,6 +24,8 @@ INVALID_IN_ITSELF = {
     "PhaseAdvanceTooEarly",
     "CheckInOutsideWindow",
     "UnknownProgram",
+    "UnknownProgramVersion",
+    "ProgramVersionIncompatible",
 }
 NOT_STATE = {"CarePathError", "CommandNotAllowed", "EpisodeNotStarted", "ProgramDefinitionInvalid"}
 

@@ -1,14 +1,13 @@
 """`carepath` starts fast: help and the API commands load no server library.
 
 Each check runs the command in a fresh interpreter and lists the modules it loaded;
-nothing here measures time (`bench/cli_start.py` does).
+nothing here measures time (`bench/cli_start.py` does). The command line is Typer, which
+brings pydantic (the library, not the domain's models); the staff commands' options come
+from the committed catalog (cli/command_catalog.json), so the domain is not imported.
 """
 
 from __future__ import annotations
 
-import argparse
-import contextlib
-import io
 import json
 import os
 import socket
@@ -19,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from cli.episodes import DEFAULT_API_URL, ApiClient
-from cli.main import build_parser, main
+from cli.main import GROUPS, app, main
 from workers.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -32,7 +31,6 @@ HEAVY = (
     "uvicorn",
     "temporalio",
     "asyncpg",
-    "pydantic",
     "pydantic_settings",
     "httpx",
     "yaml",
@@ -85,7 +83,15 @@ def _heavy_modules_loaded(*argv: str) -> tuple[list[str], str]:
 class TestStartup:
     @pytest.mark.parametrize(
         "argv",
-        [("--help",), ("episode", "--help"), ("episode", "show", "--help"), ("access-log", "-h")],
+        [
+            ("--help",),
+            ("episode", "--help"),
+            ("episode", "show", "--help"),
+            ("episode", "record-assessment", "--help"),
+            ("audit", "access-log", "-h"),
+            ("audit", "verify", "--help"),
+            ("db", "--help"),
+        ],
     )
     def test_given_a_fresh_interpreter_when_help_is_printed_then_no_heavy_module_is_loaded(
         self, argv: tuple[str, ...]
@@ -102,35 +108,55 @@ class TestStartup:
         assert stderr.startswith(f"carepath: error: cannot reach the CarePath API at {url}")
 
 
-def _help_of(parser: argparse.ArgumentParser, path: list[str]) -> list[tuple[list[str], str]]:
-    """Every (sub)command's path and help text, depth first."""
-    found = [(path, parser.format_help())]
-    for action in parser._actions:
-        if isinstance(action, argparse._SubParsersAction):
-            for name, child in action.choices.items():
-                found += _help_of(child, [*path, name])
-    return found
+def _modules_loaded(*argv: str) -> list[str]:
+    """The cli modules `carepath ARGV` imported, in a fresh interpreter."""
+    script = (
+        "import json, sys\n"
+        "from cli.main import main\n"
+        f"main({list(argv)!r})\n"
+        "print(json.dumps(sorted(m for m in sys.modules if m.startswith('cli.'))),"
+        " file=sys.__stdout__)\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    done = subprocess.run(
+        [sys.executable, "-c", script], cwd=ROOT, env=env, capture_output=True, text=True,
+        timeout=60, check=True,
+    )  # fmt: skip
+    loaded: list[str] = json.loads(done.stdout.splitlines()[-1])
+    return loaded
 
 
-class TestParser:
-    def test_given_any_command_when_main_declares_only_it_then_its_help_is_the_whole_parsers(
-        self, monkeypatch: pytest.MonkeyPatch
+class TestGroups:
+    def test_given_top_level_help_when_printed_then_no_group_module_is_imported(self) -> None:
+        loaded = _modules_loaded("--help")
+
+        assert not [m for m in loaded if m.startswith("cli.commands.")]
+
+    def test_given_one_group_when_run_then_only_its_module_is_imported(self) -> None:
+        loaded = _modules_loaded("db", "--help")
+
+        assert [m for m in loaded if m.startswith("cli.commands.")] == ["cli.commands.db"]
+
+    def test_given_every_group_when_its_help_is_asked_then_it_lists_commands(
+        self, capsys: pytest.CaptureFixture[str]
     ) -> None:
-        monkeypatch.setenv("COLUMNS", "100")
-        whole = _help_of(build_parser(), [])
-        assert len(whole) > 30, "every command and subcommand"
-        for path, expected in whole:
-            printed = io.StringIO()
-            with contextlib.redirect_stdout(printed), pytest.raises(SystemExit):
-                main([*path, "--help"])
-            assert printed.getvalue() == expected, path
+        for group in GROUPS:
+            code = main([group.name, "--help"])
+            out = capsys.readouterr().out
+            assert code == 0, group.name
+            assert "Usage: carepath" in out, group.name
 
-    def test_given_the_top_level_when_only_one_command_is_declared_then_every_command_is_listed(
-        self,
+    def test_given_the_top_level_help_then_every_listed_group_and_the_global_options_show(
+        self, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
     ) -> None:
-        whole = build_parser().format_help()
-        assert build_parser(only=()).format_help() == whole
-        assert build_parser(only={"episode"}).format_help() == whole
+        monkeypatch.setenv("COLUMNS", "120")
+        assert main(["--help"]) == 0
+        out = capsys.readouterr().out
+        for group in GROUPS:
+            assert (group.name in out) != group.hidden, group.name
+        for option in ("--token", "--api-url", "--json", "--install-completion"):
+            assert option in out
+        assert app.info.name == "carepath"
 
 
 class TestApiSettings:

@@ -43,6 +43,7 @@ class TestRegistry:
             "domain.decide_tasks",
             "domain.decide_aftercare",
             "domain.decide_consent",
+            "domain.decide_programs",
             "domain.decider",
         ]
 

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 import yaml
 
-from cli.main import build_parser
+from cli.main import parse_only
 from workers.secret_files import FILE_SUFFIX, secret_field_names
 from workers.settings import Settings
 
@@ -67,7 +67,7 @@ def test_the_api_the_worker_and_the_migration_are_there() -> None:
     assert _containers(_named("Deployment", "carepath-worker"))[0]["args"] == ["worker"]
     assert _containers(_named("Job", "carepath-migrate"))[0]["args"] == ["db", "migrate"]
     for workload in _workloads():
-        build_parser().parse_args(_containers(workload)[0]["args"])
+        parse_only(_containers(workload)[0]["args"])
 
 
 def test_the_api_service_selects_the_api_pods_on_their_http_port() -> None:

@@ -134,7 +134,9 @@ def _values(annotation: Any, now: datetime, small: bool = False) -> st.SearchStr
 
 
 def _body(model: type[BaseModel], now: datetime, small: bool) -> st.SearchStrategy[dict[str, Any]]:
-    fields = model.model_fields
+    # Fields the server fills in from its own validated catalog are not the caller's.
+    server = getattr(model, "server_fields", frozenset())
+    fields = {n: f for n, f in model.model_fields.items() if n not in server}
     return st.fixed_dictionaries(
         {n: _values(f.annotation, now, small) for n, f in fields.items() if f.is_required()},
         optional={
@@ -146,7 +148,11 @@ def _body(model: type[BaseModel], now: datetime, small: bool) -> st.SearchStrate
 def _command(rule: Rule, now: datetime) -> st.SearchStrategy[dict[str, Any]]:
     """Commands of `rule`'s kind with arbitrary fields: every field at once, or (for a
     command with a request example) one field of an otherwise valid command."""
-    fields = {n: f for n, f in rule.command.model_fields.items() if n != "type"}
+    fields = {
+        n: f
+        for n, f in rule.command.model_fields.items()
+        if n != "type" and n not in rule.command.server_fields
+    }
     every_field = _body(rule.command, now, small=False).map(
         lambda body: {**body, "type": rule.kind}
     )

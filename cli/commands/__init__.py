@@ -1,0 +1,1 @@
+"""The command groups of `carepath`, one Typer application per module (see cli.main)."""

@@ -1,0 +1,95 @@
+"""The command groups wired into `carepath`: programs and measures, through `main()`."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from cli.main import main
+from cli.output import OPTIONS
+
+
+@pytest.fixture(autouse=True)
+def _fresh_options() -> None:
+    OPTIONS.json = False
+    OPTIONS.token = None
+    OPTIONS.api_url = None
+
+
+def test_given_two_versions_with_the_same_settings_when_diffed_then_it_exits_0_saying_so(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    code = main(["programs", "diff", "adult-iop@1", "adult-iop"])
+
+    assert code == 0
+    assert "no setting changed" in capsys.readouterr().out
+
+
+def test_given_an_unrecorded_version_under_json_when_shown_then_the_error_is_one_json_object(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    code = main(["programs", "show", "adult-iop@9", "--json"])
+
+    assert code == 2
+    assert "no version 9" in json.loads(capsys.readouterr().err)["error"]
+
+
+def test_given_a_version_that_is_not_a_number_then_show_refuses_it(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    code = main(["programs", "show", "adult-iop@two"])
+
+    assert code == 1
+    assert "whole number" in capsys.readouterr().err
+
+
+def test_given_programs_list_under_json_then_each_program_has_its_versions(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    code = main(["--json", "programs", "list"])
+
+    rows = {row["id"]: row for row in json.loads(capsys.readouterr().out)}
+    assert code == 0
+    assert rows["adult-iop"]["versions"] == [1]
+
+
+def test_given_a_date_that_is_not_one_when_measures_runs_then_it_is_a_usage_error(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    code = main(["measures", "--start", "last-monday"])
+
+    assert code == 2
+    assert "not a date" in capsys.readouterr().err
+
+
+def test_given_no_api_when_measures_runs_then_it_says_where_it_looked(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    code = main(["measures", "--start", "2026-01-01", "--api-url", "http://127.0.0.1:9"])
+
+    assert code == 1
+    assert "cannot reach the CarePath API at http://127.0.0.1:9" in capsys.readouterr().err
+
+
+def test_given_bash_when_completion_is_shown_then_it_is_a_script_for_carepath(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    with pytest.raises(SystemExit):
+        main(["--show-completion", "bash"])
+
+    assert "_carepath_completion()" in capsys.readouterr().out
+
+
+def test_given_a_partial_staff_command_when_the_shell_completes_it_then_the_command_is_offered(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("_CAREPATH_COMPLETE", "complete_bash")
+    monkeypatch.setenv("COMP_WORDS", "carepath episode record-as")
+    monkeypatch.setenv("COMP_CWORD", "2")
+
+    with pytest.raises(SystemExit) as done:
+        main([])
+
+    assert done.value.code == 0
+    assert capsys.readouterr().out.split() == ["record-assessment"]
