@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.carepath-installed
 
 # The product's top-level packages, and every tree that is linted.
-PACKAGES := domain workflows activities workers store audit api cli devstack programs
+PACKAGES := domain workflows activities workers store audit api cli devstack programs simulation
 LINTED := $(PACKAGES) testing tests bench
 
 .PHONY: install up demo drill test test-fast test-browser test-tools screenshots lint typecheck bench \

@@ -49,3 +49,44 @@ class BareUpdateWorkflow:
     @workflow.signal
     def finish(self) -> None:
         self._done = True
+
+
+@workflow.defn(name="BareEpisode")
+class BareEpisodeWorkflow:
+    """The simulation benchmark's baseline (`bench.simulation`): an episode's timers,
+    updates and activities with nothing of CarePath in them.
+
+    It sleeps to each of `timers` (seconds from its start, ascending) and runs one local
+    activity when each fires, as an episode's tick appends its events; the first
+    `activities` of them also run one regular activity, as a notification does. Each
+    `touch_local` update runs one local activity, as a staff command's append does. It
+    ends once every timer has fired and `finish` was signalled."""
+
+    def __init__(self) -> None:
+        self._done = False
+
+    @workflow.run
+    async def run(self, timers: list[float], activities: int) -> int:
+        start = workflow.now()
+        for n, offset in enumerate(timers):
+            ahead = start + timedelta(seconds=offset) - workflow.now()
+            await workflow.sleep(max(ahead, timedelta(seconds=0.001)))
+            await workflow.execute_local_activity(
+                noop, n, start_to_close_timeout=timedelta(seconds=10)
+            )
+            if n < activities:
+                await workflow.execute_activity(
+                    noop, n, start_to_close_timeout=timedelta(seconds=30)
+                )
+        await workflow.wait_condition(lambda: self._done)
+        return len(timers)
+
+    @workflow.update
+    async def touch_local(self, value: int) -> int:
+        return await workflow.execute_local_activity(
+            noop, value, start_to_close_timeout=timedelta(seconds=10)
+        )
+
+    @workflow.signal
+    def finish(self) -> None:
+        self._done = True

@@ -140,6 +140,7 @@ BENCHMARKS = (
     Benchmark("CLI start", "bench.cli_start", CLI_START_ROWS),
     Benchmark("one worker at scale", "bench.scale", SCALE_ROWS),
     Benchmark("console pages, 1,000 episodes", "bench.console_pages"),
+    Benchmark("cohort simulation against a bare workflow", "bench.simulation"),
 )
 
 

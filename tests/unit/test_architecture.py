@@ -34,6 +34,7 @@ PACKAGES = (
     "workers",
     "api",
     "devstack",
+    "simulation",
     "cli",
 )
 ALLOWED: dict[str, frozenset[str]] = {
@@ -46,6 +47,11 @@ ALLOWED: dict[str, frozenset[str]] = {
     "workers": frozenset({"domain", "workflows", "activities", "store"}),
     "api": frozenset({"domain", "store", "audit", "workflows", "workers"}),
     "devstack": frozenset({"workers"}),
+    # The cohort simulation drives the real workflow through its client facade, on the
+    # embedded servers devstack starts.
+    "simulation": frozenset(
+        {"domain", "workflows", "activities", "store", "workers", "programs", "devstack"}
+    ),
     "cli": frozenset(PACKAGES) - {"cli"},
 }
 NARROW: dict[tuple[str, str], frozenset[str]] = {
@@ -54,6 +60,7 @@ NARROW: dict[tuple[str, str], frozenset[str]] = {
     # Auditors and the API drive episodes through the client facade and its messages.
     ("audit", "workflows"): frozenset({"workflows.client", "workflows.messages"}),
     ("api", "workflows"): frozenset({"workflows.client", "workflows.messages"}),
+    ("simulation", "workflows"): frozenset({"workflows.client", "workflows.messages"}),
 }
 # Arrows DESIGN.md §3 names as never allowed; kept here so a widened `ALLOWED` fails.
 NEVER = frozenset(

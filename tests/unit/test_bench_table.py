@@ -138,5 +138,6 @@ def test_given_the_suite_when_listed_then_it_names_every_benchmark_of_the_issue_
             "bench.cli_start",
             "bench.scale",
             "bench.console_pages",
+            "bench.simulation",
         }
     )
