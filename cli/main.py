@@ -72,6 +72,11 @@ GROUPS: tuple[Group, ...] = (
         "quality measures over a date range: engagement, follow-up, flow (API)",
         "cli.commands.measures",
     ),
+    Group(
+        "simulate",
+        "a synthetic cohort on the time-skipping server; what-if between two programs",
+        "cli.commands.simulate",
+    ),
     Group("demo", "a scripted walkthrough of one episode on a running stack", "cli.commands.demo"),
     Group(
         "access-log",

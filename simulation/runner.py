@@ -338,6 +338,8 @@ class Episode:
         self.week_starts: list[datetime] = []
         self.dropout_week: int | None = None
         self.engaged = True
+        # Whether outreach has had its one chance to bring back a client who stopped coming.
+        self.outreach_tried = False
         self.counted = False
         self._ids = itertools.count(1)
 
@@ -571,8 +573,14 @@ class Episode:
         if not done or self.closed:
             return
         draws = self.client.draws
-        if task.kind in OUTREACH_KINDS and not self.engaged_now() and draws.reengages():
-            self.engaged, self.dropout_week = True, None
+        if task.kind in OUTREACH_KINDS and not self.engaged_now():
+            # One chance per client who stopped coming, not one per task: a lapse opens
+            # several outreach tasks (each rung, each short week), and a draw for each
+            # would bring nearly everyone back.
+            if not self.outreach_tried:
+                self.outreach_tried = True
+                if draws.reengages():
+                    self.engaged, self.dropout_week = True, None
         elif task.kind in DISCHARGE_KINDS and not self.engaged_now():
             await self.discharge(DischargeReason.ADMINISTRATIVE, "not attending, not reached")
         elif (
