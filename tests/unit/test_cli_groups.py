@@ -93,3 +93,24 @@ def test_given_a_partial_staff_command_when_the_shell_completes_it_then_the_comm
 
     assert done.value.code == 0
     assert capsys.readouterr().out.split() == ["record-assessment"]
+
+
+def test_given_an_unknown_program_when_simulate_runs_then_it_exits_2_before_starting_servers(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    code = main(["simulate", "--program", "no-such-program", "--episodes", "3"])
+
+    assert code == 2
+    assert "no-such-program" in capsys.readouterr().err
+
+
+def test_given_simulate_help_then_it_names_the_what_if_and_the_outputs(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    code = main(["simulate", "--help"])
+
+    out = capsys.readouterr().out
+    assert code == 0
+    assert "--compare" in out
+    assert "--plot" in out
+    assert "simulation-out" in out
