@@ -187,17 +187,27 @@ PROJECTOR_IDLE_S = 0.05
 SNAPSHOT_EVERY = 100
 # The events no running transaction can still add to: those of transactions older than
 # the oldest one running (so a reader never passes over a gap a slower writer fills
-# later), after the tracking row named `$1` in (tx, position) order.
-_SAFE = (
-    "FROM events e, projection_tracking t WHERE t.name = $1 "
-    "AND (e.tx, e.position) > (t.tx, t.position) "
-    "AND e.tx < pg_snapshot_xmin(pg_current_snapshot())"
+# later), after the tracking row named `$1` in (tx, position) order. The tracking row is
+# read first and the events after it by a LIMITed scan of `events_tx_position_idx` from
+# that point (a LATERAL subquery): a join with the row comparison as its filter, as
+# before, lets the planner read the whole table (an EXISTS took a sequential scan of
+# `events` on every idle look, and a generic plan sorted every safe event).
+_SAFE_AFTER_TRACKING = (
+    "FROM projection_tracking t CROSS JOIN LATERAL (SELECT {columns} FROM events e "
+    "WHERE (e.tx, e.position) > (t.tx, t.position) "
+    "AND e.tx < pg_snapshot_xmin(pg_current_snapshot()) "
+    "ORDER BY e.tx, e.position LIMIT {limit}) AS e WHERE t.name = $1"
 )
-_ANY_SAFE_EVENT = f"SELECT EXISTS (SELECT 1 {_SAFE})"
+_ANY_SAFE_EVENT = (
+    "SELECT EXISTS (SELECT 1 " + _SAFE_AFTER_TRACKING.format(columns="e.position", limit="1") + ")"
+)
 _NEXT_SAFE_EVENTS = (
     "SELECT e.episode_id, e.seq, e.payload, e.tx::text AS tx_id, e.position, e.recorded_at, "
     "t.position AS tracked "
-    f"{_SAFE} ORDER BY e.tx, e.position LIMIT $2"
+    + _SAFE_AFTER_TRACKING.format(
+        columns="e.episode_id, e.seq, e.payload, e.tx, e.position, e.recorded_at", limit="$2"
+    )
+    + " ORDER BY e.tx, e.position"
 )
 _MOVE_TRACKING = (
     "UPDATE projection_tracking SET tx = $2::text::xid8, position = $3, updated_at = now() "
