@@ -6,9 +6,10 @@ that is still running, and for each episode applies only the new events to its f
 state (the pure domain's `evolve`): the one it holds in memory, else the one stored in
 `projection_snapshots` plus the events after it (the snapshot is written only every
 `SNAPSHOT_EVERY` events, when a fact read from it changes, and when the projector goes
-idle; the read-model rows after every batch). It then replaces the
-episode's rows in every read-model table in one round trip (the `project_episode` SQL
-function) and moves its tracking row, all in one transaction: a projector that crashes
+idle; the read-model rows after every batch). It then writes the
+episode's read-model rows in one round trip (the `project_episode` SQL function: only the
+rows that changed since the projector's last write of the episode, else all of them) and
+moves its tracking row, all in one transaction: a projector that crashes
 starts again where its last transaction ended and folds nothing twice. Several workers may
 each run one; a transaction-scoped advisory lock lets one fold at a time.
 
@@ -187,17 +188,27 @@ PROJECTOR_IDLE_S = 0.05
 SNAPSHOT_EVERY = 100
 # The events no running transaction can still add to: those of transactions older than
 # the oldest one running (so a reader never passes over a gap a slower writer fills
-# later), after the tracking row named `$1` in (tx, position) order.
-_SAFE = (
-    "FROM events e, projection_tracking t WHERE t.name = $1 "
-    "AND (e.tx, e.position) > (t.tx, t.position) "
-    "AND e.tx < pg_snapshot_xmin(pg_current_snapshot())"
+# later), after the tracking row named `$1` in (tx, position) order. The tracking row is
+# read first and the events after it by a LIMITed scan of `events_tx_position_idx` from
+# that point (a LATERAL subquery): a join with the row comparison as its filter, as
+# before, lets the planner read the whole table (an EXISTS took a sequential scan of
+# `events` on every idle look, and a generic plan sorted every safe event).
+_SAFE_AFTER_TRACKING = (
+    "FROM projection_tracking t CROSS JOIN LATERAL (SELECT {columns} FROM events e "
+    "WHERE (e.tx, e.position) > (t.tx, t.position) "
+    "AND e.tx < pg_snapshot_xmin(pg_current_snapshot()) "
+    "ORDER BY e.tx, e.position LIMIT {limit}) AS e WHERE t.name = $1"
 )
-_ANY_SAFE_EVENT = f"SELECT EXISTS (SELECT 1 {_SAFE})"
+_ANY_SAFE_EVENT = (
+    "SELECT EXISTS (SELECT 1 " + _SAFE_AFTER_TRACKING.format(columns="e.position", limit="1") + ")"
+)
 _NEXT_SAFE_EVENTS = (
     "SELECT e.episode_id, e.seq, e.payload, e.tx::text AS tx_id, e.position, e.recorded_at, "
     "t.position AS tracked "
-    f"{_SAFE} ORDER BY e.tx, e.position LIMIT $2"
+    + _SAFE_AFTER_TRACKING.format(
+        columns="e.episode_id, e.seq, e.payload, e.tx, e.position, e.recorded_at", limit="$2"
+    )
+    + " ORDER BY e.tx, e.position"
 )
 _MOVE_TRACKING = (
     "UPDATE projection_tracking SET tx = $2::text::xid8, position = $3, updated_at = now() "
@@ -214,12 +225,12 @@ _FOLDED = (
 @dataclass
 class _Folded:
     """An episode's state as the projector last folded and committed it, with a digest of
-    each read model's rows as written then (None: not known, e.g. after a savepoint), and
-    the version of the snapshot stored for it (None: none)."""
+    each read-model row as written then, by table and key (None: not known, e.g. after a
+    savepoint), and the version of the snapshot stored for it (None: none)."""
 
     version: int
     state: EpisodeState
-    digests: dict[str, bytes] | None = None
+    digests: dict[str, dict[Any, bytes]] | None = None
     stored: int | None = None
 
     @property
@@ -236,14 +247,73 @@ def _snapshot_facts(state: EpisodeState | None) -> tuple[Any, ...] | None:
     return (state.rules, state.assessment is not None)
 
 
-def _digests(rows: dict[str, Any]) -> dict[str, bytes]:
-    """A digest of each read model's rows (not of the state): equal rows, equal digests.
-    The rows hold only JSON values built in a fixed order, so their repr is canonical."""
+# The primary key of each read model's rows besides `episode_id` (migration 0020's
+# `delete` names a row by these).
+ROW_KEYS: dict[str, tuple[str, ...]] = {
+    "episode_summary": (),
+    "caseload": ("clinician_id",),
+    "open_tasks": ("task_id",),
+    "upcoming_deadlines": ("kind", "ref"),
+    "attended_hours": ("week_start",),
+    "episode_consents": ("consent_id",),
+    "console_sessions": ("session_id",),
+}
+
+
+def _row_key(table: str, row: dict[str, Any]) -> Any:
+    columns = ROW_KEYS[table]
+    if len(columns) == 1:
+        return row[columns[0]]
+    return tuple(row[column] for column in columns)
+
+
+def _digests(rows: dict[str, Any]) -> dict[str, dict[Any, bytes]]:
+    """A digest of each read-model row (not of the state), by table and key: equal rows,
+    equal digests. The rows hold only JSON values built in a fixed order, so their repr is
+    canonical."""
     return {
-        table: hashlib.blake2b(repr(value).encode(), digest_size=16).digest()
+        table: {
+            _row_key(table, row): hashlib.blake2b(repr(row).encode(), digest_size=8).digest()
+            for row in value
+        }
         for table, value in rows.items()
         if table != "state"
     }
+
+
+def _changes(
+    known: dict[str, dict[Any, bytes]],
+    digests: dict[str, dict[Any, bytes]],
+    rows: dict[str, Any],
+) -> dict[str, Any]:
+    """The document that turns the rows written with `known` digests into `rows`: for
+    each table, the rows that are new or changed (`upsert`) and the keys of those gone
+    (`delete`); a table with neither is left out (migration 0020)."""
+    upsert: dict[str, list[dict[str, Any]]] = {}
+    delete: dict[str, list[dict[str, Any]]] = {}
+    for table, now in digests.items():
+        before = known.get(table, {})
+        if before == now:
+            continue
+        changed = [
+            row
+            for row in rows[table]
+            if before.get(_row_key(table, row)) != now[_row_key(table, row)]
+        ]
+        if changed:
+            upsert[table] = changed
+        gone = [key for key in before if key not in now]
+        if gone:
+            columns = ROW_KEYS[table]
+            delete[table] = [
+                dict(zip(columns, key if len(columns) > 1 else (key,), strict=True)) for key in gone
+            ]
+    doc: dict[str, Any] = {}
+    if upsert:
+        doc["upsert"] = upsert
+    if delete:
+        doc["delete"] = delete
+    return doc
 
 
 class Projector:
@@ -378,9 +448,9 @@ class Projector:
     ) -> dict[str, _Folded]:
         """Fold every stream, then write all their read models in one statement.
 
-        A stream folded on from this projector's own last state sends only the read
-        models whose rows changed since: most events change two or three of the six. Any
-        other sends them all. The state goes with them only when `_snapshot_due`."""
+        A stream folded on from this projector's own last state sends only the rows that
+        changed since, and the keys of those gone (`_changes`): most events change a row
+        or two of two or three tables. Any other sends every table whole. The state goes with them only when `_snapshot_due`."""
         folded: dict[str, _Folded] = {}
         docs: list[tuple[str, int, dict[str, Any]]] = []
         for episode_id, events in streams.items():
@@ -402,11 +472,7 @@ class Projector:
             rows = _rows(state, last.occurred_at)
             digests = _digests(rows)
             if known is not None:
-                rows = {
-                    table: value
-                    for table, value in rows.items()
-                    if known.get(table) != digests[table]
-                }
+                rows = _changes(known, digests, rows)
             stored = snapshot["version"]
             if (
                 count < len(pending)

@@ -454,6 +454,85 @@ class TestProjector:
         ]
 
 
+def correction_of(events: list[Event], episode_id: str, session_id: str) -> list[Event]:
+    """The events of correcting `session_id`'s attendance to attended, after `events`."""
+    correction = CorrectAttendance(
+        command_id=f"fix-{session_id}",
+        actor=samples.CLINICIAN,
+        session_id=session_id,
+        status=AttendanceStatus.ATTENDED,
+        reason="signed out late",
+    )
+    ctx = DecisionContext(episode_id, events[-1].occurred_at, load_catalog())
+    return list(decide(fold(events), correction, ctx))
+
+
+async def row_versions(pool: Pool, table: str, key: str) -> dict[object, str]:
+    """The transaction that last wrote each of `table`'s rows, by key."""
+    rows = await pool.fetch(f"SELECT {key} AS key, xmin::text AS written_by FROM {table}")
+    return {row["key"]: row["written_by"] for row in rows}
+
+
+class TestChangedRowsOnly:
+    async def test_given_a_running_projector_when_episodes_go_through_a_sequence_of_changes_then_the_read_models_equal_a_rebuild_from_scratch(
+        self, db_pool: Pool
+    ) -> None:
+        store = EventStore(db_pool, chain_key=CHAIN_KEY)
+        ongoing = episode_events("ep-1", sessions=9)
+        ongoing += correction_of(ongoing, "ep-1", "s2")
+        streams = {
+            "ep-1": ongoing,
+            "ep-2": episode_events("ep-2", sessions=7, discharge=True),
+            "ep-3": episode_events("ep-3", sessions=4, clinician="kim.clinician"),
+        }
+        projector = Projector(db_pool)  # one projector throughout, as in a worker
+        # Single events and small batches, interleaved: sessions added, attended, corrected;
+        # tasks opened, escalated and resolved; deadlines met; a discharge emptying rows.
+        for start in range(0, max(len(e) for e in streams.values()), 3):
+            for episode_id, events in streams.items():
+                if chunk := events[start : start + 3]:
+                    await store.append(episode_id, chunk[:1])
+                    await projector.catch_up()
+                    if chunk[1:]:
+                        await store.append(episode_id, chunk[1:])
+                        await projector.catch_up()
+        live = await read_models(db_pool)
+
+        await rebuild_projections(db_pool)
+
+        assert await read_models(db_pool) == live
+        assert [r["last_seq"] for r in live["episode_summary"]] == [
+            len(e) for e in streams.values()
+        ]
+        assert {r["episode_id"] for r in live["console_sessions"]} == {"ep-1", "ep-3"}
+
+    async def test_given_a_running_projector_when_one_sessions_attendance_is_corrected_then_only_that_sessions_rows_are_rewritten(
+        self, db_pool: Pool
+    ) -> None:
+        store = EventStore(db_pool, chain_key=CHAIN_KEY)
+        events = episode_events("ep-1", sessions=12)
+        projector = Projector(db_pool)
+        await store.append("ep-1", events)
+        await projector.catch_up()
+        sessions = await row_versions(db_pool, "console_sessions", "session_id")
+        weeks = await row_versions(db_pool, "attended_hours", "week_start")
+        # s2 falls in the first week.
+        correction = correction_of(events, "ep-1", "s2")
+
+        await store.append("ep-1", correction)
+        await projector.catch_up()
+
+        sessions_after = await row_versions(db_pool, "console_sessions", "session_id")
+        weeks_after = await row_versions(db_pool, "attended_hours", "week_start")
+        assert sessions_after.keys() == sessions.keys()
+        assert [k for k in sessions if sessions_after[k] != sessions[k]] == ["s2"]
+        first_week = min(weeks)
+        assert [k for k in weeks if weeks_after[k] != weeks[k]] == [first_week]
+        live = await read_models(db_pool)
+        await rebuild_projections(db_pool)
+        assert await read_models(db_pool) == live
+
+
 def test_sample_streams_are_deterministic() -> None:
     assert episode_events("ep-x", sessions=3) == episode_events("ep-x", sessions=3)
     assert episode_events("ep-x")[0].occurred_at == datetime(2026, 1, 5, 8, 0, tzinfo=UTC)
