@@ -10,8 +10,9 @@ from activities.event_store import EventStoreActivities
 from domain.canonical import event_digests
 from store import EventStore, verify_stream
 from store.db import Pool
-from store.projections import Projector, dump_read_models, rebuild_projections
+from store.projections import Projector, rebuild_projections
 from testing.keys import CHAIN_KEY
+from testing.read_models import read_models_at_head
 from testing.sample_streams import episode_events
 from workflows.messages import AppendEventsInput
 
@@ -34,7 +35,7 @@ class TestAppendActivityRetries:
         await ActivityEnvironment().run(acts.append_events, inp)
         await Projector(db_pool).catch_up()
         async with db_pool.acquire() as conn:
-            after_first = await dump_read_models(conn)
+            after_first = await read_models_at_head(conn)
         # ... so Temporal runs attempt 2 with the same input.
         retried = await ActivityEnvironment().run(acts.append_events, inp)
 
@@ -44,10 +45,10 @@ class TestAppendActivityRetries:
         assert (await verify_stream(db_pool, EP, chain_key=CHAIN_KEY)).ok
         await Projector(db_pool).catch_up()
         async with db_pool.acquire() as conn:
-            assert await dump_read_models(conn) == after_first
+            assert await read_models_at_head(conn) == after_first
         await rebuild_projections(db_pool)
         async with db_pool.acquire() as conn:
-            assert await dump_read_models(conn) == after_first
+            assert await read_models_at_head(conn) == after_first
 
     async def test_the_next_command_after_a_retried_append_continues_without_a_gap(
         self, db_pool: Pool

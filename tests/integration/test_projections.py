@@ -19,12 +19,12 @@ from store.errors import RebuildRunning
 from store.projections import (
     REBUILD_LOCK_KEY,
     Projector,
-    dump_read_models,
     is_folded,
     rebuild_projections,
 )
 from testing import samples
 from testing.keys import CHAIN_KEY
+from testing.read_models import read_models_at_head
 from testing.sample_streams import T0, episode_events
 
 pytestmark = pytest.mark.integration
@@ -41,7 +41,7 @@ async def read_models(pool: Pool) -> dict[str, list[dict[str, object]]]:
     """Every read-model row once the projector has folded every stored event."""
     await Projector(pool).catch_up()
     async with pool.acquire() as conn:
-        return await dump_read_models(conn)
+        return await read_models_at_head(conn)
 
 
 class TestLiveProjection:
@@ -445,7 +445,7 @@ class TestProjector:
         # A new projector folds on from the old snapshots plus the events after them.
         await Projector(db_pool).catch_up()
         async with db_pool.acquire() as conn:
-            live = await dump_read_models(conn)
+            live = await read_models_at_head(conn)
         await rebuild_projections(db_pool)
 
         assert await read_models(db_pool) == live
