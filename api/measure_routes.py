@@ -19,6 +19,7 @@ from api.problems import ProblemError
 from api.worklist_routes import read_your_writes
 from domain.actors import Role
 from domain.measures import QualityMeasures, compute_measures
+from domain.vocabulary import EARLIEST_MOMENT, LATEST_MOMENT
 from store.db import Pool
 from store.measure_streams import measure_streams
 from store.worklists import Worklists
@@ -115,6 +116,14 @@ def measure_router(pool: Pool) -> APIRouter:
             Query(pattern=SAFE_VALUE, description="Only this program's episodes"),
         ] = None,
     ) -> QualityMeasures:
+        for day in (start, end):
+            if not EARLIEST_MOMENT.year <= day.year < LATEST_MOMENT.year:
+                raise ProblemError(
+                    "InvalidRange",
+                    f"{day} is outside the years {EARLIEST_MOMENT.year}-"
+                    f"{LATEST_MOMENT.year - 1}: check the year",
+                    422,
+                )
         if end < start:
             raise ProblemError(
                 "InvalidRange",

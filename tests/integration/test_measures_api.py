@@ -95,6 +95,19 @@ async def test_given_an_inverted_range_then_422_invalid_range(api: httpx.AsyncCl
     assert response.json()["title"] == "InvalidRange"
 
 
+@pytest.mark.parametrize(
+    ("start", "end"), [("0001-01-01", "0001-01-01"), ("9999-12-01", "9999-12-31")]
+)
+async def test_given_a_year_out_of_range_then_422_invalid_range_naming_the_day(
+    api: httpx.AsyncClient, start: str, end: str
+) -> None:
+    response = await api.get("/measures", params={"start": start, "end": end})
+
+    assert response.status_code == 422
+    assert response.json()["title"] == "InvalidRange"
+    assert start in response.json()["detail"]
+
+
 async def test_given_a_read_of_the_measures_then_the_access_log_records_it(
     api: httpx.AsyncClient,
 ) -> None:
