@@ -107,8 +107,12 @@ def print_error(message: str, problem: Mapping[str, Any] | None = None) -> None:
             document["problem"] = dict(problem)
         sys.stderr.write(json.dumps(document, ensure_ascii=False) + "\n")
         return
+    lines = field_errors(problem)
+    if lines:
+        # The API points at its `errors` member; here they are printed right below.
+        message = message.replace("; see 'errors' for each field", "")
     sys.stderr.write(f"carepath: error: {message}\n")
-    for line in field_errors(problem):
+    for line in lines:
         sys.stderr.write(f"  {line}\n")
 
 

@@ -114,3 +114,19 @@ def test_given_simulate_help_then_it_names_the_what_if_and_the_outputs(
     assert "--compare" in out
     assert "--plot" in out
     assert "simulation-out" in out
+
+
+def test_given_a_refused_command_when_printed_then_its_field_errors_follow_the_first_line(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from cli.output import print_error
+
+    print_error(
+        "ValidationFailed: the request is invalid at: diagnoses; see 'errors' for each field",
+        {"errors": [{"loc": ["body", "diagnoses"], "msg": "too short"}]},
+    )
+
+    assert capsys.readouterr().err.splitlines() == [
+        "carepath: error: ValidationFailed: the request is invalid at: diagnoses",
+        "  diagnoses: too short",
+    ]
