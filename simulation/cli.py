@@ -224,10 +224,16 @@ def simulate(
     plot: bool = False,
     compare: tuple[Path, Path] | None = None,
     *,
-    stdout: TextIO = sys.stdout,
-    stderr: TextIO = sys.stderr,
+    stdout: TextIO | None = None,
+    stderr: TextIO | None = None,
+    quiet_logs: bool = False,
 ) -> int:
-    """Run and print; the exit status (0, or 2 for a bad program or cohort file)."""
+    """Run and print; the exit status (0, or 2 for a bad program or cohort file).
+
+    `quiet_logs`: once the arguments are known good, log only warnings (to stderr), so
+    the servers' and the worker's info lines do not bury the progress and the tables."""
+    stdout = stdout or sys.stdout
+    stderr = stderr or sys.stderr
     try:
         model = load_cohort(cohort)
         arms = [resolve_program(p) for p in compare] if compare else [resolve_program(program)]
@@ -237,6 +243,10 @@ def simulate(
     if weeks < 1 or episodes < 1:
         print("carepath simulate: --episodes and --weeks must be at least 1", file=stderr)
         return 2
+    if quiet_logs:
+        from workers.logging import configure_logging
+
+        configure_logging("console", "warning", stream=sys.stderr)
     cohort_name = model.name if cohort is None else str(cohort)
     runs: list[Run] = []
     for index, definition in enumerate(arms):
@@ -324,9 +334,6 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.plot and args.out is None:
         parser.error("--plot needs --out DIR")
-    from workers.logging import configure_logging
-
-    configure_logging("console", "warning", stream=sys.stderr)
     return simulate(
         program=args.program,
         episodes=args.episodes,
@@ -336,4 +343,5 @@ def main(argv: list[str] | None = None) -> int:
         out=args.out,
         plot=args.plot,
         compare=tuple(args.compare) if args.compare else None,
+        quiet_logs=True,
     )

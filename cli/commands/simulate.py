@@ -45,12 +45,8 @@ def simulate(
 
     What-if: carepath simulate --compare programs/adult-iop.yaml simulation/programs/adult-iop-2noshows.yaml --seed 7
     """
-    import sys
-
     from simulation.cli import simulate as run_simulation
-    from workers.logging import configure_logging
 
-    configure_logging("console", "warning", stream=sys.stderr)
     return run_simulation(
         program=program,
         episodes=episodes,
@@ -60,4 +56,5 @@ def simulate(
         out=out,
         plot=plot,
         compare=compare,
+        quiet_logs=True,
     )

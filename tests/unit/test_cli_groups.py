@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
 from cli.main import main
 from cli.output import OPTIONS
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(autouse=True)
@@ -72,27 +78,39 @@ def test_given_no_api_when_measures_runs_then_it_says_where_it_looked(
     assert "cannot reach the CarePath API at http://127.0.0.1:9" in capsys.readouterr().err
 
 
-def test_given_bash_when_completion_is_shown_then_it_is_a_script_for_carepath(
-    capsys: pytest.CaptureFixture[str],
-) -> None:
-    with pytest.raises(SystemExit):
-        main(["--show-completion", "bash"])
+def _carepath(*argv: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """`carepath ARGV` in a fresh interpreter: completion answers by exiting the process."""
+    return subprocess.run(
+        [sys.executable, "-m", "cli.main", *argv],
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT), **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
 
-    assert "_carepath_completion()" in capsys.readouterr().out
+
+def test_given_bash_when_completion_is_shown_then_it_is_a_script_for_carepath() -> None:
+    done = _carepath("--show-completion", "bash")
+
+    assert done.returncode == 0, done.stderr
+    assert "_carepath_completion()" in done.stdout
 
 
-def test_given_a_partial_staff_command_when_the_shell_completes_it_then_the_command_is_offered(
-    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> None:
-    monkeypatch.setenv("_CAREPATH_COMPLETE", "complete_bash")
-    monkeypatch.setenv("COMP_WORDS", "carepath episode record-as")
-    monkeypatch.setenv("COMP_CWORD", "2")
+def test_given_a_partial_staff_command_when_the_shell_completes_it_then_the_command_is_offered() -> (
+    None
+):
+    done = _carepath(
+        env={
+            "_CAREPATH_COMPLETE": "complete_bash",
+            "COMP_WORDS": "carepath episode record-as",
+            "COMP_CWORD": "2",
+        }
+    )
 
-    with pytest.raises(SystemExit) as done:
-        main([])
-
-    assert done.value.code == 0
-    assert capsys.readouterr().out.split() == ["record-assessment"]
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["record-assessment"]
 
 
 def test_given_an_unknown_program_when_simulate_runs_then_it_exits_2_before_starting_servers(
