@@ -92,7 +92,16 @@ def _carepath(*argv: str, env: dict[str, str] | None = None) -> subprocess.Compl
 
 
 def test_given_bash_when_completion_is_shown_then_it_is_a_script_for_carepath() -> None:
-    done = _carepath("--show-completion", "bash")
+    # The shell is detected from the calling process, so a bash calls carepath.
+    done = subprocess.run(
+        ["bash", "-c", '"$0" -m cli.main --show-completion; exit $?', sys.executable],
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
 
     assert done.returncode == 0, done.stderr
     assert "_carepath_completion()" in done.stdout
