@@ -280,46 +280,47 @@ class TestActions:
         assert await consent_ids(api, episode_id) == []
 
 
+async def post_migration(
+    browser: httpx.AsyncClient, episode_id: str, to_version: str, reason: str
+) -> httpx.Response:
+    """The migrate-program form, opened and posted as a browser does."""
+    form = await browser.get(action_url(episode_id, "migrate_program"))
+    return await browser.post(
+        action_url(episode_id, "migrate_program"),
+        data={
+            CSRF_FIELD: _hidden(form.text, CSRF_FIELD),
+            "idempotency_key": _hidden(form.text, "idempotency_key"),
+            "to_version": to_version,
+            "reason": reason,
+        },
+    )
+
+
+async def program_version(api: httpx.AsyncClient, episode_id: str) -> int:
+    state = (await api.get(f"/episodes/{episode_id}", headers=bearer("director"))).json()
+    return int(state["state"]["program_version"])
+
+
 class TestProgramMigration:
     async def test_given_a_supervisor_when_the_migrate_form_is_posted_then_the_episode_moves_to_that_version(
         self, api: httpx.AsyncClient, browser: httpx.AsyncClient
     ) -> None:
         episode_id = await Driver(api).at("in_program")
         await sign_in(browser, "supervisor")
-        form = await browser.get(action_url(episode_id, "migrate_program"))
 
-        done = await browser.post(
-            action_url(episode_id, "migrate_program"),
-            data={
-                CSRF_FIELD: _hidden(form.text, CSRF_FIELD),
-                "idempotency_key": _hidden(form.text, "idempotency_key"),
-                "to_version": "2",
-                "reason": "the program's second version",
-            },
-        )
+        done = await post_migration(browser, episode_id, "2", "the program's second version")
 
         assert done.status_code == 303, re.findall(r"<li>.*?</li>", done.text)
-        state = (await api.get(f"/episodes/{episode_id}", headers=bearer("director"))).json()
-        assert state["state"]["program_version"] == 2
+        assert await program_version(api, episode_id) == 2
 
     async def test_given_an_unrecorded_version_when_the_migrate_form_is_posted_then_the_form_says_so(
         self, api: httpx.AsyncClient, browser: httpx.AsyncClient
     ) -> None:
         episode_id = await Driver(api).at("in_program")
         await sign_in(browser, "supervisor")
-        form = await browser.get(action_url(episode_id, "migrate_program"))
 
-        refused = await browser.post(
-            action_url(episode_id, "migrate_program"),
-            data={
-                CSRF_FIELD: _hidden(form.text, CSRF_FIELD),
-                "idempotency_key": _hidden(form.text, "idempotency_key"),
-                "to_version": "9",
-                "reason": "no such version",
-            },
-        )
+        refused = await post_migration(browser, episode_id, "9", "no such version")
 
         assert refused.status_code == 422, refused.text
         assert "version 9" in refused.text
-        state = (await api.get(f"/episodes/{episode_id}", headers=bearer("director"))).json()
-        assert state["state"]["program_version"] == 1
+        assert await program_version(api, episode_id) == 1
