@@ -140,11 +140,24 @@ def render(
 
 
 def aftercare_status(stored: Sequence[StoredEvent], programs: ProgramCatalog | None) -> str:
-    """Whether the episode's program counts aftercare as an active or finished FHIR episode."""
+    """Whether the episode's program, in the version the episode follows, counts aftercare
+    as an active or finished FHIR episode."""
     program_id = stored[0].payload.get("program_id") if stored else None
     if programs is None or not isinstance(program_id, str) or program_id not in programs:
         return "active"
-    return programs.get(program_id).aftercare.fhir_status
+    return programs.of_episode(program_id, program_version(stored)).aftercare.fhir_status
+
+
+def program_version(stored: Sequence[StoredEvent]) -> int | None:
+    """The program version an episode follows after its last event: the one its referral
+    recorded, or the last one it was migrated to."""
+    version: int | None = None
+    for event in stored:
+        if event.event_type == "client_referred":
+            version = event.payload.get("program_version")
+        elif event.event_type == "program_migrated":
+            version = event.payload.get("to_version")
+    return version if isinstance(version, int) else None
 
 
 async def export_episode(

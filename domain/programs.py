@@ -382,6 +382,16 @@ class ProgramCatalog:
         except KeyError:
             raise UnknownProgramVersion(program_id, version, self.versions(program_id)) from None
 
+    def of_episode(self, program_id: str, version: int | None) -> ProgramDefinition:
+        """The definition an episode runs under: the version it was admitted under or
+        migrated to, while the catalog holds it; else the program's current version
+        (an episode recorded before versions, or a version no longer shipped).
+        Raises `UnknownProgram` for a program the catalog does not hold."""
+        current = self.get(program_id)
+        if version is None:
+            return current
+        return self._history.get((program_id, version), current)
+
     def versions(self, program_id: str) -> tuple[int, ...]:
         """The recorded versions of a program, oldest first."""
         return tuple(sorted(v for p, v in self._history if p == program_id))

@@ -191,7 +191,7 @@ def _episode_zone(state: EpisodeState | None, console: Console) -> str:
     if state.rules.timezone:
         return state.rules.timezone
     try:
-        return console.programs.get(state.program_id).timezone
+        return console.programs.of_episode(state.program_id, state.program_version).timezone
     except CarePathError:  # a program no longer in the catalog
         return "UTC"
 

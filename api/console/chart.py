@@ -87,16 +87,17 @@ def _zone(console: Console, state: EpisodeState) -> str:
     if state.rules.timezone:
         return state.rules.timezone
     try:
-        return console.programs.get(state.program_id).timezone
+        return console.programs.of_episode(state.program_id, state.program_version).timezone
     except CarePathError:  # a program no longer in the catalog
         return "UTC"
 
 
-def _minimum(console: Console, program_id: str) -> float | None:
+def _minimum(console: Console, state: EpisodeState) -> float | None:
     try:
-        return console.programs.get(program_id).intensity.min_weekly_hours
+        program = console.programs.of_episode(state.program_id, state.program_version)
     except CarePathError:
         return None
+    return program.intensity.min_weekly_hours
 
 
 def _weeks(
@@ -200,7 +201,7 @@ def chart_router(console: Console, charts: ChartQueries, gate: EpisodeGate) -> A
         reviews = [row for row in timeline if row["event_type"] == "plan_review_completed"]
         revisions = [row for row in timeline if row["event_type"] == "treatment_plan_recorded"]
         try:
-            program_name = console.programs.get(program_id).name
+            program_name = console.programs.of_episode(program_id, state.program_version).name
         except CarePathError:
             program_name = program_id
         return render(
@@ -213,7 +214,7 @@ def chart_router(console: Console, charts: ChartQueries, gate: EpisodeGate) -> A
             program_id=program_id,
             program_name=program_name,
             zone=zone,
-            weeks=_weeks(week_rows, zone, _minimum(console, program_id), now),
+            weeks=_weeks(week_rows, zone, _minimum(console, state), now),
             pending=sorted(deadlines.pending, key=lambda d: d.due_at),
             timeline=timeline,
             reviews=reviews,

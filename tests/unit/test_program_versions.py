@@ -11,7 +11,9 @@ from typing import Any
 import pytest
 import yaml
 from domain_scenario import CATALOG, CLINICIAN, DAY, SUPERVISOR, T0, Episode, types
+from test_audit_records import chained
 
+from audit.export import aftercare_status
 from cli.programs import diff_programs, list_programs, setting_changes, show_program
 from domain import commands as c
 from domain.errors import (
@@ -261,6 +263,43 @@ class TestMigrateProgram:
         )
         with pytest.raises(ProgramVersionIncompatible, match="open level-4 task"):
             ep.decide(migrate(ep, shorter))
+
+
+class TestTheVersionAnEpisodeFollows:
+    """Views and exports read the program in the version the episode follows, not the
+    catalog's current one."""
+
+    @staticmethod
+    def finishing_aftercare() -> ProgramDefinition:
+        return variant(2, aftercare={"fhir_status": "finished"})
+
+    def catalog(self) -> ProgramCatalog:
+        return ProgramCatalog({"adult-iop": self.finishing_aftercare()}, {("adult-iop", 1): ADULT})
+
+    def test_given_a_recorded_version_then_the_episode_gets_that_version_and_else_the_current(
+        self,
+    ) -> None:
+        catalog = self.catalog()
+
+        assert catalog.of_episode("adult-iop", 1) == ADULT
+        assert catalog.of_episode("adult-iop", 2) == self.finishing_aftercare()
+        assert catalog.of_episode("adult-iop", None) == self.finishing_aftercare()
+        assert catalog.of_episode("adult-iop", 9) == self.finishing_aftercare()
+        with pytest.raises(UnknownProgram):
+            catalog.of_episode("no-such-program", 1)
+
+    def test_given_an_episode_in_aftercare_under_version_1_when_version_2_is_current_then_the_export_follows_version_1_until_migrated(
+        self,
+    ) -> None:
+        ep = Episode().in_aftercare()
+        catalog = self.catalog()
+        assert ADULT.aftercare.fhir_status == "active"
+
+        before = aftercare_status(chained(ep.history), catalog)
+        ep.run(migrate(ep, self.finishing_aftercare(), reason="aftercare counts as finished"))
+        after = aftercare_status(chained(ep.history), catalog)
+
+        assert (before, after) == ("active", "finished")
 
 
 def _open_task(level: int) -> tuple[Any, ...]:
