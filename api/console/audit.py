@@ -29,7 +29,15 @@ import structlog
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from api.console.routes import PREFIX, Console, _to_signin, checked_form, render, signed_in
+from api.console.routes import (
+    PREFIX,
+    Console,
+    _to_signin,
+    checked_form,
+    episode_program,
+    render,
+    signed_in,
+)
 from api.console.session import Session
 from audit.asof import diff_states
 from audit.errors import EpisodeNotInStore
@@ -190,10 +198,8 @@ def _episode_zone(state: EpisodeState | None, console: Console) -> str:
         return "UTC"
     if state.rules.timezone:
         return state.rules.timezone
-    try:
-        return console.programs.of_episode(state.program_id, state.program_version).timezone
-    except CarePathError:  # a program no longer in the catalog
-        return "UTC"
+    program = episode_program(console, state)
+    return program.timezone if program is not None else "UTC"
 
 
 def parse_moment(text: str, zone: ZoneInfo) -> datetime:

@@ -50,6 +50,7 @@ from api.console.routes import (
     Console,
     _label,
     checked_form,
+    episode_program,
     humane_time,
     render,
     signed_in,
@@ -86,18 +87,13 @@ def _zone(console: Console, state: EpisodeState) -> str:
     """The clinic's time zone: the one the admission recorded, else the program's."""
     if state.rules.timezone:
         return state.rules.timezone
-    try:
-        return console.programs.of_episode(state.program_id, state.program_version).timezone
-    except CarePathError:  # a program no longer in the catalog
-        return "UTC"
+    program = episode_program(console, state)
+    return program.timezone if program is not None else "UTC"
 
 
 def _minimum(console: Console, state: EpisodeState) -> float | None:
-    try:
-        program = console.programs.of_episode(state.program_id, state.program_version)
-    except CarePathError:
-        return None
-    return program.intensity.min_weekly_hours
+    program = episode_program(console, state)
+    return program.intensity.min_weekly_hours if program is not None else None
 
 
 def _weeks(
@@ -200,10 +196,8 @@ def chart_router(console: Console, charts: ChartQueries, gate: EpisodeGate) -> A
         zone = _zone(console, state)
         reviews = [row for row in timeline if row["event_type"] == "plan_review_completed"]
         revisions = [row for row in timeline if row["event_type"] == "treatment_plan_recorded"]
-        try:
-            program_name = console.programs.of_episode(program_id, state.program_version).name
-        except CarePathError:
-            program_name = program_id
+        program = episode_program(console, state)
+        program_name = program.name if program is not None else program_id
         return render(
             request,
             console,

@@ -36,7 +36,8 @@ from api.console.session import COOKIE, CSRF_FIELD, Session, Sessions
 from api.problems import ProblemError
 from domain.actors import Role
 from domain.errors import CarePathError
-from domain.programs import ProgramCatalog
+from domain.programs import ProgramCatalog, ProgramDefinition
+from domain.state import EpisodeState
 from store.console import CASELOAD_ORDER, ConsoleQueries
 from workflows.client import CommandRejected, EpisodeClient, EpisodeOutsidePrograms
 
@@ -77,6 +78,15 @@ class Console:
 
 
 # --- times in the clinic's words ---------------------------------------------------------
+
+
+def episode_program(console: Console, state: EpisodeState) -> ProgramDefinition | None:
+    """The program in the version the episode runs under; None for a program no longer in
+    the catalog."""
+    try:
+        return console.programs.of_episode(state.program_id, state.program_version)
+    except CarePathError:
+        return None
 
 
 def humane_time(moment: datetime | None, timezone: str, now: datetime | None = None) -> str:
