@@ -28,6 +28,7 @@ import contextlib
 from collections import deque
 from collections.abc import Sequence
 from datetime import datetime, timedelta
+from functools import partial
 from typing import Any
 
 from temporalio import workflow
@@ -543,15 +544,17 @@ class CarePathwayWorkflow:
         while self._outbox:
             batch, self._outbox = tuple(self._outbox), []
             cause, self._outbox_cause = self._outbox_cause, None
-            await trace_context.within(
+            notify = NotifyInput(
+                episode_id=self._episode_id,
+                primary_clinician=self._current().primary_clinician,
+                events=batch,
+            )
+            await trace_context.started(
                 cause,
-                workflow.execute_activity(
+                partial(
+                    workflow.start_activity,
                     SEND_NOTIFICATIONS_ACTIVITY,
-                    NotifyInput(
-                        episode_id=self._episode_id,
-                        primary_clinician=self._current().primary_clinician,
-                        events=batch,
-                    ),
+                    notify,
                     start_to_close_timeout=NOTIFY_TIMEOUT,
                     retry_policy=NOTIFY_RETRY,
                     summary=notify_summary(len(batch)),

@@ -4,20 +4,24 @@ The workflow sends notifications from its main loop, after the command whose eve
 for them has been answered. Started there, the activity would join the trace of the
 episode's workflow (its referral), not the command's. The workflow therefore keeps the
 trace context current when the events were adopted (`current`) and starts the activity
-in it (`within`). With tracing off the context holds nothing, and neither call has any
+in it (`started`). With tracing off the context holds nothing, and neither call has any
 effect on what the workflow does or records: trace context travels in headers, which
 replay does not compare.
+
+The context is current only while the activity is started, which is synchronous (its
+headers are written then), never across an await: a workflow evicted while it waits
+would otherwise close the coroutine in another context and fail to detach it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable
+from collections.abc import Callable
 from typing import TypeVar
 
 import opentelemetry.context
 from opentelemetry.context import Context
 
-__all__ = ["Context", "current", "within"]
+__all__ = ["Context", "current", "started"]
 
 T = TypeVar("T")
 
@@ -31,12 +35,13 @@ def current() -> Context:
     return opentelemetry.context.get_current()
 
 
-async def within(context: Context | None, work: Awaitable[T]) -> T:
-    """Await `work` (an activity not started yet) with `context` current, if given."""
+def started(context: Context | None, start: Callable[[], T]) -> T:
+    """Call `start` (which starts an activity and returns its handle) with `context`
+    current, if given."""
     if context is None:
-        return await work
+        return start()
     token = opentelemetry.context.attach(context)
     try:
-        return await work
+        return start()
     finally:
         opentelemetry.context.detach(token)

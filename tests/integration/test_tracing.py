@@ -148,7 +148,10 @@ async def test_given_tracing_on_when_a_no_show_is_recorded_then_the_request_upda
             and _named(f"StartActivity:{APPEND_EVENTS_ACTIVITY}", workflow_id)(s)
         )
     )
-    (append,) = [s for s in in_trace if s.name == f"RunActivity:{APPEND_EVENTS_ACTIVITY}"]
+    # A workflow task that timed out on a busy machine is run again, and its local
+    # activity with it: the append may have run more than once, always in this trace.
+    appends = [s for s in in_trace if s.name == f"RunActivity:{APPEND_EVENTS_ACTIVITY}"]
+    assert appends, names
     # The notification: started by the workflow's main loop in the command's context.
     assert notified.context.trace_id == trace_id
     assert f"StartActivity:{SEND_NOTIFICATIONS_ACTIVITY}" in names
@@ -156,7 +159,7 @@ async def test_given_tracing_on_when_a_no_show_is_recorded_then_the_request_upda
     statements = [s for s in in_trace if _is_statement(s)]
     parents = {s.parent.span_id for s in statements if s.parent is not None}
     assert request.context.span_id in parents
-    assert append.context.span_id in parents
+    assert any(a.context.span_id in parents for a in appends)
     assert notified.context.span_id in parents
     assert all((s.attributes or {}).get("db.statement.parameters") is None for s in statements), (
         "statement parameters are never recorded"
@@ -164,9 +167,12 @@ async def test_given_tracing_on_when_a_no_show_is_recorded_then_the_request_upda
 
     # The workflow's handling links to the episode's own trace: the referral's run.
     handled = next(s for s in in_trace if _named("HandleUpdate:", workflow_id)(s))
-    (run,) = traced.spans(_named("RunWorkflow:", workflow_id))
-    assert run.context.trace_id != trace_id
-    assert [link.context.trace_id for link in handled.links] == [run.context.trace_id]
+    # The run's span is recorded again when its first workflow task is retried (a timeout
+    # on a busy machine), but always in the referral's one trace.
+    runs = traced.spans(_named("RunWorkflow:", workflow_id))
+    (run_trace,) = {r.context.trace_id for r in runs}
+    assert run_trace != trace_id
+    assert [link.context.trace_id for link in handled.links] == [run_trace]
 
     # The request's log line carries the same trace id, and its request id is the answer's.
     (line,) = [e for e in logs if e["event"] == "request"]
