@@ -176,9 +176,10 @@ def _describe(exc: Exception) -> str:
 TRACKING_NAME = "read_models"
 PROJECTOR_LOCK_KEY = 0x70726F6A_6563746F  # "projecto"
 REBUILD_LOCK_KEY = 0x72656275_696C6421  # "rebuild!"
-# Events read per transaction. A larger batch folds faster under load; a smaller one
-# commits sooner.
-PROJECTOR_BATCH = 500
+# Events read per transaction. A larger batch folds faster under load (each step's
+# per-stream work is shared by more events); a smaller one commits sooner. With writers
+# on 8 streams in batches of 10, 2,000 kept up where 500 ran back to back.
+PROJECTOR_BATCH = 2000
 # How often an idle projector looks for new events, in seconds.
 PROJECTOR_IDLE_S = 0.05
 # How long a busy projector (its last step folded events, but less than a whole batch)
