@@ -182,12 +182,16 @@ REBUILD_LOCK_KEY = 0x72656275_696C6421  # "rebuild!"
 PROJECTOR_BATCH = 2000
 # How often an idle projector looks for new events, in seconds.
 PROJECTOR_IDLE_S = 0.05
-# How long a busy projector (its last step folded events, but less than a whole batch)
-# waits before its next step. Every step costs the same few statements and, for each
-# stream it touches, one pass over the stream's whole state (its read-model rows and
+# How long a busy projector waits before its next step: one whose last step folded at
+# least PROJECTOR_BUSY_EVENTS events (the store takes more than about 2,000 events a
+# second), but less than a whole batch. Every step costs the same few statements and, for
+# each stream it touches, one pass over the stream's whole state (its read-model rows and
 # their digests): a wait lets more events share them. With writers on 8 streams this
-# raised append throughput by about a fifth, against a lag p99 well under a second.
+# raised append throughput by about a fifth, against a lag p99 well under a second. A
+# step that folded fewer events (staff at work) is followed by the idle wait, so a
+# caller waiting to read their own change (`?min_position=`) waits no longer than before.
 PROJECTOR_BUSY_S = 0.2
+PROJECTOR_BUSY_EVENTS = 100
 # A running projector writes the snapshots it holds back once it has found nothing to
 # fold for this long (a projector that idles between bursts of commands would otherwise
 # write every touched episode's whole state after each burst).
@@ -608,9 +612,20 @@ class Projector:
                     raise
                 except Exception as exc:
                     log.warning("projector_snapshots_failed", error=type(exc).__name__)
-            if folded == self._batch:
-                continue
-            await asyncio.sleep(PROJECTOR_BUSY_S if folded else PROJECTOR_IDLE_S)
+            pause = pause_after(folded, self._batch)
+            if pause:
+                await asyncio.sleep(pause)
+
+
+def pause_after(folded: int | None, batch: int) -> float:
+    """How long a running projector waits after a step that folded `folded` events (None:
+    another projector held the lock): none after a whole batch, `PROJECTOR_BUSY_S` after a
+    busy step, else `PROJECTOR_IDLE_S`."""
+    if folded == batch:
+        return 0.0
+    if folded is not None and folded >= PROJECTOR_BUSY_EVENTS:
+        return PROJECTOR_BUSY_S
+    return PROJECTOR_IDLE_S
 
 
 @contextlib.asynccontextmanager

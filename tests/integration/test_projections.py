@@ -21,6 +21,7 @@ from store.projections import (
     Projector,
     is_folded,
     rebuild_projections,
+    running_projector,
 )
 from testing import samples
 from testing.keys import CHAIN_KEY
@@ -35,6 +36,13 @@ async def append_one_by_one(store: EventStore, episode_id: str, events: list[Eve
     for event in events:
         await store.append(episode_id, [event])
         await Projector(store.pool).catch_up()
+
+
+async def wait_for_summary_seq(pool: Pool, seq: int) -> None:
+    """Until the read models include the stream's event `seq`."""
+    async with asyncio.timeout(10):
+        while await pool.fetchval("SELECT last_seq FROM episode_summary") != seq:  # noqa: ASYNC110
+            await asyncio.sleep(0.02)
 
 
 async def read_models(pool: Pool) -> dict[str, list[dict[str, object]]]:
@@ -420,6 +428,32 @@ class TestProjector:
 
         await projector.catch_up()  # idle: what it holds is written
         assert await db_pool.fetchval("SELECT version FROM projection_snapshots") == len(events)
+
+    async def test_given_a_running_projector_when_it_has_been_idle_for_a_while_then_it_writes_the_snapshots_it_held_back(
+        self, db_pool: Pool, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        store = EventStore(db_pool, chain_key=CHAIN_KEY)
+        events = episode_events("ep-1", sessions=6)
+        # Idle looks that come soon after a fold leave the snapshot where it is.
+        monkeypatch.setattr(projections, "PROJECTOR_SNAPSHOT_IDLE_S", 3600.0)
+        async with running_projector(db_pool):
+            await store.append("ep-1", events[:5])
+            await wait_for_summary_seq(db_pool, 5)
+            first = await db_pool.fetchval("SELECT version FROM projection_snapshots")
+            for event in events[5:]:
+                await store.append("ep-1", [event])
+            await wait_for_summary_seq(db_pool, len(events))
+            await asyncio.sleep(5 * projections.PROJECTOR_IDLE_S)  # several idle looks
+            assert await db_pool.fetchval("SELECT version FROM projection_snapshots") == first
+            assert first < len(events)
+
+            # Once idle long enough, what it holds is written.
+            monkeypatch.setattr(projections, "PROJECTOR_SNAPSHOT_IDLE_S", 0.0)
+            async with asyncio.timeout(10):
+                while await db_pool.fetchval(  # noqa: ASYNC110 - polled
+                    "SELECT version FROM projection_snapshots"
+                ) != len(events):
+                    await asyncio.sleep(0.02)
 
     async def test_given_a_snapshot_older_than_the_tracking_position_when_a_restarted_projector_folds_on_then_its_read_models_equal_a_fold_from_the_start(
         self, db_pool: Pool
