@@ -27,9 +27,13 @@ COPY api ./api
 COPY cli ./cli
 COPY devstack ./devstack
 COPY programs ./programs
+# The runtime user cannot write the virtualenv, and the workflow sandbox executes the
+# workflow's module afresh for every run: compile the package now, so runs load its
+# bytecode instead of compiling it (docs/operations.md, "Sizing").
 RUN python -m pip wheel --no-deps --wheel-dir /wheels . \
  && python -m venv /opt/venv \
- && /opt/venv/bin/pip install /wheels/carepath-*.whl
+ && /opt/venv/bin/pip install /wheels/carepath-*.whl \
+ && /opt/venv/bin/python -c "import compileall, workflows; compileall.compile_dir(workflows.__path__[0], quiet=1)"
 
 FROM ${PYTHON_IMAGE} AS runtime
 RUN groupadd --system --gid 10001 carepath \
