@@ -33,7 +33,7 @@ COPY programs ./programs
 RUN python -m pip wheel --no-deps --wheel-dir /wheels . \
  && python -m venv /opt/venv \
  && /opt/venv/bin/pip install /wheels/carepath-*.whl \
- && /opt/venv/bin/python -c "import compileall, workflows; compileall.compile_dir(workflows.__path__[0], quiet=1)"
+ && /opt/venv/bin/python -c "import workflows; from workers.worker import cache_workflow_bytecode; cache_workflow_bytecode(workflows)"
 
 FROM ${PYTHON_IMAGE} AS runtime
 RUN groupadd --system --gid 10001 carepath \

@@ -14,12 +14,11 @@ import signal
 
 from temporalio.worker import Worker
 
-import bench
 from bench.bare_workflow import BareUpdateWorkflow, noop
 from workers.payload_codec import payload_keyring
 from workers.settings import Settings
 from workers.temporal import connect, data_converter
-from workers.worker import SANDBOX_RUNNER, cache_workflow_bytecode
+from workers.worker import SANDBOX_RUNNER
 
 
 async def main() -> None:
@@ -29,8 +28,6 @@ async def main() -> None:
         settings.temporal_namespace,
         data_converter(payload_keyring(settings)),
     )
-    # Like CarePath's worker, the baseline's runs load their module's cached bytecode.
-    cache_workflow_bytecode(bench)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

@@ -38,7 +38,6 @@ from temporalio.client import Client, WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
-import bench
 from bench.bare_workflow import BareEpisodeWorkflow, noop
 from bench.table import Figures, Row
 from programs import load_catalog
@@ -48,7 +47,7 @@ from simulation.runner import Simulation
 from simulation.stack import SIMULATION_CHAIN_KEY, simulation_stack, time_skipping_server
 from store.event_store import EventStore
 from workers.replay import run_histories
-from workers.worker import SANDBOX_RUNNER, build_worker, cache_workflow_bytecode
+from workers.worker import SANDBOX_RUNNER, build_worker
 from workflows.client import EpisodeClient
 from workflows.messages import workflow_id_for
 
@@ -155,8 +154,6 @@ async def bare(env: WorkflowEnvironment, sim: Simulation, work: Work) -> float:
     queue = "bench-simulation-bare"
     origin = await env.get_current_time()
     rounds = rounds_of(sim)
-    # As `build_worker` does for CarePath's: the baseline's runs load cached bytecode.
-    cache_workflow_bytecode(bench)
     async with Worker(
         client,
         task_queue=queue,

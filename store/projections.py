@@ -198,8 +198,9 @@ PROJECTOR_BUSY_EVENTS = 100
 PROJECTOR_SNAPSHOT_IDLE_S = 1.0
 # A running projector writes an episode's state to `projection_snapshots` when it is this
 # many events ahead of the stored one (and whenever a fact read from the snapshot changes,
-# and for every episode it holds unwritten when it goes idle). After a restart, an episode
-# is folded from its snapshot plus at most this many events read back from `events`.
+# and for every episode it holds unwritten once idle for PROJECTOR_SNAPSHOT_IDLE_S). After
+# a restart, an episode is folded from its snapshot plus at most this many events read
+# back from `events`.
 SNAPSHOT_EVERY = 100
 # The events no running transaction can still add to: those of transactions older than
 # the oldest one running (so a reader never passes over a gap a slower writer fills

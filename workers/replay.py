@@ -15,7 +15,7 @@ from temporalio.client import Client, WorkflowHistory
 from temporalio.converter import DataConverter
 from temporalio.worker import Interceptor, Replayer
 
-from workers.worker import SANDBOX_RUNNER, WORKFLOWS, cache_workflow_bytecode
+from workers.worker import SANDBOX_RUNNER, WORKFLOWS
 
 
 def build_replayer(
@@ -27,7 +27,6 @@ def build_replayer(
     `data_converter` holds the keys of the histories' payloads (a client's
     `data_converter`, or the tests' test-key converter); `interceptors` see what the
     replayed code does (the replay tests compare it with what was recorded)."""
-    cache_workflow_bytecode()
     return Replayer(
         workflows=list(workflows or WORKFLOWS),
         data_converter=data_converter,

@@ -6,15 +6,16 @@ import binascii
 import compileall
 import os
 import socket
+import sys
 from pathlib import Path
 from types import ModuleType
 
 from pydantic import SecretStr
+from temporalio import workflow
 from temporalio.client import Client
 from temporalio.worker import Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
-import workflows
 from activities.channels import (
     Channel,
     LogChannel,
@@ -49,22 +50,10 @@ def is_worker_on_host(identity: str, host: str) -> bool:
     return role == WORKER_ROLE and where.rpartition(":")[0] == host
 
 
-# The domain is pure and deterministic, so it is shared with the sandbox instead of being
-# re-imported for every workflow run (which costs memory per run). OpenTelemetry is shared
-# as Temporal's tracing interceptor requires: the workflow and the interceptor must see
-# one context (workflows.trace_context, workers.tracing).
-SANDBOX_RUNNER = SandboxedWorkflowRunner(
-    restrictions=SandboxRestrictions.default.with_passthrough_modules(
-        "domain", "structlog", "opentelemetry"
-    )
-)
+def cache_workflow_bytecode(package: ModuleType) -> None:
+    """Write the bytecode of a package of workflows, if it is missing or stale.
 
-
-def cache_workflow_bytecode(package: ModuleType = workflows) -> None:
-    """Write the bytecode of a package of workflows (CarePath's: `workflows`), if it is
-    missing or stale.
-
-    The sandbox executes the workflow's own module afresh for every run it creates: a new
+    The sandbox executes a workflow's own module afresh for every run it creates: a new
     episode, a continued run, a replay after the workflow left the cache. Python caches
     the bytecode on import unless PYTHONDONTWRITEBYTECODE is set, and the image and many
     development shells set it; then each of those runs compiled `care_pathway.py` from
@@ -73,6 +62,28 @@ def cache_workflow_bytecode(package: ModuleType = workflows) -> None:
     """
     for directory in package.__path__:
         compileall.compile_dir(Path(directory), maxlevels=0, quiet=2)
+
+
+class BytecodeCachingRunner(SandboxedWorkflowRunner):
+    """The sandbox runner, writing the bytecode of each workflow's package
+    (`cache_workflow_bytecode`) when a worker or a replayer takes the workflow on."""
+
+    def prepare_workflow(self, defn: workflow._Definition) -> None:
+        package = sys.modules.get(defn.cls.__module__.rpartition(".")[0])
+        if package is not None and hasattr(package, "__path__"):
+            cache_workflow_bytecode(package)
+        super().prepare_workflow(defn)
+
+
+# The domain is pure and deterministic, so it is shared with the sandbox instead of being
+# re-imported for every workflow run (which costs memory per run). OpenTelemetry is shared
+# as Temporal's tracing interceptor requires: the workflow and the interceptor must see
+# one context (workflows.trace_context, workers.tracing).
+SANDBOX_RUNNER = BytecodeCachingRunner(
+    restrictions=SandboxRestrictions.default.with_passthrough_modules(
+        "domain", "structlog", "opentelemetry"
+    )
+)
 
 
 def build_worker(
@@ -84,7 +95,6 @@ def build_worker(
     max_cached_workflows: int = 1000,
     identity: str | None = None,
 ) -> Worker:
-    cache_workflow_bytecode()
     events = EventStoreActivities(store)
     notifications = notifications or NotificationActivities(ledger=NotificationLedger(store.pool))
     return Worker(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import importlib.util
 import os
 import sys
@@ -9,9 +10,11 @@ import types
 from pathlib import Path
 
 import pytest
+from temporalio import workflow
 
 import workflows
-from workers.worker import cache_workflow_bytecode
+from workers.worker import SANDBOX_RUNNER, cache_workflow_bytecode
+from workflows.care_pathway import CarePathwayWorkflow
 
 
 def _package(directory: Path) -> types.ModuleType:
@@ -66,7 +69,19 @@ def test_given_a_cache_directory_it_cannot_write_when_the_worker_starts_then_it_
     assert (tmp_path / "__pycache__").read_text() == "not a directory"
 
 
-def test_the_worker_caches_carepaths_own_workflows_by_default() -> None:
-    cache_workflow_bytecode()
+def test_the_worker_caches_carepaths_own_workflows_by_default(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(sys, "dont_write_bytecode", True)
     module = Path(workflows.__path__[0]) / "care_pathway.py"
+    cached = Path(importlib.util.cache_from_source(str(module)))
+    cached.unlink(missing_ok=True)
+
+    # As every worker and replayer does when it takes the workflow on (the sandbox
+    # instance it validates with needs an event loop).
+    async def prepare() -> None:
+        SANDBOX_RUNNER.prepare_workflow(workflow._Definition.must_from_class(CarePathwayWorkflow))
+
+    asyncio.run(prepare())
+
     assert Path(importlib.util.cache_from_source(str(module))).exists()
