@@ -1,8 +1,8 @@
 """`python -m bench.bare_worker`: the baseline's worker, a process of its own.
 
 It runs `BareUpdateWorkflow` and its no-op activity on CAREPATH_TEMPORAL_TASK_QUEUE, with
-the data converter and workflow sandbox a CarePath worker uses (payloads sealed under
-CAREPATH_PAYLOAD_KEYS_FILE), until SIGTERM. It is configured by the same `CAREPATH_*`
+the data converter and workflow runner a CarePath worker uses (payloads sealed under
+CAREPATH_PAYLOAD_KEYS_FILE; the sandbox as CAREPATH_WORKFLOW_SANDBOX says), until SIGTERM. It is configured by the same `CAREPATH_*`
 variables as `carepath worker`, so the command benchmark can give each side a worker
 process of its own, as a deployment does, and compare like with like.
 """
@@ -18,7 +18,7 @@ from bench.bare_workflow import BareUpdateWorkflow, noop
 from workers.payload_codec import payload_keyring
 from workers.settings import Settings
 from workers.temporal import connect, data_converter
-from workers.worker import SANDBOX_RUNNER
+from workers.worker import workflow_runner
 
 
 async def main() -> None:
@@ -37,7 +37,7 @@ async def main() -> None:
         task_queue=settings.temporal_task_queue,
         workflows=[BareUpdateWorkflow],
         activities=[noop],
-        workflow_runner=SANDBOX_RUNNER,
+        workflow_runner=workflow_runner(settings.workflow_sandbox),
     ):
         await stop.wait()
 

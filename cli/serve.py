@@ -94,6 +94,7 @@ async def _run_worker(settings: Settings, tracing: Tracing | None) -> int:
             runtime.task_queue,
             build_notifications(settings, runtime.store),
             max_cached_workflows=settings.worker_max_cached_workflows,
+            sandboxed=settings.workflow_sandbox,
         )
         stop = _stop_on_signals()
         async with (

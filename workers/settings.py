@@ -97,6 +97,12 @@ class Settings(BaseSettings):
     worker_metrics_port: int = Field(
         default=9464, ge=0, le=65535, description="Port of the worker's `/metrics`; 0: none."
     )
+    workflow_sandbox: bool = Field(
+        default=False,
+        description="Run the worker's workflows in the Temporal SDK's sandbox, which "
+        "refuses non-deterministic calls as they happen, at 2-3 ms of CPU per command. The "
+        "test suite, the replay tier and `audit determinism` always use it.",
+    )
     worker_max_cached_workflows: int = Field(
         default=1000,
         ge=0,

@@ -13,7 +13,7 @@ from types import ModuleType
 from pydantic import SecretStr
 from temporalio import workflow
 from temporalio.client import Client
-from temporalio.worker import Worker
+from temporalio.worker import UnsandboxedWorkflowRunner, Worker, WorkflowRunner
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 from activities.channels import (
@@ -84,6 +84,20 @@ SANDBOX_RUNNER = BytecodeCachingRunner(
         "domain", "structlog", "opentelemetry"
     )
 )
+# Without the sandbox, workflow code runs as plain Python in the worker's process. The
+# sandbox catches a workflow that reaches for the clock, the network or module state, but
+# it costs every activation and every payload a detour through its importer (and every
+# new run a fresh import of the workflow's modules): 2-3 ms of the worker's CPU per staff
+# command, a third of what the worker spends (docs/operations.md, "Sizing"). So the
+# sandbox is where the workflow code is checked (every worker the test suite builds, the
+# replay tier of recorded histories, `carepath audit determinism`), and `carepath worker`
+# runs without it unless CAREPATH_WORKFLOW_SANDBOX is set.
+UNSANDBOXED_RUNNER = UnsandboxedWorkflowRunner()
+
+
+def workflow_runner(sandboxed: bool) -> WorkflowRunner:
+    """The runner of CarePath's workflows: the checking sandbox, or plain Python."""
+    return SANDBOX_RUNNER if sandboxed else UNSANDBOXED_RUNNER
 
 
 def build_worker(
@@ -94,7 +108,12 @@ def build_worker(
     *,
     max_cached_workflows: int = 1000,
     identity: str | None = None,
+    sandboxed: bool = True,
 ) -> Worker:
+    """A worker of CarePath's workflows and activities on `task_queue`; `sandboxed` runs
+    the workflows in the sandbox, which refuses what a workflow may not do (the default
+    here, as the tests build their workers; `carepath worker` follows
+    CAREPATH_WORKFLOW_SANDBOX)."""
     events = EventStoreActivities(store)
     notifications = notifications or NotificationActivities(ledger=NotificationLedger(store.pool))
     return Worker(
@@ -102,7 +121,7 @@ def build_worker(
         task_queue=task_queue,
         workflows=WORKFLOWS,
         activities=[events.append_events, notifications.send_notifications],
-        workflow_runner=SANDBOX_RUNNER,
+        workflow_runner=workflow_runner(sandboxed),
         max_cached_workflows=max_cached_workflows,
         identity=identity or worker_identity(),
     )

@@ -13,6 +13,7 @@ from datetime import datetime, timedelta
 import pytest
 from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
+from temporalio.worker import Worker
 
 from devstack.embedded_temporal import find_binary
 from domain import commands as c
@@ -23,8 +24,9 @@ from programs import load_catalog
 from store.event_store import EventStore
 from testing import samples
 from testing.payload_keys import TEST_CONVERTER
-from workers.replay import run_histories
+from workers.replay import build_replayer, run_histories
 from workers.temporal import register_search_attributes
+from workers.worker import build_worker
 from workflows.client import EpisodeClient
 from workflows.messages import CommandResult, EpisodeView, workflow_id_for
 
@@ -108,6 +110,16 @@ async def time_skipping_env() -> AsyncIterator[WorkflowEnvironment]:
         yield env
     finally:
         await env.shutdown()
+
+
+@pytest.fixture(params=[True, False], ids=["sandboxed", "unsandboxed"])
+async def worker(
+    client: Client, store: EventStore, task_queue: str, request: pytest.FixtureRequest
+) -> AsyncIterator[Worker]:
+    """The episode runs under both runners: the sandbox the tests use everywhere else,
+    and plain Python, as `carepath worker` runs by default (CAREPATH_WORKFLOW_SANDBOX)."""
+    async with build_worker(client, store, task_queue, sandboxed=request.param) as running:
+        yield running
 
 
 @pytest.fixture
@@ -229,6 +241,11 @@ async def test_full_adult_episode_from_referral_to_discharge(
     assert result.state is not None
     assert result.state.version == len(events)
     runs = await run_histories(client, workflow_id_for(driver.episode_id))
+    # Whichever runner recorded them, the runs replay in the sandbox (the replay tier's
+    # and `audit determinism`'s check).
+    replayer = build_replayer(TEST_CONVERTER)
+    for run in runs:
+        await replayer.replay_workflow(run)  # raises on a non-determinism error
     longest = max(len(run.events) for run in runs)
     size = sum(len(run.to_json().encode()) for run in runs)
     print(
