@@ -13,7 +13,7 @@ from pathlib import Path
 
 from temporalio.client import Client, WorkflowHistory
 from temporalio.converter import DataConverter
-from temporalio.worker import Interceptor, Replayer
+from temporalio.worker import Interceptor, Replayer, WorkflowRunner
 
 from workers.worker import SANDBOX_RUNNER, WORKFLOWS
 
@@ -22,15 +22,18 @@ def build_replayer(
     data_converter: DataConverter,
     workflows: Sequence[type] | None = None,
     interceptors: Sequence[Interceptor] = (),
+    runner: WorkflowRunner = SANDBOX_RUNNER,
 ) -> Replayer:
     """A replayer of CarePath's workflows (or of `workflows`, to test the check itself);
     `data_converter` holds the keys of the histories' payloads (a client's
     `data_converter`, or the tests' test-key converter); `interceptors` see what the
-    replayed code does (the replay tests compare it with what was recorded)."""
+    replayed code does (the replay tests compare it with what was recorded). It replays
+    in the sandbox, which refuses what a workflow may not do, unless `runner` says
+    otherwise (a benchmark replaying as a worker does)."""
     return Replayer(
         workflows=list(workflows or WORKFLOWS),
         data_converter=data_converter,
-        workflow_runner=SANDBOX_RUNNER,
+        workflow_runner=runner,
         interceptors=list(interceptors),
     )
 
