@@ -38,8 +38,8 @@ from testing import samples
 from testing.keys import CHAIN_KEY
 from testing.payload_keys import TEST_CONVERTER
 from workers.replay import build_replayer, run_histories
-from workers.temporal import register_search_attributes
 from workers.settings import Settings
+from workers.temporal import register_search_attributes
 from workers.worker import build_worker, workflow_runner
 from workflows.client import EpisodeClient
 from workflows.messages import workflow_id_for
@@ -250,9 +250,7 @@ async def replay_times(histories: list[WorkflowHistory], repeat: int = 5) -> lis
     """The median replay time of each history, with a warmed-up replayer that runs the
     workflow as `carepath worker` does (in the sandbox only under CAREPATH_WORKFLOW_SANDBOX):
     the replay an evicted episode costs the worker."""
-    replayer = build_replayer(
-        TEST_CONVERTER, runner=workflow_runner(Settings().workflow_sandbox)
-    )
+    replayer = build_replayer(TEST_CONVERTER, runner=workflow_runner(Settings().workflow_sandbox))
     warmup = 2
     order = [histories[-1]] * warmup + [h for _ in range(repeat) for h in histories]
 
