@@ -47,7 +47,8 @@ from simulation.runner import Simulation
 from simulation.stack import SIMULATION_CHAIN_KEY, simulation_stack, time_skipping_server
 from store.event_store import EventStore
 from workers.replay import run_histories
-from workers.worker import SANDBOX_RUNNER, build_worker
+from workers.settings import Settings
+from workers.worker import build_worker, workflow_runner
 from workflows.client import EpisodeClient
 from workflows.messages import workflow_id_for
 
@@ -114,7 +115,13 @@ async def simulate(
     client = env.client
     queue = "bench-simulation"
     program = load_catalog().get("adult-iop")
-    async with build_worker(client, store, queue, max_cached_workflows=max(1000, 2 * episodes)):
+    async with build_worker(
+        client,
+        store,
+        queue,
+        max_cached_workflows=max(1000, 2 * episodes),
+        sandboxed=Settings().workflow_sandbox,
+    ):
         sim = Simulation(
             env=env,
             store=store,
@@ -159,7 +166,7 @@ async def bare(env: WorkflowEnvironment, sim: Simulation, work: Work) -> float:
         task_queue=queue,
         workflows=[BareEpisodeWorkflow],
         activities=[noop],
-        workflow_runner=SANDBOX_RUNNER,
+        workflow_runner=workflow_runner(Settings().workflow_sandbox),
         max_cached_workflows=max(1000, 2 * len(work.timers)),
     ):
         started = time.perf_counter()

@@ -42,6 +42,7 @@ from simulation.stack import SIMULATION_CHAIN_KEY, simulation_stack
 from store.event_store import EventStore
 from store.records import StoredEvent
 from workers.replay import run_histories
+from workers.settings import Settings
 from workers.worker import build_worker
 from workflows.client import EpisodeClient
 from workflows.messages import workflow_id_for
@@ -87,7 +88,14 @@ async def run_cohort(
         store = EventStore(stack.pool, chain_key=SIMULATION_CHAIN_KEY)
         queue = f"simulation-{seed}"
         client = stack.env.client
-        async with build_worker(client, store, queue, max_cached_workflows=max(1000, 2 * clients)):
+        # The workflows run as `carepath worker` runs them (CAREPATH_WORKFLOW_SANDBOX).
+        async with build_worker(
+            client,
+            store,
+            queue,
+            max_cached_workflows=max(1000, 2 * clients),
+            sandboxed=Settings().workflow_sandbox,
+        ):
             sim = Simulation(
                 stack.env,
                 store,
