@@ -67,11 +67,14 @@ class TracedStack:
         return found[0]
 
 
-@pytest.fixture
-async def traced(temporal_client: Client, db_pool: Pool) -> AsyncIterator[TracedStack]:
+@pytest.fixture(params=[False, True], ids=["unsandboxed", "sandboxed"])
+async def traced(
+    temporal_client: Client, db_pool: Pool, request: pytest.FixtureRequest
+) -> AsyncIterator[TracedStack]:
     """The API and a worker as `carepath api` and `carepath worker` wire them with tracing
     on: the Temporal client carries the interceptor, the app is instrumented, and asyncpg
-    is traced while the stack runs."""
+    is traced while the stack runs. The worker runs its workflows without the sandbox (as
+    by default) and in it (CAREPATH_WORKFLOW_SANDBOX): the trace context crosses both."""
     exporter = InMemorySpanExporter()
     tracing: Tracing = new_tracing("test", [SimpleSpanProcessor(exporter)])
     client = Client(**{**temporal_client.config(), "interceptors": [tracing.interceptor()]})
@@ -80,7 +83,7 @@ async def traced(temporal_client: Client, db_pool: Pool) -> AsyncIterator[Traced
     app = api_app(client, store, task_queue, users_authenticator())
     tracing.instrument_app(app, untraced=PROBE_PATHS)
     with tracing.statements():
-        async with build_worker(client, store, task_queue):
+        async with build_worker(client, store, task_queue, sandboxed=request.param):
             await wait_until_polling(client, task_queue)
             async with httpx.AsyncClient(
                 transport=httpx.ASGITransport(app=app),
