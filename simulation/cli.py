@@ -49,7 +49,7 @@ from workflows.messages import workflow_id_for
 
 Progress = Callable[[int, int, datetime], None]
 # A simulated episode's run continues as new at this many history events, not at the
-# workflow's own bound: a new run costs the worker a fresh sandboxed instance, and the
+# workflow's own bound: a new run costs the worker a fresh workflow instance, and the
 # simulation's worker keeps every episode cached, so it never replays a long run. Events,
 # and so every measure, are the same under either bound.
 SIMULATION_HISTORY_EVENT_LIMIT = 1000
