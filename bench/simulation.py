@@ -41,14 +41,14 @@ from temporalio.worker import Worker
 from bench.bare_workflow import BareEpisodeWorkflow, noop
 from bench.table import Figures, Row
 from programs import load_catalog
-from simulation.cli import SIMULATION_HISTORY_EVENT_LIMIT
+from simulation.cli import SIMULATION_HISTORY_EVENT_LIMIT, simulation_worker
 from simulation.cohort import load_cohort
 from simulation.runner import Simulation
 from simulation.stack import SIMULATION_CHAIN_KEY, simulation_stack, time_skipping_server
 from store.event_store import EventStore
 from workers.replay import run_histories
 from workers.settings import Settings
-from workers.worker import build_worker, workflow_runner
+from workers.worker import workflow_runner
 from workflows.client import EpisodeClient
 from workflows.messages import workflow_id_for
 
@@ -115,13 +115,7 @@ async def simulate(
     client = env.client
     queue = "bench-simulation"
     program = load_catalog().get("adult-iop")
-    async with build_worker(
-        client,
-        store,
-        queue,
-        max_cached_workflows=max(1000, 2 * episodes),
-        sandboxed=Settings().workflow_sandbox,
-    ):
+    async with simulation_worker(client, store, queue, episodes):
         sim = Simulation(
             env=env,
             store=store,

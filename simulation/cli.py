@@ -22,6 +22,9 @@ from datetime import datetime
 from pathlib import Path
 from typing import TextIO
 
+from temporalio.client import Client
+from temporalio.worker import Worker
+
 from domain.errors import CarePathError
 from domain.programs import ProgramDefinition
 from programs import load_catalog, load_program_file
@@ -48,6 +51,20 @@ from workflows.client import EpisodeClient
 from workflows.messages import workflow_id_for
 
 Progress = Callable[[int, int, datetime], None]
+
+
+def simulation_worker(client: Client, store: EventStore, queue: str, clients: int) -> Worker:
+    """The worker of a simulated cohort: it keeps every episode cached, so no long run is
+    replayed, and runs the workflows as `carepath worker` does (CAREPATH_WORKFLOW_SANDBOX)."""
+    return build_worker(
+        client,
+        store,
+        queue,
+        max_cached_workflows=max(1000, 2 * clients),
+        sandboxed=Settings().workflow_sandbox,
+    )
+
+
 # A simulated episode's run continues as new at this many history events, not at the
 # workflow's own bound: a new run costs the worker a fresh workflow instance, and the
 # simulation's worker keeps every episode cached, so it never replays a long run. Events,
@@ -88,14 +105,7 @@ async def run_cohort(
         store = EventStore(stack.pool, chain_key=SIMULATION_CHAIN_KEY)
         queue = f"simulation-{seed}"
         client = stack.env.client
-        # The workflows run as `carepath worker` runs them (CAREPATH_WORKFLOW_SANDBOX).
-        async with build_worker(
-            client,
-            store,
-            queue,
-            max_cached_workflows=max(1000, 2 * clients),
-            sandboxed=Settings().workflow_sandbox,
-        ):
+        async with simulation_worker(client, store, queue, clients):
             sim = Simulation(
                 stack.env,
                 store,
