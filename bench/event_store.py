@@ -53,7 +53,7 @@ _RAW_INSERT = (
 
 
 @contextlib.asynccontextmanager
-async def _database() -> AsyncIterator[Pool]:
+async def _database() -> AsyncIterator[tuple[Pool, str]]:
     with tempfile.TemporaryDirectory(prefix="carepath-bench-") as tmp:
         postgres = EmbeddedPostgres(Path(tmp), free_port())
         await postgres.start()
@@ -67,7 +67,7 @@ async def _database() -> AsyncIterator[Pool]:
                 await owner.close()
             pool = await create_pool(postgres.url, max_size=12)
             try:
-                yield pool
+                yield pool, postgres.url
             finally:
                 await pool.close()
         finally:
@@ -118,7 +118,7 @@ async def _throughput(
 
 async def run() -> dict[str, float]:
     figures: dict[str, float] = {}
-    async with _database() as pool:
+    async with _database() as (pool, url):
         store = EventStore(pool, chain_key=CHAIN_KEY)
         lag = _LagWatch(pool)
 
@@ -155,7 +155,7 @@ async def run() -> dict[str, float]:
                         if label == "raw":
                             rates[label].append(await _throughput(data, streams, batch, appender))
                             continue
-                        async with running_projector(pool), lag.watching():
+                        async with running_projector(pool, listen_dsn=url), lag.watching():
                             rates[label].append(await _throughput(data, streams, batch, appender))
                             await lag.drained()
                         lags.extend(lag.take())

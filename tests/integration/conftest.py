@@ -72,7 +72,9 @@ async def empty_pool(embedded_postgres: EmbeddedPostgres) -> AsyncIterator[Pool]
 
 
 @pytest.fixture
-async def api(temporal_client: Client, db_pool: Pool) -> AsyncIterator[httpx.AsyncClient]:
+async def api(
+    temporal_client: Client, db_pool: Pool, fresh_database_url: str
+) -> AsyncIterator[httpx.AsyncClient]:
     """The HTTP API over ASGI with a live worker on a fresh task queue and database.
 
     The client sends the clinical director's token (every program, every command but the
@@ -88,7 +90,10 @@ async def api(temporal_client: Client, db_pool: Pool) -> AsyncIterator[httpx.Asy
         users_authenticator(),
         programs=catalog_with_next_version(),
     )
-    async with build_worker(temporal_client, store, task_queue), running_projector(db_pool):
+    async with (
+        build_worker(temporal_client, store, task_queue),
+        running_projector(db_pool, listen_dsn=fresh_database_url),
+    ):
         # The worker polls a moment after it starts; /readyz and /healthz look for that.
         await wait_until_polling(temporal_client, task_queue)
         transport = httpx.ASGITransport(app=app)

@@ -22,6 +22,7 @@ from store.projections import (
     is_folded,
     rebuild_projections,
     running_projector,
+    wait_for_position,
 )
 from testing import samples
 from testing.keys import CHAIN_KEY
@@ -454,6 +455,37 @@ class TestProjector:
                     "SELECT version FROM projection_snapshots"
                 ) != len(events):
                     await asyncio.sleep(0.02)
+
+    async def test_given_a_listening_projector_when_a_reader_waits_for_its_change_then_the_reader_wakes_it(
+        self, db_pool: Pool, fresh_database_url: str, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        store = EventStore(db_pool, chain_key=CHAIN_KEY)
+        events = episode_events("ep-1", sessions=2)
+        # Its own looks come an hour apart: only a reader's NOTIFY can start a step.
+        monkeypatch.setattr(projections, "PROJECTOR_LISTENING_PAUSE_S", 3600.0)
+        await store.append("ep-1", events[:3])
+        async with running_projector(db_pool, listen_dsn=fresh_database_url):
+            await wait_for_summary_seq(db_pool, 3)  # its first step, at start
+            result = await store.append("ep-1", events[3:])
+            assert result.position is not None
+            assert await is_folded(db_pool, result.position) is False
+
+            await wait_for_position(db_pool, result.position, timeout=10)
+
+            assert await is_folded(db_pool, result.position) is True
+
+    async def test_given_a_projector_without_listeners_when_a_reader_notifies_then_it_still_folds_on_its_looks(
+        self, db_pool: Pool
+    ) -> None:
+        store = EventStore(db_pool, chain_key=CHAIN_KEY)
+        events = episode_events("ep-1", sessions=1)
+        async with running_projector(db_pool):
+            result = await store.append("ep-1", events)
+            assert result.position is not None
+
+            await wait_for_position(db_pool, result.position, timeout=10)
+
+            assert await is_folded(db_pool, result.position) is True
 
     async def test_given_a_snapshot_older_than_the_tracking_position_when_a_restarted_projector_folds_on_then_its_read_models_equal_a_fold_from_the_start(
         self, db_pool: Pool
