@@ -39,5 +39,7 @@ def test_given_readers_can_wake_it_when_a_step_folds_less_than_a_batch_then_it_w
     assert max(PROJECTOR_IDLE_S, PROJECTOR_BUSY_S) < PROJECTOR_LISTENING_PAUSE_S
 
 
-def test_given_readers_can_wake_it_after_a_whole_batch_the_next_step_still_follows_at_once() -> None:
+def test_given_readers_can_wake_it_after_a_whole_batch_the_next_step_still_follows_at_once() -> (
+    None
+):
     assert pause_after(PROJECTOR_BATCH, PROJECTOR_BATCH, listening=True) == 0.0
