@@ -52,6 +52,17 @@ def require_free_port(host: str, port: int, what: str, setting: str) -> None:
 _FREE_PORTS = range(20000, 32000)
 
 
+def free_ports(count: int, host: str = "127.0.0.1") -> list[int]:
+    """`count` distinct ports that were free a moment ago, for servers that start
+    together: `free_port` alone may give the same port twice while none listens yet."""
+    ports: list[int] = []
+    while len(ports) < count:
+        port = free_port(host)
+        if port not in ports:
+            ports.append(port)
+    return ports
+
+
 def free_port(host: str = "127.0.0.1") -> int:
     """A TCP port that was free a moment ago (for tests and ephemeral servers).
 

@@ -24,7 +24,7 @@ import psutil
 
 from api.auth import demo_tokens
 from devstack.embedded_postgres import EmbeddedPostgres
-from devstack.processes import free_port
+from devstack.processes import free_ports
 from domain.actors import Role
 
 CAREPATH = str(Path(sys.executable).parent / "carepath")
@@ -35,16 +35,16 @@ class UpStack:
 
     def __init__(self, data_dir: Path, extra_env: dict[str, str] | None = None) -> None:
         self.data_dir = data_dir
-        self.api_port = free_port()
-        self.postgres_port = free_port()
+        # Five servers that start later: their ports must differ from one another too.
+        self.api_port, self.postgres_port, temporal, ui, metrics = free_ports(5)
         self.env = {
             **os.environ,
             "CAREPATH_DATA_DIR": str(data_dir),
             "CAREPATH_API_PORT": str(self.api_port),
-            "CAREPATH_TEMPORAL_PORT": str(free_port()),
-            "CAREPATH_TEMPORAL_UI_PORT": str(free_port()),
+            "CAREPATH_TEMPORAL_PORT": str(temporal),
+            "CAREPATH_TEMPORAL_UI_PORT": str(ui),
             "CAREPATH_POSTGRES_PORT": str(self.postgres_port),
-            "CAREPATH_WORKER_METRICS_PORT": str(free_port()),
+            "CAREPATH_WORKER_METRICS_PORT": str(metrics),
             "CAREPATH_LOG_FORMAT": "json",
             **(extra_env or {}),
         }
