@@ -67,7 +67,7 @@ class AppliedCommandIds(_Message):
 
 # A run continues as new once its history reaches this many events (docs/versioning.md,
 # "Continue-as-new"); chosen so that a worker replays the longest run within its budget.
-DEFAULT_HISTORY_EVENT_LIMIT = 120
+DEFAULT_HISTORY_EVENT_LIMIT = 100
 
 
 class CarePathwayInput(_Message):
