@@ -108,6 +108,8 @@ def configure_logging(
     )
     structlog.configure(
         processors=[
+            # A line below the level is dropped before any other processor works on it.
+            structlog.stdlib.filter_by_level,
             *_shared_processors(),
             structlog.stdlib.ProcessorFormatter.wrap_for_formatter,
         ],

@@ -27,6 +27,7 @@ import asyncio
 import contextlib
 from collections import deque
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import partial
 from typing import Any
@@ -171,6 +172,12 @@ class CarePathwayWorkflow:
         self._timeline: deque[TimelineEntry] = deque(maxlen=TIMELINE_LENGTH)
         self._published = _inherited_search_attributes()
         self._timer: asyncio.Future[None] | None = None
+        # The validator's decision, for the handler that runs right after it in the same
+        # workflow task (`_decide`), and the next deadline of the state last asked about:
+        # each would otherwise be worked out twice per command.
+        self._validated: _Decision | None = None
+        self._parsed: tuple[str, bytes, CommandRequest] | None = None
+        self._deadline_of: tuple[EpisodeState, datetime | None] | None = None
         # The command ids applied to this episode: this run's in full (including those
         # whose events were found already stored, see `_apply`), earlier runs' as a filter.
         self._ledger = CommandLedger(inp.applied_commands)
@@ -236,7 +243,7 @@ class CarePathwayWorkflow:
         (most of them): only a moved deadline cancels the timer and starts a new one.
         """
         seen = state.version
-        deadline = next_deadline(state)
+        deadline = self._next_deadline(state)
         if deadline != self._timer_deadline:
             if self._timer is not None:
                 self._timer.cancel()
@@ -272,7 +279,7 @@ class CarePathwayWorkflow:
                     timeout_summary=TICK_RETRY_SUMMARY,
                 )
             return
-        if not produced and next_deadline(self._current()) == deadline:
+        if not produced and self._next_deadline(self._current()) == deadline:
             # The decider saw nothing due: wait for a command rather than spin.
             log.warning("deadline_without_effect", deadline=str(deadline))
             await workflow.wait_condition(lambda: self._current().version != seen)
@@ -297,11 +304,22 @@ class CarePathwayWorkflow:
     async def named_command(self, name: str, args: Sequence[RawValue]) -> CommandResult:
         """A staff command sent under its own type's name (`record_attendance`, ...), so
         the history names each command; applied exactly as through `command`."""
-        return await self._answer(_named_request(name, args))
+        return await self._answer(self._named_request(name, args))
 
     @named_command.validator
     def _validate_named_command(self, name: str, args: Sequence[RawValue]) -> None:
-        self._validate_command(_named_request(name, args))
+        request = _named_request(name, args)
+        self._validate_command(request)
+        # The handler that follows reads the same payload: it takes this request instead.
+        self._parsed = (name, args[0].payload.data, request)
+
+    def _named_request(self, name: str, args: Sequence[RawValue]) -> CommandRequest:
+        parsed, self._parsed = self._parsed, None
+        if parsed is not None and len(args) == 1:
+            parsed_name, data, request = parsed
+            if parsed_name == name and data == args[0].payload.data:
+                return request
+        return _named_request(name, args)
 
     @command.validator
     def _validate_command(self, request: CommandRequest) -> None:
@@ -324,7 +342,7 @@ class CarePathwayWorkflow:
             # An earlier run may have applied it, and judging it again against today's
             # state would refuse a mere repeat: the handler asks the store first.
             return
-        self._decide(command)
+        self._decide(command, for_handler=True)
 
     def _check_programs(self, programs: tuple[str, ...] | None) -> None:
         """Refuse a caller whose programs (None: all) exclude the episode's program.
@@ -524,21 +542,41 @@ class CarePathwayWorkflow:
         )
         self._publish_visibility()
 
-    def _decide(self, command: Command) -> tuple[Event, ...]:
+    def _decide(self, command: Command, *, for_handler: bool = False) -> tuple[Event, ...]:
+        """The events `command` produces now. `for_handler` (the validator's call) keeps
+        the decision for the handler: the handler takes it only if every input of `decide`
+        is still the same (the command, the state, the clock, the program, the rules), so
+        it gets exactly what deciding again would give. Validators do not run on replay,
+        where the handler always decides."""
         ctx = DecisionContext(
             episode_id=self._episode_id,
             now=workflow.now(),
             programs=self._programs,
             rules_revision=self._rules_revision or CURRENT_RULES,
         )
+        kept, self._validated = self._validated, None
+        if kept is not None and not for_handler and kept.holds(command, self._state, ctx):
+            return kept.events
         try:
-            return decide(self._state, command, ctx)
+            events = decide(self._state, command, ctx)
         except CarePathError as err:
             # A refusal that names several broken rules carries them as its details.
             details = (list(map(dict, err.errors)),) if err.errors else ()
             raise ApplicationError(
                 err.message, *details, type=err.code, non_retryable=True
             ) from None
+        if for_handler:
+            self._validated = _Decision(command, self._state, ctx, events)
+        return events
+
+    def _next_deadline(self, state: EpisodeState) -> datetime | None:
+        """`next_deadline(state)`, worked out once per state: the state is immutable."""
+        known = self._deadline_of
+        if known is not None and known[0] is state:
+            return known[1]
+        deadline = next_deadline(state)
+        self._deadline_of = (state, deadline)
+        return deadline
 
     async def _drain_outbox(self) -> None:
         while self._outbox:
@@ -622,7 +660,8 @@ class CarePathwayWorkflow:
         )
 
     def _publish_visibility(self) -> None:
-        values = visibility(self._current())
+        state = self._current()
+        values = visibility(state, next_due=self._next_deadline(state))
         updates: list[SearchAttributeUpdate[Any]] = []
         for key, value in (
             (STAGE, values["stage"]),
@@ -660,6 +699,27 @@ def _inherited_search_attributes() -> dict[str, object]:
     if inherited and workflow.patched(SEED_SEARCH_ATTRIBUTES):
         return inherited
     return {}
+
+
+@dataclass(frozen=True)
+class _Decision:
+    """What `decide` gave for a command, with the inputs it was given."""
+
+    command: Command
+    state: EpisodeState | None
+    ctx: DecisionContext
+    events: tuple[Event, ...]
+
+    def holds(self, command: Command, state: EpisodeState | None, ctx: DecisionContext) -> bool:
+        """Whether deciding `command` on `state` under `ctx` is this decision again."""
+        return (
+            state is self.state
+            and ctx.programs is self.ctx.programs
+            and ctx.now == self.ctx.now
+            and ctx.rules_revision == self.ctx.rules_revision
+            and ctx.episode_id == self.ctx.episode_id
+            and (command is self.command or command == self.command)
+        )
 
 
 def _named_request(name: str, args: Sequence[RawValue]) -> CommandRequest:

@@ -105,3 +105,29 @@ def test_logs_are_json_lines_when_not_on_a_terminal() -> None:
     assert lines[0]["episode_id"] == "e-1"
     assert lines[0]["level"] == "info"
     assert "timestamp" in lines[0]
+
+
+def test_a_line_below_the_level_stops_before_the_processors_that_build_it() -> None:
+    # A processor placed right after the configuration's first one counts the lines that
+    # get past it: only the warning should, not the info line below the level.
+    program = (
+        "import structlog\n"
+        "from workers.logging import configure_logging\n"
+        "configure_logging('json', 'warning')\n"
+        "seen = []\n"
+        "def count(logger, method, event_dict):\n"
+        "    seen.append(event_dict['event'])\n"
+        "    return event_dict\n"
+        "processors = structlog.get_config()['processors']\n"
+        "structlog.configure(processors=[processors[0], count, *processors[1:]])\n"
+        "log = structlog.get_logger('t')\n"
+        "log.info('below')\n"
+        "log.warning('at')\n"
+        "print(','.join(seen))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", program], capture_output=True, text=True, check=True
+    )
+
+    assert result.stdout.strip() == "at"
+    assert [json.loads(line)["event"] for line in result.stderr.splitlines()] == ["at"]

@@ -1,0 +1,118 @@
+"""A command is decided once when nothing changed between its validator and its handler,
+and decided again when something did."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from temporalio.client import Client
+
+from domain import commands as c
+from domain.decider import DecisionContext
+from domain.events import Event
+from domain.state import EpisodeState
+from domain.vocabulary import FIRST_RULES
+from programs import load_catalog
+from store.event_store import EventStore
+from testing import samples
+from testing.episodes import admitted
+from workers.worker import build_worker
+from workflows import care_pathway
+from workflows.care_pathway import _Decision
+from workflows.client import CommandRejected, EpisodeClient
+
+CATALOG = load_catalog()
+NOW = datetime(2026, 3, 2, 9, tzinfo=UTC)
+
+
+@pytest.fixture
+def decided(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The command id of every `decide` the workflow makes (an unsandboxed worker runs
+    the module this test patches)."""
+    calls: list[str] = []
+    real = care_pathway.decide
+
+    def counting(state: EpisodeState | None, command: c.Command, ctx: DecisionContext) -> Any:
+        calls.append(command.command_id)
+        return real(state, command, ctx)
+
+    monkeypatch.setattr(care_pathway, "decide", counting)
+    return calls
+
+
+async def test_given_a_valid_command_when_it_is_applied_then_it_is_decided_once(
+    client: Client, store: EventStore, decided: list[str]
+) -> None:
+    queue = f"tq-{uuid.uuid4().hex[:12]}"
+    ids = samples.CommandIds("once")
+    async with build_worker(client, store, queue, sandboxed=False):
+        episodes = EpisodeClient(client, queue)
+        episode_id, referred_at = await admitted(episodes, ids)
+        decided.clear()
+        command = samples.session(ids, "s1", referred_at + timedelta(days=1), hours=2)
+        result = await episodes.send(episode_id, command)
+
+    assert [e.type for e in result.events] == ["session_scheduled"]
+    assert decided == [command.command_id]
+
+
+async def test_given_a_refused_command_when_it_is_sent_then_only_the_validator_decides(
+    client: Client, store: EventStore, decided: list[str]
+) -> None:
+    queue = f"tq-{uuid.uuid4().hex[:12]}"
+    ids = samples.CommandIds("refused")
+    async with build_worker(client, store, queue, sandboxed=False):
+        episodes = EpisodeClient(client, queue)
+        episode_id, referred_at = await admitted(episodes, ids)
+        first = samples.session(ids, "s1", referred_at + timedelta(days=1), hours=2)
+        await episodes.send(episode_id, first)
+        decided.clear()
+        again = samples.session(ids, "s1", referred_at + timedelta(days=2), hours=2)
+        with pytest.raises(CommandRejected):
+            await episodes.send(episode_id, again)
+
+    assert decided == [again.command_id]
+
+
+def _decision() -> tuple[_Decision, c.Command, EpisodeState, DecisionContext]:
+    ids = samples.CommandIds("holds")
+    command = samples.session(ids, "s1", NOW + timedelta(days=1), hours=2)
+    state = EpisodeState.model_construct()
+    ctx = DecisionContext(episode_id="ep-1", now=NOW, programs=CATALOG)
+    events: tuple[Event, ...] = ()
+    return _Decision(command, state, ctx, events), command, state, ctx
+
+
+def test_given_the_same_inputs_then_the_kept_decision_holds() -> None:
+    kept, command, state, ctx = _decision()
+    same_request = command.model_copy()
+
+    assert kept.holds(command, state, ctx)
+    assert kept.holds(same_request, state, DecisionContext("ep-1", NOW, CATALOG))
+
+
+@pytest.mark.parametrize(
+    "change",
+    ["state", "clock", "programs", "rules", "episode", "command"],
+)
+def test_given_any_input_changed_then_the_kept_decision_does_not_hold(change: str) -> None:
+    kept, command, state, ctx = _decision()
+    other_state = EpisodeState.model_construct()
+    other_command = command.model_copy(update={"hours": 3})
+    changed = {
+        "state": (command, other_state, ctx),
+        "clock": (command, state, DecisionContext("ep-1", NOW + timedelta(seconds=1), CATALOG)),
+        "programs": (command, state, DecisionContext("ep-1", NOW, load_catalog())),
+        "rules": (
+            command,
+            state,
+            DecisionContext("ep-1", NOW, CATALOG, rules_revision=FIRST_RULES),
+        ),
+        "episode": (command, state, DecisionContext("ep-2", NOW, CATALOG)),
+        "command": (other_command, state, ctx),
+    }[change]
+
+    assert not kept.holds(*changed)
