@@ -1,7 +1,7 @@
 """`python -m bench.bare_worker`: the baseline's worker, a process of its own.
 
 It runs `BareUpdateWorkflow` and its no-op activity on CAREPATH_TEMPORAL_TASK_QUEUE, with
-the data converter and workflow runner a CarePath worker uses (payloads sealed under
+the data converter, workflow runner and event loop a CarePath worker uses (payloads sealed under
 CAREPATH_PAYLOAD_KEYS_FILE; the sandbox only if CAREPATH_WORKFLOW_SANDBOX says so), until
 SIGTERM. It is configured by the same `CAREPATH_*` variables as `carepath worker`, so the
 command benchmark can give each side a worker process of its own, as a deployment does,
@@ -16,6 +16,7 @@ import signal
 from temporalio.worker import Worker
 
 from bench.bare_workflow import BareUpdateWorkflow, noop
+from workers.event_loop import run
 from workers.payload_codec import payload_keyring
 from workers.settings import Settings
 from workers.temporal import connect, data_converter
@@ -44,4 +45,5 @@ async def main() -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    # The event loop `carepath worker` runs on, so the two sides differ only in their work.
+    run(main())

@@ -10,8 +10,9 @@ against its baseline in the same run.
 
 Each side has a worker process of its own, as a deployment has: CarePath's is `python -m
 cli.main worker` (with its projector), the baseline's `python -m bench.bare_worker`, both
-with the same data converter (sealed payloads) and workflow runner (as
-CAREPATH_WORKFLOW_SANDBOX says: by default, no sandbox). The callers, the two
+with the same data converter (sealed payloads), workflow runner (as
+CAREPATH_WORKFLOW_SANDBOX says: by default, no sandbox) and event loop (uvloop,
+`workers.event_loop`). The callers, the two
 HTTP apps and the clients run in this process.
 
 The floor. Persisting from a workflow takes an activity; CarePath's append is a local

@@ -174,23 +174,21 @@ def _up(data_dir: DataDir = None) -> int:
 @app.command("worker")
 def _worker() -> int:
     """Run the Temporal worker against configured servers."""
-    import asyncio
-
     from cli.config import served
     from cli.serve import run_worker
+    from workers.event_loop import run
 
-    return asyncio.run(run_worker(served()))
+    return run(run_worker(served()))
 
 
 @app.command("api")
 def _api() -> int:
     """Run the HTTP API against configured servers."""
-    import asyncio
-
     from cli.config import served
     from cli.serve import run_api
+    from workers.event_loop import run
 
-    return asyncio.run(run_api(served()))
+    return run(run_api(served()))
 
 
 @app.command("codec-server")
