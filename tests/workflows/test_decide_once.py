@@ -3,7 +3,9 @@ and decided again when something did."""
 
 from __future__ import annotations
 
+import contextlib
 import uuid
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -43,14 +45,23 @@ def decided(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     return calls
 
 
-async def test_given_a_valid_command_when_it_is_applied_then_it_is_decided_once(
-    client: Client, store: EventStore, decided: list[str]
-) -> None:
+@contextlib.asynccontextmanager
+async def _admitted_episode(
+    client: Client, store: EventStore, ids: samples.CommandIds
+) -> AsyncIterator[tuple[EpisodeClient, str, datetime]]:
+    """An admitted episode on an unsandboxed worker of its own: (client, id, referral)."""
     queue = f"tq-{uuid.uuid4().hex[:12]}"
-    ids = samples.CommandIds("once")
     async with build_worker(client, store, queue, sandboxed=False):
         episodes = EpisodeClient(client, queue)
         episode_id, referred_at = await admitted(episodes, ids)
+        yield episodes, episode_id, referred_at
+
+
+async def test_given_a_valid_command_when_it_is_applied_then_it_is_decided_once(
+    client: Client, store: EventStore, decided: list[str]
+) -> None:
+    ids = samples.CommandIds("once")
+    async with _admitted_episode(client, store, ids) as (episodes, episode_id, referred_at):
         decided.clear()
         command = samples.session(ids, "s1", referred_at + timedelta(days=1), hours=2)
         result = await episodes.send(episode_id, command)
@@ -62,11 +73,8 @@ async def test_given_a_valid_command_when_it_is_applied_then_it_is_decided_once(
 async def test_given_a_refused_command_when_it_is_sent_then_only_the_validator_decides(
     client: Client, store: EventStore, decided: list[str]
 ) -> None:
-    queue = f"tq-{uuid.uuid4().hex[:12]}"
     ids = samples.CommandIds("refused")
-    async with build_worker(client, store, queue, sandboxed=False):
-        episodes = EpisodeClient(client, queue)
-        episode_id, referred_at = await admitted(episodes, ids)
+    async with _admitted_episode(client, store, ids) as (episodes, episode_id, referred_at):
         first = samples.session(ids, "s1", referred_at + timedelta(days=1), hours=2)
         await episodes.send(episode_id, first)
         decided.clear()
