@@ -39,6 +39,7 @@ drill: $(STAMP)
 ## integration (real servers) and browser (headless Chromium), with the domain's coverage gate.
 test: $(STAMP) test-tools
 	$(BIN)/ruff check $(LINTED)
+	$(BIN)/ruff format --check $(LINTED)
 	$(BIN)/mypy $(PACKAGES)
 	CAREPATH_REQUIRE_TEST_TOOLS=$(TOOLS_REQUIRED) $(BIN)/python -m pytest --cov=domain --cov-branch --cov-report=term --cov-fail-under=95 $(PYTEST_ARGS)
 
