@@ -15,7 +15,6 @@ is on hold, absence timers are paused.
 
 from __future__ import annotations
 
-import enum
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
@@ -313,19 +312,12 @@ def next_deadline(state: EpisodeState | None) -> datetime | None:
     return min((at for _kind, at, _ref in pending_deadlines(state)), default=None)
 
 
-class _Unknown(enum.Enum):
-    UNKNOWN = "unknown"
-
-
-def visibility(
-    state: EpisodeState, *, next_due: datetime | _Unknown | None = _Unknown.UNKNOWN
-) -> dict[str, Any]:
-    """The values of the workflow's search attributes for this episode; `next_due`, when
-    given, is `next_deadline(state)` already worked out."""
+def visibility(state: EpisodeState) -> dict[str, Any]:
+    """The values of the workflow's search attributes for this episode."""
     return {
         "stage": state.stage.value,
         "program_id": state.program_id,
         "primary_clinician": state.primary_clinician,
         "escalation_level": state.escalation_level,
-        "next_deadline": next_deadline(state) if next_due is _Unknown.UNKNOWN else next_due,
+        "next_deadline": next_deadline(state),
     }

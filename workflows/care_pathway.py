@@ -176,7 +176,6 @@ class CarePathwayWorkflow:
         # workflow task (`_decide`), and the next deadline of the state last asked about:
         # each would otherwise be worked out twice per command.
         self._validated: _Decision | None = None
-        self._parsed: tuple[str, bytes, CommandRequest] | None = None
         self._deadline_of: tuple[EpisodeState, datetime | None] | None = None
         # The command ids applied to this episode: this run's in full (including those
         # whose events were found already stored, see `_apply`), earlier runs' as a filter.
@@ -304,22 +303,11 @@ class CarePathwayWorkflow:
     async def named_command(self, name: str, args: Sequence[RawValue]) -> CommandResult:
         """A staff command sent under its own type's name (`record_attendance`, ...), so
         the history names each command; applied exactly as through `command`."""
-        return await self._answer(self._named_request(name, args))
+        return await self._answer(_named_request(name, args))
 
     @named_command.validator
     def _validate_named_command(self, name: str, args: Sequence[RawValue]) -> None:
-        request = _named_request(name, args)
-        self._validate_command(request)
-        # The handler that follows reads the same payload: it takes this request instead.
-        self._parsed = (name, args[0].payload.data, request)
-
-    def _named_request(self, name: str, args: Sequence[RawValue]) -> CommandRequest:
-        parsed, self._parsed = self._parsed, None
-        if parsed is not None and len(args) == 1:
-            parsed_name, data, request = parsed
-            if parsed_name == name and data == args[0].payload.data:
-                return request
-        return _named_request(name, args)
+        self._validate_command(_named_request(name, args))
 
     @command.validator
     def _validate_command(self, request: CommandRequest) -> None:
@@ -661,7 +649,9 @@ class CarePathwayWorkflow:
 
     def _publish_visibility(self) -> None:
         state = self._current()
-        values = visibility(state, next_due=self._next_deadline(state))
+        values = visibility(state)
+        # The timer loop asks for this state's next deadline next: it is known now.
+        self._deadline_of = (state, values["next_deadline"])
         updates: list[SearchAttributeUpdate[Any]] = []
         for key, value in (
             (STAGE, values["stage"]),
