@@ -48,11 +48,24 @@ class Due(Generic[S]):
 
 @dataclass(frozen=True)
 class DeadlineRule(Generic[S]):
-    """A kind of deadline: when it is due for a state, and what its passing means."""
+    """A kind of deadline: when it is due for a state, and what its passing means.
+
+    `earliest`, where given, is the first moment `due` would list, worked out without
+    listing them (`min(d.at for d in due(state))`, None when it lists nothing): the
+    workflow asks for the next deadline after every change, and a rule with one moment
+    per session or check-in would otherwise build and drop a `Due` for each.
+    """
 
     kind: str
     due: Callable[[EpisodeState], Iterable[Due[S]]]
     fire: Callable[[Emitter, Due[S]], None]
+    earliest: Callable[[EpisodeState], datetime | None] | None = None
+
+    def first_at(self, state: EpisodeState) -> datetime | None:
+        """When this rule next falls due for an open episode's state, if ever."""
+        if self.earliest is not None:
+            return self.earliest(state)
+        return min((due.at for due in self.due(state)), default=None)
 
 
 def _once(at: datetime | None) -> tuple[Due[None], ...]:
@@ -75,6 +88,21 @@ def _no_shows_due(state: EpisodeState) -> Iterable[Due[Session]]:
     return (Due(s.ends_at + grace, s, s.session_id) for s in _pending_sessions(state))
 
 
+def _first_no_show(state: EpisodeState) -> datetime | None:
+    if state.stage not in TREATMENT_STAGES:
+        return None
+    first: datetime | None = None
+    for s in state.sessions:
+        if s.cancelled or s.status is not None:
+            continue
+        if first is not None and s.starts_at >= first and s.hours >= 0:
+            continue  # it cannot end before the earliest end found so far
+        ends = s.ends_at
+        if first is None or ends < first:
+            first = ends
+    return None if first is None else first + state.rules.grace
+
+
 def _record_no_show(em: Emitter, due: Due[Session]) -> None:
     session_id = due.subject.session_id
     em.emit(
@@ -90,6 +118,12 @@ def _tasks_due(state: EpisodeState) -> Iterable[Due[Task]]:
     if state.stage is Stage.ON_HOLD:
         return ()
     return (Due(t.due_at, t, t.task_id) for t in state.tasks if t.is_open and not t.overdue)
+
+
+def _first_task_due(state: EpisodeState) -> datetime | None:
+    if state.stage is Stage.ON_HOLD:
+        return None
+    return min((t.due_at for t in state.tasks if t.is_open and not t.overdue), default=None)
 
 
 def _escalate_overdue_task(em: Emitter, due: Due[Task]) -> None:
@@ -219,6 +253,15 @@ def _check_ins_due(state: EpisodeState) -> Iterable[Due[CheckIn]]:
     return (Due(ci.closes_at, ci, f"check-in-{ci.number}") for ci in open_check_ins)
 
 
+def _first_check_in_closes(state: EpisodeState) -> datetime | None:
+    if state.stage is not Stage.AFTERCARE:
+        return None
+    return min(
+        (ci.closes_at for ci in state.check_ins if not ci.completed and not ci.missed),
+        default=None,
+    )
+
+
 def _miss_check_in(em: Emitter, due: Due[CheckIn]) -> None:
     check_in = due.subject
     em.emit(ev.CheckInMissed, check_in=check_in.number, due_at=check_in.due_at)
@@ -236,6 +279,10 @@ def _miss_check_in(em: Emitter, due: Due[CheckIn]) -> None:
 def _reminders_due(state: EpisodeState) -> Iterable[Due[Authorization]]:
     waiting = (a for a in state.authorizations if not a.reminded)
     return (Due(a.remind_at, a, a.authorization_id) for a in waiting)
+
+
+def _first_reminder(state: EpisodeState) -> datetime | None:
+    return min((a.remind_at for a in state.authorizations if not a.reminded), default=None)
 
 
 def _remind_of_expiry(em: Emitter, due: Due[Authorization]) -> None:
@@ -273,16 +320,16 @@ def _remind_of_phase_review(em: Emitter, due: Due[None]) -> None:
 # --- the table ------------------------------------------------------------------------
 
 DEADLINE_RULES: tuple[DeadlineRule[Any], ...] = (
-    DeadlineRule("session_no_show", _no_shows_due, _record_no_show),
-    DeadlineRule("task_due", _tasks_due, _escalate_overdue_task),
+    DeadlineRule("session_no_show", _no_shows_due, _record_no_show, _first_no_show),
+    DeadlineRule("task_due", _tasks_due, _escalate_overdue_task, _first_task_due),
     DeadlineRule("no_contact_review", _no_contact_due, _open_no_contact_review),
     DeadlineRule("weekly_hours_check", _week_check_due, _check_week),
     DeadlineRule("initial_plan_due", _initial_plan_due, _flag_initial_plan),
     DeadlineRule("plan_review_overdue", _review_overdue_due, _flag_review_overdue),
     DeadlineRule("plan_review_reminder", _review_reminder_due, _remind_of_review),
     DeadlineRule("hold_review_due", _hold_review_due, _flag_hold_review),
-    DeadlineRule("check_in_closes", _check_ins_due, _miss_check_in),
-    DeadlineRule("authorization_reminder", _reminders_due, _remind_of_expiry),
+    DeadlineRule("check_in_closes", _check_ins_due, _miss_check_in, _first_check_in_closes),
+    DeadlineRule("authorization_reminder", _reminders_due, _remind_of_expiry, _first_reminder),
     DeadlineRule("phase_review_due", _phase_review_due, _remind_of_phase_review),
 )
 
@@ -308,8 +355,12 @@ def pending_deadlines(state: EpisodeState | None) -> tuple[PendingItem, ...]:
 
 
 def next_deadline(state: EpisodeState | None) -> datetime | None:
-    """The next moment something is due for this episode, or None if nothing is."""
-    return min((at for _kind, at, _ref in pending_deadlines(state)), default=None)
+    """The next moment something is due for this episode, or None if nothing is: the
+    first of `pending_deadlines(state)`, without listing them."""
+    if state is None or state.is_closed:
+        return None
+    moments = (deadline_rule.first_at(state) for deadline_rule in DEADLINE_RULES)
+    return min((at for at in moments if at is not None), default=None)
 
 
 def visibility(state: EpisodeState) -> dict[str, Any]:

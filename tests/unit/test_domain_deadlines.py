@@ -8,14 +8,17 @@ from datetime import timedelta
 import pytest
 from domain_scenario import DAY, HOUR, INTAKE, T0, Episode, catalog_with, types
 from first_rules import FirstRulesEpisode
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from domain import commands as c
 from domain import next_deadline, visibility
-from domain.deadlines import DEADLINE_RULES, DeadlineRule, Due, pending_deadlines
+from domain.deadlines import DEADLINE_RULES, DeadlineRule, Due, due_items, pending_deadlines
 from domain.emitter import Emitter
 from domain.events import Event
+from domain.state import Session
 from domain.ticks import fire_due
-from domain.vocabulary import AttendanceStatus, HoldKind, ReviewOutcome
+from domain.vocabulary import AttendanceStatus, HoldKind, ReviewOutcome, SessionKind
 
 S1 = T0 + DAY
 
@@ -49,6 +52,45 @@ class TestNextDeadline:
             )
         )
         assert next_deadline(ep.s) is None
+
+    # (start in hours after S1, hours, cancelled, attended), in the order they were added.
+    SESSIONS = st.lists(
+        st.tuples(
+            st.integers(0, 48),
+            st.sampled_from([0.25, 1.0, 2.0, 3.0, 6.0, 12.0]),
+            st.booleans(),
+            st.booleans(),
+        ),
+        max_size=12,
+    )
+
+    @settings(max_examples=300, deadline=None)
+    @given(sessions=SESSIONS)
+    def test_the_first_no_show_is_the_earliest_end_of_any_waiting_session(
+        self, sessions: list[tuple[int, float, bool, bool]]
+    ) -> None:
+        """Overlapping sessions of any lengths, in any order: one that starts later but is
+        shorter can end first, and the shortcut must still find it."""
+        base = Episode().in_program().s
+        state = base.model_copy(
+            update={
+                "sessions": tuple(
+                    Session(
+                        session_id=f"s{i}",
+                        kind=SessionKind.GROUP_SKILLS,
+                        starts_at=S1 + start * HOUR,
+                        hours=hours,
+                        cancelled=cancelled,
+                        status=AttendanceStatus.ATTENDED if attended else None,
+                    )
+                    for i, (start, hours, cancelled, attended) in enumerate(sessions)
+                )
+            }
+        )
+        [rule] = [r for r in DEADLINE_RULES if r.kind == "session_no_show"]
+        listed = min((due.at for due in due_items(rule, state)), default=None)
+        assert rule.first_at(state) == listed
+        assert next_deadline(state) == min((at for _k, at, _r in pending_deadlines(state)))
 
 
 class TestTick:

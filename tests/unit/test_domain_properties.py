@@ -29,6 +29,7 @@ from hypothesis import strategies as st
 
 from domain import commands as c
 from domain import next_deadline, visibility
+from domain.deadlines import DEADLINE_RULES, due_items, pending_deadlines
 from domain.decider import fold
 from domain.errors import CarePathError, EpisodeClosed
 from domain.events import Event, dump_event, load_event
@@ -276,6 +277,31 @@ def test_nothing_is_accepted_after_the_episode_closes(
     assert record.accepted_after_close == 0
     assert record.episode.s.is_closed
     assert next_deadline(record.episode.s) is None
+
+
+@FAST
+@given(steps=steps_strategy, program_id=programs, stage=stages)
+def test_the_next_deadline_is_the_first_pending_one_at_every_step(
+    steps: list[Step], program_id: str, stage: str
+) -> None:
+    """`next_deadline` and the rules' `earliest` shortcuts skip listing what is pending:
+    they must name the same moment the listing would, in every state a walk reaches."""
+    ep = start(program_id, stage)
+    for action, hours, pick in [*steps, ("discharge", 1, 0)]:
+        ep.advance(timedelta(hours=hours))
+        command = build(ep, action, pick)
+        if command is not None:
+            try:
+                ep.run(command)
+            except CarePathError:
+                continue
+        pending = pending_deadlines(ep.s)
+        assert next_deadline(ep.s) == min((at for _kind, at, _ref in pending), default=None)
+        if ep.s.is_closed:
+            continue
+        for rule in DEADLINE_RULES:
+            listed = min((due.at for due in due_items(rule, ep.s)), default=None)
+            assert rule.first_at(ep.s) == listed, rule.kind
 
 
 @FAST
