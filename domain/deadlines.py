@@ -52,8 +52,8 @@ class DeadlineRule(Generic[S]):
 
     `earliest`, where given, is the first moment `due` would list, worked out without
     listing them (`min(d.at for d in due(state))`, None when it lists nothing): the
-    workflow asks for the next deadline after every change, and a rule with one moment
-    per session or check-in would otherwise build and drop a `Due` for each.
+    workflow asks for the next deadline after every change, and listing the no-shows of
+    a program's worth of waiting sessions sorts them and builds a `Due` for each.
     """
 
     kind: str
@@ -77,10 +77,14 @@ def _once(at: datetime | None) -> tuple[Due[None], ...]:
 
 def _pending_sessions(state: EpisodeState) -> tuple[Session, ...]:
     """Sessions waiting for attendance, in start order, while absences are watched."""
+    return tuple(sorted(_waiting_sessions(state), key=lambda s: (s.starts_at, s.session_id)))
+
+
+def _waiting_sessions(state: EpisodeState) -> Iterable[Session]:
+    """Sessions waiting for attendance, in the state's order, while absences are watched."""
     if state.stage not in TREATMENT_STAGES:
         return ()
-    waiting = (s for s in state.sessions if not s.cancelled and s.status is None)
-    return tuple(sorted(waiting, key=lambda s: (s.starts_at, s.session_id)))
+    return (s for s in state.sessions if not s.cancelled and s.status is None)
 
 
 def _no_shows_due(state: EpisodeState) -> Iterable[Due[Session]]:
@@ -89,12 +93,8 @@ def _no_shows_due(state: EpisodeState) -> Iterable[Due[Session]]:
 
 
 def _first_no_show(state: EpisodeState) -> datetime | None:
-    if state.stage not in TREATMENT_STAGES:
-        return None
     first: datetime | None = None
-    for s in state.sessions:
-        if s.cancelled or s.status is not None:
-            continue
+    for s in _waiting_sessions(state):
         if first is not None and s.starts_at >= first and s.hours >= 0:
             continue  # it cannot end before the earliest end found so far
         ends = s.ends_at
@@ -118,12 +118,6 @@ def _tasks_due(state: EpisodeState) -> Iterable[Due[Task]]:
     if state.stage is Stage.ON_HOLD:
         return ()
     return (Due(t.due_at, t, t.task_id) for t in state.tasks if t.is_open and not t.overdue)
-
-
-def _first_task_due(state: EpisodeState) -> datetime | None:
-    if state.stage is Stage.ON_HOLD:
-        return None
-    return min((t.due_at for t in state.tasks if t.is_open and not t.overdue), default=None)
 
 
 def _escalate_overdue_task(em: Emitter, due: Due[Task]) -> None:
@@ -253,15 +247,6 @@ def _check_ins_due(state: EpisodeState) -> Iterable[Due[CheckIn]]:
     return (Due(ci.closes_at, ci, f"check-in-{ci.number}") for ci in open_check_ins)
 
 
-def _first_check_in_closes(state: EpisodeState) -> datetime | None:
-    if state.stage is not Stage.AFTERCARE:
-        return None
-    return min(
-        (ci.closes_at for ci in state.check_ins if not ci.completed and not ci.missed),
-        default=None,
-    )
-
-
 def _miss_check_in(em: Emitter, due: Due[CheckIn]) -> None:
     check_in = due.subject
     em.emit(ev.CheckInMissed, check_in=check_in.number, due_at=check_in.due_at)
@@ -279,10 +264,6 @@ def _miss_check_in(em: Emitter, due: Due[CheckIn]) -> None:
 def _reminders_due(state: EpisodeState) -> Iterable[Due[Authorization]]:
     waiting = (a for a in state.authorizations if not a.reminded)
     return (Due(a.remind_at, a, a.authorization_id) for a in waiting)
-
-
-def _first_reminder(state: EpisodeState) -> datetime | None:
-    return min((a.remind_at for a in state.authorizations if not a.reminded), default=None)
 
 
 def _remind_of_expiry(em: Emitter, due: Due[Authorization]) -> None:
@@ -321,15 +302,15 @@ def _remind_of_phase_review(em: Emitter, due: Due[None]) -> None:
 
 DEADLINE_RULES: tuple[DeadlineRule[Any], ...] = (
     DeadlineRule("session_no_show", _no_shows_due, _record_no_show, _first_no_show),
-    DeadlineRule("task_due", _tasks_due, _escalate_overdue_task, _first_task_due),
+    DeadlineRule("task_due", _tasks_due, _escalate_overdue_task),
     DeadlineRule("no_contact_review", _no_contact_due, _open_no_contact_review),
     DeadlineRule("weekly_hours_check", _week_check_due, _check_week),
     DeadlineRule("initial_plan_due", _initial_plan_due, _flag_initial_plan),
     DeadlineRule("plan_review_overdue", _review_overdue_due, _flag_review_overdue),
     DeadlineRule("plan_review_reminder", _review_reminder_due, _remind_of_review),
     DeadlineRule("hold_review_due", _hold_review_due, _flag_hold_review),
-    DeadlineRule("check_in_closes", _check_ins_due, _miss_check_in, _first_check_in_closes),
-    DeadlineRule("authorization_reminder", _reminders_due, _remind_of_expiry, _first_reminder),
+    DeadlineRule("check_in_closes", _check_ins_due, _miss_check_in),
+    DeadlineRule("authorization_reminder", _reminders_due, _remind_of_expiry),
     DeadlineRule("phase_review_due", _phase_review_due, _remind_of_phase_review),
 )
 

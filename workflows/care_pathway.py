@@ -173,10 +173,8 @@ class CarePathwayWorkflow:
         self._published = _inherited_search_attributes()
         self._timer: asyncio.Future[None] | None = None
         # The validator's decision, for the handler that runs right after it in the same
-        # workflow task (`_decide`), and the next deadline of the state last asked about:
-        # each would otherwise be worked out twice per command.
+        # workflow task (`_decide`): it would otherwise be worked out twice per command.
         self._validated: _Decision | None = None
-        self._deadline_of: tuple[EpisodeState, datetime | None] | None = None
         # The command ids applied to this episode: this run's in full (including those
         # whose events were found already stored, see `_apply`), earlier runs' as a filter.
         self._ledger = CommandLedger(inp.applied_commands)
@@ -242,7 +240,7 @@ class CarePathwayWorkflow:
         (most of them): only a moved deadline cancels the timer and starts a new one.
         """
         seen = state.version
-        deadline = self._next_deadline(state)
+        deadline = next_deadline(state)
         if deadline != self._timer_deadline:
             if self._timer is not None:
                 self._timer.cancel()
@@ -278,7 +276,7 @@ class CarePathwayWorkflow:
                     timeout_summary=TICK_RETRY_SUMMARY,
                 )
             return
-        if not produced and self._next_deadline(self._current()) == deadline:
+        if not produced and next_deadline(self._current()) == deadline:
             # The decider saw nothing due: wait for a command rather than spin.
             log.warning("deadline_without_effect", deadline=str(deadline))
             await workflow.wait_condition(lambda: self._current().version != seen)
@@ -557,15 +555,6 @@ class CarePathwayWorkflow:
             self._validated = _Decision(command, self._state, ctx, events)
         return events
 
-    def _next_deadline(self, state: EpisodeState) -> datetime | None:
-        """`next_deadline(state)`, worked out once per state: the state is immutable."""
-        known = self._deadline_of
-        if known is not None and known[0] is state:
-            return known[1]
-        deadline = next_deadline(state)
-        self._deadline_of = (state, deadline)
-        return deadline
-
     async def _drain_outbox(self) -> None:
         while self._outbox:
             batch, self._outbox = tuple(self._outbox), []
@@ -648,10 +637,7 @@ class CarePathwayWorkflow:
         )
 
     def _publish_visibility(self) -> None:
-        state = self._current()
-        values = visibility(state)
-        # The timer loop asks for this state's next deadline next: it is known now.
-        self._deadline_of = (state, values["next_deadline"])
+        values = visibility(self._current())
         updates: list[SearchAttributeUpdate[Any]] = []
         for key, value in (
             (STAGE, values["stage"]),
