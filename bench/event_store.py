@@ -1,7 +1,7 @@
 """Event-store throughput next to raw asyncpg INSERTs of the same rows, in the same run.
 
-CarePath's append: keyed chain (HMAC-SHA-256) in Python, then one statement
-(`append_events`: per-stream advisory lock, head and idempotency checks, INSERT), with the
+CarePath's append: keyed chain (HMAC-SHA-256) in Python, then one statement (head and
+idempotency checks, INSERT; `store.event_store._APPEND_CONTINUING`), with the
 projector folding the read models in the background of the same process, as in the
 worker. The baseline: plain INSERTs of the same rows (precomputed, no hashing) into a copy
 of the events table with the same keys and indexes but no triggers, with the same

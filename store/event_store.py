@@ -2,9 +2,11 @@
 
 Appends are idempotent on (episode, seq): Temporal retries the activity that appends, so
 an event already stored with the same content is a success and is not written twice, while
-different content at a taken seq is a conflict no retry can fix. Appenders to one stream are
-serialised by a transaction-scoped advisory lock, so of two concurrent different appends at
-the same seq exactly one wins and the other sees its events and gets `AppendConflict`.
+different content at a taken seq is a conflict no retry can fix. Of two concurrent different
+appends at the same seq exactly one wins and the other sees its events and gets
+`AppendConflict`: the unique (episode_id, seq) key makes the loser of a race wait for the
+winner, and every outcome but a clean write is decided under a transaction-scoped advisory
+lock that serialises those appenders of one stream.
 
 An append may name the command it records (`CommandKey`: its id and the fingerprint of
 its request). Under the same lock the store then looks the command id up first: a command
@@ -17,9 +19,12 @@ is `DatabaseUnavailable` (retrying helps); anything else PostgreSQL refuses - a
 constraint, data it cannot store, a missing table or privilege, a failing read-model
 update - is `StoreRefused`, which no retry fixes.
 
-An append is one statement (`append_event_batch`, migration 0018; `append_events`, 0015,
-for everything but a batch that continues the head): the head check, the command lookup,
-the insert and the new head in one round trip. The batch travels as typed arrays, its
+An append is one statement in the common case - a batch that continues the head, under a
+command id the stream has not seen (`_APPEND_CONTINUING`: the head check, the command
+lookup, the insert and the new head in one round trip, with no lock and no PL/pgSQL). Any
+other case writes nothing there and is decided by a second statement,
+`append_event_batch` (migration 0018; `append_events`, 0015), under the stream's lock, by
+exactly the checks described above. The batch travels as typed arrays, its
 payloads as the canonical JSON the chain hash and the digests are computed over, so each
 payload is encoded once. The read models are not written on
 this path: the projector (`store.projector`) folds the new events after they commit, in
@@ -69,6 +74,53 @@ _TRANSIENT = (
 )
 _NOT_ACCEPTING = "not currently accepting connections"
 _APPEND = "SELECT * FROM append_event_batch($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"
+# The common case of `append_event_batch` - a batch that continues the head, under a
+# command id the stream has not seen - as one plain statement with the same arguments and
+# result columns: it writes the whole batch (and the command's fingerprint) or nothing
+# (`missed`), and anything but a whole write is then decided by `append_event_batch`.
+# Without PL/pgSQL around it and without the stream's advisory lock it costs PostgreSQL a
+# fifth less per single-event append (186 against 150 us of CPU on the development
+# machine). It needs no lock: its head check and insert share one snapshot, so an
+# append it races is either seen (the head check fails) or collides on (episode_id, seq)
+# (a unique violation, also answered by `append_event_batch`, which takes the lock). An
+# append that writes seq n has seen seq n - 1 committed, so within a stream (tx, position)
+# order is still seq order (migration 0015).
+_APPEND_CONTINUING = """
+WITH head AS (
+    SELECT e.seq, e.hash FROM events e WHERE e.episode_id = $1 ORDER BY e.seq DESC LIMIT 1
+), continues AS (
+    SELECT FROM (SELECT 1) AS one LEFT JOIN head ON true
+     WHERE COALESCE(head.seq, 0) = $2 - 1
+       AND COALESCE(head.hash, repeat('0', 64)) = $3
+       AND ($12::text IS NULL
+            OR (NOT EXISTS (SELECT FROM command_fingerprints f
+                             WHERE f.episode_id = $1 AND f.command_id = $12)
+                AND NOT EXISTS (SELECT FROM events e
+                                 WHERE e.episode_id = $1 AND e.command_id = $12)))
+), inserted AS (
+    INSERT INTO events (episode_id, seq, event_type, schema_version, payload, occurred_at,
+                        actor_id, actor_role, command_id, prev_hash, hash, hash_alg)
+    SELECT $1, $2 + r.n - 1, r.event_type, r.schema_version, r.payload::jsonb,
+           r.occurred_at, r.actor_id, r.actor_role, r.command_id,
+           CASE WHEN r.n = 1 THEN $3 ELSE ($11::text[])[r.n - 1] END, r.hash, 'hmac-sha256'
+      FROM unnest($4::text[], $5::integer[], $6::text[], $7::timestamptz[], $8::text[],
+                  $9::text[], $10::text[], $11::text[])
+           WITH ORDINALITY AS r(event_type, schema_version, payload, occurred_at, actor_id,
+                                actor_role, command_id, hash, n)
+     WHERE EXISTS (SELECT FROM continues)
+     ORDER BY r.n
+    RETURNING position
+), fingerprint AS (
+    INSERT INTO command_fingerprints (episode_id, command_id, fingerprint)
+    SELECT $1, $12, $13::text WHERE $12::text IS NOT NULL AND EXISTS (SELECT FROM inserted)
+    ON CONFLICT DO NOTHING
+)
+SELECT CASE WHEN count(*) > 0 THEN 'ok' ELSE 'missed' END AS status,
+       $2 + count(*)::integer - 1 AS head_seq, ($11::text[])[count(*)] AS head_hash,
+       NULL::text AS base_hash, max(position) AS last_position, count(*)::integer AS written,
+       NULL::integer AS conflict_seq
+  FROM inserted
+"""
 # A hash no event has: the batch's chain base when this store does not know it, which the
 # database answers with the stored one (`stale_base`).
 _UNKNOWN_HASH = "unknown"
@@ -142,8 +194,7 @@ class EventStore:
             columns = _columns(events, canonical)
             async with _unavailable_on_lost_connection(), self._pool.acquire() as conn:
                 for _attempt in range(_HASH_ATTEMPTS):
-                    row = await conn.fetchrow(
-                        _APPEND,
+                    arguments = (
                         episode_id,
                         events[0].seq if events else 1,
                         base,
@@ -152,6 +203,12 @@ class EventStore:
                         None if command is None else command.command_id,
                         None if command is None else command.fingerprint,
                     )
+                    row = None
+                    if events and base != _UNKNOWN_HASH:
+                        with contextlib.suppress(asyncpg.UniqueViolationError):
+                            row = await conn.fetchrow(_APPEND_CONTINUING, *arguments)
+                    if row is None or row["status"] != "ok":
+                        row = await conn.fetchrow(_APPEND, *arguments)
                     assert row is not None
                     if row["status"] != "stale_base":
                         break
@@ -162,7 +219,8 @@ class EventStore:
                     )
                 return await self._outcome(conn, episode_id, events, canonical, command, row)
         except asyncpg.UniqueViolationError as exc:
-            # Only reachable if a writer bypasses the advisory lock.
+            # Only reachable if a writer bypasses this store (the statement that decides
+            # under the lock reads the head after taking it).
             raise AppendConflict(
                 f"episode {episode_id}: another writer took one of these seqs concurrently; "
                 "re-read the stream and decide again"
@@ -311,9 +369,9 @@ async def _unavailable_on_lost_connection() -> AsyncIterator[None]:
 
 
 def _columns(events: Sequence[Event], canonical: list[bytes]) -> tuple[list[Any], ...]:
-    """The batch's columns for `append_event_batch`, in its argument order (the hashes
-    apart): event types, schema versions, payloads (canonical JSON), occurred_at, actor
-    ids, actor roles, command ids."""
+    """The batch's columns for `append_event_batch` and `_APPEND_CONTINUING`, in their
+    argument order (the hashes apart): event types, schema versions, payloads (canonical
+    JSON), occurred_at, actor ids, actor roles, command ids."""
     return (
         [event.type for event in events],
         [event.schema_version for event in events],

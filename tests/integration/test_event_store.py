@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from datetime import UTC, datetime, timedelta
 
 import asyncpg
@@ -52,6 +53,17 @@ def event(seq: int, episode_id: str = EPISODE, client_ref: str = "client-42") ->
 @pytest.fixture
 def store(db_pool: Pool) -> EventStore:
     return EventStore(db_pool, chain_key=CHAIN_KEY)
+
+
+class _OneConnection:
+    """A pool of one borrowed connection, so a store's append runs in a transaction the
+    test holds open."""
+
+    def __init__(self, conn: object) -> None:
+        self._conn = conn
+
+    def acquire(self) -> contextlib.AbstractAsyncContextManager[object]:
+        return contextlib.nullcontext(self._conn)
 
 
 async def tamper(pool: Pool, *statements: str) -> None:
@@ -218,6 +230,38 @@ class TestConflictingAppend:
 
         assert sorted(o.written for o in outcomes) == [0] * 7 + [1]
         assert len(await store.read_stream(EPISODE)) == 1
+
+    @pytest.mark.parametrize(
+        ("theirs", "ours", "outcome"),
+        [("client-42", "client-42", "already stored"), ("writer-a", "writer-b", "conflict")],
+    )
+    async def test_an_append_that_meets_an_uncommitted_one_at_its_seq_is_decided_after_it(
+        self, store: EventStore, db_pool: Pool, theirs: str, ours: str, outcome: str
+    ) -> None:
+        # Another writer's seq 2 is written but not committed when this store, which knows
+        # the head, appends its own seq 2: it cannot see that row, so it waits on it.
+        await store.append(EPISODE, [event(1)])
+        async with db_pool.acquire() as conn:
+            other_writer = conn.transaction()
+            await other_writer.start()
+            other = EventStore(_OneConnection(conn), chain_key=CHAIN_KEY)
+            await other.append(EPISODE, [event(2, client_ref=theirs)])
+            racing = asyncio.create_task(store.append(EPISODE, [event(2, client_ref=ours)]))
+            await asyncio.sleep(0.3)
+            waited = not racing.done()
+            await other_writer.commit()
+            result = await asyncio.gather(racing, return_exceptions=True)
+
+        assert waited
+        if outcome == "conflict":
+            assert isinstance(result[0], AppendConflict)
+            assert "seq 2 already holds a different event" in str(result[0])
+        else:
+            assert not isinstance(result[0], BaseException)
+            assert (result[0].written, result[0].already_present) == (0, 1)
+        stored = await store.read_stream(EPISODE)
+        assert [(s.seq, s.payload["client_ref"]) for s in stored] == [(1, "client-42"), (2, theirs)]
+        assert verify_chain(stored, CHAIN_KEY).ok
 
 
 class TestDatabaseRefusesChanges:
