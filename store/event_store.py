@@ -75,17 +75,18 @@ _TRANSIENT = (
 _NOT_ACCEPTING = "not currently accepting connections"
 _APPEND = "SELECT * FROM append_event_batch($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"
 # The common case of `append_event_batch` - a batch that continues the head, under a
-# command id the stream has not seen - as one plain statement with the same arguments and
-# result columns: it writes the whole batch (and the command's fingerprint) or nothing
-# (`missed`), and anything but a whole write is then decided by `append_event_batch`.
-# Without PL/pgSQL around it and without the stream's advisory lock it costs PostgreSQL a
-# fifth less per single-event append (186 against 150 us of CPU on the development
-# machine). It needs no lock: its head check and insert share one snapshot, so an
-# append it races is either seen (the head check fails) or collides on (episode_id, seq)
-# (a unique violation, also answered by `append_event_batch`, which takes the lock). An
-# append that writes seq n has seen seq n - 1 committed, so within a stream (tx, position)
-# order is still seq order (migration 0015).
-_APPEND_CONTINUING = """
+# command id the stream has not seen - as one plain statement with the same arguments (a
+# single event's as scalars, `_APPEND_ONE`) and result columns: it writes the whole batch
+# (and the command's fingerprint) or nothing (`missed`), and anything but a whole write is
+# then decided by `append_event_batch`. Without PL/pgSQL around it and without the
+# stream's advisory lock, it costs PostgreSQL a fifth less per single-event append (186
+# against 150 us of CPU on the development machine; 130 us with scalars). It needs no
+# lock: its head check and insert share one snapshot, so an append it races is either
+# seen (the head check fails) or collides on (episode_id, seq) (a unique violation, also
+# answered by `append_event_batch`, which takes the lock). An append that writes seq n has
+# seen seq n - 1 committed, so within a stream (tx, position) order is still seq order
+# (migration 0015).
+_CONTINUING = """
 WITH head AS (
     SELECT e.seq, e.hash FROM events e WHERE e.episode_id = $1 ORDER BY e.seq DESC LIMIT 1
 ), continues AS (
@@ -101,12 +102,10 @@ WITH head AS (
     INSERT INTO events (episode_id, seq, event_type, schema_version, payload, occurred_at,
                         actor_id, actor_role, command_id, prev_hash, hash, hash_alg)
     SELECT $1, $2 + r.n - 1, r.event_type, r.schema_version, r.payload::jsonb,
-           r.occurred_at, r.actor_id, r.actor_role, r.command_id,
-           CASE WHEN r.n = 1 THEN $3 ELSE ($11::text[])[r.n - 1] END, r.hash, 'hmac-sha256'
-      FROM unnest($4::text[], $5::integer[], $6::text[], $7::timestamptz[], $8::text[],
-                  $9::text[], $10::text[], $11::text[])
-           WITH ORDINALITY AS r(event_type, schema_version, payload, occurred_at, actor_id,
-                                actor_role, command_id, hash, n)
+           r.occurred_at, r.actor_id, r.actor_role, r.command_id, {prev_hash}, r.hash,
+           'hmac-sha256'
+      FROM {rows} AS r(event_type, schema_version, payload, occurred_at, actor_id,
+                       actor_role, command_id, hash, n)
      WHERE EXISTS (SELECT FROM continues)
      ORDER BY r.n
     RETURNING position
@@ -116,11 +115,23 @@ WITH head AS (
     ON CONFLICT DO NOTHING
 )
 SELECT CASE WHEN count(*) > 0 THEN 'ok' ELSE 'missed' END AS status,
-       $2 + count(*)::integer - 1 AS head_seq, ($11::text[])[count(*)] AS head_hash,
+       $2 + count(*)::integer - 1 AS head_seq, {head_hash} AS head_hash,
        NULL::text AS base_hash, max(position) AS last_position, count(*)::integer AS written,
        NULL::integer AS conflict_seq
   FROM inserted
 """
+_APPEND_CONTINUING = _CONTINUING.format(
+    rows="unnest($4::text[], $5::integer[], $6::text[], $7::timestamptz[], $8::text[], "
+    "$9::text[], $10::text[], $11::text[]) WITH ORDINALITY",
+    prev_hash="CASE WHEN r.n = 1 THEN $3 ELSE ($11::text[])[r.n - 1] END",
+    head_hash="($11::text[])[count(*)]",
+)
+_APPEND_ONE = _CONTINUING.format(
+    rows="(VALUES ($4::text, $5::integer, $6::text, $7::timestamptz, $8::text, $9::text, "
+    "$10::text, $11::text, 1))",
+    prev_hash="$3",
+    head_hash="$11::text",
+)
 # A hash no event has: the batch's chain base when this store does not know it, which the
 # database answers with the stored one (`stale_base`).
 _UNKNOWN_HASH = "unknown"
@@ -191,24 +202,25 @@ class EventStore:
         try:
             canonical = [canonical_json(dump_event(event)) for event in events]
             base = self._base_hash(episode_id, events)
-            columns = _columns(events, canonical)
             async with _unavailable_on_lost_connection(), self._pool.acquire() as conn:
                 for _attempt in range(_HASH_ATTEMPTS):
-                    arguments = (
-                        episode_id,
-                        events[0].seq if events else 1,
-                        base,
-                        *columns,
-                        self._hashes(canonical, base),
-                        None if command is None else command.command_id,
-                        None if command is None else command.fingerprint,
-                    )
+                    hashes = self._hashes(canonical, base)
                     row = None
                     if events and base != _UNKNOWN_HASH:
                         with contextlib.suppress(asyncpg.UniqueViolationError):
-                            row = await conn.fetchrow(_APPEND_CONTINUING, *arguments)
+                            row = await _append_continuing(
+                                conn, episode_id, events, canonical, base, hashes, command
+                            )
                     if row is None or row["status"] != "ok":
-                        row = await conn.fetchrow(_APPEND, *arguments)
+                        row = await conn.fetchrow(
+                            _APPEND,
+                            episode_id,
+                            events[0].seq if events else 1,
+                            base,
+                            *_columns(events, canonical),
+                            hashes,
+                            *_command_arguments(command),
+                        )
                     assert row is not None
                     if row["status"] != "stale_base":
                         break
@@ -368,19 +380,64 @@ async def _unavailable_on_lost_connection() -> AsyncIterator[None]:
         raise DatabaseUnavailable(f"PostgreSQL refuses connections for now: {exc}") from exc
 
 
-def _columns(events: Sequence[Event], canonical: list[bytes]) -> tuple[list[Any], ...]:
-    """The batch's columns for `append_event_batch` and `_APPEND_CONTINUING`, in their
-    argument order (the hashes apart): event types, schema versions, payloads (canonical
-    JSON), occurred_at, actor ids, actor roles, command ids."""
-    return (
-        [event.type for event in events],
-        [event.schema_version for event in events],
-        [encoded.decode("utf-8") for encoded in canonical],
-        [event.occurred_at for event in events],
-        [event.actor.user_id for event in events],
-        [str(event.actor.role) for event in events],
-        [event.command_id for event in events],
+async def _append_continuing(
+    conn: Connection,
+    episode_id: str,
+    events: Sequence[Event],
+    canonical: list[bytes],
+    base: str,
+    hashes: list[str],
+    command: CommandKey | None,
+) -> asyncpg.Record | None:
+    """The common append, which writes the whole batch (status `ok`) or nothing."""
+    if len(events) == 1:
+        return await conn.fetchrow(
+            _APPEND_ONE,
+            episode_id,
+            events[0].seq,
+            base,
+            *_row(events[0], canonical[0]),
+            hashes[0],
+            *_command_arguments(command),
+        )
+    return await conn.fetchrow(
+        _APPEND_CONTINUING,
+        episode_id,
+        events[0].seq,
+        base,
+        *_columns(events, canonical),
+        hashes,
+        *_command_arguments(command),
     )
+
+
+def _command_arguments(command: CommandKey | None) -> tuple[str | None, str | None]:
+    return (None, None) if command is None else (command.command_id, command.fingerprint)
+
+
+def _row(event: Event, encoded: bytes) -> tuple[Any, ...]:
+    """An event's columns for `_APPEND_ONE`, in its argument order (the hash apart): event
+    type, schema version, payload (canonical JSON), occurred_at, actor id, actor role,
+    command id."""
+    return (
+        event.type,
+        event.schema_version,
+        encoded.decode("utf-8"),
+        event.occurred_at,
+        event.actor.user_id,
+        str(event.actor.role),
+        event.command_id,
+    )
+
+
+_ROW_COLUMNS = 7
+
+
+def _columns(events: Sequence[Event], canonical: list[bytes]) -> tuple[list[Any], ...]:
+    """The batch's columns for `append_event_batch` and `_APPEND_CONTINUING`: one array
+    per column of `_row`."""
+    rows = [_row(event, encoded) for event, encoded in zip(events, canonical, strict=True)]
+    return tuple([row[i] for row in rows] for i in range(_ROW_COLUMNS))
 
 
 def _check_batch(episode_id: str, events: Sequence[Event]) -> None:
