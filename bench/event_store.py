@@ -40,8 +40,13 @@ from store.verification import verify_all
 from testing.keys import CHAIN_KEY
 from testing.sample_streams import episode_events
 
-SESSIONS = 60  # about 140 events per stream
-STREAMS = 16  # per scenario, appended by 1 or 8 concurrent writers
+SESSIONS = 60  # about 170 events per stream
+# Streams per run, appended by 1 or 8 concurrent writers. The projector folds a run's last
+# events after the run is timed (its lag is a few hundred ms), so a short run leaves part
+# of its cost out: with 16 streams a CarePath run of 8 writers lasted under half a second
+# and measured 0.58-0.65x raw INSERT, where runs four times longer measured 0.55x. With
+# 48, the shortest run lasts over a second.
+STREAMS = 48
 BATCH = 10
 # Runs of each side per scenario (a run is a second or two); each figure is the median.
 # With 3, the 8-stream single-event ratio of one `make bench` ranged 0.36-0.52 on the
