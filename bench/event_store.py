@@ -8,6 +8,8 @@ of the events table with the same keys and indexes but no triggers, with the sam
 transaction granularity. Both run on one embedded PostgreSQL, scenario by scenario.
 
 Each scenario runs REPEATS times on each side, alternating, and reports the median run.
+A run appends for RUN_S seconds and counts only the appends answered after its first
+WARMUP_S (a steady-state window, so the projector's work behind the appends is inside it).
 
 Projection lag: for every CarePath append, the time from its answer until the read models
 include its last event (`projection_lag_p50_ms`, `_p99_ms`, measured under each load),
@@ -19,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import statistics
 import tempfile
 import time
@@ -41,14 +44,21 @@ from testing.keys import CHAIN_KEY
 from testing.sample_streams import episode_events
 
 SESSIONS = 60  # about 170 events per stream
-# Streams per run, appended by 1 or 8 concurrent writers. The projector folds a run's last
-# events after the run is timed (its lag is a few hundred ms), so a short run leaves part
-# of its cost out: with 16 streams a CarePath run of 8 writers lasted under half a second
-# and measured 0.58-0.65x raw INSERT, where runs four times longer measured 0.55x. With
-# 48, the shortest run lasts over a second.
-STREAMS = 48
+# Each run appends for RUN_S seconds and counts the events of the appends answered after
+# its first WARMUP_S: a steady-state window. The projector folds behind the appends (its
+# lag is a few hundred ms), so in the window it does about as much work as the window's
+# events call for; a run timed from its first append to its last would leave the
+# projector's work on its last events out, and a short run a large share of it (runs of
+# 16 streams, under half a second, measured 0.58-0.65x raw INSERT on 8 streams of single
+# events where runs four times longer measured 0.55x).
+RUN_S = 2.0
+WARMUP_S = 0.5
+# Distinct streams the runs copy (under new episode ids) before they start.
+TEMPLATES = 4
+# Upper bounds on the rates (events/s), to make enough copies for a run of RUN_S.
 BATCH = 10
-# Runs of each side per scenario (a run is a second or two); each figure is the median.
+MAX_RATE = {1: 15_000, BATCH: 60_000}
+# Runs of each side per scenario; each figure is the median.
 # With 3, the 8-stream single-event ratio of one `make bench` ranged 0.36-0.52 on the
 # same commit; 5 runs make one slow run matter less.
 REPEATS = 5
@@ -105,23 +115,48 @@ def _batches(events: list[Event], size: int) -> list[list[Event]]:
 Appender = Callable[[str, list[Event]], Awaitable[None]]
 
 
+def _supply(templates: list[list[Event]], prefix: str, rate: int) -> dict[str, list[Event]]:
+    """Enough streams for a run at up to `rate` events/s: copies of `templates` under new
+    episode ids, made before the run is timed."""
+    size = min(len(events) for events in templates)
+    count = math.ceil(rate * RUN_S / size) + 8
+    streams = {}
+    for n in range(count):
+        episode_id = f"{prefix}-{n}"
+        streams[episode_id] = [
+            event.model_copy(update={"episode_id": episode_id})
+            for event in templates[n % len(templates)]
+        ]
+    return streams
+
+
 async def _throughput(
     streams: dict[str, list[Event]], writers: int, batch: int, append: Appender
 ) -> float:
-    """Events/s appending every stream in order, `batch` events a call, by `writers`
-    concurrent writers that each take the next whole stream."""
+    """Events/s in a steady-state window: `writers` concurrent writers each take the next
+    whole stream and append it in order, `batch` events a call, for RUN_S seconds; the
+    events of the appends answered between WARMUP_S and RUN_S are counted."""
     queue = list(streams.items())
+    started = time.perf_counter()
+    window = (started + WARMUP_S, started + RUN_S)
+    counted = 0
 
     async def writer() -> None:
-        while queue:
+        nonlocal counted
+        while time.perf_counter() < window[1]:
+            if not queue:
+                raise RuntimeError("the run ran out of streams: raise MAX_RATE")
             episode_id, events = queue.pop(0)
             for chunk in _batches(events, batch):
                 await append(episode_id, chunk)
+                answered = time.perf_counter()
+                if answered >= window[1]:
+                    return
+                if answered >= window[0]:
+                    counted += len(chunk)
 
-    started = time.perf_counter()
     await asyncio.gather(*(writer() for _ in range(writers)))
-    elapsed = time.perf_counter() - started
-    return sum(len(e) for e in streams.values()) / elapsed
+    return counted / (RUN_S - WARMUP_S)
 
 
 async def run() -> dict[str, float]:
@@ -129,6 +164,7 @@ async def run() -> dict[str, float]:
     async with _database() as (pool, url):
         store = EventStore(pool, chain_key=CHAIN_KEY)
         lag = _LagWatch(pool)
+        templates = [episode_events(f"template-{i}", sessions=SESSIONS) for i in range(TEMPLATES)]
 
         async def raw(_episode_id: str, events: list[Event]) -> None:
             rows = [_raw_row(e) for e in events]
@@ -154,12 +190,7 @@ async def run() -> dict[str, float]:
                     # machine affects them alike; each reports its median run.
                     order = [("raw", raw), ("carepath", carepath)]
                     for label, appender in order if repeat % 2 == 0 else order[::-1]:
-                        data = {
-                            f"{label}-{name}-{repeat}-{i}": episode_events(
-                                f"{label}-{name}-{repeat}-{i}", sessions=SESSIONS
-                            )
-                            for i in range(STREAMS)
-                        }
+                        data = _supply(templates, f"{label}-{name}-{repeat}", MAX_RATE[batch])
                         if label == "raw":
                             rates[label].append(await _throughput(data, streams, batch, appender))
                             continue
