@@ -55,8 +55,8 @@ RUN_S = 2.0
 WARMUP_S = 0.5
 # Distinct streams the runs copy (under new episode ids) before they start.
 TEMPLATES = 4
-# Upper bounds on the rates (events/s), to make enough copies for a run of RUN_S.
 BATCH = 10
+# Upper bounds on the rates (events/s), to make enough copies for a run of RUN_S.
 MAX_RATE = {1: 15_000, BATCH: 60_000}
 # Runs of each side per scenario; each figure is the median.
 # With 3, the 8-stream single-event ratio of one `make bench` ranged 0.36-0.52 on the
