@@ -35,21 +35,19 @@ def _shift(moment: datetime | None, by: timedelta) -> datetime | None:
 
 def _replace_session(state: EpisodeState, session_id: str, **changes: Any) -> EpisodeState:
     sessions = tuple(
-        s.model_copy(update=changes) if s.session_id == session_id else s for s in state.sessions
+        s.replace(**changes) if s.session_id == session_id else s for s in state.sessions
     )
-    return state.model_copy(update={"sessions": sessions})
+    return state.replace(sessions=sessions)
 
 
 def _replace_task(state: EpisodeState, task_id: str, **changes: Any) -> EpisodeState:
-    tasks = tuple(t.model_copy(update=changes) if t.task_id == task_id else t for t in state.tasks)
-    return state.model_copy(update={"tasks": tasks})
+    tasks = tuple(t.replace(**changes) if t.task_id == task_id else t for t in state.tasks)
+    return state.replace(tasks=tasks)
 
 
 def _replace_check_in(state: EpisodeState, number: int, **changes: Any) -> EpisodeState:
-    check_ins = tuple(
-        c.model_copy(update=changes) if c.number == number else c for c in state.check_ins
-    )
-    return state.model_copy(update={"check_ins": check_ins})
+    check_ins = tuple(c.replace(**changes) if c.number == number else c for c in state.check_ins)
+    return state.replace(check_ins=check_ins)
 
 
 def _unchanged(state: EpisodeState, _e: ev.EventBase) -> EpisodeState:
@@ -75,18 +73,16 @@ def _referred(e: ev.ClientReferred) -> EpisodeState:
 
 
 def _screening_started(state: EpisodeState, _e: ev.ScreeningStarted) -> EpisodeState:
-    return state.model_copy(update={"stage": Stage.SCREENING})
+    return state.replace(stage=Stage.SCREENING)
 
 
 def _screening_recorded(state: EpisodeState, e: ev.ScreeningRecorded) -> EpisodeState:
     stage = Stage.ASSESSMENT if e.eligible else state.stage
-    return state.model_copy(update={"eligible": e.eligible, "stage": stage})
+    return state.replace(eligible=e.eligible, stage=stage)
 
 
 def _referred_out(state: EpisodeState, e: ev.ClientReferredOut) -> EpisodeState:
-    return state.model_copy(
-        update={"stage": Stage.REFERRED_OUT, "referred_out_to": e.level_of_care}
-    )
+    return state.replace(stage=Stage.REFERRED_OUT, referred_out_to=e.level_of_care)
 
 
 def _assessment_recorded(state: EpisodeState, e: ev.AssessmentRecorded) -> EpisodeState:
@@ -97,25 +93,23 @@ def _assessment_recorded(state: EpisodeState, e: ev.AssessmentRecorded) -> Episo
         recommended_level=e.recommended_level,
     )
     # A new assessment asks for a new override if it again recommends another level.
-    return state.model_copy(update={"assessment": assessment, "level_override": None})
+    return state.replace(assessment=assessment, level_override=None)
 
 
 def _level_overridden(state: EpisodeState, e: ev.LevelOfCareOverridden) -> EpisodeState:
-    return state.model_copy(update={"level_override": e.justification})
+    return state.replace(level_override=e.justification)
 
 
 def _admitted(state: EpisodeState, e: ev.ClientAdmitted) -> EpisodeState:
-    return state.model_copy(
-        update={
-            "stage": Stage.TREATMENT_PLANNING,
-            "admitted_at": e.occurred_at,
-            "phase_id": e.phase_id,
-            "plan_due_at": e.plan_due_at,
-            "rules": e.rules,
-            "last_contact_at": e.occurred_at,
-            "next_week_check_at": week_from(e.occurred_at, e.rules),
-            "phase_started_at": e.occurred_at if e.rules.current else None,
-        }
+    return state.replace(
+        stage=Stage.TREATMENT_PLANNING,
+        admitted_at=e.occurred_at,
+        phase_id=e.phase_id,
+        plan_due_at=e.plan_due_at,
+        rules=e.rules,
+        last_contact_at=e.occurred_at,
+        next_week_check_at=week_from(e.occurred_at, e.rules),
+        phase_started_at=e.occurred_at if e.rules.current else None,
     )
 
 
@@ -132,27 +126,23 @@ def _plan_recorded(state: EpisodeState, e: ev.TreatmentPlanRecorded) -> EpisodeS
     }
     if e.review_due_at != state.review_due_at:
         update.update(review_reminded=False, review_overdue_flagged=False)
-    return state.model_copy(update=update)
+    return state.replace(**update)
 
 
 def _phase_advanced(state: EpisodeState, e: ev.PhaseAdvanced) -> EpisodeState:
     update: dict[str, Any] = {"phase_id": e.to_phase}
     if state.rules.current:
         update["phase_started_at"] = e.occurred_at
-    return state.model_copy(update=update)
+    return state.replace(**update)
 
 
 def _phase_review_due(state: EpisodeState, e: ev.PhaseReviewDue) -> EpisodeState:
-    return state.model_copy(update={"phase_review_sent_for": e.phase_id})
+    return state.replace(phase_review_sent_for=e.phase_id)
 
 
 def _review_completed(state: EpisodeState, e: ev.PlanReviewCompleted) -> EpisodeState:
-    return state.model_copy(
-        update={
-            "review_due_at": e.next_review_due_at,
-            "review_reminded": False,
-            "review_overdue_flagged": False,
-        }
+    return state.replace(
+        review_due_at=e.next_review_due_at, review_reminded=False, review_overdue_flagged=False
     )
 
 
@@ -163,47 +153,42 @@ def _put_on_hold(state: EpisodeState, e: ev.EpisodePutOnHold) -> EpisodeState:
         review_due_at=e.review_due_at,
         resume_stage=e.resume_stage,
     )
-    return state.model_copy(update={"stage": Stage.ON_HOLD, "hold": hold})
+    return state.replace(stage=Stage.ON_HOLD, hold=hold)
 
 
 def _resumed(state: EpisodeState, e: ev.EpisodeResumed) -> EpisodeState:
     # Clocks that were paused by the hold restart where they stopped.
     paused = e.occurred_at - e.held_since
-    tasks = tuple(
-        t if not t.is_open else t.model_copy(update={"due_at": t.due_at + paused})
-        for t in state.tasks
-    )
-    return state.model_copy(
-        update={
-            "stage": e.stage,
-            "hold": None,
-            "tasks": tasks,
-            "plan_due_at": _shift(state.plan_due_at, paused),
-            "review_due_at": _shift(state.review_due_at, paused),
-            "phase_started_at": _shift(state.phase_started_at, paused),
-            "last_contact_at": e.occurred_at,
-            "no_contact_review_opened": False,
-            "attendance_weeks": (
-                *state.attendance_weeks,
-                *cut_short(state, e.held_since, e.occurred_at),
-            ),
-            "next_week_check_at": week_from(e.occurred_at, state.rules),
-        }
+    tasks = tuple(t if not t.is_open else t.replace(due_at=t.due_at + paused) for t in state.tasks)
+    return state.replace(
+        stage=e.stage,
+        hold=None,
+        tasks=tasks,
+        plan_due_at=_shift(state.plan_due_at, paused),
+        review_due_at=_shift(state.review_due_at, paused),
+        phase_started_at=_shift(state.phase_started_at, paused),
+        last_contact_at=e.occurred_at,
+        no_contact_review_opened=False,
+        attendance_weeks=(
+            *state.attendance_weeks,
+            *cut_short(state, e.held_since, e.occurred_at),
+        ),
+        next_week_check_at=week_from(e.occurred_at, state.rules),
     )
 
 
 def _stepped_up(state: EpisodeState, e: ev.ClientSteppedUp) -> EpisodeState:
-    return state.model_copy(update={"stepped_up_to": e.to_level})
+    return state.replace(stepped_up_to=e.to_level)
 
 
 def _relapse_prevention_plan(
     state: EpisodeState, e: ev.RelapsePreventionPlanRecorded
 ) -> EpisodeState:
-    return state.model_copy(update={"relapse_prevention_plan": e.plan})
+    return state.replace(relapse_prevention_plan=e.plan)
 
 
 def _aftercare_plan(state: EpisodeState, e: ev.AftercarePlanRecorded) -> EpisodeState:
-    return state.model_copy(update={"aftercare_plan": e.plan})
+    return state.replace(aftercare_plan=e.plan)
 
 
 def _stepped_down(state: EpisodeState, e: ev.ClientSteppedDown) -> EpisodeState:
@@ -214,18 +199,12 @@ def _stepped_down(state: EpisodeState, e: ev.ClientSteppedDown) -> EpisodeState:
         CheckIn(number=i, due_at=due, closes_at=due + window)
         for i, due in enumerate(e.check_ins_due, start=1)
     )
-    return state.model_copy(
-        update={"stage": Stage.AFTERCARE, "stepped_down_at": e.occurred_at, "check_ins": check_ins}
-    )
+    return state.replace(stage=Stage.AFTERCARE, stepped_down_at=e.occurred_at, check_ins=check_ins)
 
 
 def _discharged(state: EpisodeState, e: ev.EpisodeDischarged) -> EpisodeState:
-    return state.model_copy(
-        update={
-            "stage": Stage.DISCHARGED,
-            "discharge_reason": e.discharge_reason,
-            "discharge_summary": e.summary,
-        }
+    return state.replace(
+        stage=Stage.DISCHARGED, discharge_reason=e.discharge_reason, discharge_summary=e.summary
     )
 
 
@@ -234,7 +213,7 @@ def _discharged(state: EpisodeState, e: ev.EpisodeDischarged) -> EpisodeState:
 
 def _session_scheduled(state: EpisodeState, e: ev.SessionScheduled) -> EpisodeState:
     session = Session(session_id=e.session_id, kind=e.kind, starts_at=e.starts_at, hours=e.hours)
-    return state.model_copy(update={"sessions": (*state.sessions, session)})
+    return state.replace(sessions=(*state.sessions, session))
 
 
 def _session_rescheduled(state: EpisodeState, e: ev.SessionRescheduled) -> EpisodeState:
@@ -254,9 +233,7 @@ def _attendance(
     if session is not None and e.status in BILLABLE_ATTENDANCE:
         last = state.last_contact_at
         if last is None or session.starts_at > last:
-            state = state.model_copy(
-                update={"last_contact_at": session.starts_at, "no_contact_review_opened": False}
-            )
+            state = state.replace(last_contact_at=session.starts_at, no_contact_review_opened=False)
     return state
 
 
@@ -268,11 +245,9 @@ def _week_checked(state: EpisodeState, e: ev.WeeklyAttendanceChecked) -> Episode
         minimum_hours=e.minimum_hours,
         below_minimum=e.below_minimum,
     )
-    return state.model_copy(
-        update={
-            "attendance_weeks": (*state.attendance_weeks, week),
-            "next_week_check_at": week_from(e.week_end, state.rules),
-        }
+    return state.replace(
+        attendance_weeks=(*state.attendance_weeks, week),
+        next_week_check_at=week_from(e.week_end, state.rules),
     )
 
 
@@ -289,11 +264,11 @@ def _escalation_raised(state: EpisodeState, e: ev.EscalationRaised) -> EpisodeSt
         notify=e.notify,
     )
     if e.concern is not None:
-        task = task.model_copy(update={"concern": e.concern, "escalated_from": e.escalated_from})
+        task = task.replace(concern=e.concern, escalated_from=e.escalated_from)
     update: dict[str, Any] = {"tasks": (*state.tasks, task)}
     if e.trigger is EscalationTrigger.NO_CONTACT:
         update["no_contact_review_opened"] = True
-    return state.model_copy(update=update)
+    return state.replace(**update)
 
 
 def _task_overdue(state: EpisodeState, e: ev.EscalationTaskOverdue) -> EpisodeState:
@@ -309,21 +284,21 @@ def _task_resolved(state: EpisodeState, e: ev.TaskResolved) -> EpisodeState:
 
 
 def _initial_plan_overdue(state: EpisodeState, _e: ev.InitialPlanOverdue) -> EpisodeState:
-    return state.model_copy(update={"initial_plan_overdue_flagged": True})
+    return state.replace(initial_plan_overdue_flagged=True)
 
 
 def _review_due_soon(state: EpisodeState, _e: ev.PlanReviewDueSoon) -> EpisodeState:
-    return state.model_copy(update={"review_reminded": True})
+    return state.replace(review_reminded=True)
 
 
 def _review_overdue(state: EpisodeState, _e: ev.PlanReviewOverdue) -> EpisodeState:
     # Once overdue, a reminder that the review is coming would be too late.
-    return state.model_copy(update={"review_overdue_flagged": True, "review_reminded": True})
+    return state.replace(review_overdue_flagged=True, review_reminded=True)
 
 
 def _hold_review_overdue(state: EpisodeState, _e: ev.HoldReviewOverdue) -> EpisodeState:
-    hold = state.hold.model_copy(update={"review_flagged": True}) if state.hold else None
-    return state.model_copy(update={"hold": hold})
+    hold = state.hold.replace(review_flagged=True) if state.hold else None
+    return state.replace(hold=hold)
 
 
 # --- aftercare ------------------------------------------------------------------------
@@ -338,11 +313,11 @@ def _check_in_missed(state: EpisodeState, e: ev.CheckInMissed) -> EpisodeState:
 
 
 def _relapse_reported(state: EpisodeState, _e: ev.RelapseReported) -> EpisodeState:
-    return state.model_copy(update={"relapse_reported": True})
+    return state.replace(relapse_reported=True)
 
 
 def _readmitted(state: EpisodeState, e: ev.ClientReadmitted) -> EpisodeState:
-    return state.model_copy(update={"readmitted_as": e.new_episode_id})
+    return state.replace(readmitted_as=e.new_episode_id)
 
 
 # --- consent and payer authorization ---------------------------------------------------
@@ -356,15 +331,14 @@ def _consent_recorded(state: EpisodeState, e: ev.ConsentRecorded) -> EpisodeStat
         scopes=e.scopes,
         expires_at=e.expires_at,
     )
-    return state.model_copy(update={"consents": (*state.consents, consent)})
+    return state.replace(consents=(*state.consents, consent))
 
 
 def _consent_revoked(state: EpisodeState, e: ev.ConsentRevoked) -> EpisodeState:
     consents = tuple(
-        c.model_copy(update={"revoked": True}) if c.consent_id == e.consent_id else c
-        for c in state.consents
+        c.replace(revoked=True) if c.consent_id == e.consent_id else c for c in state.consents
     )
-    return state.model_copy(update={"consents": consents})
+    return state.replace(consents=consents)
 
 
 def _authorization_recorded(state: EpisodeState, e: ev.AuthorizationRecorded) -> EpisodeState:
@@ -377,22 +351,22 @@ def _authorization_recorded(state: EpisodeState, e: ev.AuthorizationRecorded) ->
         ends_at=e.ends_at,
         remind_at=e.remind_at,
     )
-    return state.model_copy(update={"authorizations": (*state.authorizations, authorization)})
+    return state.replace(authorizations=(*state.authorizations, authorization))
 
 
 def _authorization_expiring(state: EpisodeState, e: ev.AuthorizationExpiring) -> EpisodeState:
     authorizations = tuple(
-        a.model_copy(update={"reminded": True}) if a.authorization_id == e.authorization_id else a
+        a.replace(reminded=True) if a.authorization_id == e.authorization_id else a
         for a in state.authorizations
     )
-    return state.model_copy(update={"authorizations": authorizations})
+    return state.replace(authorizations=authorizations)
 
 
 def _program_migrated(state: EpisodeState, e: ev.ProgramMigrated) -> EpisodeState:
     changes: dict[str, Any] = {"program_version": e.to_version, "program_digest": e.to_digest}
     if e.rules is not None:
         changes["rules"] = e.rules
-    return state.model_copy(update=changes)
+    return state.replace(**changes)
 
 
 Evolver = Callable[[EpisodeState, Any], EpisodeState]
@@ -453,4 +427,4 @@ def evolve_event(state: EpisodeState | None, event: ev.EventBase) -> EpisodeStat
     if state is None:
         raise ValueError(f"{type(event).__name__} before the referral: stream is corrupt")
     evolved = _EVOLVERS[type(event)](state, event)
-    return evolved.model_copy(update={"version": event.seq})
+    return evolved.replace(version=event.seq)

@@ -122,7 +122,7 @@ def cut_short(
     if week is None:  # pragma: no cover - only an admitted episode can be put on hold
         return ()
     end = min(week.end, held_since, fresh_week_start(resumed_at, state.rules))
-    return (week.model_copy(update={"end": end}),) if end > week.start else ()
+    return (week.replace(end=end),) if end > week.start else ()
 
 
 def weeks_so_far(state: EpisodeState) -> tuple[AttendanceWeek, ...]:

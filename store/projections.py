@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
+import json
 import time
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable, Iterable
@@ -41,7 +41,7 @@ import structlog
 
 from domain.deadlines import next_deadline, pending_deadlines
 from domain.decider import evolve
-from domain.events import Event, load_event
+from domain.events import Event, load_event, load_event_json
 from domain.state import EpisodeState
 from domain.vocabulary import Stage
 from domain.weeks import tally, weeks_so_far
@@ -78,6 +78,9 @@ READ_MODELS: dict[str, str] = {
 }
 
 Progress = Callable[[int, int], None]
+# A stored event as the projector reads it: its JSON text (what it selects: parsed and
+# validated in one pass, `load_event_json`) or the decoded document.
+Payload = str | dict[str, Any]
 
 
 @dataclass(frozen=True)
@@ -93,34 +96,50 @@ async def _fold(
     conn: Connection,
     episode_id: str,
     state: EpisodeState | None,
-    events: Iterable[Event | dict[str, Any]],
+    events: Iterable[Event | Payload],
     prefix: str = "",
 ) -> tuple[int, EpisodeState | None, Event | None]:
-    """Fold `events` (domain events or stored payloads) onto `state`; return how many
-    folded, the state reached and the last event folded. An event that does not fold is
-    recorded in `{prefix}projection_failures` and ends the fold."""
+    """Fold `events` (domain events, or stored payloads as JSON text or decoded) onto
+    `state`; return how many folded, the state reached and the last event folded. An
+    event that does not fold is recorded in `{prefix}projection_failures` and ends the
+    fold."""
     last: Event | None = None
     folded = 0
     for item in events:
         try:
-            event = load_event(item) if isinstance(item, dict) else item
+            if isinstance(item, str):
+                event = load_event_json(item)
+            else:
+                event = load_event(item) if isinstance(item, dict) else item
             state = evolve(state, event)
         # Any failure to fold is recorded, never raised: the append it belongs to is the
         # audit record and must not be refused because a read model cannot follow it.
         except Exception as exc:
-            seq = item.get("seq", 0) if isinstance(item, dict) else item.seq
-            await _record_failure(conn, episode_id, int(seq), exc, prefix)
+            await _record_failure(conn, episode_id, _seq_of(item), exc, prefix)
             break
         last = event
         folded += 1
     return folded, state, last
 
 
+def _seq_of(item: Event | Payload) -> int:
+    """The seq an event or a stored payload names, for the record of a failed fold (0
+    if a payload names none)."""
+    if not isinstance(item, str | dict):
+        return item.seq
+    try:
+        payload = json.loads(item) if isinstance(item, str) else item
+    except ValueError:
+        return 0
+    seq = payload.get("seq", 0) if isinstance(payload, dict) else 0
+    return seq if isinstance(seq, int) else 0
+
+
 async def _fold_and_write(
     conn: Connection,
     episode_id: str,
     state: EpisodeState | None,
-    events: Iterable[Event | dict[str, Any]],
+    events: Iterable[Event | Payload],
     prefix: str = "",
 ) -> tuple[int, EpisodeState | None]:
     """Fold `events` onto `state` and write the read models (those whose table names
@@ -226,8 +245,8 @@ _ANY_SAFE_EVENT = (
     "SELECT EXISTS (SELECT 1 " + _SAFE_AFTER_TRACKING.format(columns="e.position", limit="1") + ")"
 )
 _NEXT_SAFE_EVENTS = (
-    "SELECT e.episode_id, e.seq, e.payload, e.tx::text AS tx_id, e.position, e.recorded_at, "
-    "t.position AS tracked "
+    "SELECT e.episode_id, e.seq, e.payload::text AS payload, e.tx::text AS tx_id, e.position, "
+    "e.recorded_at, t.position AS tracked "
     + _SAFE_AFTER_TRACKING.format(
         columns="e.episode_id, e.seq, e.payload, e.tx, e.position, e.recorded_at", limit="$2"
     )
@@ -253,7 +272,7 @@ class _Folded:
 
     version: int
     state: EpisodeState
-    digests: dict[str, dict[Any, bytes]] | None = None
+    digests: dict[str, dict[Any, int]] | None = None
     stored: int | None = None
 
     @property
@@ -290,23 +309,43 @@ def _row_key(table: str, row: dict[str, Any]) -> Any:
     return tuple(row[column] for column in columns)
 
 
-def _digests(rows: dict[str, Any]) -> dict[str, dict[Any, bytes]]:
+def _digests(rows: dict[str, Any]) -> dict[str, dict[Any, int]]:
     """A digest of each read-model row (not of the state), by table and key: equal rows,
-    equal digests. The rows hold only JSON values built in a fixed order, so their repr is
-    canonical."""
+    equal digests; different rows, different digests but for a 64-bit hash collision.
+
+    The digest is the built-in hash of the row's values, in the fixed order its builder
+    gives them (a third of the cost of a keyed digest of the row's repr). Values that
+    hash alike without being alike never stand for each other here: no integer column
+    is negative (-1 and -2 hash alike), and the numbers that are equal (0 and 0.0) are
+    stored alike (`numeric(7, 2)`)."""
     return {
-        table: {
-            _row_key(table, row): hashlib.blake2b(repr(row).encode(), digest_size=8).digest()
-            for row in value
-        }
+        table: {_row_key(table, row): _digest(row) for row in value}
         for table, value in rows.items()
         if table != "state"
     }
 
 
+def _digest(row: dict[str, Any]) -> int:
+    values = tuple(row.values())
+    try:
+        return hash(values)
+    except TypeError:  # a list among them: a task's recipients, a consent's scopes
+        return hash(tuple(tuple(v) if isinstance(v, list) else v for v in values))
+
+
+def _document(rows: dict[str, Any], state: EpisodeState | None) -> str:
+    """The JSON text of a `project_episode` document: `rows`, and `state` when given.
+    The state goes to JSON text straight from pydantic (70 µs for an episode of 60
+    sessions, against 160 µs through a dict and `json.dumps`)."""
+    text = json.dumps(rows)
+    if state is None:
+        return text
+    return '{"state":' + state.model_dump_json() + ("}" if text == "{}" else "," + text[1:])
+
+
 def _changes(
-    known: dict[str, dict[Any, bytes]],
-    digests: dict[str, dict[Any, bytes]],
+    known: dict[str, dict[Any, int]],
+    digests: dict[str, dict[Any, int]],
     rows: dict[str, Any],
 ) -> dict[str, Any]:
     """The document that turns the rows written with `known` digests into `rows`: for
@@ -457,12 +496,13 @@ class Projector:
                 return 0
             await conn.execute(
                 "INSERT INTO projection_snapshots AS s (episode_id, version, state) "
-                "SELECT * FROM unnest($1::text[], $2::integer[], $3::jsonb[]) "
+                "SELECT episode_id, version, state::jsonb "
+                "FROM unnest($1::text[], $2::integer[], $3::text[]) AS u(episode_id, version, state) "
                 "ON CONFLICT (episode_id) DO UPDATE SET version = EXCLUDED.version, "
                 "state = EXCLUDED.state WHERE s.version < EXCLUDED.version",
                 [episode_id for episode_id, _ in unsaved],
                 [entry.version for _, entry in unsaved],
-                [entry.state.model_dump(mode="json") for _, entry in unsaved],
+                [entry.state.model_dump_json() for _, entry in unsaved],
             )
         for _, entry in unsaved:
             entry.stored = entry.version
@@ -482,7 +522,7 @@ class Projector:
         changed since, and the keys of those gone (`_changes`): most events change a row
         or two of two or three tables. Any other sends every table whole. The state goes with them only when `_snapshot_due`."""
         folded: dict[str, _Folded] = {}
-        docs: list[tuple[str, int, dict[str, Any]]] = []
+        docs: list[tuple[str, int, str]] = []
         for episode_id, events in streams.items():
             snapshot = snapshots[episode_id]
             start = await self._start_of(conn, episode_id, events, snapshot)
@@ -504,21 +544,23 @@ class Projector:
             if known is not None:
                 rows = _changes(known, digests, rows)
             stored = snapshot["version"]
-            if (
+            snapshot_due = (
                 count < len(pending)
                 or stored is None
                 or state.version - stored >= SNAPSHOT_EVERY
                 or _snapshot_facts(state) != start_facts
-            ):
-                rows["state"] = state.model_dump(mode="json")
+            )
+            if snapshot_due:
                 stored = state.version
-            docs.append((episode_id, state.version, rows))
+            docs.append(
+                (episode_id, state.version, _document(rows, state if snapshot_due else None))
+            )
             if count == len(pending):
                 folded[episode_id] = _Folded(state.version, state, digests, stored)
         if docs:
             await conn.execute(
-                "SELECT project_episode(k.episode_id, k.version, k.doc) "
-                "FROM unnest($1::text[], $2::integer[], $3::jsonb[]) AS k(episode_id, version, doc)",
+                "SELECT project_episode(k.episode_id, k.version, k.doc::jsonb) "
+                "FROM unnest($1::text[], $2::integer[], $3::text[]) AS k(episode_id, version, doc)",
                 *map(list, zip(*docs, strict=True)),
             )
         return folded
@@ -545,7 +587,7 @@ class Projector:
 
     async def _start_of(
         self, conn: Connection, episode_id: str, rows: list[Any], snapshot: Any
-    ) -> tuple[EpisodeState | None, list[dict[str, Any]]] | None:
+    ) -> tuple[EpisodeState | None, list[Payload]] | None:
         """The state to fold `rows` onto and the payloads to fold, or None if the stream
         is parked or already folded past them."""
         if snapshot["failed"]:
@@ -564,12 +606,13 @@ class Projector:
             state, base = cached.state, cached.version
         if version is not None and base < version < first and snapshot["state"] is not None:
             state, base = EpisodeState.model_validate(snapshot["state"]), version
-        pending: list[dict[str, Any]] = [row["payload"] for row in rows]
+        pending: list[Payload] = [row["payload"] for row in rows]
         if base < first - 1:
             # The events between: the snapshot is written only now and then (and a stream
             # stored before the read models existed has none).
             stored = await conn.fetch(
-                "SELECT payload FROM events WHERE episode_id = $1 AND seq > $2 AND seq < $3 "
+                "SELECT payload::text AS payload FROM events "
+                "WHERE episode_id = $1 AND seq > $2 AND seq < $3 "
                 "ORDER BY seq",
                 episode_id,
                 base,
@@ -701,7 +744,7 @@ async def running_projector(pool: Pool, listen_dsn: str | None = None) -> AsyncI
 
 
 async def _fold_into(
-    conn: Connection, episode_id: str, state: EpisodeState | None, pending: list[dict[str, Any]]
+    conn: Connection, episode_id: str, state: EpisodeState | None, pending: list[Payload]
 ) -> EpisodeState | None:
     """Fold and write; the state reached, or None if some event did not fold."""
     folded, reached = await _fold_and_write(conn, episode_id, state, pending)
@@ -786,14 +829,14 @@ async def _rebuild(
             )
         )
         cursor = reader.cursor(
-            "SELECT episode_id, payload FROM events "
+            "SELECT episode_id, payload::text AS payload FROM events "
             "WHERE (tx, position) <= ($1::text::xid8, $2::bigint) ORDER BY episode_id, seq",
             upto_tx,
             upto_position,
             prefetch=2000,
         )
         current: str | None = None
-        batch: list[dict[str, Any]] = []
+        batch: list[Payload] = []
         pending = writer.transaction()
         await pending.start()
         try:
@@ -831,7 +874,7 @@ async def _rebuild(
 
 
 async def _rebuild_stream(
-    conn: Connection, episode_id: str, batch: list[dict[str, Any]], failed: list[str]
+    conn: Connection, episode_id: str, batch: list[Payload], failed: list[str]
 ) -> int:
     folded, _ = await _fold_and_write(conn, episode_id, None, batch, prefix="rebuild_")
     if folded < len(batch):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from pydantic import ValidationError
 from domain_scenario import DAY, HOUR, SUPERVISOR, T0, Episode, catalog_with, types
 
 from domain import commands as c
@@ -64,3 +65,31 @@ class TestThresholdsFromTheProgram:
 
     def test_explicit_tick_command_id_is_kept(self) -> None:
         assert c.Tick(command_id="timer-7", now=T0).command_id == "timer-7"
+
+
+class TestReplace:
+    """`replace` stands in for `model_copy(update=...)` on every fold."""
+
+    def test_a_replaced_state_is_what_model_copy_makes(self) -> None:
+        state = Episode().in_program().session("s1", T0 + DAY).state
+        changes = {"version": state.version + 1, "sessions": state.sessions[:0]}
+        replaced, copied = state.replace(**changes), state.model_copy(update=changes)
+        assert replaced == copied
+        assert replaced.model_fields_set == copied.model_fields_set
+        assert replaced.model_dump(mode="json") == copied.model_dump(mode="json")
+        assert hash(replaced.sessions) == hash(copied.sessions)
+
+    def test_the_original_is_left_as_it_was(self) -> None:
+        state = Episode().in_program().state
+        before = state.model_dump()
+        replaced = state.replace(stage=state.stage.__class__.DISCHARGED)
+        assert state.model_dump() == before
+        assert replaced.stage != state.stage
+
+    def test_the_copy_is_frozen_too(self) -> None:
+        session = Episode().in_program().session("s1", T0 + DAY).state.sessions[0]
+        replaced = session.replace(cancelled=True)
+        assert replaced.cancelled and not session.cancelled
+        with pytest.raises(ValidationError, match="frozen"):
+            replaced.cancelled = False  # type: ignore[misc]
+        assert hash(replaced) != hash(session)
