@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from pydantic import ValidationError
 from domain_scenario import DAY, HOUR, SUPERVISOR, T0, Episode, catalog_with, types
+from pydantic import ValidationError
 
 from domain import commands as c
 from domain.deadlines import pending_deadlines
@@ -89,7 +89,8 @@ class TestReplace:
     def test_the_copy_is_frozen_too(self) -> None:
         session = Episode().in_program().session("s1", T0 + DAY).state.sessions[0]
         replaced = session.replace(cancelled=True)
-        assert replaced.cancelled and not session.cancelled
+        assert replaced.cancelled
+        assert not session.cancelled
         with pytest.raises(ValidationError, match="frozen"):
             replaced.cancelled = False  # type: ignore[misc]
         assert hash(replaced) != hash(session)
