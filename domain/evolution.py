@@ -427,4 +427,8 @@ def evolve_event(state: EpisodeState | None, event: ev.EventBase) -> EpisodeStat
     if state is None:
         raise ValueError(f"{type(event).__name__} before the referral: stream is corrupt")
     evolved = _EVOLVERS[type(event)](state, event)
-    return evolved.replace(version=event.seq)
+    if evolved is state:
+        return state.replace(version=event.seq)
+    # Every other evolver returns a state it has just made, that nothing else holds yet:
+    # it takes the event's seq there, rather than in a second copy of all its fields.
+    return evolved.stamped(event.seq)

@@ -255,6 +255,13 @@ class EpisodeState(_Frozen):
             return 0
         return max((task.level for task in self.tasks if task.is_open), default=0)
 
+    def stamped(self, version: int) -> Self:
+        """This state, set in place to `version`: only for a state the fold has just
+        made and nothing else holds yet (`evolution.evolve_event`)."""
+        self.__dict__["version"] = version
+        self.__pydantic_fields_set__.add("version")
+        return self
+
     def session(self, session_id: str) -> Session | None:
         return next((s for s in self.sessions if s.session_id == session_id), None)
 

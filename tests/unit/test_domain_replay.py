@@ -9,6 +9,7 @@ from pydantic import ValidationError
 from domain import commands as c
 from domain.deadlines import pending_deadlines
 from domain.decider import evolve, fold
+from domain.vocabulary import ConsentScope, RecipientKind
 
 
 class TestFold:
@@ -94,3 +95,43 @@ class TestReplace:
         with pytest.raises(ValidationError, match="frozen"):
             replaced.cancelled = False  # type: ignore[misc]
         assert hash(replaced) != hash(session)
+
+
+class TestEvolveLeavesItsInput:
+    def test_no_state_given_to_evolve_changes_whatever_the_event(self) -> None:
+        history = Episode().in_aftercare().reassessed_after_relapse().history
+        state = None
+        for event in history:
+            before = None if state is None else (state.model_dump(), set(state.model_fields_set))
+            after = evolve(state, event)
+            assert after.version == event.seq
+            if state is not None:
+                assert (state.model_dump(), set(state.model_fields_set)) == before
+                assert after is not state
+            state = after
+
+    def test_an_event_that_changes_nothing_else_still_moves_the_version_on_a_copy(self) -> None:
+        ep = Episode().in_program()
+        ep.run(
+            ep.make(
+                c.RecordConsent,
+                consent_id="k1",
+                recipient_ref="mother",
+                recipient_kind=RecipientKind.FAMILY,
+                scopes=(ConsentScope.ATTENDANCE,),
+                expires_at=T0 + 90 * DAY,
+            )
+        )
+        state = ep.state
+        (party,) = ep.run(
+            ep.make(
+                c.NotifyParty,
+                recipient_ref="mother",
+                recipient_kind=RecipientKind.FAMILY,
+                scope=ConsentScope.ATTENDANCE,
+            )
+        )
+        assert party.type == "party_notified"
+        moved = evolve(state, party)
+        assert (moved.version, state.version) == (party.seq, party.seq - 1)
+        assert moved.model_copy(update={"version": state.version}) == state
