@@ -11,6 +11,9 @@ Each scenario runs REPEATS times on each side, alternating, and reports the medi
 A run appends for RUN_S seconds and counts only the appends answered after its first
 WARMUP_S (a steady-state window, so the projector's work behind the appends is inside it).
 
+With 8 writers, a third side runs CarePath's appends with no projector running (`alone`),
+for context: what the store itself sustains, the projector's share of the machine apart.
+
 Projection lag: for every CarePath append, the time from its answer until the read models
 include its last event (`projection_lag_p50_ms`, `_p99_ms`, measured under each load),
 looked at every 20 ms by a watch that reads each event's transaction id once (`_LagWatch`).
@@ -39,7 +42,7 @@ from store.checkpoints import take_checkpoint
 from store.db import Connection, Pool, create_pool
 from store.event_store import EventStore
 from store.migrations import migrate
-from store.projections import rebuild_projections, running_projector
+from store.projections import Projector, rebuild_projections, running_projector
 from store.verification import verify_all
 from testing.keys import CHAIN_KEY
 from testing.sample_streams import episode_events
@@ -199,22 +202,32 @@ async def run() -> dict[str, float]:
             assert result.position is not None
             lag.appended(result.position)
 
+        async def alone(episode_id: str, events: list[Event]) -> None:
+            await store.append(episode_id, events)
+
         for streams in (1, 8):
             for batch in (1, BATCH):
                 name = f"{streams}x{batch}"
-                rates: dict[str, list[float]] = {"raw": [], "carepath": []}
+                # With several writers, also CarePath's appends with no projector
+                # running (`alone`, context): what the store itself sustains. Its events
+                # are folded after the run, untimed, so the next run starts level.
+                order: list[tuple[str, Appender]] = [("raw", raw), ("carepath", carepath)]
+                if streams > 1:
+                    order.append(("alone", alone))
+                rates: dict[str, list[float]] = {label: [] for label, _ in order}
                 lags: list[float] = []
                 for repeat in range(REPEATS):
-                    # Alternate the two (the order flipping each time) so drift on the
+                    # Alternate the sides (the order flipping each time) so drift on the
                     # machine affects them alike; each reports its median run.
-                    order = [("raw", raw), ("carepath", carepath)]
                     for label, appender in order if repeat % 2 == 0 else order[::-1]:
                         data = _supply(templates, f"{label}-{name}-{repeat}", MAX_RATE[batch])
-                        if label == "raw":
+                        if label != "carepath":
                             with _set_aside(data):
                                 rates[label].append(
                                     await _throughput(data, streams, batch, appender)
                                 )
+                            if label == "alone":
+                                await Projector(pool).catch_up()
                             continue
                         async with running_projector(pool, listen_dsn=url), lag.watching():
                             with _set_aside(data):
@@ -323,8 +336,16 @@ def report(figures: dict[str, float]) -> None:
                 f"  {label:<39}{raw:>12,.0f}{full:>11,.0f}{full / raw:>7.2f}x"
                 f"{figures[f'projection_lag_p99_ms_{name}']:>8.0f}ms"
             )
+    for batch in (1, BATCH):
+        name = f"8x{batch}"
+        if f"alone_{name}" in figures:
+            label = "8 streams, " + ("single" if batch == 1 else f"batches of {batch}")
+            label += ", no projector"
+            raw, alone = figures[f"raw_{name}"], figures[f"alone_{name}"]
+            print(f"  {label:<39}{raw:>12,.0f}{alone:>11,.0f}{alone / raw:>7.2f}x")
     print("  (ratio = CarePath throughput / raw INSERT throughput; lag = append answered ->")
-    print("   its event in the read models, with the projector running alongside)")
+    print("   its event in the read models, with the projector running alongside but in the")
+    print("   'no projector' rows: the store's appends alone, for context)")
     print(
         f"verification (chain + signed checkpoint, all streams): "
         f"{figures['verify_events_per_s']:,.0f} events/s over {figures['verify_events']:,.0f} events"

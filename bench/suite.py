@@ -37,8 +37,9 @@ def append_figures(raw: Mapping[str, float | str]) -> Figures:
     """bench.event_store's figures under the keys the table and the JSON name.
 
     The module reports `raw_<streams>x<batch>` and `carepath_<streams>x<batch>` in
-    events/s; the ratios are CarePath over raw INSERT (higher is better). Figures that
-    already carry the new names are kept as they are.
+    events/s, and with several writers `alone_<streams>x<batch>` (CarePath's appends with
+    no projector running: the `_alone` names); the ratios are CarePath over raw INSERT
+    (higher is better). Figures that already carry the new names are kept as they are.
     """
     out: Figures = dict(raw)
     scenarios = {
@@ -48,12 +49,15 @@ def append_figures(raw: Mapping[str, float | str]) -> Figures:
         "append_8streams_batch10": "8x10",
     }
     for name, scenario in scenarios.items():
-        raw_rate, ours = raw.get(f"raw_{scenario}"), raw.get(f"carepath_{scenario}")
-        if not isinstance(raw_rate, int | float) or not isinstance(ours, int | float):
-            continue
-        out.setdefault(f"{name}_raw_events_per_s", float(raw_rate))
-        out.setdefault(f"{name}_events_per_s", float(ours))
-        out.setdefault(f"{name}_ratio", float(ours) / float(raw_rate) if raw_rate else 0.0)
+        # CarePath with its projector alongside; then its appends alone (context).
+        for suffix, side in (("", "carepath"), ("_alone", "alone")):
+            raw_rate, ours = raw.get(f"raw_{scenario}"), raw.get(f"{side}_{scenario}")
+            if not isinstance(raw_rate, int | float) or not isinstance(ours, int | float):
+                continue
+            key = f"{name}{suffix}"
+            out.setdefault(f"{key}_raw_events_per_s", float(raw_rate))
+            out.setdefault(f"{key}_events_per_s", float(ours))
+            out.setdefault(f"{key}_ratio", float(ours) / float(raw_rate) if raw_rate else 0.0)
     return out
 
 
@@ -74,6 +78,16 @@ EVENT_STORE_ROWS = (
     _append_row("append, 1 stream, batches of 10", "append_batch10", "≥ 0.7x"),
     _append_row("append, 8 streams, single events", "append_8streams_single", "≥ 0.5x"),
     _append_row("append, 8 streams, batches of 10", "append_8streams_batch10", "≥ 0.7x"),
+    _append_row(
+        "append, 8 streams, single events, no projector running",
+        "append_8streams_single_alone",
+        "(context)",
+    ),
+    _append_row(
+        "append, 8 streams, batches of 10, no projector running",
+        "append_8streams_batch10_alone",
+        "(context)",
+    ),
     Row(
         measure="projection lag under the 8-stream load, p99",
         value="projection_lag_p99_ms",

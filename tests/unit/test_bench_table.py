@@ -44,6 +44,8 @@ EVENT_STORE = {
     }.items()
     for who, rate in (("raw", raw), ("carepath", ours), ("bare", ours))
 }
+# With several writers, CarePath's appends with no projector running (context).
+EVENT_STORE |= {"alone_8x1": 2700.0, "alone_8x10": 11000.0}
 
 
 def _latencies() -> dict[str, list[float]]:
@@ -92,6 +94,19 @@ def test_given_event_store_figures_when_adapted_then_each_append_ratio_is_carepa
     assert adapted["append_8streams_single_ratio"] == 0.5
     assert adapted["append_8streams_batch10_ratio"] == 0.7
     assert adapted["append_single_raw_events_per_s"] == 1000.0
+
+
+def test_given_the_appends_alone_when_adapted_then_they_get_ratios_of_their_own() -> None:
+    adapted = append_figures(EVENT_STORE)
+
+    assert adapted["append_8streams_single_alone_ratio"] == 0.9
+    assert adapted["append_8streams_batch10_alone_ratio"] == 1.1
+    assert adapted["append_8streams_batch10_ratio"] == 0.7
+    assert "append_single_alone_ratio" not in adapted
+    lines = table([(EVENT_STORE_ROWS, adapted, "not measured")]).splitlines()
+    alone = next(line for line in lines if "batches of 10, no projector" in line)
+    assert "1.10x" in alone
+    assert "(context)" in alone
 
 
 def test_given_figures_when_the_table_is_rendered_then_it_has_a_header_and_one_row_per_measure() -> (
