@@ -46,6 +46,7 @@ from store.projections import Projector, rebuild_projections, running_projector
 from store.verification import verify_all
 from testing.keys import CHAIN_KEY
 from testing.sample_streams import episode_events
+from workers.heap import set_aside_live_objects
 
 SESSIONS = 60  # about 170 events per stream
 # Each run appends for RUN_S seconds and counts the events of the appends answered after
@@ -135,7 +136,7 @@ def _supply(templates: list[list[Event]], prefix: str, rate: int) -> dict[str, l
 
 
 @contextlib.contextmanager
-def _set_aside(_streams: dict[str, list[Event]]) -> Iterator[None]:
+def _set_aside() -> Iterator[None]:
     """Keep a run's input streams (made just before it: up to 120k events) out of the
     garbage collector's way while it runs.
 
@@ -143,9 +144,9 @@ def _set_aside(_streams: dict[str, list[Event]]) -> Iterator[None]:
     walks them all: about 150 ms, in the middle of the run, charged to whichever side
     allocates enough to set one off (CarePath, whose projector folds in the same
     process). They belong to the benchmark, not to the store it measures. Frozen
-    (`gc.freeze`) for the run, they are handed back to the collector after it."""
-    gc.collect()
-    gc.freeze()
+    (`gc.freeze`, as the worker does its starting objects) for the run, they are handed
+    back to the collector after it."""
+    set_aside_live_objects()
     try:
         yield
     finally:
@@ -222,7 +223,7 @@ async def run() -> dict[str, float]:
                     for label, appender in order if repeat % 2 == 0 else order[::-1]:
                         data = _supply(templates, f"{label}-{name}-{repeat}", MAX_RATE[batch])
                         if label != "carepath":
-                            with _set_aside(data):
+                            with _set_aside():
                                 rates[label].append(
                                     await _throughput(data, streams, batch, appender)
                                 )
@@ -230,7 +231,7 @@ async def run() -> dict[str, float]:
                                 await Projector(pool).catch_up()
                             continue
                         async with running_projector(pool, listen_dsn=url), lag.watching():
-                            with _set_aside(data):
+                            with _set_aside():
                                 rates[label].append(
                                     await _throughput(data, streams, batch, appender)
                                 )

@@ -26,7 +26,7 @@ from store.migrations import migrate
 from store.projections import running_projector
 from workers.checkpoints import checkpoint_schedule
 from workers.errors import StartupError
-from workers.heap import set_aside_startup_objects
+from workers.heap import set_aside_live_objects
 from workers.metrics import metrics_server, sdk_metrics_runtime
 from workers.payload_codec import EncryptionCodec, payload_keyring
 from workers.settings import Settings
@@ -98,7 +98,7 @@ async def _run_worker(settings: Settings, tracing: Tracing | None) -> int:
             sandboxed=settings.workflow_sandbox,
         )
         stop = _stop_on_signals()
-        log.info("startup_objects_set_aside", objects=set_aside_startup_objects())
+        log.info("startup_objects_set_aside", objects=set_aside_live_objects())
         async with (
             metrics_server(
                 settings.worker_metrics_host,
@@ -137,7 +137,7 @@ async def _run_api(
     try:
         server = api_server(runtime, settings.api_host, settings.api_port, authenticator)
         stop = _stop_on_signals()
-        log.info("startup_objects_set_aside", objects=set_aside_startup_objects())
+        log.info("startup_objects_set_aside", objects=set_aside_live_objects())
         serve = asyncio.create_task(server.serve())
         await asyncio.wait(
             {serve, asyncio.create_task(stop.wait())}, return_when=asyncio.FIRST_COMPLETED

@@ -41,7 +41,7 @@ import structlog
 
 from domain.deadlines import next_deadline, pending_deadlines
 from domain.decider import evolve
-from domain.events import Event, load_event, load_event_json
+from domain.events import Event, load_event_json
 from domain.state import EpisodeState
 from domain.vocabulary import Stage
 from domain.weeks import tally, weeks_so_far
@@ -78,9 +78,6 @@ READ_MODELS: dict[str, str] = {
 }
 
 Progress = Callable[[int, int], None]
-# A stored event as the projector reads it: its JSON text (what it selects: parsed and
-# validated in one pass, `load_event_json`) or the decoded document.
-Payload = str | dict[str, Any]
 
 
 @dataclass(frozen=True)
@@ -96,42 +93,36 @@ async def _fold(
     conn: Connection,
     episode_id: str,
     state: EpisodeState | None,
-    events: Iterable[Event | Payload],
+    payloads: Iterable[str],
     prefix: str = "",
 ) -> tuple[int, EpisodeState | None, Event | None]:
-    """Fold `events` (domain events, or stored payloads as JSON text or decoded) onto
-    `state`; return how many folded, the state reached and the last event folded. An
-    event that does not fold is recorded in `{prefix}projection_failures` and ends the
-    fold."""
+    """Fold stored payloads, as their JSON text (parsed and validated in one pass:
+    `load_event_json`), onto `state`; return how many folded, the state reached and the
+    last event folded. An event that does not fold is recorded in
+    `{prefix}projection_failures` and ends the fold."""
     last: Event | None = None
     folded = 0
-    for item in events:
+    for payload in payloads:
         try:
-            if isinstance(item, str):
-                event = load_event_json(item)
-            else:
-                event = load_event(item) if isinstance(item, dict) else item
+            event = load_event_json(payload)
             state = evolve(state, event)
         # Any failure to fold is recorded, never raised: the append it belongs to is the
         # audit record and must not be refused because a read model cannot follow it.
         except Exception as exc:
-            await _record_failure(conn, episode_id, _seq_of(item), exc, prefix)
+            await _record_failure(conn, episode_id, _seq_of(payload), exc, prefix)
             break
         last = event
         folded += 1
     return folded, state, last
 
 
-def _seq_of(item: Event | Payload) -> int:
-    """The seq an event or a stored payload names, for the record of a failed fold (0
-    if a payload names none)."""
-    if not isinstance(item, str | dict):
-        return item.seq
+def _seq_of(payload: str) -> int:
+    """The seq a stored payload names, for the record of a failed fold (0 if none)."""
     try:
-        payload = json.loads(item) if isinstance(item, str) else item
+        document = json.loads(payload)
     except ValueError:
         return 0
-    seq = payload.get("seq", 0) if isinstance(payload, dict) else 0
+    seq = document.get("seq", 0) if isinstance(document, dict) else 0
     return seq if isinstance(seq, int) else 0
 
 
@@ -139,12 +130,12 @@ async def _fold_and_write(
     conn: Connection,
     episode_id: str,
     state: EpisodeState | None,
-    events: Iterable[Event | Payload],
+    payloads: Iterable[str],
     prefix: str = "",
 ) -> tuple[int, EpisodeState | None]:
-    """Fold `events` onto `state` and write the read models (those whose table names
+    """Fold `payloads` onto `state` and write the read models (those whose table names
     start with `prefix`); return how many events folded and the state written."""
-    folded, state, last = await _fold(conn, episode_id, state, events, prefix)
+    folded, state, last = await _fold(conn, episode_id, state, payloads, prefix)
     if state is not None and last is not None:
         rows = read_model_rows(state, last.occurred_at)
         if prefix:
@@ -520,7 +511,8 @@ class Projector:
 
         A stream folded on from this projector's own last state sends only the rows that
         changed since, and the keys of those gone (`_changes`): most events change a row
-        or two of two or three tables. Any other sends every table whole. The state goes with them only when `_snapshot_due`."""
+        or two of two or three tables. Any other sends every table whole. The state goes
+        with them only when a snapshot is due."""
         folded: dict[str, _Folded] = {}
         docs: list[tuple[str, int, str]] = []
         for episode_id, events in streams.items():
@@ -587,7 +579,7 @@ class Projector:
 
     async def _start_of(
         self, conn: Connection, episode_id: str, rows: list[Any], snapshot: Any
-    ) -> tuple[EpisodeState | None, list[Payload]] | None:
+    ) -> tuple[EpisodeState | None, list[str]] | None:
         """The state to fold `rows` onto and the payloads to fold, or None if the stream
         is parked or already folded past them."""
         if snapshot["failed"]:
@@ -606,7 +598,7 @@ class Projector:
             state, base = cached.state, cached.version
         if version is not None and base < version < first and snapshot["state"] is not None:
             state, base = EpisodeState.model_validate(snapshot["state"]), version
-        pending: list[Payload] = [row["payload"] for row in rows]
+        pending: list[str] = [row["payload"] for row in rows]
         if base < first - 1:
             # The events between: the snapshot is written only now and then (and a stream
             # stored before the read models existed has none).
@@ -744,7 +736,7 @@ async def running_projector(pool: Pool, listen_dsn: str | None = None) -> AsyncI
 
 
 async def _fold_into(
-    conn: Connection, episode_id: str, state: EpisodeState | None, pending: list[Payload]
+    conn: Connection, episode_id: str, state: EpisodeState | None, pending: list[str]
 ) -> EpisodeState | None:
     """Fold and write; the state reached, or None if some event did not fold."""
     folded, reached = await _fold_and_write(conn, episode_id, state, pending)
@@ -836,7 +828,7 @@ async def _rebuild(
             prefetch=2000,
         )
         current: str | None = None
-        batch: list[Payload] = []
+        batch: list[str] = []
         pending = writer.transaction()
         await pending.start()
         try:
@@ -874,7 +866,7 @@ async def _rebuild(
 
 
 async def _rebuild_stream(
-    conn: Connection, episode_id: str, batch: list[Payload], failed: list[str]
+    conn: Connection, episode_id: str, batch: list[str], failed: list[str]
 ) -> int:
     folded, _ = await _fold_and_write(conn, episode_id, None, batch, prefix="rebuild_")
     if folded < len(batch):

@@ -14,10 +14,10 @@ from __future__ import annotations
 import gc
 
 
-def set_aside_startup_objects() -> int:
-    """Collect what starting left behind, then move every object alive now out of the
-    collector's sight (later cycles among new objects are collected as before); how many
-    objects were set aside."""
+def set_aside_live_objects() -> int:
+    """Collect what is garbage now (what starting left behind), then move every object
+    alive now out of the collector's sight (later cycles among new objects are collected
+    as before; `gc.unfreeze` hands them back); how many objects were set aside."""
     gc.collect()
     gc.freeze()
     return gc.get_freeze_count()

@@ -1,5 +1,5 @@
 """A long-running role's starting objects, set aside from the garbage collector
-(`workers.heap.set_aside_startup_objects`)."""
+(`workers.heap.set_aside_live_objects`)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from workers.heap import set_aside_startup_objects
+from workers.heap import set_aside_live_objects
 
 
 class Node:
@@ -28,7 +28,7 @@ def test_what_starting_left_behind_is_collected_before_the_rest_is_set_aside() -
     gone = weakref.ref(left_behind)
     del left_behind
 
-    set_aside_startup_objects()
+    set_aside_live_objects()
 
     assert gone() is None
 
@@ -36,14 +36,14 @@ def test_what_starting_left_behind_is_collected_before_the_rest_is_set_aside() -
 def test_the_objects_alive_at_start_are_set_aside_and_counted() -> None:
     kept = Node()
 
-    count = set_aside_startup_objects()
+    count = set_aside_live_objects()
 
     assert count == gc.get_freeze_count() > 0
     assert not any(obj is kept for obj in gc.get_objects())
 
 
 def test_cycles_made_afterwards_are_still_collected() -> None:
-    set_aside_startup_objects()
+    set_aside_live_objects()
     later = Node()
     gone = weakref.ref(later)
     del later
