@@ -186,6 +186,8 @@ async def run() -> dict[str, float]:
     figures: dict[str, float] = {}
     async with _database() as (pool, url):
         store = EventStore(pool, chain_key=CHAIN_KEY)
+        # As in the worker: the projector folds the events the store beside it wrote.
+        recent = store.keep_recent_events()
         lag = _LagWatch(pool)
         templates = [episode_events(f"template-{i}", sessions=SESSIONS) for i in range(TEMPLATES)]
 
@@ -228,9 +230,12 @@ async def run() -> dict[str, float]:
                                     await _throughput(data, streams, batch, appender)
                                 )
                             if label == "alone":
-                                await Projector(pool).catch_up()
+                                await Projector(pool, recent=recent).catch_up()
                             continue
-                        async with running_projector(pool, listen_dsn=url), lag.watching():
+                        async with (
+                            running_projector(pool, listen_dsn=url, recent=recent),
+                            lag.watching(),
+                        ):
                             with _set_aside():
                                 rates[label].append(
                                     await _throughput(data, streams, batch, appender)

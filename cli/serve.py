@@ -108,7 +108,12 @@ async def _run_worker(settings: Settings, tracing: Tracing | None) -> int:
             ) as metrics_url,
             worker,
             checkpoint_schedule(settings, runtime.pool),
-            running_projector(runtime.pool, listen_dsn=_database_url(settings)),
+            running_projector(
+                runtime.pool,
+                listen_dsn=_database_url(settings),
+                # The append activity's store hands its batches to the projector beside it.
+                recent=runtime.store.keep_recent_events(),
+            ),
         ):
             log.info("worker_started", task_queue=runtime.task_queue, metrics=metrics_url)
             await stop.wait()

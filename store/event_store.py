@@ -51,6 +51,7 @@ from store.chain_seal import load_seal
 from store.db import Connection, Pool
 from store.errors import AppendConflict, DatabaseUnavailable, StoreRefused
 from store.metrics import APPEND_BATCH_EVENTS, APPEND_SECONDS
+from store.recent import RecentEvents
 from store.records import AppendResult, CommandKey, StoredEvent
 
 COLUMNS = (
@@ -154,6 +155,9 @@ class EventStore:
             raise ValueError("the event store needs a non-empty chain key")
         self._pool = pool
         self._chain_key = chain_key
+        # Where each written batch is handed to a projector in this process, once one
+        # shares it (`keep_recent_events`).
+        self._recent: RecentEvents | None = None
         # episode id -> (seq, hash) of its head after this store's last append to it.
         self._heads: OrderedDict[str, tuple[int, str]] = OrderedDict()
 
@@ -161,6 +165,18 @@ class EventStore:
     def pool(self) -> Pool:
         """The pool this store uses (shared with the notification ledger and checkpoints)."""
         return self._pool
+
+    @property
+    def recent(self) -> RecentEvents | None:
+        """The events this store hands to a projector beside it, if it does."""
+        return self._recent
+
+    def keep_recent_events(self) -> RecentEvents:
+        """Hand every batch written from now on to a `RecentEvents` (created on the first
+        call), for a projector in this process (`Projector(recent=)`)."""
+        if self._recent is None:
+            self._recent = RecentEvents()
+        return self._recent
 
     @property
     def chain_key(self) -> bytes:
@@ -299,6 +315,8 @@ class EventStore:
             prior = await _command_events(conn, episode_id, command)
             return AppendResult(episode_id, 0, 0, head_seq, head_hash, applied_before=prior)
         written = int(row["written"])
+        if self._recent is not None and events:
+            self._recent.add(episode_id, events)
         return AppendResult(
             episode_id,
             written=written,

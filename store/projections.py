@@ -49,6 +49,7 @@ from store.background import in_background
 from store.db import CONNECT_TIMEOUT_S, Connection, Pool
 from store.errors import ProjectionBehind, RebuildRunning, UnknownPosition
 from store.metrics import observe_projection_lag
+from store.recent import RecentEvents
 
 log = structlog.get_logger("carepath.projections")
 
@@ -93,18 +94,19 @@ async def _fold(
     conn: Connection,
     episode_id: str,
     state: EpisodeState | None,
-    payloads: Iterable[str],
+    payloads: Iterable[str | Event],
     prefix: str = "",
 ) -> tuple[int, EpisodeState | None, Event | None]:
-    """Fold stored payloads, as their JSON text (parsed and validated in one pass:
-    `load_event_json`), onto `state`; return how many folded, the state reached and the
-    last event folded. An event that does not fold is recorded in
-    `{prefix}projection_failures` and ends the fold."""
+    """Fold stored events onto `state`: each as its stored JSON text (parsed and validated
+    in one pass: `load_event_json`), or as the event the store in this process wrote
+    (`store.recent`). Return how many folded, the state reached and the last event
+    folded. An event that does not fold is recorded in `{prefix}projection_failures` and
+    ends the fold."""
     last: Event | None = None
     folded = 0
     for payload in payloads:
         try:
-            event = load_event_json(payload)
+            event = load_event_json(payload) if isinstance(payload, str) else payload
             state = evolve(state, event)
         # Any failure to fold is recorded, never raised: the append it belongs to is the
         # audit record and must not be refused because a read model cannot follow it.
@@ -116,8 +118,10 @@ async def _fold(
     return folded, state, last
 
 
-def _seq_of(payload: str) -> int:
+def _seq_of(payload: str | Event) -> int:
     """The seq a stored payload names, for the record of a failed fold (0 if none)."""
+    if not isinstance(payload, str):
+        return payload.seq
     try:
         document = json.loads(payload)
     except ValueError:
@@ -130,7 +134,7 @@ async def _fold_and_write(
     conn: Connection,
     episode_id: str,
     state: EpisodeState | None,
-    payloads: Iterable[str],
+    payloads: Iterable[str | Event],
     prefix: str = "",
 ) -> tuple[int, EpisodeState | None]:
     """Fold `payloads` onto `state` and write the read models (those whose table names
@@ -242,6 +246,19 @@ _NEXT_SAFE_EVENTS = (
         columns="e.episode_id, e.seq, e.payload, e.tx, e.position, e.recorded_at", limit="$2"
     )
     + " ORDER BY e.tx, e.position"
+)
+# The same events without their payloads, for a projector that holds most of them already
+# (`store.recent`); it reads the payloads of the others by position (`_PAYLOADS_AT`).
+_NEXT_SAFE_KEYS = (
+    "SELECT e.episode_id, e.seq, e.tx::text AS tx_id, e.position, "
+    "e.recorded_at, t.position AS tracked "
+    + _SAFE_AFTER_TRACKING.format(
+        columns="e.episode_id, e.seq, e.tx, e.position, e.recorded_at", limit="$2"
+    )
+    + " ORDER BY e.tx, e.position"
+)
+_PAYLOADS_AT = (
+    "SELECT position, payload::text AS payload FROM events WHERE position = ANY($1::bigint[])"
 )
 _MOVE_TRACKING = (
     "UPDATE projection_tracking SET tx = $2::text::xid8, position = $3, updated_at = now() "
@@ -377,10 +394,18 @@ class Projector:
     """
 
     def __init__(
-        self, pool: Pool, *, batch: int = PROJECTOR_BATCH, cache_size: int = 10_000
+        self,
+        pool: Pool,
+        *,
+        batch: int = PROJECTOR_BATCH,
+        cache_size: int = 10_000,
+        recent: RecentEvents | None = None,
     ) -> None:
         self._pool = pool
         self._batch = batch
+        # The events an event store in this process wrote lately, if it shares them: those
+        # are folded as they are instead of read back (store.recent).
+        self._recent = recent
         self._cache_size = cache_size
         self._states: OrderedDict[str, _Folded] = OrderedDict()
         # States evicted from `_states` before their snapshot was written.
@@ -406,7 +431,11 @@ class Projector:
                     "SELECT pg_try_advisory_xact_lock($1)", PROJECTOR_LOCK_KEY
                 ):
                     return None
-                rows = await conn.fetch(_NEXT_SAFE_EVENTS, TRACKING_NAME, self._batch)
+                rows = await conn.fetch(
+                    _NEXT_SAFE_EVENTS if self._recent is None else _NEXT_SAFE_KEYS,
+                    TRACKING_NAME,
+                    self._batch,
+                )
                 if not rows:
                     return 0
                 if rows[0]["tracked"] != self._tracked:
@@ -414,6 +443,7 @@ class Projector:
                 streams: dict[str, list[Any]] = {}
                 for row in rows:
                     streams.setdefault(row["episode_id"], []).append(row)
+                events = await self._events_of(conn, rows)
                 # A stored state is sent only when `_start_of` would fold from it: it is
                 # older than the first new event and newer than the state this projector
                 # holds in memory for the stream (if that one is older than the first new
@@ -438,9 +468,9 @@ class Projector:
                 }
                 try:
                     async with conn.transaction():
-                        folded = await self._fold_batch(conn, streams, snapshots)
+                        folded = await self._fold_batch(conn, streams, events, snapshots)
                 except asyncpg.PostgresError:
-                    folded = await self._fold_one_by_one(conn, streams, snapshots)
+                    folded = await self._fold_one_by_one(conn, streams, events, snapshots)
                 await conn.execute(
                     _MOVE_TRACKING, TRACKING_NAME, rows[-1]["tx_id"], rows[-1]["position"]
                 )
@@ -500,12 +530,39 @@ class Projector:
         self._evicted.clear()
         return len(unsaved)
 
+    async def _events_of(self, conn: Connection, rows: list[Any]) -> dict[str, list[str | Event]]:
+        """Each stream's events in `rows`, in order: as their stored JSON text, or, for a
+        projector sharing the store's recent events, as held there (the payloads of the
+        others read back in one statement)."""
+        events: dict[str, list[str | Event]] = {}
+        if self._recent is None:
+            for row in rows:
+                events.setdefault(row["episode_id"], []).append(row["payload"])
+            return events
+        take = self._recent.take
+        held = [take(row["episode_id"], row["seq"]) for row in rows]
+        missing = [row["position"] for row, event in zip(rows, held, strict=True) if event is None]
+        stored: dict[int, str] = {}
+        if missing:
+            stored = {
+                row["position"]: row["payload"] for row in await conn.fetch(_PAYLOADS_AT, missing)
+            }
+        for row, event in zip(rows, held, strict=True):
+            events.setdefault(row["episode_id"], []).append(
+                event if event is not None else stored[row["position"]]
+            )
+        return events
+
     def _cached_version(self, episode_id: str) -> int | None:
         cached = self._states.get(episode_id)
         return None if cached is None else cached.version
 
     async def _fold_batch(
-        self, conn: Connection, streams: dict[str, list[Any]], snapshots: dict[str, Any]
+        self,
+        conn: Connection,
+        streams: dict[str, list[Any]],
+        events: dict[str, list[str | Event]],
+        snapshots: dict[str, Any],
     ) -> dict[str, _Folded]:
         """Fold every stream, then write all their read models in one statement.
 
@@ -515,16 +572,16 @@ class Projector:
         with them only when a snapshot is due."""
         folded: dict[str, _Folded] = {}
         docs: list[tuple[str, int, str]] = []
-        for episode_id, events in streams.items():
+        for episode_id, keys in streams.items():
             snapshot = snapshots[episode_id]
-            start = await self._start_of(conn, episode_id, events, snapshot)
+            start = await self._start_of(conn, episode_id, keys, events[episode_id], snapshot)
             if start is None:
                 continue
             state, pending = start
             before = self._states.get(episode_id) if state is not None else None
             known = (
                 before.digests
-                if before is not None and before.state is state and len(pending) == len(events)
+                if before is not None and before.state is state and len(pending) == len(keys)
                 else None
             )
             start_facts = _snapshot_facts(state)
@@ -558,30 +615,41 @@ class Projector:
         return folded
 
     async def _fold_one_by_one(
-        self, conn: Connection, streams: dict[str, list[Any]], snapshots: dict[str, Any]
+        self,
+        conn: Connection,
+        streams: dict[str, list[Any]],
+        events: dict[str, list[str | Event]],
+        snapshots: dict[str, Any],
     ) -> dict[str, _Folded]:
         """Fold and write each stream under its own savepoint: a stream whose rows
         PostgreSQL refuses is parked, not the batch."""
         folded: dict[str, _Folded] = {}
-        for episode_id, events in streams.items():
+        for episode_id, rows in streams.items():
             try:
                 async with conn.transaction():
-                    start = await self._start_of(conn, episode_id, events, snapshots[episode_id])
+                    start = await self._start_of(
+                        conn, episode_id, rows, events[episode_id], snapshots[episode_id]
+                    )
                     if start is None:
                         continue
                     state = await _fold_into(conn, episode_id, *start)
             except asyncpg.PostgresError as exc:
-                await _record_failure(conn, episode_id, events[0]["seq"], exc)
+                await _record_failure(conn, episode_id, rows[0]["seq"], exc)
                 continue
             if state is not None:
                 folded[episode_id] = _Folded(state.version, state, stored=state.version)
         return folded
 
     async def _start_of(
-        self, conn: Connection, episode_id: str, rows: list[Any], snapshot: Any
-    ) -> tuple[EpisodeState | None, list[str]] | None:
-        """The state to fold `rows` onto and the payloads to fold, or None if the stream
-        is parked or already folded past them."""
+        self,
+        conn: Connection,
+        episode_id: str,
+        rows: list[Any],
+        events: list[str | Event],
+        snapshot: Any,
+    ) -> tuple[EpisodeState | None, list[str | Event]] | None:
+        """The state to fold `rows` (whose events are `events`) onto and the events to
+        fold, or None if the stream is parked or already folded past them."""
         if snapshot["failed"]:
             return None
         first, last = rows[0]["seq"], rows[-1]["seq"]
@@ -598,7 +666,7 @@ class Projector:
             state, base = cached.state, cached.version
         if version is not None and base < version < first and snapshot["state"] is not None:
             state, base = EpisodeState.model_validate(snapshot["state"]), version
-        pending: list[str] = [row["payload"] for row in rows]
+        pending = events
         if base < first - 1:
             # The events between: the snapshot is written only now and then (and a stream
             # stored before the read models existed has none).
@@ -722,10 +790,14 @@ class Wakeups:
 
 
 @contextlib.asynccontextmanager
-async def running_projector(pool: Pool, listen_dsn: str | None = None) -> AsyncIterator[Projector]:
+async def running_projector(
+    pool: Pool, listen_dsn: str | None = None, recent: RecentEvents | None = None
+) -> AsyncIterator[Projector]:
     """A projector folding new events in the background for as long as the block runs;
-    with `listen_dsn`, it listens there for readers waiting for their own change."""
-    projector = Projector(pool)
+    with `listen_dsn`, it listens there for readers waiting for their own change; with
+    `recent`, it folds the events an event store in this process wrote as they are
+    (`store.recent`)."""
+    projector = Projector(pool, recent=recent)
     wakeups = Wakeups(listen_dsn) if listen_dsn is not None else None
     try:
         async with in_background(projector.run(wakeups), "projector"):
@@ -736,7 +808,7 @@ async def running_projector(pool: Pool, listen_dsn: str | None = None) -> AsyncI
 
 
 async def _fold_into(
-    conn: Connection, episode_id: str, state: EpisodeState | None, pending: list[str]
+    conn: Connection, episode_id: str, state: EpisodeState | None, pending: list[str | Event]
 ) -> EpisodeState | None:
     """Fold and write; the state reached, or None if some event did not fold."""
     folded, reached = await _fold_and_write(conn, episode_id, state, pending)

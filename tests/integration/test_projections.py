@@ -15,7 +15,7 @@ from domain.vocabulary import AttendanceStatus
 from programs import load_catalog
 from store import EventStore, projections
 from store.db import Pool
-from store.errors import RebuildRunning
+from store.errors import AppendConflict, RebuildRunning
 from store.projections import (
     REBUILD_LOCK_KEY,
     Projector,
@@ -601,6 +601,76 @@ class TestChangedRowsOnly:
         live = await read_models(db_pool)
         await rebuild_projections(db_pool)
         assert await read_models(db_pool) == live
+
+
+class TestRecentEvents:
+    """A projector folding the events the store in its own process wrote (`store.recent`)."""
+
+    async def test_given_a_projector_sharing_the_stores_recent_events_when_episodes_change_then_the_read_models_equal_a_rebuild_from_scratch(
+        self, db_pool: Pool
+    ) -> None:
+        store = EventStore(db_pool, chain_key=CHAIN_KEY)
+        recent = store.keep_recent_events()
+        # Another process's appends: the projector holds none of them and reads them back.
+        elsewhere = EventStore(db_pool, chain_key=CHAIN_KEY)
+        ongoing = episode_events("ep-1", sessions=9)
+        ongoing += correction_of(ongoing, "ep-1", "s2")
+        streams = {
+            "ep-1": ongoing,
+            "ep-2": episode_events("ep-2", sessions=7, discharge=True),
+            "ep-3": episode_events("ep-3", sessions=4, clinician="kim.clinician"),
+        }
+        projector = Projector(db_pool, recent=recent)
+        for start in range(0, max(len(e) for e in streams.values()), 4):
+            for n, (episode_id, events) in enumerate(streams.items()):
+                if chunk := events[start : start + 4]:
+                    await store.append(episode_id, chunk[:1])
+                    writer = elsewhere if (start + n) % 3 == 0 else store
+                    if chunk[1:]:
+                        await writer.append(episode_id, chunk[1:])
+                    await projector.catch_up()
+        live = await read_models(db_pool)
+
+        await rebuild_projections(db_pool)
+
+        assert await read_models(db_pool) == live
+        assert [r["last_seq"] for r in live["episode_summary"]] == [
+            len(e) for e in streams.values()
+        ]
+        # Every event it held was taken, none left behind.
+        assert len(recent) == 0
+
+    async def test_given_a_held_event_when_the_projector_folds_its_seq_then_it_folds_the_held_one_and_reads_back_the_rest(
+        self, db_pool: Pool
+    ) -> None:
+        events = episode_events("ep-1", sessions=1)
+        store = EventStore(db_pool, chain_key=CHAIN_KEY)
+        await store.append("ep-1", events)
+        recent = store.keep_recent_events()
+        # What the projector holds for seq 1 is folded as held: its payload is not read.
+        referral = events[0]
+        recent.add("ep-1", [referral.model_copy(update={"client_ref": "MRN-HELD"})])
+
+        await Projector(db_pool, recent=recent).catch_up()
+
+        summary = (await read_models(db_pool))["episode_summary"]
+        assert [(r["client_ref"], r["last_seq"]) for r in summary] == [("MRN-HELD", len(events))]
+
+    async def test_given_a_store_keeping_recent_events_when_an_append_is_refused_or_only_looks_up_then_nothing_is_handed_over(
+        self, db_pool: Pool
+    ) -> None:
+        events = episode_events("ep-1", sessions=1)
+        store = EventStore(db_pool, chain_key=CHAIN_KEY)
+        recent = store.keep_recent_events()
+        await store.append("ep-1", events[:2])
+        assert [recent.take("ep-1", e.seq) for e in events[:2]] == events[:2]
+
+        with pytest.raises(AppendConflict):
+            await store.append("ep-1", [events[2].model_copy(update={"seq": 5})])
+        await store.append("ep-1", [])
+
+        assert len(recent) == 0
+        assert store.keep_recent_events() is recent
 
 
 def test_sample_streams_are_deterministic() -> None:
