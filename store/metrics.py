@@ -7,6 +7,9 @@ ever becomes a label value, so nothing here can name a person.
 from __future__ import annotations
 
 import asyncio
+import bisect
+import math
+from collections import Counter
 from collections.abc import Iterable
 from datetime import UTC, datetime
 
@@ -47,8 +50,35 @@ _OPEN_TASKS_BY_LEVEL = (
 def observe_projection_lag(recorded: Iterable[datetime], now: datetime | None = None) -> None:
     """One lag observation per folded event, measured against `now` (default: the clock)."""
     moment = now or datetime.now(UTC)
-    for recorded_at in recorded:
-        PROJECTION_LAG_SECONDS.observe(max((moment - recorded_at).total_seconds(), 0.0))
+    observe_all(
+        PROJECTION_LAG_SECONDS,
+        [max((moment - recorded_at).total_seconds(), 0.0) for recorded_at in recorded],
+    )
+
+
+def observe_all(histogram: Histogram, amounts: list[float]) -> None:
+    """Observe each of `amounts` in `histogram` (one without labels), as `observe` would
+    one by one, but with one increment per bucket they fall in and one of the sum.
+
+    A projector step observes up to 2,000 lags; one by one, each took two locked
+    increments and a walk along the buckets, a tenth of the projector's time with 8
+    writers busy. The bucket of an amount is the first whose upper bound is at least
+    the amount, as `Histogram.observe` finds it (its internal counts are per bucket;
+    the exposition sums them up to each bound)."""
+    if not amounts:
+        return
+    bounds = getattr(histogram, "_upper_bounds", None)
+    buckets = getattr(histogram, "_buckets", None)
+    total = getattr(histogram, "_sum", None)
+    if (
+        bounds is None or buckets is None or total is None
+    ):  # pragma: no cover - another prometheus_client
+        for amount in amounts:
+            histogram.observe(amount)
+        return
+    total.inc(math.fsum(amounts))
+    for index, count in Counter(bisect.bisect_left(bounds, a) for a in amounts).items():
+        buckets[index].inc(count)
 
 
 async def refresh_open_tasks(pool: Pool, timeout: float = 2.0) -> bool:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 from fastapi.exceptions import RequestValidationError
-from prometheus_client import REGISTRY
+from prometheus_client import REGISTRY, CollectorRegistry, Histogram
 from structlog.testing import capture_logs
 from temporalio.testing import ActivityEnvironment
 
@@ -22,7 +22,7 @@ from activities.notifications import Notification, NotificationActivities
 from api.metrics import measured_command, problem_of
 from api.problems import ProblemError
 from store.errors import DatabaseUnavailable
-from store.metrics import observe_projection_lag
+from store.metrics import observe_all, observe_projection_lag
 from testing.sample_streams import episode_events
 from workflows.client import CommandRejected
 from workflows.messages import NotifyInput
@@ -103,6 +103,38 @@ class TestProjectionLag:
 
         assert value("carepath_projection_lag_seconds_count") == count + 2
         assert value("carepath_projection_lag_seconds_sum") == pytest.approx(total + 2.0)
+
+    def test_given_many_amounts_when_observed_at_once_then_the_histogram_equals_one_observed_one_by_one(
+        self,
+    ) -> None:
+        buckets = (0.01, 0.25, 1.0, 60.0)
+        # On a bound, between bounds, below the first and above the last.
+        amounts = [0.0, 0.01, 0.0100001, 0.2, 0.25, 0.25, 0.9, 1.0, 59.0, 61.0, 500.0]
+        at_once, one_by_one = CollectorRegistry(), CollectorRegistry()
+        first = Histogram("lag_seconds", "lag", buckets=buckets, registry=at_once)
+        second = Histogram("lag_seconds", "lag", buckets=buckets, registry=one_by_one)
+
+        observe_all(first, amounts)
+        observe_all(first, [])
+        for amount in amounts:
+            second.observe(amount)
+
+        def samples(registry: CollectorRegistry) -> dict[tuple[str, str], float]:
+            return {
+                (s.name, s.labels.get("le", "")): s.value
+                for family in registry.collect()
+                for s in family.samples
+                if not s.name.endswith("_created")
+            }
+
+        expected = samples(one_by_one)
+        got = samples(at_once)
+        assert got.pop(("lag_seconds_sum", "")) == pytest.approx(
+            expected.pop(("lag_seconds_sum", ""))
+        )
+        assert got == expected
+        assert expected[("lag_seconds_bucket", "0.25")] == 6
+        assert expected[("lag_seconds_count", "")] == len(amounts)
 
 
 class _Response:
