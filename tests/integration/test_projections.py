@@ -543,18 +543,36 @@ async def row_versions(pool: Pool, table: str, key: str) -> dict[object, str]:
     return {row["key"]: row["written_by"] for row in rows}
 
 
+def changing_streams() -> dict[str, list[Event]]:
+    """Three episodes that go through a sequence of changes: sessions added, attended and
+    corrected; tasks opened, escalated and resolved; deadlines met; a discharge."""
+    ongoing = episode_events("ep-1", sessions=9)
+    ongoing += correction_of(ongoing, "ep-1", "s2")
+    return {
+        "ep-1": ongoing,
+        "ep-2": episode_events("ep-2", sessions=7, discharge=True),
+        "ep-3": episode_events("ep-3", sessions=4, clinician="kim.clinician"),
+    }
+
+
+async def assert_a_rebuild_gives_the_same(
+    pool: Pool, streams: dict[str, list[Event]]
+) -> dict[str, list[dict[str, object]]]:
+    """Rebuild from scratch and check the read models are those the projector wrote, at
+    each stream's last event; those read models."""
+    live = await read_models(pool)
+    await rebuild_projections(pool)
+    assert await read_models(pool) == live
+    assert [r["last_seq"] for r in live["episode_summary"]] == [len(e) for e in streams.values()]
+    return live
+
+
 class TestChangedRowsOnly:
     async def test_given_a_running_projector_when_episodes_go_through_a_sequence_of_changes_then_the_read_models_equal_a_rebuild_from_scratch(
         self, db_pool: Pool
     ) -> None:
         store = EventStore(db_pool, chain_key=CHAIN_KEY)
-        ongoing = episode_events("ep-1", sessions=9)
-        ongoing += correction_of(ongoing, "ep-1", "s2")
-        streams = {
-            "ep-1": ongoing,
-            "ep-2": episode_events("ep-2", sessions=7, discharge=True),
-            "ep-3": episode_events("ep-3", sessions=4, clinician="kim.clinician"),
-        }
+        streams = changing_streams()
         projector = Projector(db_pool)  # one projector throughout, as in a worker
         # Single events and small batches, interleaved: sessions added, attended, corrected;
         # tasks opened, escalated and resolved; deadlines met; a discharge emptying rows.
@@ -566,14 +584,9 @@ class TestChangedRowsOnly:
                     if chunk[1:]:
                         await store.append(episode_id, chunk[1:])
                         await projector.catch_up()
-        live = await read_models(db_pool)
 
-        await rebuild_projections(db_pool)
+        live = await assert_a_rebuild_gives_the_same(db_pool, streams)
 
-        assert await read_models(db_pool) == live
-        assert [r["last_seq"] for r in live["episode_summary"]] == [
-            len(e) for e in streams.values()
-        ]
         assert {r["episode_id"] for r in live["console_sessions"]} == {"ep-1", "ep-3"}
 
     async def test_given_a_running_projector_when_one_sessions_attendance_is_corrected_then_only_that_sessions_rows_are_rewritten(
@@ -613,13 +626,7 @@ class TestRecentEvents:
         recent = store.keep_recent_events()
         # Another process's appends: the projector holds none of them and reads them back.
         elsewhere = EventStore(db_pool, chain_key=CHAIN_KEY)
-        ongoing = episode_events("ep-1", sessions=9)
-        ongoing += correction_of(ongoing, "ep-1", "s2")
-        streams = {
-            "ep-1": ongoing,
-            "ep-2": episode_events("ep-2", sessions=7, discharge=True),
-            "ep-3": episode_events("ep-3", sessions=4, clinician="kim.clinician"),
-        }
+        streams = changing_streams()
         projector = Projector(db_pool, recent=recent)
         for start in range(0, max(len(e) for e in streams.values()), 4):
             for n, (episode_id, events) in enumerate(streams.items()):
@@ -629,14 +636,8 @@ class TestRecentEvents:
                     if chunk[1:]:
                         await writer.append(episode_id, chunk[1:])
                     await projector.catch_up()
-        live = await read_models(db_pool)
 
-        await rebuild_projections(db_pool)
-
-        assert await read_models(db_pool) == live
-        assert [r["last_seq"] for r in live["episode_summary"]] == [
-            len(e) for e in streams.values()
-        ]
+        await assert_a_rebuild_gives_the_same(db_pool, streams)
         # Every event it held was taken, none left behind.
         assert len(recent) == 0
 
