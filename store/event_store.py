@@ -166,11 +166,6 @@ class EventStore:
         """The pool this store uses (shared with the notification ledger and checkpoints)."""
         return self._pool
 
-    @property
-    def recent(self) -> RecentEvents | None:
-        """The events this store hands to a projector beside it, if it does."""
-        return self._recent
-
     def keep_recent_events(self) -> RecentEvents:
         """Hand every batch written from now on to a `RecentEvents` (created on the first
         call), for a projector in this process (`Projector(recent=)`)."""

@@ -120,7 +120,8 @@ async def _fold(
 
 
 def _seq_of(payload: str | Event) -> int:
-    """The seq a stored payload names, for the record of a failed fold (0 if none)."""
+    """The seq of an event, or the one a stored payload names, for the record of a failed
+    fold (0 if it names none)."""
     if not isinstance(payload, str):
         return payload.seq
     try:
@@ -445,7 +446,7 @@ class Projector:
                 streams: dict[str, list[Any]] = {}
                 for row in rows:
                     streams.setdefault(row["episode_id"], []).append(row)
-                events = await self._events_of(conn, rows)
+                events = await self._events_of(conn, streams)
                 # A stored state is sent only when `_start_of` would fold from it: it is
                 # older than the first new event and newer than the state this projector
                 # holds in memory for the stream (if that one is older than the first new
@@ -532,28 +533,39 @@ class Projector:
         self._evicted.clear()
         return len(unsaved)
 
-    async def _events_of(self, conn: Connection, rows: list[Any]) -> dict[str, list[str | Event]]:
-        """Each stream's events in `rows`, in order: as their stored JSON text, or, for a
-        projector sharing the store's recent events, as held there (the payloads of the
+    async def _events_of(
+        self, conn: Connection, streams: dict[str, list[Any]]
+    ) -> dict[str, list[str | Event]]:
+        """The events of each stream's `rows`, in order: as their stored JSON text, or, for
+        a projector sharing the store's recent events, as held there (the payloads of the
         others read back in one statement)."""
-        events: dict[str, list[str | Event]] = {}
         if self._recent is None:
-            for row in rows:
-                events.setdefault(row["episode_id"], []).append(row["payload"])
-            return events
+            return {
+                episode_id: [row["payload"] for row in rows] for episode_id, rows in streams.items()
+            }
         take = self._recent.take
-        held = [take(row["episode_id"], row["seq"]) for row in rows]
-        missing = [row["position"] for row, event in zip(rows, held, strict=True) if event is None]
+        held = {
+            episode_id: [take(episode_id, row["seq"]) for row in rows]
+            for episode_id, rows in streams.items()
+        }
+        missing = [
+            row["position"]
+            for episode_id, rows in streams.items()
+            for row, event in zip(rows, held[episode_id], strict=True)
+            if event is None
+        ]
         stored: dict[int, str] = {}
         if missing:
             stored = {
                 row["position"]: row["payload"] for row in await conn.fetch(_PAYLOADS_AT, missing)
             }
-        for row, event in zip(rows, held, strict=True):
-            events.setdefault(row["episode_id"], []).append(
+        return {
+            episode_id: [
                 event if event is not None else stored[row["position"]]
-            )
-        return events
+                for row, event in zip(rows, held[episode_id], strict=True)
+            ]
+            for episode_id, rows in streams.items()
+        }
 
     def _cached_version(self, episode_id: str) -> int | None:
         cached = self._states.get(episode_id)
