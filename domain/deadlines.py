@@ -18,7 +18,8 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Generic, TypeVar
+from enum import Enum
+from typing import Any, Generic, Literal, TypeVar
 
 from domain import events as ev
 from domain.emitter import Emitter
@@ -344,12 +345,21 @@ def next_deadline(state: EpisodeState | None) -> datetime | None:
     return min((at for at in moments if at is not None), default=None)
 
 
-def visibility(state: EpisodeState) -> dict[str, Any]:
-    """The values of the workflow's search attributes for this episode."""
+class _Unset(Enum):
+    """`visibility` was not given the next deadline (None is one: nothing is due)."""
+
+    UNSET = "unset"
+
+
+def visibility(
+    state: EpisodeState, next_at: datetime | Literal[_Unset.UNSET] | None = _Unset.UNSET
+) -> dict[str, Any]:
+    """The values of the workflow's search attributes for this episode; `next_at` is its
+    `next_deadline(state)` when the caller already has it."""
     return {
         "stage": state.stage.value,
         "program_id": state.program_id,
         "primary_clinician": state.primary_clinician,
         "escalation_level": state.escalation_level,
-        "next_deadline": next_deadline(state),
+        "next_deadline": next_deadline(state) if next_at is _Unset.UNSET else next_at,
     }

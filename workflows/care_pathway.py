@@ -33,6 +33,7 @@ from functools import partial
 from typing import Any
 
 from temporalio import workflow
+from temporalio.api.common.v1 import Payload
 from temporalio.common import RawValue, RetryPolicy, SearchAttributeKey, SearchAttributeUpdate
 from temporalio.exceptions import (
     ActivityError,
@@ -175,6 +176,12 @@ class CarePathwayWorkflow:
         # The validator's decision, for the handler that runs right after it in the same
         # workflow task (`_decide`): it would otherwise be worked out twice per command.
         self._validated: _Decision | None = None
+        # The request a named command's validator accepted, with the payload it was
+        # decoded from, for the handler that runs next on that payload (`named_command`).
+        self._accepted: tuple[Payload, CommandRequest] | None = None
+        # The next deadline of one state: the search attributes and the timer both ask
+        # for it after every change (`_next_deadline`).
+        self._deadline_of: tuple[EpisodeState, datetime | None] | None = None
         # The command ids applied to this episode: this run's in full (including those
         # whose events were found already stored, see `_apply`), earlier runs' as a filter.
         self._ledger = CommandLedger(inp.applied_commands)
@@ -240,7 +247,7 @@ class CarePathwayWorkflow:
         (most of them): only a moved deadline cancels the timer and starts a new one.
         """
         seen = state.version
-        deadline = next_deadline(state)
+        deadline = self._next_deadline(state)
         if deadline != self._timer_deadline:
             if self._timer is not None:
                 self._timer.cancel()
@@ -300,12 +307,21 @@ class CarePathwayWorkflow:
     @workflow.update(dynamic=True)
     async def named_command(self, name: str, args: Sequence[RawValue]) -> CommandResult:
         """A staff command sent under its own type's name (`record_attendance`, ...), so
-        the history names each command; applied exactly as through `command`."""
+        the history names each command; applied exactly as through `command`.
+
+        The SDK hands the handler the payload its validator was given, so the request
+        the validator accepted is taken as it is rather than decoded again; a handler
+        without one (on replay, where validators do not run) decodes its own."""
+        accepted, self._accepted = self._accepted, None
+        if accepted is not None and len(args) == 1 and args[0].payload is accepted[0]:
+            return await self._answer(accepted[1])
         return await self._answer(_named_request(name, args))
 
     @named_command.validator
     def _validate_named_command(self, name: str, args: Sequence[RawValue]) -> None:
-        self._validate_command(_named_request(name, args))
+        request = _named_request(name, args)
+        self._validate_command(request)
+        self._accepted = (args[0].payload, request)
 
     @command.validator
     def _validate_command(self, request: CommandRequest) -> None:
@@ -636,8 +652,16 @@ class CarePathwayWorkflow:
             or info.get_current_history_length() >= self._history_event_limit
         )
 
+    def _next_deadline(self, state: EpisodeState) -> datetime | None:
+        """`next_deadline(state)`, worked out once for each state this run holds."""
+        known = self._deadline_of
+        if known is None or known[0] is not state:
+            known = self._deadline_of = (state, next_deadline(state))
+        return known[1]
+
     def _publish_visibility(self) -> None:
-        values = visibility(self._current())
+        state = self._current()
+        values = visibility(state, self._next_deadline(state))
         updates: list[SearchAttributeUpdate[Any]] = []
         for key, value in (
             (STAGE, values["stage"]),

@@ -225,6 +225,17 @@ class TestVisibility:
         assert visibility(ep.s)["escalation_level"] == 0
         assert visibility(ep.s)["stage"] == "discharged"
 
+    def test_given_the_next_deadline_already_worked_out_then_the_attributes_are_the_same(
+        self,
+    ) -> None:
+        ep = Episode().in_program().session("s1", S1)
+        ep.tick(S1 + 4 * HOUR)
+        given = visibility(ep.s, next_deadline(ep.s))
+
+        assert given == visibility(ep.s)
+        assert given["next_deadline"] is not None
+        assert visibility(ep.s, None)["next_deadline"] is None
+
     def test_search_attributes_before_a_plan_have_no_clinician(self) -> None:
         attributes = visibility(Episode().referred().s)
         assert attributes["primary_clinician"] is None

@@ -1,5 +1,6 @@
 """A command is decided once when nothing changed between its validator and its handler,
-and decided again when something did."""
+and decided again when something did; its request is decoded once, and the next deadline
+of the state it leads to is worked out once."""
 
 from __future__ import annotations
 
@@ -7,12 +8,14 @@ import contextlib
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
+from types import ModuleType
 from typing import Any
 
 import pytest
 from temporalio.client import Client
 
 from domain import commands as c
+from domain import deadlines
 from domain.decider import DecisionContext
 from domain.events import Event
 from domain.state import EpisodeState
@@ -42,6 +45,21 @@ def decided(monkeypatch: pytest.MonkeyPatch) -> list[str]:
         return real(state, command, ctx)
 
     monkeypatch.setattr(care_pathway, "decide", counting)
+    return calls
+
+
+def _counted(monkeypatch: pytest.MonkeyPatch, name: str, *modules: ModuleType) -> list[Any]:
+    """The first argument of every call to `<name>` made through the workflow's module (or
+    through each of `modules`)."""
+    calls: list[Any] = []
+    for module in modules or (care_pathway,):
+        real = getattr(module, name)
+
+        def counting(*args: Any, real: Any = real) -> Any:
+            calls.append(args[0])
+            return real(*args)
+
+        monkeypatch.setattr(module, name, counting)
     return calls
 
 
@@ -83,6 +101,32 @@ async def test_given_a_refused_command_when_it_is_sent_then_only_the_validator_d
             await episodes.send(episode_id, again)
 
     assert decided == [again.command_id]
+
+
+async def test_given_a_command_sent_under_its_name_when_it_is_applied_then_its_request_is_decoded_once(
+    client: Client, store: EventStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ids = samples.CommandIds("decoded")
+    async with _admitted_episode(client, store, ids) as (episodes, episode_id, referred_at):
+        decoded = _counted(monkeypatch, "_named_request")
+        command = samples.session(ids, "s1", referred_at + timedelta(days=1), hours=2)
+        result = await episodes.send(episode_id, command)
+
+    assert [e.type for e in result.events] == ["session_scheduled"]
+    assert decoded == [command.type]
+
+
+async def test_given_a_command_when_it_is_applied_then_the_next_deadline_is_worked_out_once(
+    client: Client, store: EventStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ids = samples.CommandIds("deadline")
+    async with _admitted_episode(client, store, ids) as (episodes, episode_id, referred_at):
+        asked = _counted(monkeypatch, "next_deadline", care_pathway, deadlines)
+        command = samples.session(ids, "s1", referred_at + timedelta(days=1), hours=2)
+        result = await episodes.send(episode_id, command)
+
+    # For the state the command led to, once for the search attributes and the timer.
+    assert [state.version for state in asked] == [result.version]
 
 
 def _decision() -> tuple[_Decision, c.Command, EpisodeState, DecisionContext]:
