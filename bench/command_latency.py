@@ -24,6 +24,14 @@ API capacity. The HTTP apps, their callers and the clients share this process, s
 CPU time per HTTP call (`<who>_http_cpu_ms_<n>`: CarePath's API, or the minimal endpoint,
 plus the HTTP client calling it) bounds what one API replica serves per core.
 
+Where the CPU goes. Around every batch of calls the benchmark also reads the CPU time of
+the other processes of the stack, by part (`<who>_<path>_cpu_<part>_ms_<n>`, per call):
+the two worker processes together (`workers`: the idle one's background work counts for
+both sides alike), the Temporal dev server (`temporal`) and PostgreSQL with its backends
+(`postgres`), beside this process's own (`callers`); `<who>_<path>_stack_cpu_ms_<n>` is
+their sum. With ten callers the two cores are busy, so each call's p50 follows what the
+whole stack spends on it.
+
 With 10 callers each caller has its own episode and its own bare workflow (Temporal runs
 one workflow's updates one at a time, so one shared bare workflow would make the baseline
 queue where CarePath's episodes do not). Calls go in rounds: every caller makes each of
@@ -49,6 +57,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 import httpx
+import psutil  # type: ignore[import-untyped]
 import uvicorn
 import yaml
 from fastapi import FastAPI
@@ -71,6 +80,14 @@ PATHS = ("client", "http")
 # (rounds at 1 caller, rounds at 10 callers, warm-up rounds), by BENCH_SCALE.
 PLANS = {"small": (100, 20, 5), "full": (500, 100, 20)}
 GOAL = "≤ 1.5x (bar 2x)"
+# The parts of the stack whose CPU time each call is charged with (`StackCpu`), and this
+# process's own (`callers`: the callers, their clients and, on the HTTP path, the apps).
+STACK_PARTS = {
+    "workers": "the worker processes",
+    "temporal": "the Temporal server",
+    "postgres": "PostgreSQL",
+    "callers": "the callers and their clients",
+}
 TOKEN = "bench-token-clinician-7d1e"
 SESSION_STEP = timedelta(hours=6)
 # A caller moves to a fresh episode after this many sessions (between rounds, unmeasured):
@@ -108,6 +125,7 @@ def _rows() -> tuple[Row, ...]:
                     goal="(context)",
                 )
             )
+    rows.extend(_stack_cpu_rows())
     rows.append(
         Row(
             measure="CPU of the API and its callers per command (HTTP, 10 callers)",
@@ -120,7 +138,90 @@ def _rows() -> tuple[Row, ...]:
     return tuple(rows)
 
 
+def _stack_cpu_rows() -> list[Row]:
+    """What every process of the stack spends per call at 10 callers: the whole, against
+    the bare update and the local-activity floor, then each part (client level)."""
+    rows = []
+    for path, what, baseline in (
+        ("client", "client level", "bare update"),
+        ("http", "HTTP", "bare update behind FastAPI"),
+    ):
+        rows.append(
+            Row(
+                measure=f"CPU of every process per command, {what}, 10 callers",
+                baseline=baseline,
+                baseline_value=f"bare_{path}_stack_cpu_ms_10",
+                value=f"command_{path}_stack_cpu_ms_10",
+                goal="(context)",
+            )
+        )
+    rows.append(
+        Row(
+            measure="CPU of every process per command over the local-activity floor, "
+            "client level, 10 callers",
+            baseline="bare update + no-op local activity",
+            baseline_value="floor_client_stack_cpu_ms_10",
+            value="command_client_stack_cpu_ms_10",
+            goal="(context)",
+        )
+    )
+    for part, named in STACK_PARTS.items():
+        rows.append(
+            Row(
+                measure=f"CPU per command, client level, 10 callers: {named}",
+                baseline="bare update",
+                baseline_value=f"bare_client_cpu_{part}_ms_10",
+                value=f"command_client_cpu_{part}_ms_10",
+                goal="(context)",
+            )
+        )
+    return rows
+
+
 ROWS = _rows()
+
+
+class StackCpu:
+    """The CPU time (s) spent so far by the stack's other processes, by part: the worker
+    processes, the Temporal dev server (a child of this process) and PostgreSQL (its
+    postmaster and every process it started). A backend that exits between two readings
+    takes its time with it, so PostgreSQL's share is a floor."""
+
+    def __init__(self, workers: list[psutil.Process], postgres_pid: int | None) -> None:
+        self._workers = workers
+        self._temporal = [
+            child
+            for child in psutil.Process().children(recursive=True)
+            if "start-dev" in " ".join(_cmdline(child))
+        ]
+        self._postgres = psutil.Process(postgres_pid) if postgres_pid is not None else None
+
+    def read(self) -> dict[str, float]:
+        postgres: list[psutil.Process] = []
+        if self._postgres is not None:
+            with contextlib.suppress(psutil.Error):
+                postgres = [self._postgres, *self._postgres.children(recursive=True)]
+        return {
+            "workers": _cpu_seconds(self._workers),
+            "temporal": _cpu_seconds(self._temporal),
+            "postgres": _cpu_seconds(postgres),
+        }
+
+
+def _cmdline(process: psutil.Process) -> list[str]:
+    try:
+        return list(process.cmdline())
+    except psutil.Error:
+        return []
+
+
+def _cpu_seconds(processes: list[psutil.Process]) -> float:
+    total = 0.0
+    for process in processes:
+        with contextlib.suppress(psutil.Error):
+            spent = process.cpu_times()
+            total += spent.user + spent.system
+    return total
 
 
 @dataclass
@@ -218,21 +319,28 @@ async def _measure(
     renew: Call,
     rounds: int,
     warmup: int,
+    stack_cpu: StackCpu | None = None,
 ) -> dict[str, list[float]]:
     """Latencies (ms) of `rounds` rounds in which every lane makes each of `calls` in turn
     (the order rotates each round), all lanes at once; `renew` runs on every lane between
-    rounds, unmeasured."""
+    rounds, unmeasured. Each batch's CPU per call goes in `<label>_<name>_cpu` (this
+    process) and, with `stack_cpu`, `<label>_<name>_cpu_<part>` (the others)."""
     times: dict[str, list[float]] = {f"{label}_{name}": [] for label in calls}
     order = list(calls.items())
     for i in range(warmup + rounds):
         await asyncio.gather(*(renew(lane) for lane in lanes))
         for label, call in order[i % len(order) :] + order[: i % len(order)]:
+            before = stack_cpu.read() if stack_cpu is not None else {}
             cpu = time.process_time()
             took = await asyncio.gather(*(_timed(call(lane)) for lane in lanes))
+            spent = (time.process_time() - cpu) * 1000 / len(lanes)
+            after = stack_cpu.read() if stack_cpu is not None else {}
             if i >= warmup:
                 times[f"{label}_{name}"].extend(took)
-                spent = (time.process_time() - cpu) * 1000 / len(lanes)
                 times.setdefault(f"{label}_{name}_cpu", []).append(spent)
+                for part, at in after.items():
+                    per_call = (at - before[part]) * 1000 / len(lanes)
+                    times.setdefault(f"{label}_{name}_cpu_{part}", []).append(per_call)
     return times
 
 
@@ -246,9 +354,10 @@ async def run(scale: str = "small") -> dict[str, float]:
         with tempfile.TemporaryDirectory(prefix="carepath-bench-command-") as tmp:
             app = api_app(client, store, queue, _authenticator(Path(tmp)))
             async with (
-                worker_process(s, queue, Path(tmp)),
-                worker_process(s, queue + "-bare", Path(tmp), command=BARE_WORKER),
+                worker_process(s, queue, Path(tmp)) as ours,
+                worker_process(s, queue + "-bare", Path(tmp), command=BARE_WORKER) as bare,
             ):
+                stack_cpu = StackCpu([ours, bare], s.postgres.pid)
                 episodes = EpisodeClient(client, queue)
                 lanes = {
                     path: [
@@ -325,6 +434,7 @@ async def run(scale: str = "small") -> dict[str, float]:
                                     functools.partial(_renew, episodes),
                                     rounds,
                                     warmup,
+                                    stack_cpu,
                                 )
                             )
                     # Why the append is a local activity: a bare update awaiting one no-op
@@ -347,11 +457,18 @@ def figures(times: dict[str, list[float]]) -> dict[str, float]:
     `command_<path>_p50_floor_ratio_<callers>` (CarePath over the local-activity floor)."""
     out: dict[str, float] = {}
     for series, values in times.items():
-        if series.endswith("_cpu"):
-            # This process's CPU per call (the callers, their clients, the HTTP apps).
-            who, _, rest = series.removesuffix("_cpu").partition("_")
+        head, _, part = series.partition("_cpu")
+        if _ == "_cpu":
+            # CPU per call: this process's (the callers, their clients, the HTTP apps),
+            # or, with a part named, another process's of the stack (`StackCpu`).
+            who, _, rest = head.partition("_")
             what, _, count = rest.rpartition("_")
-            out[f"{who}_{what}_cpu_ms_{count}"] = statistics.fmean(values)
+            part = part.removeprefix("_")
+            key = f"{who}_{what}_cpu_{part}_ms_{count}" if part else f"{who}_{what}_cpu_ms_{count}"
+            out[key] = statistics.fmean(values)
+            if part:
+                stack = f"{who}_{what}_stack_cpu_ms_{count}"
+                out[stack] = out.get(stack, 0.0) + out[key]
             continue
         who, _, rest = series.partition("_")
         what, _, count = rest.rpartition("_")
@@ -370,6 +487,13 @@ def figures(times: dict[str, list[float]]) -> dict[str, float]:
             )
             if ours is not None and floor:
                 out[f"command_{path}_p50_floor_ratio_{callers}"] = ours / floor
+            for who in ("bare", "floor", "command"):
+                # The callers' part of the whole is this process's own CPU per call.
+                stack = f"{who}_{path}_stack_cpu_ms_{callers}"
+                own = out.get(f"{who}_{path}_cpu_ms_{callers}")
+                if stack in out and own is not None:
+                    out[f"{who}_{path}_cpu_callers_ms_{callers}"] = own
+                    out[stack] += own
     return out
 
 

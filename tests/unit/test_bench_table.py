@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from bench import command_latency
 from bench.suite import (
     BENCHMARKS,
@@ -82,6 +84,35 @@ def test_given_every_benchmarks_figures_when_written_as_json_then_one_flat_objec
     assert all(isinstance(value, int | float | str) for value in document.values())
     assert document["command_client_p50_ratio_1"] == 1.5
     assert document["command_http_p99_ratio_10"] == 2.0
+
+
+def test_given_each_batchs_cpu_when_figured_then_every_part_and_their_sum_are_per_call() -> None:
+    times = {
+        **_latencies(),
+        "bare_client_10_cpu": [0.6, 0.8],
+        "bare_client_10_cpu_workers": [2.0, 2.0],
+        "bare_client_10_cpu_temporal": [2.5, 2.3],
+        "bare_client_10_cpu_postgres": [0.0, 0.2],
+        "command_client_10_cpu": [0.8, 1.0],
+        "command_client_10_cpu_workers": [3.0, 3.4],
+        "command_client_10_cpu_temporal": [3.1, 2.9],
+        "command_client_10_cpu_postgres": [0.3, 0.5],
+    }
+
+    out = command_latency.figures(times)
+
+    assert out["command_client_cpu_workers_ms_10"] == pytest.approx(3.2)
+    assert out["command_client_cpu_temporal_ms_10"] == pytest.approx(3.0)
+    assert out["command_client_cpu_postgres_ms_10"] == pytest.approx(0.4)
+    assert out["command_client_cpu_callers_ms_10"] == pytest.approx(0.9)
+    assert out["command_client_stack_cpu_ms_10"] == pytest.approx(7.5)
+    assert out["bare_client_stack_cpu_ms_10"] == pytest.approx(5.2)
+    assert "command_client_stack_cpu_ms_1" not in out
+    lines = table([(command_latency.ROWS, out, "not measured")]).splitlines()
+    whole = next(line for line in lines if "CPU of every process per command, client" in line)
+    assert "bare update, 5.2 ms" in whole
+    assert "7.5 ms" in whole
+    assert "1.44x" in whole
 
 
 def test_given_event_store_figures_when_adapted_then_each_append_ratio_is_carepath_over_raw_insert() -> (
