@@ -141,41 +141,43 @@ def _rows() -> tuple[Row, ...]:
 def _stack_cpu_rows() -> list[Row]:
     """What every process of the stack spends per call at 10 callers: the whole, against
     the bare update and the local-activity floor, then each part (client level)."""
-    rows = []
-    for path, what, baseline in (
-        ("client", "client level", "bare update"),
-        ("http", "HTTP", "bare update behind FastAPI"),
-    ):
-        rows.append(
-            Row(
-                measure=f"CPU of every process per command, {what}, 10 callers",
-                baseline=baseline,
-                baseline_value=f"bare_{path}_stack_cpu_ms_10",
-                value=f"command_{path}_stack_cpu_ms_10",
-                goal="(context)",
-            )
-        )
-    rows.append(
-        Row(
-            measure="CPU of every process per command over the local-activity floor, "
-            "client level, 10 callers",
-            baseline="bare update + no-op local activity",
-            baseline_value="floor_client_stack_cpu_ms_10",
-            value="command_client_stack_cpu_ms_10",
+
+    def context(measure: str, baseline: str, who: str, value: str) -> Row:
+        return Row(
+            measure=measure,
+            baseline=baseline,
+            baseline_value=f"{who}_{value}",
+            value=f"command_{value}",
             goal="(context)",
         )
-    )
-    for part, named in STACK_PARTS.items():
-        rows.append(
-            Row(
-                measure=f"CPU per command, client level, 10 callers: {named}",
-                baseline="bare update",
-                baseline_value=f"bare_client_cpu_{part}_ms_10",
-                value=f"command_client_cpu_{part}_ms_10",
-                goal="(context)",
+
+    every = "CPU of every process per command"
+    return [
+        context(
+            f"{every}, client level, 10 callers", "bare update", "bare", "client_stack_cpu_ms_10"
+        ),
+        context(
+            f"{every}, HTTP, 10 callers",
+            "bare update behind FastAPI",
+            "bare",
+            "http_stack_cpu_ms_10",
+        ),
+        context(
+            f"{every} over the local-activity floor, client level, 10 callers",
+            "bare update + no-op local activity",
+            "floor",
+            "client_stack_cpu_ms_10",
+        ),
+        *(
+            context(
+                f"CPU per command, client level, 10 callers: {named}",
+                "bare update",
+                "bare",
+                f"client_cpu_{part}_ms_10",
             )
-        )
-    return rows
+            for part, named in STACK_PARTS.items()
+        ),
+    ]
 
 
 ROWS = _rows()

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
 from types import ModuleType
 from typing import Any
@@ -28,6 +28,7 @@ from workers.worker import build_worker
 from workflows import care_pathway
 from workflows.care_pathway import _Decision
 from workflows.client import CommandRejected, EpisodeClient
+from workflows.messages import CommandResult
 
 CATALOG = load_catalog()
 NOW = datetime(2026, 3, 2, 9, tzinfo=UTC)
@@ -103,27 +104,39 @@ async def test_given_a_refused_command_when_it_is_sent_then_only_the_validator_d
     assert decided == [again.command_id]
 
 
+async def _one_session_counting(
+    client: Client, store: EventStore, tag: str, count: Callable[[], list[Any]]
+) -> tuple[c.Command, CommandResult, list[Any]]:
+    """One session scheduled on an admitted episode, with `count()` started just before
+    it: (the command, its result, what was counted)."""
+    ids = samples.CommandIds(tag)
+    async with _admitted_episode(client, store, ids) as (episodes, episode_id, referred_at):
+        counted = count()
+        command = samples.session(ids, "s1", referred_at + timedelta(days=1), hours=2)
+        result = await episodes.send(episode_id, command)
+    assert [e.type for e in result.events] == ["session_scheduled"]
+    return command, result, counted
+
+
 async def test_given_a_command_sent_under_its_name_when_it_is_applied_then_its_request_is_decoded_once(
     client: Client, store: EventStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    ids = samples.CommandIds("decoded")
-    async with _admitted_episode(client, store, ids) as (episodes, episode_id, referred_at):
-        decoded = _counted(monkeypatch, "_named_request")
-        command = samples.session(ids, "s1", referred_at + timedelta(days=1), hours=2)
-        result = await episodes.send(episode_id, command)
+    command, _, decoded = await _one_session_counting(
+        client, store, "decoded", lambda: _counted(monkeypatch, "_named_request")
+    )
 
-    assert [e.type for e in result.events] == ["session_scheduled"]
     assert decoded == [command.type]
 
 
 async def test_given_a_command_when_it_is_applied_then_the_next_deadline_is_worked_out_once(
     client: Client, store: EventStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    ids = samples.CommandIds("deadline")
-    async with _admitted_episode(client, store, ids) as (episodes, episode_id, referred_at):
-        asked = _counted(monkeypatch, "next_deadline", care_pathway, deadlines)
-        command = samples.session(ids, "s1", referred_at + timedelta(days=1), hours=2)
-        result = await episodes.send(episode_id, command)
+    _, result, asked = await _one_session_counting(
+        client,
+        store,
+        "deadline",
+        lambda: _counted(monkeypatch, "next_deadline", care_pathway, deadlines),
+    )
 
     # For the state the command led to, once for the search attributes and the timer.
     assert [state.version for state in asked] == [result.version]
