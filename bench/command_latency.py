@@ -47,6 +47,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import math
 import statistics
 import tempfile
 import time
@@ -459,18 +460,14 @@ def figures(times: dict[str, list[float]]) -> dict[str, float]:
     `command_<path>_p50_floor_ratio_<callers>` (CarePath over the local-activity floor)."""
     out: dict[str, float] = {}
     for series, values in times.items():
-        head, _, part = series.partition("_cpu")
-        if _ == "_cpu":
+        head, cpu, part = series.partition("_cpu")
+        if cpu:
             # CPU per call: this process's (the callers, their clients, the HTTP apps),
             # or, with a part named, another process's of the stack (`StackCpu`).
             who, _, rest = head.partition("_")
             what, _, count = rest.rpartition("_")
-            part = part.removeprefix("_")
-            key = f"{who}_{what}_cpu_{part}_ms_{count}" if part else f"{who}_{what}_cpu_ms_{count}"
-            out[key] = statistics.fmean(values)
-            if part:
-                stack = f"{who}_{what}_stack_cpu_ms_{count}"
-                out[stack] = out.get(stack, 0.0) + out[key]
+            spent = f"cpu{part}_ms"
+            out[f"{who}_{what}_{spent}_{count}"] = statistics.fmean(values)
             continue
         who, _, rest = series.partition("_")
         what, _, count = rest.rpartition("_")
@@ -490,12 +487,19 @@ def figures(times: dict[str, list[float]]) -> dict[str, float]:
             if ours is not None and floor:
                 out[f"command_{path}_p50_floor_ratio_{callers}"] = ours / floor
             for who in ("bare", "floor", "command"):
-                # The callers' part of the whole is this process's own CPU per call.
-                stack = f"{who}_{path}_stack_cpu_ms_{callers}"
+                # The whole: the other processes' parts, and this process's own CPU per
+                # call as the callers' part.
+                others = [
+                    out[key]
+                    for key in (
+                        f"{who}_{path}_cpu_{p}_ms_{callers}" for p in STACK_PARTS if p != "callers"
+                    )
+                    if key in out
+                ]
                 own = out.get(f"{who}_{path}_cpu_ms_{callers}")
-                if stack in out and own is not None:
+                if others and own is not None:
                     out[f"{who}_{path}_cpu_callers_ms_{callers}"] = own
-                    out[stack] += own
+                    out[f"{who}_{path}_stack_cpu_ms_{callers}"] = own + math.fsum(others)
     return out
 
 

@@ -544,27 +544,20 @@ class Projector:
                 episode_id: [row["payload"] for row in rows] for episode_id, rows in streams.items()
             }
         take = self._recent.take
-        held = {
-            episode_id: [take(episode_id, row["seq"]) for row in rows]
+        # Each event as held, or the position its payload is to be read back from.
+        held: dict[str, list[Event | int]] = {
+            episode_id: [take(episode_id, row["seq"]) or row["position"] for row in rows]
             for episode_id, rows in streams.items()
         }
-        missing = [
-            row["position"]
-            for episode_id, rows in streams.items()
-            for row, event in zip(rows, held[episode_id], strict=True)
-            if event is None
-        ]
+        missing = [at for events in held.values() for at in events if isinstance(at, int)]
         stored: dict[int, str] = {}
         if missing:
             stored = {
                 row["position"]: row["payload"] for row in await conn.fetch(_PAYLOADS_AT, missing)
             }
         return {
-            episode_id: [
-                event if event is not None else stored[row["position"]]
-                for row, event in zip(rows, held[episode_id], strict=True)
-            ]
-            for episode_id, rows in streams.items()
+            episode_id: [stored[at] if isinstance(at, int) else at for at in events]
+            for episode_id, events in held.items()
         }
 
     def _cached_version(self, episode_id: str) -> int | None:

@@ -4,7 +4,7 @@ A worker's append activity and its projector share one process: every event the
 projector folds was, a moment before, an `Event` the store wrote. Reading it back means
 PostgreSQL turning its `jsonb` into text and the projector parsing and validating that text
 again, about a tenth of the projector's work. With a `RecentEvents` shared between them
-(`EventStore(recent=)`, `Projector(recent=)`), the store hands over each batch it wrote,
+(`EventStore.keep_recent_events()`, `Projector(recent=)`), the store hands over each batch it wrote,
 and the projector takes an event from here when it has it, reading only the rest back.
 
 What is handed over is exactly what is stored. The store adds a batch only once its
