@@ -1,9 +1,9 @@
 """`python -m bench.bare_worker`: the baseline's worker, a process of its own.
 
 It runs `BareUpdateWorkflow` and its no-op activity on CAREPATH_TEMPORAL_TASK_QUEUE, with
-the data converter, workflow runner and event loop a CarePath worker uses (payloads sealed under
-CAREPATH_PAYLOAD_KEYS_FILE; the sandbox only if CAREPATH_WORKFLOW_SANDBOX says so), until
-SIGTERM. It is configured by the same `CAREPATH_*` variables as `carepath worker`, so the
+the data converter, workflow runner, activation executor (`workers.activations`) and event
+loop a CarePath worker uses (payloads sealed under CAREPATH_PAYLOAD_KEYS_FILE; the sandbox
+only if CAREPATH_WORKFLOW_SANDBOX says so), until SIGTERM. It is configured by the same `CAREPATH_*` variables as `carepath worker`, so the
 command benchmark can give each side a worker process of its own, as a deployment does,
 and compare like with like.
 """
@@ -16,6 +16,7 @@ import signal
 from temporalio.worker import Worker
 
 from bench.bare_workflow import BareUpdateWorkflow, noop
+from workers.activations import InlineActivations
 from workers.event_loop import run
 from workers.payload_codec import payload_keyring
 from workers.settings import Settings
@@ -40,6 +41,7 @@ async def main() -> None:
         workflows=[BareUpdateWorkflow],
         activities=[noop],
         workflow_runner=workflow_runner(settings.workflow_sandbox),
+        workflow_task_executor=InlineActivations(),
     ):
         await stop.wait()
 

@@ -15,6 +15,7 @@ from temporalio.client import Client, WorkflowHistory
 from temporalio.converter import DataConverter
 from temporalio.worker import Interceptor, Replayer, WorkflowRunner
 
+from workers.activations import InlineActivations
 from workers.worker import SANDBOX_RUNNER, WORKFLOWS
 
 
@@ -34,6 +35,7 @@ def build_replayer(
         workflows=list(workflows or WORKFLOWS),
         data_converter=data_converter,
         workflow_runner=runner,
+        workflow_task_executor=InlineActivations(),
         interceptors=list(interceptors),
     )
 

@@ -26,6 +26,7 @@ from activities.channels import (
 from activities.event_store import EventStoreActivities
 from activities.notifications import NotificationActivities, NotificationLedger
 from store.event_store import EventStore
+from workers.activations import InlineActivations
 from workers.errors import StartupError
 from workers.settings import Settings
 from workflows.care_pathway import CarePathwayWorkflow
@@ -122,6 +123,7 @@ def build_worker(
         workflows=WORKFLOWS,
         activities=[events.append_events, notifications.send_notifications],
         workflow_runner=workflow_runner(sandboxed),
+        workflow_task_executor=InlineActivations(),
         max_cached_workflows=max_cached_workflows,
         identity=identity or worker_identity(),
     )

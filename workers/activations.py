@@ -1,0 +1,176 @@
+"""Workflow activations run on the worker's own thread, with a watchdog in place of a pool.
+
+By default the Temporal SDK hands every workflow activation to a thread pool and waits
+for it: the pool thread can be abandoned when an activation never returns (the SDK's
+deadlock detection). CarePath's workflow is pure and short (an activation takes a few
+hundred microseconds: decide, fold, a fingerprint), so the hand-off costs about as much as
+the work: a future, a thread wake-up and two hand-overs of the GIL each way. Measured
+with ten callers on the 2-core development machine, running activations on the event
+loop's thread cut the worker's CPU per staff command by about 0.4 ms (a tenth) and the
+command's p50 by 5-9 % (docs/operations.md, "Sizing").
+
+`InlineActivations` is the executor a worker (and a replayer) is given for that: it runs
+each activation at once, on the thread that submits it, in a context of its own (as a
+pool thread would), and puts the loop that was running back afterwards (the SDK's
+workflow loop clears it on the way out).
+
+What the pool also gave: a stuck activation (a loop that never ends, in a decider with a
+bug) cannot hold up anything but its own thread. Inline, it would stop the whole worker.
+So one watchdog thread per process interrupts any activation that runs for longer than
+`deadlock_timeout` (the SDK's own limit, 2 s), by raising `ActivationOverran` in it, as
+the SDK interrupts a deadlocked pool thread. Raised inside workflow code, it fails that
+workflow task, which Temporal retries (logged as `workflow_activation_overran`, with the
+stack it was stopped at); the worker goes on with every other episode.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import ctypes
+import itertools
+import threading
+import time
+import traceback
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+import structlog
+
+T = TypeVar("T")
+
+log = structlog.get_logger("carepath.worker")
+
+# How long one activation may run before it is interrupted: the SDK's deadlock timeout.
+DEADLOCK_TIMEOUT_S = 2.0
+
+
+class ActivationOverran(Exception):
+    """Raised inside a workflow activation that ran for longer than its deadlock timeout.
+
+    An `Exception`, so the SDK turns it into a failed workflow task (retried), as it does
+    with its own deadlock error."""
+
+
+@dataclass
+class _Running:
+    thread: int
+    started: float
+    timeout: float
+    serial: int
+    run_id: str | None
+    interrupted: bool = field(default=False)
+
+
+class _Watchdog:
+    """The process's one watchdog thread, started with the first activation it watches.
+
+    Each activation is registered under its thread while it runs. The watchdog looks
+    every quarter of the shortest timeout it was given and interrupts an activation past
+    its timeout, once; an activation that ends clears an interrupt that has not landed
+    yet, so none can surface after it, in the worker's own code."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._running: dict[int, _Running] = {}
+        self._serials = itertools.count(1)
+        self._interval: float | None = None
+        self._thread: threading.Thread | None = None
+
+    def enter(self, timeout: float, run_id: str | None) -> _Running:
+        running = _Running(
+            threading.get_ident(), time.monotonic(), timeout, next(self._serials), run_id
+        )
+        with self._lock:
+            self._running[running.thread] = running
+            if self._interval is None or timeout / 4 < self._interval:
+                self._interval = timeout / 4
+            if self._thread is None:
+                self._thread = threading.Thread(
+                    target=self._watch, name="carepath-activation-watchdog", daemon=True
+                )
+                self._thread.start()
+        return running
+
+    def leave(self, running: _Running) -> None:
+        while True:
+            try:
+                with self._lock:
+                    if self._running.get(running.thread) is running:
+                        del self._running[running.thread]
+                    if running.interrupted:
+                        _raise_in_thread(running.thread, None)  # clears one not landed yet
+                return
+            except ActivationOverran:
+                continue  # it landed here: leave again (each step can be repeated)
+
+    def _watch(self) -> None:
+        while True:
+            time.sleep(self._interval or DEADLOCK_TIMEOUT_S / 4)
+            now = time.monotonic()
+            overran: list[tuple[_Running, str]] = []
+            with self._lock:
+                for running in self._running.values():
+                    if running.interrupted or now - running.started < running.timeout:
+                        continue
+                    frame = _frame_of(running.thread)
+                    running.interrupted = True
+                    _raise_in_thread(running.thread, ActivationOverran)
+                    overran.append((running, frame))
+            for running, frame in overran:
+                log.error(
+                    "workflow_activation_overran",
+                    run_id=running.run_id,
+                    timeout_s=running.timeout,
+                    stack=frame,
+                )
+
+
+_WATCHDOG = _Watchdog()
+
+
+def _raise_in_thread(thread: int, exc: type[BaseException] | None) -> None:
+    ctypes.pythonapi.PyThreadState_SetAsyncExc(
+        ctypes.c_ulong(thread), ctypes.py_object(exc) if exc is not None else None
+    )
+
+
+def _frame_of(thread: int) -> str:
+    import sys
+
+    frame = sys._current_frames().get(thread)
+    return "".join(traceback.format_stack(frame, limit=8)) if frame is not None else ""
+
+
+class InlineActivations(ThreadPoolExecutor):
+    """A workflow task executor that runs each activation at once on the submitting
+    thread (see the module's docstring). It never starts a thread of its own: it is a
+    `ThreadPoolExecutor` only because the SDK's `workflow_task_executor` asks for one."""
+
+    def __init__(self, deadlock_timeout: float = DEADLOCK_TIMEOUT_S) -> None:
+        super().__init__(max_workers=1, thread_name_prefix="carepath-unused")
+        if deadlock_timeout <= 0:
+            raise ValueError("the deadlock timeout must be positive")
+        self._deadlock_timeout = deadlock_timeout
+
+    def submit(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> Future[T]:
+        future: Future[T] = Future()
+        loop = asyncio._get_running_loop()
+        run_id = getattr(args[0], "run_id", None) if args else None
+        running = _WATCHDOG.enter(self._deadlock_timeout, run_id)
+        try:
+            try:
+                result = contextvars.Context().run(fn, *args, **kwargs)
+            finally:
+                _WATCHDOG.leave(running)
+        except Exception as exc:  # an overrun that landed outside the workflow's code too
+            future.set_exception(exc)
+        else:
+            future.set_result(result)
+        finally:
+            # The SDK's workflow loop registers itself as the running loop while it runs,
+            # and clears it on the way out.
+            asyncio._set_running_loop(loop)
+        return future
