@@ -47,6 +47,22 @@ def test_given_an_activation_when_it_runs_then_it_has_a_context_of_its_own() -> 
     assert MARK.get() == "caller"
 
 
+async def test_given_a_running_loop_when_an_activation_is_submitted_then_it_runs_soon_from_a_callback_of_its_own() -> (
+    None
+):
+    seen: list[object] = []
+
+    def activation() -> int:
+        seen.append(asyncio.current_task())
+        return threading.get_ident()
+
+    future = InlineActivations().submit(activation)
+
+    assert not future.done()  # not inside the task that submitted it
+    assert await asyncio.wrap_future(future) == threading.get_ident()
+    assert seen == [None]
+
+
 async def test_given_an_activation_that_clears_the_running_loop_when_it_returns_then_the_loop_runs_again() -> (
     None
 ):
@@ -56,7 +72,7 @@ async def test_given_an_activation_that_clears_the_running_loop_when_it_returns_
         # The SDK's workflow loop registers itself while it runs and clears it on exit.
         asyncio._set_running_loop(None)
 
-    InlineActivations().submit(activation)
+    await asyncio.wrap_future(InlineActivations().submit(activation))
 
     assert asyncio.get_running_loop() is loop
 
