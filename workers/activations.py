@@ -28,7 +28,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import ctypes
-import itertools
+import sys
 import threading
 import time
 import traceback
@@ -59,7 +59,6 @@ class _Running:
     thread: int
     started: float
     timeout: float
-    serial: int
     run_id: str | None
     interrupted: bool = field(default=False)
 
@@ -69,20 +68,17 @@ class _Watchdog:
 
     Each activation is registered under its thread while it runs. The watchdog looks
     every quarter of the shortest timeout it was given and interrupts an activation past
-    its timeout, once; an activation that ends clears an interrupt that has not landed
+    its timeout, once; an activation that ends takes in an interrupt that has not landed
     yet, so none can surface after it, in the worker's own code."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._running: dict[int, _Running] = {}
-        self._serials = itertools.count(1)
         self._interval: float | None = None
         self._thread: threading.Thread | None = None
 
     def enter(self, timeout: float, run_id: str | None) -> _Running:
-        running = _Running(
-            threading.get_ident(), time.monotonic(), timeout, next(self._serials), run_id
-        )
+        running = _Running(threading.get_ident(), time.monotonic(), timeout, run_id)
         with self._lock:
             self._running[running.thread] = running
             if self._interval is None or timeout / 4 < self._interval:
@@ -100,46 +96,61 @@ class _Watchdog:
                 with self._lock:
                     if self._running.get(running.thread) is running:
                         del self._running[running.thread]
-                    if running.interrupted:
-                        _raise_in_thread(running.thread, None)  # clears one not landed yet
-                return
+                    interrupted = running.interrupted
+                break
             except ActivationOverran:
                 continue  # it landed here: leave again (each step can be repeated)
+        if interrupted:
+            _absorb_interrupt()
 
     def _watch(self) -> None:
         while True:
             time.sleep(self._interval or DEADLOCK_TIMEOUT_S / 4)
             now = time.monotonic()
-            overran: list[tuple[_Running, str]] = []
             with self._lock:
-                for running in self._running.values():
-                    if running.interrupted or now - running.started < running.timeout:
-                        continue
-                    frame = _frame_of(running.thread)
+                overran = [
+                    running
+                    for running in self._running.values()
+                    if not running.interrupted and now - running.started >= running.timeout
+                ]
+                for running in overran:
                     running.interrupted = True
-                    _raise_in_thread(running.thread, ActivationOverran)
-                    overran.append((running, frame))
-            for running, frame in overran:
+            for running in overran:
+                # Logged first, with the stack it is stuck in, then interrupted (unless it
+                # has ended meanwhile).
                 log.error(
                     "workflow_activation_overran",
                     run_id=running.run_id,
                     timeout_s=running.timeout,
-                    stack=frame,
+                    stack=_frame_of(running.thread),
                 )
+                with self._lock:
+                    if self._running.get(running.thread) is running:
+                        _raise_in_thread(running.thread, ActivationOverran)
 
 
 _WATCHDOG = _Watchdog()
 
 
-def _raise_in_thread(thread: int, exc: type[BaseException] | None) -> None:
-    ctypes.pythonapi.PyThreadState_SetAsyncExc(
-        ctypes.c_ulong(thread), ctypes.py_object(exc) if exc is not None else None
-    )
+def _raise_in_thread(thread: int, exc: type[BaseException]) -> None:
+    ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(thread), ctypes.py_object(exc))
+
+
+def _absorb_interrupt() -> None:
+    """Let an interrupt raised in this thread that has not landed yet land here, where it
+    is expected, rather than in whatever the thread runs next.
+
+    The interpreter delivers it at the next jump back in a loop, so the loop below takes
+    it on its first turn. (Cancelling it instead, with `PyThreadState_SetAsyncExc(thread,
+    NULL)`, would leave the interpreter checking for it after every call from then on.)"""
+    try:
+        for _ in range(8):
+            pass
+    except ActivationOverran:
+        pass
 
 
 def _frame_of(thread: int) -> str:
-    import sys
-
     frame = sys._current_frames().get(thread)
     return "".join(traceback.format_stack(frame, limit=8)) if frame is not None else ""
 
