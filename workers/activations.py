@@ -106,6 +106,8 @@ class _Watchdog:
     def _watch(self) -> None:
         while True:
             time.sleep(self._interval or DEADLOCK_TIMEOUT_S / 4)
+            if not self._running:
+                continue  # nothing in hand (most looks): nothing to build a list for
             now = time.monotonic()
             with self._lock:
                 overran = [

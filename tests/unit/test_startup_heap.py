@@ -38,7 +38,9 @@ def test_the_objects_alive_at_start_are_set_aside_and_counted() -> None:
 
     count = set_aside_live_objects()
 
-    assert count == gc.get_freeze_count() > 0
+    # Other threads of the test session may free a set-aside object meanwhile; none can
+    # add one.
+    assert 0 < gc.get_freeze_count() <= count < gc.get_freeze_count() + 100
     assert not any(obj is kept for obj in gc.get_objects())
 
 
