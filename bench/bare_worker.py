@@ -3,9 +3,9 @@
 It runs `BareUpdateWorkflow` and its no-op activity on CAREPATH_TEMPORAL_TASK_QUEUE, with
 the data converter, workflow runner, activation executor (`workers.activations`) and event
 loop a CarePath worker uses (payloads sealed under CAREPATH_PAYLOAD_KEYS_FILE; the sandbox
-only if CAREPATH_WORKFLOW_SANDBOX says so), until SIGTERM. It is configured by the same `CAREPATH_*` variables as `carepath worker`, so the
-command benchmark can give each side a worker process of its own, as a deployment does,
-and compare like with like.
+only if CAREPATH_WORKFLOW_SANDBOX says so), until SIGTERM. It is configured by the same
+`CAREPATH_*` variables as `carepath worker`, so the command benchmark can give each side a
+worker process of its own, as a deployment does, and compare like with like.
 """
 
 from __future__ import annotations

@@ -6,8 +6,8 @@ deadlock detection). CarePath's workflow is pure and short (an activation takes 
 hundred microseconds: decide, fold, a fingerprint), so the hand-off costs about as much as
 the work: a future, a thread wake-up and two hand-overs of the GIL each way. Measured
 with ten callers on the 2-core development machine, running activations on the event
-loop's thread cut the worker's CPU per staff command by about 0.4 ms (a tenth) and the
-command's p50 by 5-9 % (docs/operations.md, "Sizing").
+loop's thread cut the worker's CPU per staff command by about 0.4 ms (a tenth) and
+replay by 7-8 % (docs/operations.md, "Sizing").
 
 `InlineActivations` is the executor a worker (and a replayer) is given for that: it runs
 each activation on the thread that submits it (the event loop's, from a callback of its
@@ -64,7 +64,7 @@ class _Running:
 
 
 class _Watchdog:
-    """The process's one watchdog thread, started with the first activation it watches.
+    """The process's one watchdog thread, started by the first executor that needs it.
 
     Each activation is registered under its thread while it runs. The watchdog looks
     every quarter of the shortest timeout it was given and interrupts an activation past
@@ -77,10 +77,9 @@ class _Watchdog:
         self._interval: float | None = None
         self._thread: threading.Thread | None = None
 
-    def enter(self, timeout: float, run_id: str | None) -> _Running:
-        running = _Running(threading.get_ident(), time.monotonic(), timeout, run_id)
+    def watch(self, timeout: float) -> None:
+        """Look often enough for `timeout` (a quarter of it), starting the thread once."""
         with self._lock:
-            self._running[running.thread] = running
             if self._interval is None or timeout / 4 < self._interval:
                 self._interval = timeout / 4
             if self._thread is None:
@@ -88,6 +87,11 @@ class _Watchdog:
                     target=self._watch, name="carepath-activation-watchdog", daemon=True
                 )
                 self._thread.start()
+
+    def enter(self, timeout: float, run_id: str | None) -> _Running:
+        running = _Running(threading.get_ident(), time.monotonic(), timeout, run_id)
+        with self._lock:
+            self._running[running.thread] = running
         return running
 
     def leave(self, running: _Running) -> None:
@@ -167,6 +171,7 @@ class InlineActivations(ThreadPoolExecutor):
         if deadlock_timeout <= 0:
             raise ValueError("the deadlock timeout must be positive")
         self._deadlock_timeout = deadlock_timeout
+        _WATCHDOG.watch(deadlock_timeout)
 
     def submit(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> Future[T]:
         """Run `fn(*args, **kwargs)` on this thread: with an event loop running here, from a
