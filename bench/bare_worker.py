@@ -1,11 +1,12 @@
 """`python -m bench.bare_worker`: the baseline's worker, a process of its own.
 
 It runs `BareUpdateWorkflow` and its no-op activity on CAREPATH_TEMPORAL_TASK_QUEUE, with
-the data converter, workflow runner, activation executor (`workers.activations`) and event
-loop a CarePath worker uses (payloads sealed under CAREPATH_PAYLOAD_KEYS_FILE; the sandbox
-only if CAREPATH_WORKFLOW_SANDBOX says so), until SIGTERM. It is configured by the same
-`CAREPATH_*` variables as `carepath worker`, so the command benchmark can give each side a
-worker process of its own, as a deployment does, and compare like with like.
+the data converter, workflow runner, activation executor (`workers.activations`), payload
+walk (`workers.payload_passes`) and event loop a CarePath worker uses (payloads sealed
+under CAREPATH_PAYLOAD_KEYS_FILE; the sandbox only if CAREPATH_WORKFLOW_SANDBOX says so),
+until SIGTERM. It is configured by the same `CAREPATH_*` variables as `carepath worker`, so
+the command benchmark can give each side a worker process of its own, as a deployment
+does, and compare like with like.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import signal
 from temporalio.worker import Worker
 
 from bench.bare_workflow import BareUpdateWorkflow, noop
+from workers import payload_passes
 from workers.activations import InlineActivations
 from workers.event_loop import run
 from workers.payload_codec import payload_keyring
@@ -31,6 +33,7 @@ async def main() -> None:
         settings.temporal_namespace,
         data_converter(payload_keyring(settings)),
     )
+    payload_passes.install()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

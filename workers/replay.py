@@ -15,6 +15,7 @@ from temporalio.client import Client, WorkflowHistory
 from temporalio.converter import DataConverter
 from temporalio.worker import Interceptor, Replayer, WorkflowRunner
 
+from workers import payload_passes
 from workers.activations import InlineActivations
 from workers.worker import SANDBOX_RUNNER, WORKFLOWS
 
@@ -31,6 +32,7 @@ def build_replayer(
     replayed code does (the replay tests compare it with what was recorded). It replays
     in the sandbox, which refuses what a workflow may not do, unless `runner` says
     otherwise (a benchmark replaying as a worker does)."""
+    payload_passes.install()
     return Replayer(
         workflows=list(workflows or WORKFLOWS),
         data_converter=data_converter,

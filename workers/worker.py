@@ -26,6 +26,7 @@ from activities.channels import (
 from activities.event_store import EventStoreActivities
 from activities.notifications import NotificationActivities, NotificationLedger
 from store.event_store import EventStore
+from workers import payload_passes
 from workers.activations import InlineActivations
 from workers.errors import StartupError
 from workers.settings import Settings
@@ -115,6 +116,7 @@ def build_worker(
     the workflows in the sandbox, which refuses what a workflow may not do (the default
     here, as the tests build their workers; `carepath worker` follows
     CAREPATH_WORKFLOW_SANDBOX)."""
+    payload_passes.install()
     events = EventStoreActivities(store)
     notifications = notifications or NotificationActivities(ledger=NotificationLedger(store.pool))
     return Worker(

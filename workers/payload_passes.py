@@ -1,0 +1,100 @@
+"""One walk over an activation's payloads where the SDK makes three.
+
+Before a workflow activation runs, the SDK walks the whole activation three times,
+payload by payload: once to decode external-storage references, once to fetch externally
+stored payloads, once to run the payload codec (CarePath's `EncryptionCodec`). The
+completion it answers with is walked three times the same way. CarePath configures no
+external storage, so the first two walks change nothing, yet each still visits every
+payload, works out its serialisation context, copies it back into the message, and (the
+fetch walk) starts an asyncio task for it. Replaying the longest run at the
+continue-as-new bound spends 7-9 % of its CPU on them (docs/operations.md, "Sizing").
+
+`install` replaces the SDK's two walkers (`temporalio.bridge.worker.decode_activation`
+and `encode_completion`, which the workflow worker calls through that module) with ones
+that make the codec walk only, for data converters without external storage. Any other
+converter gets the SDK's own walkers. The codec walk is the SDK's own visitor with the
+SDK's own codec step, so every payload is decoded and encoded exactly as before. What the
+skipped decode walks would have refused, a payload that points at external storage while
+none is configured, is still refused, with the SDK's message.
+
+The SDK's version is pinned (`pyproject.toml`); `tests/unit/test_payload_passes.py`
+compares the two on real activations and completions, so an SDK whose walkers change is
+caught before it ships.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import temporalio.bridge.worker as bridge
+from temporalio.api.common.v1 import Payload
+from temporalio.bridge.proto.workflow_activation import WorkflowActivation
+from temporalio.bridge.proto.workflow_completion import WorkflowActivationCompletion
+from temporalio.converter import DataConverter
+from temporalio.converter import _data_converter as sdk_converter
+from temporalio.converter import _extstore as extstore
+from temporalio.worker._command_aware_visitor import CommandAwarePayloadVisitor
+
+SDK_DECODE_ACTIVATION = bridge.decode_activation
+SDK_ENCODE_COMPLETION = bridge.encode_completion
+# The SDK's message for a payload stored elsewhere reaching a worker that cannot fetch it.
+UNFETCHABLE = (
+    "[TMPRL1105] Detected externally stored payload(s) but external storage is not configured."
+)
+
+
+def install() -> None:
+    """Make the workflow workers of this process walk payloads once (idempotent)."""
+    bridge.decode_activation = decode_activation
+    bridge.encode_completion = encode_completion
+
+
+def single_walk(data_converter: DataConverter) -> bool:
+    """Whether the codec walk alone does all the SDK's walks would: no external storage,
+    and references left unencoded (the SDK's default)."""
+    return data_converter.external_storage is None and not extstore._ENCODE_STORAGE_REFERENCES
+
+
+async def decode_activation(
+    activation: WorkflowActivation,
+    data_converter: DataConverter,
+    decode_headers: bool,
+    storage_concurrency_limit: int,
+) -> extstore.StorageOperationMetrics:
+    """`temporalio.bridge.worker.decode_activation`, in one walk when `single_walk`."""
+    if not single_walk(data_converter):
+        return await SDK_DECODE_ACTIVATION(
+            activation, data_converter, decode_headers, storage_concurrency_limit
+        )
+
+    async def decode(payloads: Sequence[Payload]) -> list[Payload]:
+        for payload in payloads:
+            if sdk_converter._has_reference_marker(payload) or sdk_converter._is_reference_payload(
+                payload
+            ):
+                raise RuntimeError(UNFETCHABLE)
+        return await data_converter._decode_payload_sequence(payloads)
+
+    await _walker(decode_headers).visit(bridge._Visitor(decode), activation)
+    return extstore.StorageOperationMetrics()
+
+
+async def encode_completion(
+    completion: WorkflowActivationCompletion,
+    data_converter: DataConverter,
+    encode_headers: bool,
+    storage_concurrency_limit: int,
+) -> extstore.StorageOperationMetrics:
+    """`temporalio.bridge.worker.encode_completion`, in one walk when `single_walk`."""
+    if not single_walk(data_converter):
+        return await SDK_ENCODE_COMPLETION(
+            completion, data_converter, encode_headers, storage_concurrency_limit
+        )
+    visitor = bridge._Visitor(data_converter._encode_payload_sequence)
+    await _walker(encode_headers).visit(visitor, completion)
+    return extstore.StorageOperationMetrics()
+
+
+def _walker(headers: bool) -> CommandAwarePayloadVisitor:
+    # As the SDK's codec walk: search attributes are never encoded, headers as configured.
+    return CommandAwarePayloadVisitor(skip_search_attributes=True, skip_headers=not headers)
