@@ -16,17 +16,22 @@ stream, MAC'd with the chain key); any plain hash after it is reported.
 
 The encoding is the domain's (`domain.canonical`): the workflow computes payload digests
 over the same bytes to check what the store holds, and may not import the store. The chain
-hashes are the store's alone.
+hashes are the store's alone. The store writes the same bytes faster (`fast_canonical_json`):
+orjson, sorting keys, spells a payload of plain JSON values as `canonical_json` does, about
+ten times faster, except for a few numbers, which it then leaves to `canonical_json`.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
+
+import orjson
 
 from domain.canonical import GENESIS_HASH, canonical_json, chain_hash
 from store.records import StoredEvent
@@ -40,6 +45,7 @@ __all__ = [
     "canonical_json",
     "chain_hash",
     "chain_key_id",
+    "fast_canonical_json",
     "keyed_chain_hash",
     "keyed_chain_hash_of",
     "verify_chain",
@@ -50,9 +56,45 @@ HASH_PLAIN = "sha256"
 HASH_KEYED = "hmac-sha256"
 
 
+# orjson serialises what Python's json module would refuse or spell otherwise (datetimes,
+# dataclasses, subclasses of str, int, dict and list) only through `default`, which refuses.
+_ORJSON_OPTIONS = (
+    orjson.OPT_SORT_KEYS
+    | orjson.OPT_PASSTHROUGH_DATETIME
+    | orjson.OPT_PASSTHROUGH_DATACLASS
+    | orjson.OPT_PASSTHROUGH_SUBCLASS
+)
+# What orjson may spell otherwise than `canonical_json`: `null`, which it also writes for NaN
+# and infinity (refused by `canonical_json`), and numbers with an exponent or below 1e-4
+# (json writes 1e-05 and 1e+16 where orjson writes 0.00001 and 1e16). A string that merely
+# looks like one of them only sends its payload the slow way.
+_SPELLED_OTHERWISE = re.compile(rb"null|(?:^|[:,\[])-?(?:0\.0000|[0-9.]+[eE])")
+
+
+def _refuse(value: object) -> object:
+    raise TypeError(f"{type(value).__name__} is not a plain JSON value")
+
+
+def fast_canonical_json(payload: Mapping[str, Any]) -> bytes:
+    """`canonical_json(payload)`, the same bytes (or the same error), mostly from orjson.
+
+    orjson writes a payload of plain JSON values (what `dump_event` gives, and what
+    PostgreSQL returns) as `canonical_json` does: keys sorted by code point, no whitespace,
+    UTF-8, strings escaped alike, floats in their shortest round-trip digits. Whatever it
+    would write otherwise, or refuses, is encoded by `canonical_json` instead
+    (`tests/unit/test_fast_canonical.py` holds the two to the same bytes)."""
+    try:
+        encoded = orjson.dumps(payload, default=_refuse, option=_ORJSON_OPTIONS)
+    except TypeError:  # orjson.JSONEncodeError is one
+        return canonical_json(payload)
+    if _SPELLED_OTHERWISE.search(encoded):
+        return canonical_json(payload)
+    return encoded
+
+
 def keyed_chain_hash(key: bytes, prev_hash: str, payload: Mapping[str, Any]) -> str:
     """HMAC-SHA-256 under the chain key of `prev_hash` followed by the payload's canonical JSON."""
-    return keyed_chain_hash_of(key, prev_hash, canonical_json(payload))
+    return keyed_chain_hash_of(key, prev_hash, fast_canonical_json(payload))
 
 
 def keyed_chain_hash_of(key: bytes, prev_hash: str, canonical: bytes) -> str:

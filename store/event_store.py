@@ -42,11 +42,11 @@ from typing import Any
 
 import asyncpg
 
-from domain.canonical import GENESIS_HASH, canonical_json, digest_of_canonical
+from domain.canonical import GENESIS_HASH, digest_of_canonical
 from domain.errors import CarePathError
 from domain.events import Event, dump_event
 from domain.idempotency import reused_key
-from store.chain import ChainSeal, keyed_chain_hash_of
+from store.chain import ChainSeal, fast_canonical_json, keyed_chain_hash_of
 from store.chain_seal import load_seal
 from store.db import Connection, Pool
 from store.errors import AppendConflict, DatabaseUnavailable, StoreRefused
@@ -211,7 +211,7 @@ class EventStore:
         self, episode_id: str, events: Sequence[Event], command: CommandKey | None
     ) -> AppendResult:
         try:
-            canonical = [canonical_json(dump_event(event)) for event in events]
+            canonical = [fast_canonical_json(dump_event(event)) for event in events]
             base = self._base_hash(episode_id, events)
             async with _unavailable_on_lost_connection(), self._pool.acquire() as conn:
                 for _attempt in range(_HASH_ATTEMPTS):
