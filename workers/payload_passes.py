@@ -7,7 +7,7 @@ completion it answers with is walked three times the same way. CarePath configur
 external storage, so the first two walks change nothing, yet each still visits every
 payload, works out its serialisation context, copies it back into the message, and (the
 fetch walk) starts an asyncio task for it. Replaying the longest run at the
-continue-as-new bound spends 7-9 % of its CPU on them (docs/operations.md, "Sizing").
+continue-as-new bound spends about 7 % of its CPU on them (docs/operations.md, "Sizing").
 
 `install` replaces the SDK's two walkers (`temporalio.bridge.worker.decode_activation`
 and `encode_completion`, which the workflow worker calls through that module) with ones
@@ -18,8 +18,8 @@ skipped decode walks would have refused, a payload that points at external stora
 none is configured, is still refused, with the SDK's message.
 
 The SDK's version is pinned (`pyproject.toml`); `tests/unit/test_payload_passes.py`
-compares the two on real activations and completions, so an SDK whose walkers change is
-caught before it ships.
+compares the two on an activation and a completion holding a payload in every place a
+workflow receives or sends one, so an SDK whose walkers change is caught before it ships.
 """
 
 from __future__ import annotations

@@ -6,7 +6,8 @@ walks for a converter with external storage."""
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
 
 import pytest
 import temporalio.bridge.worker as bridge
@@ -38,7 +39,7 @@ from temporalio.bridge.proto.workflow_completion import (
 from temporalio.bridge.proto.workflow_completion import (
     WorkflowActivationCompletion,
 )
-from temporalio.converter import PayloadCodec
+from temporalio.converter import DataConverter, PayloadCodec
 from temporalio.converter import _extstore as extstore
 
 from testing.payload_keys import TEST_CONVERTER
@@ -76,13 +77,15 @@ def _wrapped(text: str) -> Payload:
     return Payload(metadata={"encoding": WRAPPED}, data=_plain(text).SerializeToString())
 
 
-def _search_attributes(wrap: bool) -> SearchAttributes:
-    return SearchAttributes(indexed_fields={"ProgramId": _wrapped("sa") if wrap else _plain("sa")})
+def _search_attributes() -> SearchAttributes:
+    return SearchAttributes(indexed_fields={"ProgramId": _plain("sa")})
 
 
-def _activation(make: type[Payload] | object = _wrapped) -> WorkflowActivation:
+Walk = Callable[[Any, DataConverter, bool, int], Awaitable[object]]
+
+
+def _activation(p: Callable[[str], Payload] = _wrapped) -> WorkflowActivation:
     """An activation with a payload in every place CarePath's workflows receive one."""
-    p = make  # type: ignore[assignment]
     return WorkflowActivation(
         run_id="run-1",
         jobs=[
@@ -92,7 +95,7 @@ def _activation(make: type[Payload] | object = _wrapped) -> WorkflowActivation:
                     arguments=[p("input")],
                     headers={"trace": p("init-header")},
                     memo=Memo(fields={"note": p("memo")}),
-                    search_attributes=_search_attributes(wrap=False),
+                    search_attributes=_search_attributes(),
                 )
             ),
             WorkflowActivationJob(
@@ -118,9 +121,8 @@ def _activation(make: type[Payload] | object = _wrapped) -> WorkflowActivation:
     )
 
 
-def _completion(make: object = _plain) -> WorkflowActivationCompletion:
+def _completion(p: Callable[[str], Payload] = _plain) -> WorkflowActivationCompletion:
     """A completion with a payload in every place CarePath's workflows send one."""
-    p = make  # type: ignore[assignment]
     commands = [
         WorkflowCommand(
             schedule_local_activity=ScheduleLocalActivity(
@@ -132,7 +134,7 @@ def _completion(make: object = _plain) -> WorkflowActivationCompletion:
         ),
         WorkflowCommand(
             upsert_workflow_search_attributes=UpsertWorkflowSearchAttributes(
-                search_attributes=_search_attributes(wrap=False)
+                search_attributes=_search_attributes()
             )
         ),
         WorkflowCommand(
@@ -149,7 +151,7 @@ def _completion(make: object = _plain) -> WorkflowActivationCompletion:
                 arguments=[p("snapshot")],
                 memo={"note": p("memo")},
                 headers={"t": p("h2")},
-                search_attributes=_search_attributes(wrap=False),
+                search_attributes=_search_attributes(),
             )
         ),
         WorkflowCommand(complete_workflow_execution=CompleteWorkflowExecution(result=p("view"))),
@@ -159,15 +161,15 @@ def _completion(make: object = _plain) -> WorkflowActivationCompletion:
     )
 
 
-async def _decoded(walk: object, headers: bool) -> WorkflowActivation:
+async def _decoded(walk: Walk, headers: bool) -> WorkflowActivation:
     activation = _activation()
-    await walk(activation, CONVERTER, headers, 4)  # type: ignore[operator]
+    await walk(activation, CONVERTER, headers, 4)
     return activation
 
 
-async def _encoded(walk: object, headers: bool) -> WorkflowActivationCompletion:
+async def _encoded(walk: Walk, headers: bool) -> WorkflowActivationCompletion:
     completion = _completion()
-    await walk(completion, CONVERTER, headers, 4)  # type: ignore[operator]
+    await walk(completion, CONVERTER, headers, 4)
     return completion
 
 
@@ -182,7 +184,7 @@ async def test_an_activation_decodes_as_the_sdks_three_walks_decode_it(headers: 
     assert (update.headers["trace"] == _plain("uh")) is headers
     # Search attributes are not the codec's: left as they came.
     init = ours.jobs[0].initialize_workflow
-    assert init.search_attributes == _search_attributes(wrap=False)
+    assert init.search_attributes == _search_attributes()
 
 
 @pytest.mark.parametrize("headers", [True, False])
@@ -193,19 +195,19 @@ async def test_a_completion_encodes_as_the_sdks_three_walks_encode_it(headers: b
     commands = ours.successful.commands
     assert commands[0].schedule_local_activity.arguments[0] == _wrapped("events")
     assert commands[1].update_response.completed == _wrapped("result")
-    assert commands[2].upsert_workflow_search_attributes.search_attributes == (
-        _search_attributes(wrap=False)
-    )
+    assert commands[2].upsert_workflow_search_attributes.search_attributes == (_search_attributes())
     assert (commands[0].schedule_local_activity.headers["t"] == _wrapped("h")) is headers
 
 
 async def test_carepaths_sealed_payloads_open_alike() -> None:
+    codec = TEST_CONVERTER.payload_codec
+    assert codec is not None
     sealed = _activation(_plain)
     for job in sealed.jobs:
         for field in ("do_update", "signal_workflow"):
             if job.HasField(field):
                 holder = getattr(job, field)
-                sealed_input = await TEST_CONVERTER.payload_codec.encode(list(holder.input))
+                sealed_input = await codec.encode(list(holder.input))
                 del holder.input[:]
                 holder.input.extend(sealed_input)
     ours, theirs = WorkflowActivation(), WorkflowActivation()
