@@ -25,6 +25,18 @@ def now_iso(minutes: float = 0) -> str:
     return (datetime.now(UTC) + timedelta(minutes=minutes)).isoformat()
 
 
+def minutes_into_today(most: float = 10) -> float:
+    """How many minutes back a session may start and still fall on today's clinic day
+    (UTC, the programs' zone): `most`, or half the time since midnight just after it.
+
+    An episode's first week starts at midnight of its admission day, so a session that
+    started before midnight counts in no week of an episode admitted just after it.
+    """
+    now = datetime.now(UTC)
+    since_midnight = now.hour * 60 + now.minute + now.second / 60 + now.microsecond / 6e7
+    return min(most, since_midnight / 2)
+
+
 def example(command: str, **changes: Any) -> dict[str, Any]:
     """The command's example request body (path fields left out), dated around today,
     with `changes` applied."""
@@ -81,9 +93,16 @@ class Driver:
         return episode_id
 
     async def past_session(
-        self, episode_id: str, session_id: str, minutes_ago: float = 10, hours: float = 3
+        self,
+        episode_id: str,
+        session_id: str,
+        minutes_ago: float | None = None,
+        hours: float = 3,
     ) -> None:
-        """A session that started `minutes_ago` (attendance can be recorded)."""
+        """A session that started `minutes_ago` (attendance can be recorded); by default a
+        few minutes ago, today (`minutes_into_today`)."""
+        if minutes_ago is None:
+            minutes_ago = minutes_into_today()
         body = {
             "session_id": session_id,
             "kind": "group_process",

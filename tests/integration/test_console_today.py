@@ -8,7 +8,7 @@ are limited to the signed-in user's programs.
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime
+from datetime import datetime
 
 import httpx
 import pytest
@@ -17,7 +17,7 @@ from api.console.routes import PREFIX
 from api.console.session import CSRF_FIELD
 from store.db import Pool
 from store.projections import wait_for_position
-from tests.integration.api_driver import Driver, example, now_iso
+from tests.integration.api_driver import Driver, example, minutes_into_today, now_iso
 from tests.integration.test_console import _hidden, sign_in
 
 pytestmark = pytest.mark.integration
@@ -32,13 +32,6 @@ async def _settled(db_pool: Pool) -> None:
     """Until the read models include every event stored so far."""
     position = await db_pool.fetchval("SELECT max(position) FROM events")
     await wait_for_position(db_pool, position)
-
-
-def _minutes_ago() -> float:
-    """A start a few minutes back that is still today on the clinic's clock (UTC)."""
-    now = datetime.now(UTC)
-    since_midnight = now.hour * 60 + now.minute + now.second / 60
-    return min(5.0, max(0.1, since_midnight / 2))
 
 
 async def _in_program(
@@ -58,7 +51,7 @@ async def _in_program(
 
 async def _session_today(driver: Driver, episode_id: str, session_id: str) -> str:
     """A group session that started a moment ago; its local (UTC) start time."""
-    minutes = _minutes_ago()
+    minutes = minutes_into_today(most=5)
     starts_at = now_iso(-minutes)
     body = {"session_id": session_id, "kind": "group_process", "starts_at": starts_at, "hours": 3}
     await driver.ok("intake", episode_id, "schedule_session", body)
