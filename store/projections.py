@@ -215,6 +215,19 @@ PROJECTOR_BUSY_EVENTS = 100
 # fixed work, and the idle worker's looks fell from about 19 ms of CPU a second to 5.
 PROJECTOR_CHANNEL = "carepath_projector"
 PROJECTOR_LISTENING_PAUSE_S = 0.25
+# Every worker runs a projector, and each step is taken under PROJECTOR_LOCK_KEY, so any
+# of them may fold. But a projector that finds the tracking row moved by another drops
+# the states it holds and reads snapshots and events back, and writes whole tables: two
+# projectors taking turns would do that at nearly every step. So a listening projector
+# folds only while it leads: while it holds this session-level lock on its own
+# connection. The others stand by, trying for the lock every PROJECTOR_STANDBY_S (and
+# when a reader wakes them); the lock is free as soon as the leader's connection closes.
+# A leader that holds the lock but folds nothing (its process stuck, or its host gone
+# while PostgreSQL still counts the connection open) is passed over: a standby folds too
+# once the oldest event it could fold has waited PROJECTOR_TAKEOVER_S.
+PROJECTOR_LEADER_KEY = 0x70726F6A_6C656164  # "projlead"
+PROJECTOR_STANDBY_S = 1.0
+PROJECTOR_TAKEOVER_S = 5.0
 # A running projector writes the snapshots it holds back once it has found nothing to
 # fold for this long (a projector that idles between bursts of commands would otherwise
 # write every touched episode's whole state after each burst).
@@ -258,6 +271,11 @@ _NEXT_SAFE_KEYS = (
         columns="e.episode_id, e.seq, e.tx, e.position, e.recorded_at", limit="$2"
     )
     + " ORDER BY e.tx, e.position"
+)
+# Whether the oldest event a projector could fold has waited more than `$2` seconds.
+_LEADER_BEHIND = (
+    "SELECT e.recorded_at < now() - make_interval(secs => $2) "
+    + _SAFE_AFTER_TRACKING.format(columns="e.recorded_at", limit="1")
 )
 _PAYLOADS_AT = (
     "SELECT position, payload::text AS payload FROM events WHERE position = ANY($1::bigint[])"
@@ -417,6 +435,11 @@ class Projector:
         # anywhere else, another projector or a rebuild wrote since, and what this one
         # remembers about the stored rows and snapshots no longer holds.
         self._tracked: int | None = None
+        # Whether this projector, running with listeners, last found itself the leader
+        # (PROJECTOR_LEADER_KEY); one without listeners always folds.
+        self.leading = True
+        # How many events this projector has folded and committed.
+        self.folded = 0
 
     async def step(self) -> int | None:
         """Fold the next batch of safe events in one transaction; how many were folded,
@@ -480,6 +503,7 @@ class Projector:
         observe_projection_lag(row["recorded_at"] for row in rows)
         # Only what committed is remembered.
         self._tracked = rows[-1]["position"]
+        self.folded += len(rows)
         for episode_id, entry in folded.items():
             self._states[episode_id] = entry
             self._states.move_to_end(episode_id)
@@ -489,6 +513,21 @@ class Projector:
             if entry.unsaved:
                 self._evicted[episode_id] = entry
         return len(rows)
+
+    async def _may_fold(self, wakeups: Wakeups) -> bool:
+        """Whether a listening projector folds now: it leads, or cannot tell (no connection
+        of its own: it folds as one that does not listen), or the leader has left events
+        waiting for PROJECTOR_TAKEOVER_S."""
+        leads = not await wakeups.listening() or await wakeups.leading()
+        if leads != self.leading:
+            log.info("projector_leading" if leads else "projector_standing_by")
+            self.leading = leads
+        if leads:
+            return True
+        behind = await self._pool.fetchval(_LEADER_BEHIND, TRACKING_NAME, PROJECTOR_TAKEOVER_S)
+        if behind:
+            log.warning("projector_leader_behind", takeover_after_s=PROJECTOR_TAKEOVER_S)
+        return bool(behind)
 
     def _forget(self) -> None:
         """Drop what this projector remembers: someone else has written since."""
@@ -709,7 +748,8 @@ class Projector:
         last_folded = time.monotonic()
         while True:
             try:
-                folded = await self.step()
+                standing_by = wakeups is not None and not await self._may_fold(wakeups)
+                folded = None if standing_by else await self.step()
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
@@ -718,6 +758,9 @@ class Projector:
                     "projector_failed", error=type(exc).__name__, retry_in_s=min(failures, 10)
                 )
                 await asyncio.sleep(min(failures, 10))
+                continue
+            if standing_by and wakeups is not None:
+                await wakeups.wait(PROJECTOR_STANDBY_S)
                 continue
             failures = 0
             if folded:
@@ -763,11 +806,14 @@ class Wakeups:
         self._dsn = dsn
         self._conn: asyncpg.Connection[asyncpg.Record] | None = None
         self._heard = asyncio.Event()
+        # Whether `_conn` holds PROJECTOR_LEADER_KEY (a session lock: it goes with it).
+        self._leads = False
 
     async def listening(self) -> bool:
         if self._conn is not None and not self._conn.is_closed():
             return True
         self._conn = None
+        self._leads = False
         try:
             conn = await asyncpg.connect(self._dsn, timeout=CONNECT_TIMEOUT_S)
         except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError):
@@ -783,6 +829,16 @@ class Wakeups:
     def _notified(self, *_: object) -> None:
         self._heard.set()
 
+    async def leading(self) -> bool:
+        """Whether this connection holds the projectors' leader lock, taken now if it is
+        free (PROJECTOR_LEADER_KEY); asked once `listening()` has answered True."""
+        if not self._leads and self._conn is not None:
+            taken = await self._conn.fetchval(
+                "SELECT pg_try_advisory_lock($1)", PROJECTOR_LEADER_KEY
+            )
+            self._leads = bool(taken)
+        return self._leads
+
     async def wait(self, timeout: float) -> None:
         """Until a reader asks or `timeout` seconds pass."""
         with contextlib.suppress(TimeoutError):
@@ -790,6 +846,7 @@ class Wakeups:
         self._heard.clear()
 
     async def close(self) -> None:
+        self._leads = False
         if self._conn is not None:
             conn, self._conn = self._conn, None
             with contextlib.suppress(OSError, asyncpg.PostgresError, asyncpg.InterfaceError):

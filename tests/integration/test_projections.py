@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import time
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
+import asyncpg
 import pytest
 
 from domain.commands import CorrectAttendance
@@ -677,3 +681,90 @@ class TestRecentEvents:
 def test_sample_streams_are_deterministic() -> None:
     assert episode_events("ep-x", sessions=3) == episode_events("ep-x", sessions=3)
     assert episode_events("ep-x")[0].occurred_at == datetime(2026, 1, 5, 8, 0, tzinfo=UTC)
+
+
+async def until(condition: Callable[[], bool], what: str, timeout: float = 10) -> None:
+    """Poll `condition` until it holds; fail naming `what` after `timeout` seconds."""
+    try:
+        async with asyncio.timeout(timeout):
+            while not condition():  # noqa: ASYNC110 - polled
+                await asyncio.sleep(0.02)
+    except TimeoutError:
+        pytest.fail(f"not within {timeout:g} s: {what}")
+
+
+class TestLeadership:
+    """Of several listening projectors (one per worker), one folds and keeps what it holds;
+    the others stand by and take over when it goes, or when it folds nothing."""
+
+    async def test_given_two_listening_projectors_then_only_the_leader_folds(
+        self, db_pool: Pool, fresh_database_url: str, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        monkeypatch.setattr(projections, "PROJECTOR_STANDBY_S", 0.05)
+        store = EventStore(db_pool, chain_key=CHAIN_KEY)
+        streams = {f"ep-{i}": episode_events(f"ep-{i}", sessions=4) for i in range(3)}
+        async with running_projector(db_pool, listen_dsn=fresh_database_url) as first:
+            await store.append("ep-0", streams["ep-0"][:2])
+            await wait_for_summary_seq(db_pool, 2)
+            async with running_projector(db_pool, listen_dsn=fresh_database_url) as second:
+                await until(lambda: not second.leading, "the second projector stands by")
+                for episode_id, events in streams.items():
+                    for at in range(0 if episode_id != "ep-0" else 2, len(events), 3):
+                        result = await store.append(episode_id, events[at : at + 3])
+                        assert result.position is not None
+                        await asyncio.sleep(0.1)  # several steps, the standby looking
+                await wait_for_position(db_pool, result.position, timeout=10)
+
+                assert first.leading
+                assert not second.leading
+                assert second.folded == 0
+                assert first.folded == sum(len(events) for events in streams.values())
+
+    async def test_given_a_standby_when_the_leader_stops_then_the_standby_folds(
+        self, db_pool: Pool, fresh_database_url: str, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        monkeypatch.setattr(projections, "PROJECTOR_STANDBY_S", 0.05)
+        store = EventStore(db_pool, chain_key=CHAIN_KEY)
+        events = episode_events("ep-1", sessions=2)
+        async with contextlib.AsyncExitStack() as leaders:
+            leader = await leaders.enter_async_context(
+                running_projector(db_pool, listen_dsn=fresh_database_url)
+            )
+            await store.append("ep-1", events[:3])
+            await wait_for_summary_seq(db_pool, 3)
+            async with running_projector(db_pool, listen_dsn=fresh_database_url) as standby:
+                await until(lambda: not standby.leading, "the second projector stands by")
+                assert leader.folded == 3
+
+                await leaders.aclose()  # its connection closes: the lock is free
+                position = await appended_at(store, events[3:])
+                await wait_for_position(db_pool, position, timeout=10)
+
+                assert standby.leading
+                assert standby.folded == len(events) - 3
+
+    async def test_given_a_leader_that_folds_nothing_then_a_standby_folds_once_events_wait_too_long(
+        self, db_pool: Pool, fresh_database_url: str, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        monkeypatch.setattr(projections, "PROJECTOR_STANDBY_S", 0.05)
+        monkeypatch.setattr(projections, "PROJECTOR_TAKEOVER_S", 0.5)
+        store = EventStore(db_pool, chain_key=CHAIN_KEY)
+        events = episode_events("ep-1", sessions=1)
+        # A leader whose process is stuck: its connection holds the lock, nothing folds.
+        stuck = await asyncpg.connect(fresh_database_url)
+        try:
+            assert await stuck.fetchval(
+                "SELECT pg_try_advisory_lock($1)", projections.PROJECTOR_LEADER_KEY
+            )
+            async with running_projector(db_pool, listen_dsn=fresh_database_url) as standby:
+                await until(lambda: not standby.leading, "the projector stands by")
+                started = time.monotonic()
+                position = await appended_at(store, events)
+                await wait_for_position(db_pool, position, timeout=10)
+                waited = time.monotonic() - started
+
+                assert not standby.leading
+                assert standby.folded == len(events)
+                assert waited >= projections.PROJECTOR_TAKEOVER_S
+        finally:
+            await stuck.close()
