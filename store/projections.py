@@ -514,11 +514,11 @@ class Projector:
                 self._evicted[episode_id] = entry
         return len(rows)
 
-    async def _may_fold(self, wakeups: Wakeups) -> bool:
-        """Whether a listening projector folds now: it leads, or cannot tell (no connection
-        of its own: it folds as one that does not listen), or the leader has left events
-        waiting for PROJECTOR_TAKEOVER_S."""
-        leads = not await wakeups.listening() or await wakeups.leading()
+    async def _may_fold(self, wakeups: Wakeups, listening: bool) -> bool:
+        """Whether a projector given `wakeups` folds now: it leads, or cannot tell (not
+        `listening`, it has no connection of its own: it folds as one without), or the
+        leader has left events waiting for PROJECTOR_TAKEOVER_S."""
+        leads = not listening or await wakeups.leading()
         if leads != self.leading:
             log.info("projector_leading" if leads else "projector_standing_by")
             self.leading = leads
@@ -748,7 +748,9 @@ class Projector:
         last_folded = time.monotonic()
         while True:
             try:
-                standing_by = wakeups is not None and not await self._may_fold(wakeups)
+                # One look at the listening connection a round (it reconnects if lost).
+                listening = wakeups is not None and await wakeups.listening()
+                standing_by = wakeups is not None and not await self._may_fold(wakeups, listening)
                 folded = None if standing_by else await self.step()
             except asyncio.CancelledError:
                 raise
@@ -774,7 +776,6 @@ class Projector:
                     raise
                 except Exception as exc:
                     log.warning("projector_snapshots_failed", error=type(exc).__name__)
-            listening = wakeups is not None and await wakeups.listening()
             pause = pause_after(folded, self._batch, listening=listening)
             if pause and wakeups is not None and listening:
                 await wakeups.wait(pause)
