@@ -1,9 +1,9 @@
 """`carepath` starts fast: help and the API commands load no server library.
 
 Each check runs the command in a fresh interpreter and lists the modules it loaded;
-nothing here measures time (`bench/cli_start.py` does). The command line is Typer, which
-brings pydantic (the library, not the domain's models); the staff commands' options come
-from the committed catalog (cli/command_catalog.json), so the domain is not imported.
+nothing here measures time (`bench/cli_start.py` does). The command line is Typer, pinned
+to a version that does not load pydantic; the staff commands' options come from the
+committed catalog (cli/command_catalog.json), so the domain is not imported.
 """
 
 from __future__ import annotations
@@ -31,6 +31,8 @@ HEAVY = (
     "uvicorn",
     "temporalio",
     "asyncpg",
+    "pydantic",
+    "pydantic_core",
     "pydantic_settings",
     "httpx",
     "yaml",
