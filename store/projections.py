@@ -29,6 +29,7 @@ import asyncio
 import contextlib
 import json
 import time
+from bisect import bisect_left
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass
@@ -40,10 +41,10 @@ import pydantic
 import pydantic_core
 import structlog
 
-from domain.deadlines import next_deadline, pending_deadlines
+from domain.deadlines import PendingItem, pending_deadlines
 from domain.decider import evolve
 from domain.events import Event, load_event_json
-from domain.state import EpisodeState
+from domain.state import EpisodeState, Session
 from domain.vocabulary import Stage
 from domain.weeks import tally, weeks_so_far
 from store.background import in_background
@@ -631,13 +632,11 @@ class Projector:
                 else None
             )
             start_facts = _snapshot_facts(state)
-            count, state, last = await _fold(conn, episode_id, state, pending)
-            if state is None or last is None:
+            count, folded_to, last = await _fold(conn, episode_id, state, pending)
+            if folded_to is None or last is None:
                 continue
-            rows = _rows(state, last.occurred_at)
-            digests = _digests(rows)
-            if known is not None:
-                rows = _changes(known, digests, rows)
+            rows, digests = _rows_to_send(folded_to, last.occurred_at, state, known)
+            state = folded_to
             stored = snapshot["version"]
             snapshot_due = (
                 count < len(pending)
@@ -1028,17 +1027,65 @@ def read_model_rows(state: EpisodeState, last_event_at: datetime) -> dict[str, A
     return {"state": state.model_dump(mode="json"), **_rows(state, last_event_at)}
 
 
-def _rows(state: EpisodeState, last_event_at: datetime) -> dict[str, Any]:
-    """The rows of every read model for one episode, keyed by table."""
+def _rows(
+    state: EpisodeState, last_event_at: datetime, kept: frozenset[str] = frozenset()
+) -> dict[str, Any]:
+    """The rows of every read model for one episode, keyed by table; without the
+    `console_sessions` rows of the sessions named in `kept` (their rows are known not to
+    have changed: see `_kept_sessions`)."""
+    pending = pending_deadlines(state)
     return {
-        "episode_summary": [_summary(state, last_event_at)],
+        # The first pending deadline is `next_deadline(state)` (a property the domain's
+        # tests hold at every step), so the deadlines are listed once for both tables.
+        "episode_summary": [_summary(state, last_event_at, pending[0][1] if pending else None)],
         "caseload": _caseload(state),
         "open_tasks": _open_tasks(state),
-        "upcoming_deadlines": _deadlines(state),
+        "upcoming_deadlines": _deadlines(state, pending),
         "attended_hours": _attended_hours(state),
         "episode_consents": _consents(state),
-        "console_sessions": _console_sessions(state),
+        "console_sessions": _console_sessions(state, kept),
     }
+
+
+def _rows_to_send(
+    state: EpisodeState,
+    last_event_at: datetime,
+    before: EpisodeState | None,
+    known: dict[str, dict[Any, int]] | None,
+) -> tuple[dict[str, Any], dict[str, dict[Any, int]]]:
+    """What to write for `state`, and the digests of all its rows. With `known`, the
+    digests of the rows written for `before`: only the rows that changed since and the
+    keys of those gone (`_changes`), and the sessions carried over unchanged are not even
+    built. Without: every row."""
+    kept = frozenset[str]()
+    if known is not None and before is not None:
+        kept = _kept_sessions(state, before, known.get("console_sessions", {}))
+    rows = _rows(state, last_event_at, kept)
+    digests = _digests(rows)
+    if known is None:
+        return rows, digests
+    if kept:
+        written = known["console_sessions"]
+        digests["console_sessions"].update((key, written[key]) for key in kept)
+    return _changes(known, digests, rows), digests
+
+
+def _kept_sessions(
+    state: EpisodeState, before: EpisodeState, known: dict[Any, int]
+) -> frozenset[str]:
+    """The sessions of `state` whose `console_sessions` rows are those written for
+    `before` (digests `known`): the very same session objects, at the same place. States
+    are immutable and each event replaces only the sessions it changes, so most of an
+    episode's sessions are carried from one state to the next as they are; a session's
+    row depends on nothing else of the state that can change while the episode is open."""
+    if state.is_closed or before.is_closed or state.episode_id != before.episode_id:
+        return frozenset()
+    old = before.sessions
+    return frozenset(
+        session.session_id
+        for session, was in zip(state.sessions, old, strict=False)
+        if session is was and session.session_id in known
+    )
 
 
 def _iso(moment: datetime | None) -> str | None:
@@ -1050,7 +1097,9 @@ def _hours(hours: float | None) -> float | None:
     return round(hours, 2) if hours is not None else None
 
 
-def _summary(state: EpisodeState, last_event_at: datetime) -> dict[str, Any]:
+def _summary(
+    state: EpisodeState, last_event_at: datetime, next_at: datetime | None
+) -> dict[str, Any]:
     return {
         "episode_id": state.episode_id,
         "program_id": state.program_id,
@@ -1059,7 +1108,7 @@ def _summary(state: EpisodeState, last_event_at: datetime) -> dict[str, Any]:
         "phase_id": state.phase_id,
         "primary_clinician": state.primary_clinician,
         "escalation_level": state.escalation_level,
-        "next_deadline": _iso(next_deadline(state)),
+        "next_deadline": _iso(next_at),
         "last_seq": state.version,
         "referred_at": _iso(state.referred_at),
         "admitted_at": _iso(state.admitted_at),
@@ -1112,9 +1161,9 @@ def _open_tasks(state: EpisodeState) -> list[dict[str, Any]]:
     ]
 
 
-def _deadlines(state: EpisodeState) -> list[dict[str, Any]]:
+def _deadlines(state: EpisodeState, pending: tuple[PendingItem, ...]) -> list[dict[str, Any]]:
     rows: dict[tuple[str, str], dict[str, Any]] = {}
-    for kind, due_at, ref in pending_deadlines(state):
+    for kind, due_at, ref in pending:
         rows.setdefault(
             (kind, ref or ""),
             {
@@ -1134,9 +1183,15 @@ def _attended_hours(state: EpisodeState) -> list[dict[str, Any]]:
     included: attendance as the sessions now stand (corrections included), beside the
     check's verdict at the week's end (none yet for the open week, none for a week a
     hold cut short)."""
+    sessions = state.sessions
+    # Each week's sessions found by bisecting the start times once sorted, rather than by
+    # looking at every session for every week; `tally` gets them in the state's order.
+    order = sorted(range(len(sessions)), key=lambda i: sessions[i].starts_at)
+    starts = [sessions[i].starts_at for i in order]
     rows = []
     for week in weeks_so_far(state):
-        attendance = tally(state.sessions, week.start, week.end)
+        within = order[bisect_left(starts, week.start) : bisect_left(starts, week.end)]
+        attendance = tally([sessions[i] for i in sorted(within)], week.start, week.end)
         rows.append(
             {
                 "episode_id": state.episode_id,
@@ -1171,21 +1226,23 @@ def _consents(state: EpisodeState) -> list[dict[str, Any]]:
     ]
 
 
-def _console_sessions(state: EpisodeState) -> list[dict[str, Any]]:
-    """Every session of an open episode as it now stands: the console's Today page."""
+def _console_sessions(state: EpisodeState, kept: frozenset[str]) -> list[dict[str, Any]]:
+    """Every session of an open episode as it now stands (the console's Today page), but
+    those named in `kept`."""
     if state.is_closed:
         return []
-    return [
-        {
-            "episode_id": state.episode_id,
-            "session_id": session.session_id,
-            "program_id": state.program_id,
-            "kind": session.kind.value,
-            "starts_at": _iso(session.starts_at),
-            "hours": round(session.hours, 2),
-            "cancelled": session.cancelled,
-            "status": session.status.value if session.status is not None else None,
-            "attended_hours": round(session.attended_hours, 2),
-        }
-        for session in state.sessions
-    ]
+    return [_session_row(state, s) for s in state.sessions if s.session_id not in kept]
+
+
+def _session_row(state: EpisodeState, session: Session) -> dict[str, Any]:
+    return {
+        "episode_id": state.episode_id,
+        "session_id": session.session_id,
+        "program_id": state.program_id,
+        "kind": session.kind.value,
+        "starts_at": _iso(session.starts_at),
+        "hours": round(session.hours, 2),
+        "cancelled": session.cancelled,
+        "status": session.status.value if session.status is not None else None,
+        "attended_hours": round(session.attended_hours, 2),
+    }
