@@ -4,7 +4,9 @@ The command line is a Typer application. The top level is `app`; each group of c
 (`episode`, `audit`, `db`, ...) is a Typer application in its own module, named in
 `GROUPS` and imported only when that group is the one being run (or completed by the
 shell): `carepath --help` lists the groups from `GROUPS` alone, and `carepath episode
-show` imports no server library (tests/unit/test_cli_startup.py checks both).
+show` imports no server library (tests/unit/test_cli_startup.py checks both). Help is
+drawn by Typer with Rich, imported without the two Rich modules it never uses here
+(`cli/rich_help.py`: about 80 ms of `carepath --help`).
 
 Adding a command group
 ----------------------
@@ -283,6 +285,9 @@ def parse_only(argv: Sequence[str]) -> None:
         ctx = sub.make_context(name, rest, parent=ctx)
 
 
+HELP_FLAGS = frozenset({"--help", "-h"})
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     args, found = hoist_global_options(argv)
@@ -291,6 +296,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     from typer import Abort
     from typer._click.exceptions import ClickException
 
+    if not args or HELP_FLAGS.intersection(args):
+        # Help is drawn with Rich: import it without the parts it never uses here.
+        from cli.rich_help import import_rich_help
+
+        import_rich_help()
     command = typer.main.get_command(app)
     try:
         result = command.main(args=args, prog_name="carepath", standalone_mode=False)

@@ -33,6 +33,9 @@ HEAVY = (
     "asyncpg",
     "pydantic",
     "pydantic_core",
+    # Rich's Markdown parser: typer's help imports it, CarePath's help never uses it
+    # (cli/rich_help.py).
+    "markdown_it",
     "pydantic_settings",
     "httpx",
     "yaml",
@@ -108,6 +111,54 @@ class TestStartup:
         loaded, stderr = _heavy_modules_loaded("episode", "show", "ep-1", "--api-url", url)
         assert loaded == []
         assert stderr.startswith(f"carepath: error: cannot reach the CarePath API at {url}")
+
+
+def _run_python(script: str) -> str:
+    """What `script` prints, run in a fresh interpreter from the repository."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "COLUMNS": "100"}
+    done = subprocess.run(
+        [sys.executable, "-c", script], cwd=ROOT, env=env, capture_output=True, text=True,
+        timeout=60, check=True,
+    )  # fmt: skip
+    return done.stdout
+
+
+class TestRichHelp:
+    @pytest.mark.parametrize(
+        "argv", [("--help",), ("episode", "record-assessment", "--help"), ("db", "-h")]
+    )
+    def test_given_help_drawn_without_markdown_then_it_reads_as_with_it(
+        self, argv: tuple[str, ...]
+    ) -> None:
+        light = _run_python(f"from cli.main import main\nmain({list(argv)!r})")
+        # typer.rich_utils imported whole first: import_rich_help is then a no-op.
+        whole = _run_python(
+            f"import typer.rich_utils\nfrom cli.main import main\nmain({list(argv)!r})"
+        )
+        assert "Usage: carepath" in light
+        assert light == whole
+
+    def test_given_help_was_drawn_when_rich_markdown_is_imported_then_it_is_the_real_one(
+        self,
+    ) -> None:
+        script = (
+            "from cli.main import main\n"
+            "main(['--help'])\n"
+            "import sys, typer.rich_utils as utils, rich.markdown, rich.traceback\n"
+            "print('MARK', 'markdown_it' in sys.modules, rich.markdown.Markdown.__module__)\n"
+            "print('MARK', type(utils.Markdown('**x**')).__module__)\n"
+            "try:\n"
+            "    raise ValueError('x')\n"
+            "except ValueError as exc:\n"
+            "    tb = utils.Traceback.from_exception(type(exc), exc, exc.__traceback__)\n"
+            "print('MARK', type(tb).__name__, type(tb).__module__)\n"
+        )
+        marks = [line for line in _run_python(script).splitlines() if line.startswith("MARK")]
+        assert marks == [
+            "MARK True rich.markdown",
+            "MARK rich.markdown",
+            "MARK Traceback rich.traceback",
+        ]
 
 
 def _modules_loaded(*argv: str) -> list[str]:
