@@ -1057,16 +1057,14 @@ def _rows_to_send(
     digests of the rows written for `before`: only the rows that changed since and the
     keys of those gone (`_changes`), and the sessions carried over unchanged are not even
     built. Without: every row."""
-    kept = frozenset[str]()
-    if known is not None and before is not None:
-        kept = _kept_sessions(state, before, known.get("console_sessions", {}))
+    if known is None or before is None:
+        rows = _rows(state, last_event_at)
+        return rows, _digests(rows)
+    written = known.get("console_sessions", {})
+    kept = _kept_sessions(state, before, written)
     rows = _rows(state, last_event_at, kept)
     digests = _digests(rows)
-    if known is None:
-        return rows, digests
-    if kept:
-        written = known["console_sessions"]
-        digests["console_sessions"].update((key, written[key]) for key in kept)
+    digests["console_sessions"].update((key, written[key]) for key in kept)
     return _changes(known, digests, rows), digests
 
 
@@ -1076,9 +1074,12 @@ def _kept_sessions(
     """The sessions of `state` whose `console_sessions` rows are those written for
     `before` (digests `known`): the very same session objects, at the same place. States
     are immutable and each event replaces only the sessions it changes, so most of an
-    episode's sessions are carried from one state to the next as they are; a session's
-    row depends on nothing else of the state that can change while the episode is open."""
-    if state.is_closed or before.is_closed or state.episode_id != before.episode_id:
+    episode's sessions are carried from one state to the next as they are. Besides the
+    session, its row holds only the episode's id and program, and is written only while
+    the episode is open."""
+    if state.is_closed or before.is_closed:
+        return frozenset()
+    if (state.episode_id, state.program_id) != (before.episode_id, before.program_id):
         return frozenset()
     old = before.sessions
     return frozenset(

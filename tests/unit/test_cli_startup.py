@@ -170,12 +170,7 @@ def _modules_loaded(*argv: str) -> list[str]:
         "print(json.dumps(sorted(m for m in sys.modules if m.startswith('cli.'))),"
         " file=sys.__stdout__)\n"
     )
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    done = subprocess.run(
-        [sys.executable, "-c", script], cwd=ROOT, env=env, capture_output=True, text=True,
-        timeout=60, check=True,
-    )  # fmt: skip
-    loaded: list[str] = json.loads(done.stdout.splitlines()[-1])
+    loaded: list[str] = json.loads(_run_python(script).splitlines()[-1])
     return loaded
 
 
