@@ -41,7 +41,8 @@ class SharedPydanticPayloadConverter(PydanticPayloadConverter):
     The SDK builds a payload converter afresh for every data converter it derives: the
     worker's, for each workflow activation and each completion, four for a staff
     command. The pydantic one builds a pydantic-core serializer and an empty cache of
-    type adapters each time, about 13 us, twice what the SDK's default converter takes.
+    type adapters each time, which made a derivation take twice what it takes with the
+    SDK's default converter (22.6 against 10.6 us; 9.7 us with this class).
     Its encoding converters hold no state but that cache, so sharing them converts
     exactly as before, with the cache kept warm."""
 

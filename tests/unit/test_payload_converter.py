@@ -21,31 +21,32 @@ AT = datetime(2026, 3, 2, 9, tzinfo=UTC)
 EVENTS = tuple(episode_events("ep-conv", sessions=3))
 
 
-def _values() -> list[tuple[Any, type]]:
-    """What crosses the SDK: an update's request, an append's input and result, plain
-    JSON, bytes and nothing."""
-    ids = samples.CommandIds("conv")
-    return [
-        (
-            CommandRequest(command=samples.session(ids, "s-1", AT), programs=("adult-iop",)),
-            CommandRequest,
+# What crosses the SDK: an update's request, an append's input and result, plain JSON,
+# bytes and nothing; each with the type it is decoded as.
+VALUES: list[tuple[Any, type]] = [
+    (
+        CommandRequest(
+            command=samples.session(samples.CommandIds("conv"), "s-1", AT), programs=("adult-iop",)
         ),
-        (
-            AppendEventsInput(
-                episode_id="ep-conv", events=EVENTS, command_id="c-1", fingerprint="f"
-            ),
-            AppendEventsInput,
+        CommandRequest,
+    ),
+    (
+        AppendEventsInput(episode_id="ep-conv", events=EVENTS, command_id="c-1", fingerprint="f"),
+        AppendEventsInput,
+    ),
+    (
+        AppendEventsResult(
+            episode_id="ep-conv", head_seq=len(EVENTS), written=len(EVENTS), position=7
         ),
-        (
-            AppendEventsResult(
-                episode_id="ep-conv", head_seq=len(EVENTS), written=len(EVENTS), position=7
-            ),
-            AppendEventsResult,
-        ),
-        ({"client_ref": "MRN-1", "at": AT.isoformat()}, dict),
-        (b"\x00raw", bytes),
-        (None, type(None)),
-    ]
+        AppendEventsResult,
+    ),
+    ({"client_ref": "MRN-1", "at": AT.isoformat()}, dict),
+    (b"\x00raw", bytes),
+    (None, type(None)),
+]
+
+
+CONTEXT = WorkflowSerializationContext(namespace="default", workflow_id="wf")
 
 
 class TestSharedPydanticPayloadConverter:
@@ -56,9 +57,8 @@ class TestSharedPydanticPayloadConverter:
         for encoding, converter in first.converters.items():
             assert second.converters[encoding] is converter
 
-    @pytest.mark.parametrize("index", range(len(_values())))
-    def test_converts_as_the_sdk_pydantic_converter_does(self, index: int) -> None:
-        value, hint = _values()[index]
+    @pytest.mark.parametrize(("value", "hint"), VALUES, ids=lambda v: getattr(v, "__name__", None))
+    def test_converts_as_the_sdk_pydantic_converter_does(self, value: Any, hint: type) -> None:
         sdk = PydanticPayloadConverter()
 
         [ours] = SharedPydanticPayloadConverter().to_payloads([value])
@@ -74,13 +74,12 @@ class TestSharedPydanticPayloadConverter:
 
     def test_a_converter_the_worker_derives_builds_no_encoding_converter(self) -> None:
         # What the workflow worker does for every activation and completion.
-        context = WorkflowSerializationContext(namespace="default", workflow_id="wf")
-        derived = TEST_CONVERTER.with_context(context)
+        derived = TEST_CONVERTER.with_context(CONTEXT)
         built = _CommandAwareDataConverter.create(
             instance=None,  # type: ignore[arg-type]
             context_free_dc=TEST_CONVERTER,
             workflow_context_dc=derived,
-            workflow_context=context,
+            workflow_context=CONTEXT,
         )
 
         shared = SharedPydanticPayloadConverter().converters
@@ -89,8 +88,7 @@ class TestSharedPydanticPayloadConverter:
             assert all(inner.converters[e] is c for e, c in shared.items())
 
     async def test_a_sealed_payload_round_trips_through_the_derived_converter(self) -> None:
-        context = WorkflowSerializationContext(namespace="default", workflow_id="wf")
-        converter = TEST_CONVERTER.with_context(context)
+        converter = TEST_CONVERTER.with_context(CONTEXT)
         value = AppendEventsInput(episode_id="ep-conv", events=EVENTS)
 
         [payload] = await converter.encode([value])
