@@ -90,6 +90,7 @@ from store.console_chart import ChartQueries
 from store.event_store import EventStore
 from store.worklists import Worklists
 from workers.settings import DEFAULT_TEMPORAL_RPC_TIMEOUT
+from workers.temporal import payload_sealer
 from workflows.client import (
     SAFE_VALUE,
     EpisodeClient,
@@ -240,7 +241,7 @@ def create_app(resources: ApiResources) -> FastAPI:
     app.include_router(health_router(resources.temporal, resources.store, resources.task_queue))
     app.include_router(metrics_router(resources.sdk_metrics_url))
     install_console(app, resources, episodes)
-    codec = resources.temporal.data_converter.payload_codec
+    codec = payload_sealer(resources.temporal.data_converter)
     if codec is not None:
         # The client's own codec: the endpoints decode with the keys the API encrypts with.
         install_codec(app, codec, resources.codec_ui_origin)

@@ -1,8 +1,8 @@
 """The Temporal client: the data converter every process uses, and connecting.
 
 Every client, worker and replayer converts with pydantic and encrypts every payload and
-failure detail (`data_converter`, workers.payload_codec). `PLAIN_CONVERTER` has no codec:
-it serves only calls that carry no payload (asking about pollers).
+failure detail (`data_converter`, workers.payload_codec). `PLAIN_CONVERTER` does not
+encrypt: it serves only calls that carry no payload (asking about pollers).
 """
 
 from __future__ import annotations
@@ -10,24 +10,28 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 from collections.abc import Sequence
+from typing import Any, ClassVar
 
+from temporalio.api.common.v1 import Payload
 from temporalio.api.enums.v1 import IndexedValueType
 from temporalio.api.operatorservice.v1 import (
     AddSearchAttributesRequest,
     ListSearchAttributesRequest,
 )
 from temporalio.client import Client, Interceptor
+from temporalio.common import RawValue
 from temporalio.contrib.pydantic import PydanticPayloadConverter
 from temporalio.converter import (
     CompositePayloadConverter,
     DataConverter,
     DefaultFailureConverterWithEncodedAttributes,
 )
+from temporalio.converter import _data_converter as sdk_converter
 from temporalio.runtime import Runtime
 from temporalio.service import RPCError, RPCStatusCode
 
 from workers.errors import StartupError
-from workers.payload_codec import EncryptionCodec, Keyring
+from workers.payload_codec import ENCODING, EncryptionCodec, Keyring
 from workers.settings import SEARCH_ATTRIBUTES
 
 # The encoding converters of the SDK's pydantic payload converter, built once.
@@ -55,14 +59,84 @@ PLAIN_CONVERTER: DataConverter = DataConverter(
 )
 
 
+# The SDK's message for a payload stored elsewhere reaching a process that cannot fetch it.
+UNFETCHABLE = (
+    "[TMPRL1105] Detected externally stored payload(s) but external storage is not configured."
+)
+
+
+def external_reference(payload: Payload) -> bool:
+    """Whether `payload` points at externally stored payloads (the SDK's two markers)."""
+    return sdk_converter._has_reference_marker(payload) or sdk_converter._is_reference_payload(
+        payload
+    )
+
+
+class SealingPayloadConverter(SharedPydanticPayloadConverter):
+    """The shared pydantic converter that seals every payload it makes and opens every
+    payload it reads, with `codec` (a subclass per keyring: `sealing_converter`).
+
+    Encrypting here rather than in a payload codec gives the same payloads, byte for
+    byte in format, with no codec for the SDK to run: the SDK applies a codec by walking
+    every workflow activation and completion, payload by payload, whether the workflow
+    reads a payload or not: 5-9 % of a replay's time (docs/operations.md, "Sizing").
+    Here a payload is opened when the workflow converts it, and sealed when it is made.
+
+    A `RawValue` is the payload as it came, still sealed: the SDK hands an update's
+    handler the very payload its validator was given, and the handler can tell (it
+    converts the payload with this converter when it needs its value). A payload
+    already sealed is not sealed twice; a plain one (recorded before payloads were
+    encrypted) reads as it is; one that points at external storage, which CarePath does
+    not configure, is refused as the SDK refuses it."""
+
+    codec: ClassVar[EncryptionCodec]
+
+    def to_payloads(self, values: Sequence[Any]) -> list[Payload]:
+        seal = self.codec.seal
+        return [
+            payload if payload.metadata.get("encoding") == ENCODING else seal(payload)
+            for payload in super().to_payloads(values)
+        ]
+
+    def from_payloads(
+        self, payloads: Sequence[Payload], type_hints: list[type] | None = None
+    ) -> list[Any]:
+        hints = type_hints or ()
+        opened = []
+        for index, payload in enumerate(payloads):
+            if external_reference(payload):
+                raise RuntimeError(UNFETCHABLE)
+            raw = index < len(hints) and hints[index] is RawValue
+            opened.append(payload if raw else self.codec.open(payload))
+        return super().from_payloads(opened, type_hints)
+
+
+def sealing_converter(keyring: Keyring) -> type[SealingPayloadConverter]:
+    """A `SealingPayloadConverter` class sealing under `keyring` (the SDK builds payload
+    converters from a class, with no arguments)."""
+    return type(
+        SealingPayloadConverter.__name__,
+        (SealingPayloadConverter,),
+        {"codec": EncryptionCodec(keyring), "__module__": __name__},
+    )
+
+
 def data_converter(keyring: Keyring) -> DataConverter:
     """Pydantic payloads, sealed under `keyring`; failure messages and stack traces move
     into the (encrypted) encoded attributes, so a failure's text is no PHI channel."""
     return dataclasses.replace(
         PLAIN_CONVERTER,
-        payload_codec=EncryptionCodec(keyring),
+        payload_converter_class=sealing_converter(keyring),
         failure_converter_class=DefaultFailureConverterWithEncodedAttributes,
     )
+
+
+def payload_sealer(converter: DataConverter) -> EncryptionCodec | None:
+    """The codec `converter` seals its payloads with (the codec server's), if it seals."""
+    made_by = converter.payload_converter_class
+    if isinstance(made_by, type) and issubclass(made_by, SealingPayloadConverter):
+        return made_by.codec
+    return None
 
 
 _INDEXED_TYPES = {

@@ -1,5 +1,6 @@
 """The payload converter every CarePath process uses: the SDK's pydantic converter, with
-its encoding converters built once (`workers.temporal.SharedPydanticPayloadConverter`)."""
+its encoding converters built once (`workers.temporal.SharedPydanticPayloadConverter`),
+sealing and opening each payload itself (`workers.temporal.SealingPayloadConverter`)."""
 
 from __future__ import annotations
 
@@ -7,14 +8,23 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+from temporalio.api.common.v1 import Payload
+from temporalio.common import RawValue
 from temporalio.contrib.pydantic import PydanticPayloadConverter
 from temporalio.converter import WorkflowSerializationContext
 from temporalio.worker._workflow import _CommandAwareDataConverter
 
 from testing import samples
-from testing.payload_keys import TEST_CONVERTER
+from testing.payload_keys import TEST_CONVERTER, TEST_KEYRING
 from testing.sample_streams import episode_events
-from workers.temporal import PLAIN_CONVERTER, SharedPydanticPayloadConverter
+from workers.payload_codec import ENCODING, EncryptionCodec, Keyring
+from workers.temporal import (
+    PLAIN_CONVERTER,
+    SealingPayloadConverter,
+    SharedPydanticPayloadConverter,
+    data_converter,
+    payload_sealer,
+)
 from workflows.messages import AppendEventsInput, AppendEventsResult, CommandRequest
 
 AT = datetime(2026, 3, 2, 9, tzinfo=UTC)
@@ -70,7 +80,7 @@ class TestSharedPydanticPayloadConverter:
 
     def test_every_process_converter_uses_it(self) -> None:
         assert PLAIN_CONVERTER.payload_converter_class is SharedPydanticPayloadConverter
-        assert TEST_CONVERTER.payload_converter_class is SharedPydanticPayloadConverter
+        assert issubclass(TEST_CONVERTER.payload_converter_class, SharedPydanticPayloadConverter)
 
     def test_a_converter_the_worker_derives_builds_no_encoding_converter(self) -> None:
         # What the workflow worker does for every activation and completion.
@@ -95,3 +105,74 @@ class TestSharedPydanticPayloadConverter:
 
         assert payload.metadata["encoding"] == b"binary/encrypted"
         assert await converter.decode([payload], [AppendEventsInput]) == [value]
+
+
+def _opened(payload: Payload) -> Payload:
+    return EncryptionCodec(TEST_KEYRING).open(payload)
+
+
+SEALING = TEST_CONVERTER.payload_converter
+
+
+class TestSealingPayloadConverter:
+    @pytest.mark.parametrize(("value", "hint"), VALUES, ids=lambda v: getattr(v, "__name__", None))
+    def test_seals_what_the_sdk_converter_makes_and_reads_it_back(
+        self, value: Any, hint: type
+    ) -> None:
+        [sealed] = SEALING.to_payloads([value])
+
+        assert sealed.metadata["encoding"] == ENCODING
+        assert _opened(sealed) == PydanticPayloadConverter().to_payload(value)
+        assert SEALING.from_payloads([sealed], [hint]) == [value]
+
+    async def test_reads_what_the_codec_sealed_and_the_codec_reads_what_it_seals(self) -> None:
+        # Histories recorded when a payload codec encrypted, and the codec server.
+        codec = EncryptionCodec(TEST_KEYRING)
+        value = {"client_ref": "MRN-1"}
+        [by_codec] = await codec.encode([PydanticPayloadConverter().to_payload(value)])
+
+        assert SEALING.from_payloads([by_codec], [dict]) == [value]
+        [by_converter] = await codec.decode(SEALING.to_payloads([value]))
+        assert PydanticPayloadConverter().from_payloads([by_converter], [dict]) == [value]
+
+    def test_reads_a_payload_recorded_before_encryption_as_it_is(self) -> None:
+        plain = PydanticPayloadConverter().to_payload({"client_ref": "MRN-1"})
+
+        assert SEALING.from_payloads([plain], [dict]) == [{"client_ref": "MRN-1"}]
+
+    def test_a_raw_value_is_the_payload_as_it_came_and_is_not_sealed_twice(self) -> None:
+        [sealed] = SEALING.to_payloads([{"n": 1}])
+        plain = PydanticPayloadConverter().to_payload({"n": 2})
+
+        [raw, value] = SEALING.from_payloads([sealed, sealed], [RawValue, dict])
+        [passed_on, sealed_now] = SEALING.to_payloads([raw, RawValue(plain)])
+
+        assert raw.payload is sealed
+        assert value == {"n": 1}
+        assert SEALING.from_payload(raw.payload) == {"n": 1}
+        assert passed_on == sealed
+        assert sealed_now.metadata["encoding"] == ENCODING
+        assert _opened(sealed_now) == plain
+
+    def test_a_converter_the_worker_derives_still_seals(self) -> None:
+        derived = TEST_CONVERTER.with_context(CONTEXT)
+
+        [payload] = derived.payload_converter.to_payloads([{"n": 1}])
+
+        assert payload.metadata["encoding"] == ENCODING
+        assert derived.payload_converter.from_payloads([payload]) == [{"n": 1}]
+
+    def test_each_keyring_has_its_class_and_the_codec_server_gets_its_codec(self) -> None:
+        other = Keyring({"k2": b"\x02" * 32}, "k2")
+        converter = data_converter(other)
+        made_by = converter.payload_converter_class
+
+        assert issubclass(made_by, SealingPayloadConverter)
+        assert made_by is not TEST_CONVERTER.payload_converter_class
+        assert converter.payload_codec is None
+        sealer = payload_sealer(converter)
+        assert sealer is not None
+        assert sealer.keyring is other
+        assert payload_sealer(PLAIN_CONVERTER) is None
+        [payload] = converter.payload_converter.to_payloads([{"n": 1}])
+        assert payload.metadata["encryption-key-id"] == b"k2"

@@ -1,7 +1,8 @@
-"""The one-walk payload visits (`workers.payload_passes`) give what the SDK's three walks
-give: every payload decoded and encoded alike, search attributes left as they are, headers
-as configured, the SDK's refusal of externally stored payloads kept, and the SDK's own
-walks for a converter with external storage."""
+"""The payload walks (`workers.payload_passes`) give what the SDK's three walks give: every
+payload decoded and encoded alike, search attributes left as they are, headers as
+configured, the SDK's refusal of externally stored payloads kept, the SDK's own walks for
+a converter with external storage, and no walk for CarePath's converter, which opens and
+seals each payload itself."""
 
 from __future__ import annotations
 
@@ -44,6 +45,7 @@ from temporalio.converter import _extstore as extstore
 
 from testing.payload_keys import TEST_CONVERTER
 from workers import payload_passes
+from workers.temporal import PLAIN_CONVERTER, payload_sealer
 
 WRAPPED = b"test/wrapped"
 
@@ -66,7 +68,7 @@ class WrappingCodec(PayloadCodec):
         return out
 
 
-CONVERTER = dataclasses.replace(TEST_CONVERTER, payload_codec=WrappingCodec())
+CONVERTER = dataclasses.replace(PLAIN_CONVERTER, payload_codec=WrappingCodec())
 
 
 def _plain(text: str) -> Payload:
@@ -199,24 +201,41 @@ async def test_a_completion_encodes_as_the_sdks_three_walks_encode_it(headers: b
     assert (commands[0].schedule_local_activity.headers["t"] == _wrapped("h")) is headers
 
 
-async def test_carepaths_sealed_payloads_open_alike() -> None:
-    codec = TEST_CONVERTER.payload_codec
-    assert codec is not None
-    sealed = _activation(_plain)
-    for job in sealed.jobs:
-        for field in ("do_update", "signal_workflow"):
-            if job.HasField(field):
-                holder = getattr(job, field)
-                sealed_input = await codec.encode(list(holder.input))
-                del holder.input[:]
-                holder.input.extend(sealed_input)
+def _sealed_activation() -> WorkflowActivation:
+    """`_activation`'s payloads as CarePath's converter seals them."""
+    sealer = payload_sealer(TEST_CONVERTER)
+    assert sealer is not None
+    return _activation(lambda text: sealer.seal(_plain(text)))
+
+
+async def test_carepaths_converter_gets_no_walk_and_opens_each_payload_itself(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def no_visitor(headers: bool) -> None:
+        raise AssertionError("walked the payloads of a converter that opens them itself")
+
+    assert payload_passes.no_walk(TEST_CONVERTER)
+    sealed = _sealed_activation()
     ours, theirs = WorkflowActivation(), WorkflowActivation()
     ours.CopyFrom(sealed)
     theirs.CopyFrom(sealed)
-    await payload_passes.decode_activation(ours, TEST_CONVERTER, True, 4)
     await payload_passes.SDK_DECODE_ACTIVATION(theirs, TEST_CONVERTER, True, 4)
-    assert ours == theirs
-    assert ours.jobs[1].do_update.input[0] == _plain("request")
+    monkeypatch.setattr(payload_passes, "_walker", no_visitor)
+    await payload_passes.decode_activation(ours, TEST_CONVERTER, True, 4)
+    completion = _completion()
+    await payload_passes.encode_completion(completion, TEST_CONVERTER, True, 4)
+
+    # The SDK's walks, with no codec, change nothing either.
+    assert ours == theirs == sealed
+    assert completion == _completion()
+    update = ours.jobs[1].do_update.input[0]
+    assert update.metadata["encoding"] == b"binary/encrypted"
+    assert TEST_CONVERTER.payload_converter.from_payloads([update]) == ["request"]
+
+
+def test_a_converter_that_only_leaves_out_the_codec_still_gets_the_walks() -> None:
+    assert not payload_passes.no_walk(PLAIN_CONVERTER)
+    assert not payload_passes.no_walk(CONVERTER)
 
 
 @pytest.mark.parametrize(
@@ -232,11 +251,15 @@ async def test_carepaths_sealed_payloads_open_alike() -> None:
 async def test_an_externally_stored_payload_is_refused_as_the_sdk_refuses_it(
     metadata: dict[str, bytes],
 ) -> None:
+    reference = Payload(metadata=metadata, data=b"{}")
     for walk in (payload_passes.decode_activation, payload_passes.SDK_DECODE_ACTIVATION):
         activation = _activation()
-        activation.jobs[1].do_update.input[0].CopyFrom(Payload(metadata=metadata, data=b"{}"))
+        activation.jobs[1].do_update.input[0].CopyFrom(reference)
         with pytest.raises(RuntimeError, match="TMPRL1105"):
             await walk(activation, CONVERTER, True, 4)
+    # CarePath's converter, which no walk precedes, refuses it when the workflow reads it.
+    with pytest.raises(RuntimeError, match="TMPRL1105"):
+        TEST_CONVERTER.payload_converter.from_payloads([reference])
 
 
 async def test_a_converter_with_external_storage_gets_the_sdks_walks(
