@@ -45,6 +45,7 @@ from temporalio.converter import _extstore as extstore
 
 from testing.payload_keys import TEST_CONVERTER
 from workers import payload_passes
+from workers.payload_codec import ENCODING
 from workers.temporal import PLAIN_CONVERTER, payload_sealer
 
 WRAPPED = b"test/wrapped"
@@ -229,11 +230,11 @@ async def test_carepaths_converter_gets_no_walk_and_opens_each_payload_itself(
     assert ours == theirs == sealed
     assert completion == _completion()
     update = ours.jobs[1].do_update.input[0]
-    assert update.metadata["encoding"] == b"binary/encrypted"
+    assert update.metadata["encoding"] == ENCODING
     assert TEST_CONVERTER.payload_converter.from_payloads([update]) == ["request"]
 
 
-def test_a_converter_that_only_leaves_out_the_codec_still_gets_the_walks() -> None:
+def test_a_converter_that_does_not_seal_its_payloads_itself_still_gets_the_walks() -> None:
     assert not payload_passes.no_walk(PLAIN_CONVERTER)
     assert not payload_passes.no_walk(CONVERTER)
 
