@@ -3,8 +3,8 @@
 Workflow inputs, update arguments and results, activity inputs and outputs, query
 answers, memos and failure details are sealed by `EncryptionCodec` on their way to the
 Temporal server (the payload converter calls it: workers.temporal.SealingPayloadConverter),
-so its database, its UI and `temporal workflow show` see `binary/encrypted` payloads only. The codec server (`api.codec_routes`) decodes them for
-authenticated staff.
+so its database, its UI and `temporal workflow show` see `binary/encrypted` payloads
+only. The codec server (`api.codec_routes`) decodes them for authenticated staff.
 
 Each encrypted payload is the whole original payload (metadata and data), serialised,
 sealed under the keyring's active key with a fresh 96-bit nonce; its metadata names the

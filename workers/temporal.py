@@ -134,7 +134,7 @@ def data_converter(keyring: Keyring) -> DataConverter:
 def payload_sealer(converter: DataConverter) -> EncryptionCodec | None:
     """The codec `converter` seals its payloads with (the codec server's), if it seals."""
     made_by = converter.payload_converter_class
-    if isinstance(made_by, type) and issubclass(made_by, SealingPayloadConverter):
+    if issubclass(made_by, SealingPayloadConverter):
         return made_by.codec
     return None
 

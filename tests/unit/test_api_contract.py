@@ -20,15 +20,20 @@ from api.app import ApiResources, create_app
 from domain import Command
 from domain.roles import allowed_roles
 from domain.rules import registered
+from testing.payload_keys import TEST_CONVERTER
 
 OWNERS = ("api.", "domain.")
 
 
 @pytest.fixture(scope="module")
 def app() -> FastAPI:
-    # Building the app connects to nothing; the routes are all these tests read.
+    # Building the app connects to nothing; the routes are all these tests read. The
+    # client's converter seals, so the codec endpoints are among them.
     resources = ApiResources(
-        temporal=MagicMock(), store=MagicMock(), programs=MagicMock(), task_queue="unused"
+        temporal=MagicMock(data_converter=TEST_CONVERTER),
+        store=MagicMock(),
+        programs=MagicMock(),
+        task_queue="unused",
     )
     return create_app(resources)
 
