@@ -37,7 +37,7 @@ def build_replayer(
         workflows=list(workflows or WORKFLOWS),
         data_converter=data_converter,
         workflow_runner=runner,
-        workflow_task_executor=InlineActivations(),
+        workflow_task_executor=InlineActivations(new_work_limit=0),
         interceptors=list(interceptors),
     )
 
