@@ -96,6 +96,7 @@ async def _run_worker(settings: Settings, tracing: Tracing | None) -> int:
             build_notifications(settings, runtime.store),
             max_cached_workflows=settings.worker_max_cached_workflows,
             sandboxed=settings.workflow_sandbox,
+            new_work_limit=settings.worker_new_work_limit,
         )
         stop = _stop_on_signals()
         log.info("startup_objects_set_aside", objects=set_aside_live_objects())

@@ -103,6 +103,16 @@ class Settings(BaseSettings):
         "refuses non-deterministic calls as they happen, at 2-3 ms of CPU per command. The "
         "test suite, the replay tier and `audit determinism` always use it.",
     )
+    worker_new_work_limit: int = Field(
+        # workers.activations.NEW_WORK_LIMIT, not imported: the CLI reads these settings
+        # and starts without the Temporal SDK.
+        default=4,
+        ge=0,
+        description="Episodes that may wait for their append before the worker starts on "
+        "new work (a command, a deadline): it finishes what it started first, so commands "
+        "that arrive together are answered one after another rather than all late. 0: "
+        "arrival order.",
+    )
     worker_max_cached_workflows: int = Field(
         default=1000,
         ge=0,

@@ -27,7 +27,7 @@ from activities.event_store import EventStoreActivities
 from activities.notifications import NotificationActivities, NotificationLedger
 from store.event_store import EventStore
 from workers import payload_passes
-from workers.activations import InlineActivations
+from workers.activations import NEW_WORK_LIMIT, InlineActivations
 from workers.errors import StartupError
 from workers.settings import Settings
 from workflows.care_pathway import CarePathwayWorkflow
@@ -111,11 +111,13 @@ def build_worker(
     max_cached_workflows: int = 1000,
     identity: str | None = None,
     sandboxed: bool = True,
+    new_work_limit: int = NEW_WORK_LIMIT,
 ) -> Worker:
     """A worker of CarePath's workflows and activities on `task_queue`; `sandboxed` runs
     the workflows in the sandbox, which refuses what a workflow may not do (the default
     here, as the tests build their workers; `carepath worker` follows
-    CAREPATH_WORKFLOW_SANDBOX)."""
+    CAREPATH_WORKFLOW_SANDBOX). `new_work_limit`: see `workers.activations.Admission`
+    (CAREPATH_WORKER_NEW_WORK_LIMIT)."""
     payload_passes.install()
     events = EventStoreActivities(store)
     notifications = notifications or NotificationActivities(ledger=NotificationLedger(store.pool))
@@ -125,7 +127,7 @@ def build_worker(
         workflows=WORKFLOWS,
         activities=[events.append_events, notifications.send_notifications],
         workflow_runner=workflow_runner(sandboxed),
-        workflow_task_executor=InlineActivations(),
+        workflow_task_executor=InlineActivations(new_work_limit=new_work_limit),
         max_cached_workflows=max_cached_workflows,
         identity=identity or worker_identity(),
     )

@@ -11,6 +11,7 @@ from temporalio.bridge.proto.workflow_activation import WorkflowActivation
 from temporalio.bridge.proto.workflow_completion import WorkflowActivationCompletion
 
 from workers.activations import (
+    NEW_WORK_LIMIT,
     Admission,
     InlineActivations,
     awaits_local_activity,
@@ -168,3 +169,11 @@ async def test_given_no_limit_when_new_work_comes_then_it_runs_in_arrival_order(
     await asyncio.gather(*map(asyncio.wrap_future, futures))
 
     assert ran == ["a", "b", "c"]
+
+
+def test_given_no_setting_when_the_worker_reads_its_settings_then_the_limit_is_the_executors_default() -> (
+    None
+):
+    from workers.settings import Settings
+
+    assert Settings().worker_new_work_limit == NEW_WORK_LIMIT
