@@ -15,6 +15,7 @@ from workers.activations import (
     Admission,
     InlineActivations,
     awaits_local_activity,
+    only_answers_queries,
     starts_new_work,
 )
 
@@ -55,6 +56,35 @@ def test_given_an_activation_when_classified_then_only_one_that_only_starts_new_
 
 def test_given_anything_but_an_activation_when_classified_then_it_is_not_new_work() -> None:
     assert not starts_new_work(object())
+
+
+def test_given_activations_when_classified_then_only_one_of_queries_alone_only_answers_queries() -> (
+    None
+):
+    assert only_answers_queries(_activation("r", "query_workflow", "query_workflow"))
+    assert not only_answers_queries(_activation("r", "query_workflow", "resolve_activity"))
+    assert not only_answers_queries(_activation("r", "do_update"))
+    assert not only_answers_queries(object())
+
+
+async def test_given_a_run_awaiting_its_activity_when_a_query_of_it_is_answered_then_it_still_counts() -> (
+    None
+):
+    executor = InlineActivations(new_work_limit=1)
+
+    def activate(activation: WorkflowActivation) -> WorkflowActivationCompletion:
+        if activation.jobs[0].HasField("do_update"):
+            return _completion(activation.run_id, "schedule_local_activity")
+        return _completion(activation.run_id)
+
+    await asyncio.wrap_future(executor.submit(activate, _activation("a", "do_update")))
+    await asyncio.wrap_future(executor.submit(activate, _activation("a", "query_workflow")))
+    held = executor.submit(activate, _activation("b", "do_update"))
+    await _turns()
+
+    assert not held.done()  # a still awaits its local activity: b waits its turn
+    await asyncio.wrap_future(executor.submit(activate, _activation("a", "resolve_activity")))
+    await asyncio.wait_for(asyncio.wrap_future(held), 5)
 
 
 def test_given_completions_when_read_then_only_one_scheduling_a_local_activity_awaits_one() -> None:
