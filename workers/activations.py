@@ -21,8 +21,8 @@ arrive together all wait for each other's first passes before any is answered. S
 activation that only starts new work (a command, a timer's tick, a new run) waits while
 NEW_WORK_LIMIT episodes are already waiting for their append (`Admission`); the
 activations that carry an append's result go first. Measured with ten callers on the
-2-core development machine, a command's p50 against a bare update's fell from 2.05-2.10x
-to 1.71-1.87x, the worker's CPU per command unchanged (docs/operations.md, "Sizing").
+2-core development machine, a command's p50 fell by 6-9 % and its p99 by about a sixth,
+the worker's CPU per command unchanged (docs/operations.md, "Sizing").
 
 What the pool also gave: a stuck activation (a loop that never ends, in a decider with a
 bug) cannot hold up anything but its own thread. Inline, it would stop the whole worker.
@@ -61,8 +61,8 @@ log = structlog.get_logger("carepath.worker")
 DEADLOCK_TIMEOUT_S = 2.0
 # How many runs may wait for a local activity (an append) before an activation that
 # starts new work waits its turn (`Admission`). Enough appends under way to keep the
-# worker busy while PostgreSQL answers them: with ten callers, 2 to 4 gave the same p50
-# and 4 the lowest p99; 1 left the worker idle during appends.
+# worker busy while PostgreSQL answers them: with ten callers, 2 to 4 gave about the same
+# p50 and 4 the lowest p99; 1 left the worker idle during appends.
 NEW_WORK_LIMIT = 4
 # The longest an activation waits its turn, far below the SDK's deadlock timeout (it
 # times the activation from its submission): past it, it goes in arrival order.
