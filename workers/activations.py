@@ -73,6 +73,7 @@ IN_FLIGHT_STALE_S = 0.1
 # Activation jobs that start new work, and jobs that may come along with them.
 _NEW_WORK = frozenset({"initialize_workflow", "do_update", "fire_timer", "signal_workflow"})
 _ALONG = frozenset({"update_random_seed", "notify_has_patch"})
+_QUERIES = frozenset({"query_workflow"})
 
 
 class ActivationOverran(Exception):
@@ -189,21 +190,23 @@ def _frame_of(thread: int) -> str:
     return "".join(traceback.format_stack(frame, limit=8)) if frame is not None else ""
 
 
+def _job_kinds(activation: WorkflowActivation) -> set[str | None]:
+    return {job.WhichOneof("variant") for job in activation.jobs}
+
+
 def starts_new_work(activation: object) -> TypeGuard[WorkflowActivation]:
     """Whether an activation only starts new work: a command, a signal, a timer that
     fired, a new run. One that resolves anything (an activity, a child workflow) or
     answers a query carries on work already under way."""
     if not isinstance(activation, WorkflowActivation):
         return False
-    kinds = {job.WhichOneof("variant") for job in activation.jobs}
+    kinds = _job_kinds(activation)
     return bool(kinds & _NEW_WORK) and kinds <= _NEW_WORK | _ALONG
 
 
 def only_answers_queries(activation: object) -> bool:
     """Whether an activation only answers queries: it leaves its run where it was."""
-    return isinstance(activation, WorkflowActivation) and all(
-        job.HasField("query_workflow") for job in activation.jobs
-    )
+    return isinstance(activation, WorkflowActivation) and _job_kinds(activation) <= _QUERIES
 
 
 def awaits_local_activity(completion: object) -> bool:
