@@ -187,3 +187,10 @@ def test_given_the_suite_when_listed_then_it_names_every_benchmark_of_the_issue_
             "bench.simulation",
         }
     )
+
+
+def test_given_ten_callers_when_they_start_then_their_episodes_are_a_tenth_apart() -> None:
+    # Episodes moved in step would all continue as new in the same round (docs/operations.md).
+    starts = [command_latency.stagger_sessions(i) for i in range(max(command_latency.CALLERS))]
+    tenth = command_latency.SESSIONS_PER_EPISODE // len(starts)
+    assert starts == list(range(0, command_latency.SESSIONS_PER_EPISODE, tenth))
