@@ -46,7 +46,7 @@ members' clients are: before any call is measured, caller i's first episode is g
 i * SESSIONS_PER_EPISODE / 10 sessions (`stagger_sessions`). Without it all ten would reach the
 continue-as-new bound in the same round, each time, and the benchmark's p99 would be
 that coincidence, which independent episodes do not meet. Every run still continues as
-new where it would: each one's cost (about 12-20 ms of the Temporal server's CPU, and a
+new where it would: each one's cost (about 12-22 ms of the Temporal server's CPU, and a
 few ms on the two commands around it, docs/operations.md) is in the round where it falls.
 """
 
