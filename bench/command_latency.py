@@ -43,9 +43,9 @@ commands meet episodes of a program's size rather than one that grows for the wh
 
 The ten callers' episodes are at different points of their course, as ten staff
 members' clients are: before any call is measured, caller i's first episode is given
-i * SESSIONS_PER_EPISODE / 10 sessions (`stagger_sessions`). Without it all ten would reach the
-continue-as-new bound in the same round, each time, and the benchmark's p99 would be
-that coincidence, which independent episodes do not meet. Every run still continues as
+i * SESSIONS_PER_EPISODE / 10 sessions (`stagger_sessions`). Without it all ten would
+reach the continue-as-new bound in the same round, each time, and the benchmark's p99
+would be that coincidence, which independent episodes do not meet. Every run still continues as
 new where it would: each one's cost (about 12-22 ms of the Temporal server's CPU, and a
 few ms on the two commands around it, docs/operations.md) is in the round where it falls.
 """
@@ -93,7 +93,7 @@ PATHS = ("client", "http")
 # their fate, so 600 of them were 60 samples and the p99 was in effect the slowest round's
 # (1.3-2.5x the bare update's from one run to the next). With 500 and 150 rounds the p99
 # is the fifth slowest call of one caller and about the third slowest round of ten; the
-# series take about a minute more in all.
+# series take about 75 s more in all (128 s).
 PLANS = {"small": (500, 150, 5), "full": (1000, 300, 20)}
 # Calls of the bare update awaiting a regular activity (context only: about 50 ms each).
 ACTIVITY_CALLS = 100
@@ -482,8 +482,8 @@ async def run(scale: str = "small") -> dict[str, float]:
                                     warmup,
                                     # Read at ten callers only (the table's rows): a
                                     # reading walks /proc for every process of the
-                                    # stack, and one caller's 3,000 calls would spend
-                                    # over a minute on them.
+                                    # stack, and one caller's 3,000 calls spent about
+                                    # 25 s on them.
                                     stack_cpu if callers > 1 else None,
                                 )
                             )
