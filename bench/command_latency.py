@@ -84,6 +84,7 @@ from testing.keys import CHAIN_KEY
 from testing.stack import api_app
 from workers.heap import set_aside_live_objects
 from workflows.client import EpisodeClient
+from workflows.messages import CommandResult
 
 CALLERS = (1, 10)
 PATHS = ("client", "http")
@@ -328,13 +329,17 @@ def stagger_sessions(index: int) -> int:
     return index * SESSIONS_PER_EPISODE // max(CALLERS)
 
 
+async def _schedule_next_session(episodes: EpisodeClient, lane: Lane) -> CommandResult:
+    """The staff command the client-level series measures: the lane's next session."""
+    session_id, starts_at = lane.next_session()
+    command = samples.session(lane.ids, session_id, starts_at, hours=2)
+    return await episodes.send(lane.episode_id, command)
+
+
 async def _stagger(episodes: EpisodeClient, lane: Lane, index: int) -> None:
     """Move caller `index`'s lane `stagger_sessions(index)` sessions into its episode."""
     for _ in range(stagger_sessions(index)):
-        session_id, starts_at = lane.next_session()
-        await episodes.send(
-            lane.episode_id, samples.session(lane.ids, session_id, starts_at, hours=2)
-        )
+        await _schedule_next_session(episodes, lane)
 
 
 async def _renew(episodes: EpisodeClient, lane: Lane) -> None:
@@ -428,9 +433,7 @@ async def run(scale: str = "small") -> dict[str, float]:
                         return await lane.bare.execute_update(BareUpdateWorkflow.touch_local, 1)
 
                     async def client_command(lane: Lane) -> object:
-                        session_id, starts_at = lane.next_session()
-                        command = samples.session(lane.ids, session_id, starts_at, hours=2)
-                        return await episodes.send(lane.episode_id, command)
+                        return await _schedule_next_session(episodes, lane)
 
                     async def http_bare(lane: Lane) -> object:
                         answer = await http.post(f"{bare_url}/bare/{index[id(lane)]}")
